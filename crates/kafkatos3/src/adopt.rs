@@ -1,0 +1,120 @@
+//! Taking over a partition's local files on assignment: each file is kept (it continues the
+//! chain from the resume point), removed (already in S3), or set aside (it would leave a gap
+//! or an overlap), as decided by [`ledger::plan_adoption`].
+
+use std::path::Path;
+
+use mak::MakWriter;
+
+use crate::durable::{self, FsError};
+use crate::layout::{TopicPartition, WorkDir};
+use crate::ledger::{self, FileFate};
+use crate::pipeline::Pipeline;
+use crate::spool::PartitionSpool;
+
+/// Adopts a newly assigned partition and returns its spool, positioned where consumption must
+/// resume (`next_offset() == None`: let Kafka decide from the committed offset or the reset
+/// policy).
+pub fn adopt_partition(
+    pipeline: &Pipeline,
+    tp: &TopicPartition,
+    committed: Option<i64>,
+) -> Result<PartitionSpool, FsError> {
+    let work = &pipeline.work;
+    let marker = pipeline.ledger.read_marker(tp);
+    let mut sealed = work.list_sealed_for(tp)?;
+    sealed.retain(|f| !pipeline.legacy.contains(&f.name));
+
+    let inprogress = work.inprogress_file(tp);
+    let mut open = None;
+    if inprogress.exists() {
+        match MakWriter::open_append(&inprogress) {
+            Ok((writer, recovered)) if recovered.last_offset.is_some() => {
+                if recovered.truncated_bytes > 0 {
+                    tracing::info!(partition = %tp, bytes = recovered.truncated_bytes, "cut the torn tail of the in-progress file");
+                }
+                open = Some(writer);
+            }
+            Ok((writer, _empty)) => {
+                drop(writer);
+                durable::remove_durable(&inprogress)?;
+            }
+            Err(error) => {
+                tracing::error!(partition = %tp, %error, "in-progress file is unreadable; setting it aside, its records are read again from Kafka");
+                set_aside(work, &inprogress, tp)?;
+            }
+        }
+    }
+
+    let ranges: Vec<(i64, i64)> = sealed.iter().map(|f| (f.name.start, f.name.end)).collect();
+    let open_range = open.as_ref().map(|w| {
+        (
+            w.header().start_offset,
+            w.last_offset().expect("checked above"),
+        )
+    });
+    let plan = ledger::plan_adoption(
+        committed,
+        marker,
+        pipeline.legacy.end_for(tp),
+        &ranges,
+        open_range,
+    );
+
+    let mut kept = Vec::new();
+    for (file, fate) in sealed.into_iter().zip(plan.sealed) {
+        match fate {
+            FileFate::Keep => kept.push(file.name),
+            FileFate::Covered => {
+                let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+                tracing::info!(file = %file.name.stem(), "already in S3; removing the local copy");
+                durable::remove_durable(&file.path)?;
+                pipeline.backlog.sub(bytes);
+            }
+            FileFate::SetAside => {
+                let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+                tracing::warn!(file = %file.name.stem(), committed, "file does not continue the archived offsets; set aside in orphaned/");
+                set_aside(work, &file.path, tp)?;
+                pipeline.backlog.sub(bytes);
+            }
+        }
+    }
+    pipeline.ledger.adopt(tp, &kept);
+
+    let spool = match (open, plan.open) {
+        (Some(writer), Some(FileFate::Keep)) => PartitionSpool::resume(work, tp.clone(), writer),
+        (Some(writer), Some(fate)) => {
+            drop(writer);
+            if fate == FileFate::Covered {
+                durable::remove_durable(&inprogress)?;
+            } else {
+                tracing::warn!(partition = %tp, "in-progress file does not continue the archived offsets; set aside in orphaned/");
+                set_aside(work, &inprogress, tp)?;
+            }
+            PartitionSpool::new(work, tp.clone(), plan.resume_at)
+        }
+        _ => PartitionSpool::new(work, tp.clone(), plan.resume_at),
+    };
+    tracing::info!(partition = %tp, committed, uploaded_through = marker, resume_at = plan.resume_at, pending_files = kept.len(), "adopted partition");
+    Ok(spool)
+}
+
+/// Moves a file out of the pipeline to `orphaned/<topic>/<partition>/`, where nothing deletes or
+/// uploads it: the safe place for data whose fate needs a human (or a later `verify`).
+fn set_aside(work: &WorkDir, path: &Path, tp: &TopicPartition) -> Result<(), FsError> {
+    let file_name = path
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .to_string();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let target = work
+        .root()
+        .join("orphaned")
+        .join(&tp.topic)
+        .join(tp.partition.to_string())
+        .join(format!("{stamp}-{file_name}"));
+    durable::rename_durable(path, &target)
+}

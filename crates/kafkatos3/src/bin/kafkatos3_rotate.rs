@@ -1,0 +1,29 @@
+//! `kafkatos3_rotate WORKING_DIRECTORY`: seal every in-progress file into tocompress/.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use kafkatos3::layout::WorkDir;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Rotate all kafkatos3 in-progress files to tocompress"
+)]
+struct Args {
+    /// kafkatos3 working directory
+    workingdir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut out = std::io::stdout().lock();
+    match kafkatos3::rotate::rotate_all(&WorkDir::new(&args.workingdir), &mut out) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kafkatos3_rotate: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

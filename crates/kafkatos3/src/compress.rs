@@ -1,0 +1,145 @@
+//! The compress stage: `tocompress/*.mak` -> `tos3/*.mak.gz`, in-process gzip (readable by
+//! `gzip -d`), `compressor_workers` files at a time.
+//!
+//! A dispatcher rescans `tocompress/` when the spool seals a file and every
+//! `compression_check_interval`; the directory itself is the queue, so nothing is lost between
+//! stages and files dropped in by `kafkatos3_rotate` or left by a crash are picked up alike.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use crate::durable::{self, FsError};
+use crate::layout::{SealedFile, Stage};
+use crate::pipeline::Pipeline;
+
+/// Read and write buffers: large enough that the codec, not syscalls, sets the pace.
+const IO_BUFFER: usize = 256 * 1024;
+
+/// Compresses one sealed file into the `tos3/` stage durably, then removes the source.
+/// Returns the compressed size.
+pub fn compress_file(pipeline: &Pipeline, file: &SealedFile) -> Result<u64, FsError> {
+    let target = pipeline.work.sealed_path(Stage::ToS3, &file.name);
+    let dir = target.parent().expect("sealed path has a directory");
+    durable::create_dir_all_durable(dir)?;
+    let tmp = durable::tmp_path(&target);
+    let source = File::open(&file.path).map_err(|e| FsError::new("open", &file.path, e))?;
+    let out = File::create(&tmp).map_err(|e| FsError::new("create", &tmp, e))?;
+    let mut encoder = GzEncoder::new(
+        BufWriter::with_capacity(IO_BUFFER, out),
+        Compression::new(6),
+    );
+    io::copy(
+        &mut BufReader::with_capacity(IO_BUFFER, source),
+        &mut encoder,
+    )
+    .map_err(|e| FsError::new("compress", &file.path, e))?;
+    let mut writer = encoder
+        .finish()
+        .map_err(|e| FsError::new("write", &tmp, e))?;
+    writer.flush().map_err(|e| FsError::new("write", &tmp, e))?;
+    let out = writer
+        .into_inner()
+        .map_err(|e| FsError::new("write", &tmp, e.into_error()))?;
+    out.sync_all().map_err(|e| FsError::new("fsync", &tmp, e))?;
+    let compressed = out
+        .metadata()
+        .map_err(|e| FsError::new("stat", &tmp, e))?
+        .len();
+    fs::rename(&tmp, &target).map_err(|e| FsError::new("rename", &tmp, e))?;
+    durable::fsync_dir(dir)?;
+    durable::remove_durable(&file.path)?;
+    Ok(compressed)
+}
+
+/// Starts the dispatcher and the worker threads. They stop once shutdown is requested and the
+/// file at hand is done.
+pub fn spawn(pipeline: Arc<Pipeline>) -> Vec<thread::JoinHandle<()>> {
+    let (job_tx, job_rx) = mpsc::channel::<SealedFile>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let in_flight: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
+    let mut handles = Vec::new();
+    for worker in 0..pipeline.config.compression.compressor_workers {
+        let (pipeline, job_rx, in_flight) = (pipeline.clone(), job_rx.clone(), in_flight.clone());
+        let handle = thread::Builder::new()
+            .name(format!("compressor-{worker}"))
+            .spawn(move || {
+                crate::nice::set_current_thread(pipeline.config.compression.compression_nice_level);
+                loop {
+                    let job = job_rx
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .recv_timeout(Duration::from_millis(200));
+                    match job {
+                        Ok(file) => {
+                            compress_one(&pipeline, &file);
+                            in_flight
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .remove(&file.path);
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) if pipeline.stages_stopped() => return,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .expect("spawn compressor thread");
+        handles.push(handle);
+    }
+    let dispatcher = thread::Builder::new()
+        .name("compress-dispatch".into())
+        .spawn(move || loop {
+            if pipeline.stages_stopped() {
+                return;
+            }
+            match pipeline.work.list_sealed(Stage::ToCompress) {
+                Ok(files) => {
+                    for file in files {
+                        if in_flight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(file.path.clone())
+                            && job_tx.send(file).is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => tracing::error!(%error, "scanning tocompress"),
+            }
+            // Bounded so a stop request is noticed; the configured interval is the rescan period.
+            pipeline
+                .compress_wake
+                .wait_timeout(pipeline.config.compression.compression_check_interval);
+        })
+        .expect("spawn compress dispatcher");
+    handles.push(dispatcher);
+    handles
+}
+
+fn compress_one(pipeline: &Pipeline, file: &SealedFile) {
+    let before = fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+    let started = std::time::Instant::now();
+    match compress_file(pipeline, file) {
+        Ok(after) => {
+            pipeline.backlog.sub(before);
+            pipeline.backlog.add(after);
+            tracing::info!(file = %file.name.stem(), bytes_in = before, bytes_out = after, ms = started.elapsed().as_millis() as u64, "compressed");
+            pipeline.upload_wake.notify_one();
+        }
+        Err(error) => {
+            // Left in tocompress: the next scan retries it; a full disk resolves itself.
+            tracing::error!(%error, file = %file.name.stem(), "compression failed; will retry");
+            thread::sleep(Duration::from_secs(1));
+        }
+    }
+}

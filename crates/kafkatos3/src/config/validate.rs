@@ -1,0 +1,621 @@
+//! Turns the raw INI sections into a typed [`Config`]: the list of known keys, their defaults,
+//! value syntax, and the checks that span several keys.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::ini::{Entry, Ini, Section};
+use super::{
+    CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, KafkaValue,
+    KeySuggestion, LogLevel, MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
+};
+
+const MAIN_KEYS: &[&str] = &["log.level", "working_directory", "shutdown_timeout_seconds"];
+const CONSUMER_KEYS: &[&str] = &[
+    "consumer_processes",
+    "kafka_bootstrap",
+    "kafka_consumer_group",
+    "kafka_auto_offset_reset",
+    "consumer_nice_level",
+    "topic_whitelist",
+    "max_age_seconds",
+    "consumer_class",
+    "rebalance_timeout_seconds",
+    "flush_interval_ms",
+];
+const COMPRESSION_KEYS: &[&str] = &[
+    "compression_check_interval",
+    "compressor_workers",
+    "compression_nice_level",
+];
+const S3_KEYS: &[&str] = &[
+    "s3upload_check_interval",
+    "s3uploader_workers",
+    "s3_bucket_name",
+    "s3_access_key",
+    "s3_secret_key",
+    "topic_whitelist",
+    "s3_endpoint",
+    "s3_region",
+    "s3_key_prefix",
+    "max_local_backlog_bytes",
+    "multipart_threshold_bytes",
+];
+/// Sections with a fixed set of keys; `[kafka]` accepts any key and is handled apart.
+const FIXED_SECTIONS: &[(&str, &[&str])] = &[
+    ("main", MAIN_KEYS),
+    ("consumer", CONSUMER_KEYS),
+    ("compression", COMPRESSION_KEYS),
+    ("s3", S3_KEYS),
+];
+const KAFKA_SECTION: &str = "kafka";
+
+/// librdkafka properties the daemon sets itself, with what to do instead. Offsets in particular
+/// must only be stored and committed by the daemon, after the data is in S3.
+const RESERVED_KAFKA_KEYS: &[(&str, &str)] = &[
+    ("group.id", "use kafka_consumer_group in [consumer]"),
+    ("bootstrap.servers", "use kafka_bootstrap in [consumer]"),
+    ("metadata.broker.list", "use kafka_bootstrap in [consumer]"),
+    (
+        "auto.offset.reset",
+        "use kafka_auto_offset_reset in [consumer]",
+    ),
+    (
+        "enable.auto.commit",
+        "offsets are committed by the daemon, only after their messages are in S3",
+    ),
+    (
+        "auto.commit.enable",
+        "offsets are committed by the daemon, only after their messages are in S3",
+    ),
+    (
+        "enable.auto.offset.store",
+        "offsets are stored by the daemon, only after their messages are in S3",
+    ),
+    ("enable.partition.eof", "the daemon sets it for its own use"),
+];
+
+/// Name fragments of `[kafka]` properties whose values are kept as [`Secret`]. Over-matching only
+/// costs a `<redacted>` in debug output; under-matching leaks a credential.
+const SECRET_KAFKA_KEY_PARTS: &[&str] = &[
+    "password",
+    "secret",
+    "sasl.jaas",
+    "token",
+    "key.pem",
+    "oauthbearer.config",
+];
+
+/// librdkafka's default `max.poll.interval.ms`.
+const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const TIB: u64 = 1 << 40;
+
+/// Below this suggestions are noise rather than help.
+const SUGGESTION_THRESHOLD: f64 = 0.8;
+
+pub(super) fn validate(file: &Ini, path: &Path) -> Result<Config, ConfigError> {
+    check_names(file, path)?;
+    let view = |name: &'static str| View {
+        path,
+        name,
+        section: file.sections.iter().find(|s| s.name == name),
+    };
+    // Section by section in the usual file order, so errors come roughly in reading order.
+    let main = main(&view("main"))?;
+    let consumer = consumer(&view("consumer"))?;
+    let compression = compression(&view("compression"))?;
+    let s3 = s3(&view("s3"), &consumer)?;
+    let kafka = kafka(&view(KAFKA_SECTION), &view("consumer"), &consumer)?;
+    Ok(Config {
+        main,
+        consumer,
+        compression,
+        s3,
+        kafka,
+    })
+}
+
+/// Refuses unknown sections and keys before any value is looked at, so a typo is reported as a
+/// typo and not as the missing key it leaves behind.
+fn check_names(file: &Ini, path: &Path) -> Result<(), ConfigError> {
+    for section in &file.sections {
+        if section.name == KAFKA_SECTION {
+            continue;
+        }
+        let Some((name, keys)) = FIXED_SECTIONS
+            .iter()
+            .find(|(name, _)| *name == section.name)
+        else {
+            let known = FIXED_SECTIONS.iter().map(|(name, _)| *name);
+            return Err(ConfigError::UnknownSection {
+                path: path.to_owned(),
+                line: section.line,
+                section: section.name.clone(),
+                suggestion: nearest(&section.name, known.chain([KAFKA_SECTION])),
+            });
+        };
+        if let Some(entry) = section
+            .entries
+            .iter()
+            .find(|e| !keys.contains(&e.key.as_str()))
+        {
+            return Err(ConfigError::UnknownKey {
+                path: path.to_owned(),
+                line: entry.line,
+                section: name,
+                key: entry.key.clone(),
+                suggestion: suggest_key(name, keys, &entry.key),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn suggest_key(section: &str, keys: &[&str], key: &str) -> Option<KeySuggestion> {
+    let elsewhere = FIXED_SECTIONS
+        .iter()
+        .find(|(name, other_keys)| *name != section && other_keys.contains(&key));
+    if let Some((name, _)) = elsewhere {
+        return Some(KeySuggestion::OtherSection((*name).to_owned()));
+    }
+    if let Some(nearest) = nearest(key, keys.iter().copied()) {
+        return Some(KeySuggestion::DidYouMean(nearest));
+    }
+    // The fixed sections' only dotted key is `log.level`; anything else dotted is librdkafka's.
+    key.contains('.').then_some(KeySuggestion::KafkaSection)
+}
+
+fn nearest<'a>(unknown: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    let unknown = unknown.to_lowercase();
+    candidates
+        .map(|candidate| (strsim::jaro_winkler(&unknown, candidate), candidate))
+        .filter(|(score, _)| *score >= SUGGESTION_THRESHOLD)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate.to_owned())
+}
+
+fn is_secret(section: &str, key: &str) -> bool {
+    match section {
+        "s3" => key == "s3_secret_key",
+        KAFKA_SECTION => SECRET_KAFKA_KEY_PARTS.iter().any(|part| key.contains(part)),
+        _ => false,
+    }
+}
+
+/// One known section of the file (possibly absent), with the lookups that build its errors.
+struct View<'a> {
+    path: &'a Path,
+    name: &'static str,
+    section: Option<&'a Section>,
+}
+
+/// A value parser: `Err` carries what would have been accepted, for the message.
+type Parser<T> = fn(&str) -> Result<T, String>;
+
+impl<'a> View<'a> {
+    fn entry(&self, key: &str) -> Option<&'a Entry> {
+        self.section.and_then(|section| section.get(key))
+    }
+
+    /// The value of `key`, or `None` when the key is absent or empty.
+    fn optional<T>(&self, key: &'static str, parse: Parser<T>) -> Result<Option<T>, ConfigError> {
+        match self.entry(key) {
+            Some(entry) if !entry.value.is_empty() => parse(&entry.value)
+                .map(Some)
+                .map_err(|expected| self.invalid(key, entry, expected)),
+            _ => Ok(None),
+        }
+    }
+
+    fn or_default<T>(
+        &self,
+        key: &'static str,
+        default: T,
+        parse: Parser<T>,
+    ) -> Result<T, ConfigError> {
+        match self.entry(key) {
+            Some(entry) => {
+                parse(&entry.value).map_err(|expected| self.invalid(key, entry, expected))
+            }
+            None => Ok(default),
+        }
+    }
+
+    fn required<T>(&self, key: &'static str, parse: Parser<T>) -> Result<T, ConfigError> {
+        let entry = self.entry(key).ok_or_else(|| ConfigError::MissingKey {
+            path: self.path.to_owned(),
+            section: self.name,
+            key,
+        })?;
+        parse(&entry.value).map_err(|expected| self.invalid(key, entry, expected))
+    }
+
+    fn invalid(&self, key: &'static str, entry: &Entry, expected: String) -> ConfigError {
+        let value = (!is_secret(self.name, key)).then(|| entry.value.clone());
+        ConfigError::InvalidValue {
+            path: self.path.to_owned(),
+            line: entry.line,
+            section: self.name,
+            key,
+            value,
+            expected,
+        }
+    }
+}
+
+fn main(view: &View) -> Result<MainConfig, ConfigError> {
+    Ok(MainConfig {
+        log_level: view.or_default("log.level", LogLevel::Info, log_level)?,
+        working_directory: view.required("working_directory", |v| {
+            non_empty(v, "a directory path").map(PathBuf::from)
+        })?,
+        shutdown_timeout: view.or_default(
+            "shutdown_timeout_seconds",
+            Duration::from_secs(30),
+            |v| seconds(v, 0.0, false, "a number of seconds > 0"),
+        )?,
+    })
+}
+
+fn consumer(view: &View) -> Result<ConsumerConfig, ConfigError> {
+    Ok(ConsumerConfig {
+        consumer_processes: view.or_default("consumer_processes", 1, count)?,
+        kafka_bootstrap: view.required("kafka_bootstrap", |v| {
+            non_empty(v, "a comma-separated list of host:port")
+        })?,
+        kafka_consumer_group: view.required("kafka_consumer_group", |v| {
+            non_empty(v, "a consumer group name")
+        })?,
+        kafka_auto_offset_reset: view.or_default(
+            "kafka_auto_offset_reset",
+            OffsetReset::Earliest,
+            offset_reset,
+        )?,
+        consumer_nice_level: view.or_default("consumer_nice_level", 0, nice_level)?,
+        topic_whitelist: view.required("topic_whitelist", topic_list)?,
+        max_age: view.or_default("max_age_seconds", Duration::from_secs(1800), whole_seconds)?,
+        consumer_class: view.or_default(
+            "consumer_class",
+            ConsumerClass::KafkaConfluentConsumer,
+            consumer_class,
+        )?,
+        rebalance_timeout: view.or_default(
+            "rebalance_timeout_seconds",
+            Duration::from_secs(60),
+            whole_seconds,
+        )?,
+        flush_interval: view.or_default("flush_interval_ms", Duration::from_secs(1), |v| {
+            whole_number(v, 10, "a whole number of milliseconds >= 10").map(Duration::from_millis)
+        })?,
+    })
+}
+
+fn compression(view: &View) -> Result<CompressionConfig, ConfigError> {
+    Ok(CompressionConfig {
+        compression_check_interval: view.or_default(
+            "compression_check_interval",
+            Duration::from_secs(60),
+            check_interval,
+        )?,
+        compressor_workers: view.or_default("compressor_workers", 1, count)?,
+        compression_nice_level: view.or_default("compression_nice_level", 0, nice_level)?,
+    })
+}
+
+fn s3(view: &View, consumer: &ConsumerConfig) -> Result<S3Config, ConfigError> {
+    let topic_whitelist = view
+        .optional("topic_whitelist", topic_list)?
+        .unwrap_or_else(|| consumer.topic_whitelist.clone());
+    if let Some(topic) = consumer
+        .topic_whitelist
+        .iter()
+        .find(|topic| !topic_whitelist.contains(topic))
+    {
+        // The s3 whitelist differs from the consumer's only when it is set, so the entry exists.
+        let line = view.entry("topic_whitelist").map_or(0, |entry| entry.line);
+        return Err(ConfigError::TopicNotUploaded {
+            path: view.path.to_owned(),
+            line,
+            topic: topic.clone(),
+        });
+    }
+    Ok(S3Config {
+        s3upload_check_interval: view.or_default(
+            "s3upload_check_interval",
+            Duration::from_secs(60),
+            check_interval,
+        )?,
+        s3uploader_workers: view.or_default("s3uploader_workers", 1, count)?,
+        s3_bucket_name: view.required("s3_bucket_name", bucket_name)?,
+        credentials: credentials(view)?,
+        topic_whitelist,
+        s3_endpoint: view.optional("s3_endpoint", endpoint)?,
+        s3_region: view.optional("s3_region", |v| {
+            no_whitespace(v, "a region name such as eu-west-1")
+        })?,
+        s3_key_prefix: view.or_default("s3_key_prefix", "kafkatos3".to_owned(), key_prefix)?,
+        max_local_backlog_bytes: view.or_default("max_local_backlog_bytes", 10 * GIB, |v| {
+            byte_size(v, MIB, u64::MAX, "a size >= 1MiB")
+        })?,
+        multipart_threshold_bytes: view.or_default("multipart_threshold_bytes", 64 * MIB, |v| {
+            // S3 refuses parts under 5 MiB and single uploads over 5 GiB.
+            byte_size(v, 5 * MIB, 5 * GIB, "a size from 5MiB to 5GiB")
+        })?,
+    })
+}
+
+fn credentials(view: &View) -> Result<Option<S3Credentials>, ConfigError> {
+    // A continuation line merged into a key (an indented line below it) would otherwise only
+    // show up as an authentication failure at the first upload.
+    let one_line = |key: &'static str| match view.entry(key).filter(|e| !e.value.is_empty()) {
+        Some(entry) if entry.value.contains('\n') => Err(view.invalid(
+            key,
+            entry,
+            "a single line (the next line is indented, so it continues this value)".to_owned(),
+        )),
+        entry => Ok(entry),
+    };
+    let access = one_line("s3_access_key")?;
+    let secret = one_line("s3_secret_key")?;
+    let incomplete = |entry: &Entry, set_key, missing_key| ConfigError::IncompleteCredentials {
+        path: view.path.to_owned(),
+        line: entry.line,
+        set_key,
+        missing_key,
+    };
+    match (access, secret) {
+        (None, None) => Ok(None),
+        (Some(access), Some(secret)) => Ok(Some(S3Credentials {
+            access_key: access.value.clone(),
+            secret_key: Secret::new(secret.value.clone()),
+        })),
+        (Some(access), None) => Err(incomplete(access, "s3_access_key", "s3_secret_key")),
+        (None, Some(secret)) => Err(incomplete(secret, "s3_secret_key", "s3_access_key")),
+    }
+}
+
+fn kafka(
+    view: &View,
+    consumer_view: &View,
+    consumer: &ConsumerConfig,
+) -> Result<Vec<(String, KafkaValue)>, ConfigError> {
+    let entries = view.section.map_or(&[][..], |section| &section.entries[..]);
+    let reserved = entries
+        .iter()
+        .find_map(|entry| reserved(&entry.key).map(|(key, reason)| (entry, key, reason)));
+    if let Some((entry, key, reason)) = reserved {
+        return Err(ConfigError::ReservedKafkaKey {
+            path: view.path.to_owned(),
+            line: entry.line,
+            key,
+            reason,
+        });
+    }
+
+    let max_poll_interval = view
+        .or_default("max.poll.interval.ms", DEFAULT_MAX_POLL_INTERVAL_MS, |v| {
+            whole_number(v, 1, "a whole number of milliseconds >= 1")
+        })
+        .map(Duration::from_millis)?;
+    if consumer.rebalance_timeout >= max_poll_interval {
+        let line = consumer_view
+            .entry("rebalance_timeout_seconds")
+            .or_else(|| view.entry("max.poll.interval.ms"))
+            .map_or(0, |entry| entry.line);
+        return Err(ConfigError::RebalanceTimeoutTooLong {
+            path: view.path.to_owned(),
+            line,
+            rebalance_timeout: consumer.rebalance_timeout,
+            max_poll_interval,
+        });
+    }
+
+    Ok(entries
+        .iter()
+        .map(|entry| {
+            let value = if is_secret(KAFKA_SECTION, &entry.key) {
+                KafkaValue::Secret(Secret::new(entry.value.clone()))
+            } else {
+                KafkaValue::Plain(entry.value.clone())
+            };
+            (entry.key.clone(), value)
+        })
+        .collect())
+}
+
+fn reserved(key: &str) -> Option<(&'static str, &'static str)> {
+    RESERVED_KAFKA_KEYS
+        .iter()
+        .find(|(reserved, _)| *reserved == key)
+        .copied()
+}
+
+fn non_empty(value: &str, expected: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err(format!("{expected} (it is empty)"));
+    }
+    Ok(value.to_owned())
+}
+
+fn no_whitespace(value: &str, expected: &str) -> Result<String, String> {
+    if value.contains(char::is_whitespace) {
+        return Err(format!("{expected}, without spaces"));
+    }
+    Ok(value.to_owned())
+}
+
+fn whole_number(value: &str, min: u64, expected: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(number) if number >= min => Ok(number),
+        _ => Err(expected.to_owned()),
+    }
+}
+
+fn count(value: &str) -> Result<usize, String> {
+    let number = whole_number(value, 1, "a whole number >= 1")?;
+    usize::try_from(number).map_err(|_| "a whole number >= 1 that fits in memory".to_owned())
+}
+
+fn nice_level(value: &str) -> Result<i32, String> {
+    match value.parse::<i32>() {
+        Ok(level) if (-20..=19).contains(&level) => Ok(level),
+        _ => Err("a whole number from -20 to 19".to_owned()),
+    }
+}
+
+fn whole_seconds(value: &str) -> Result<Duration, String> {
+    whole_number(value, 1, "a whole number of seconds >= 1").map(Duration::from_secs)
+}
+
+/// The original read these with Python's `float()`, so fractions stay valid.
+fn check_interval(value: &str) -> Result<Duration, String> {
+    seconds(
+        value,
+        1.0,
+        true,
+        "a number of seconds >= 1 (fractions allowed)",
+    )
+}
+
+fn seconds(value: &str, min: f64, inclusive: bool, expected: &str) -> Result<Duration, String> {
+    let number: f64 = value.parse().map_err(|_| expected.to_owned())?;
+    let in_range = if inclusive {
+        number >= min
+    } else {
+        number > min
+    };
+    if !number.is_finite() || !in_range {
+        return Err(expected.to_owned());
+    }
+    Duration::try_from_secs_f64(number).map_err(|_| expected.to_owned())
+}
+
+fn byte_size(value: &str, min: u64, max: u64, expected: &str) -> Result<u64, String> {
+    let expected = || {
+        format!(
+            "{expected}: a whole number of bytes, optionally followed by K, M, G or T \
+             (or KiB, KB, ...; all powers of 1024)"
+        )
+    };
+    let digits_end = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, suffix) = value.split_at(digits_end);
+    let multiplier = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" | "kb" | "kib" => KIB,
+        "m" | "mb" | "mib" => MIB,
+        "g" | "gb" | "gib" => GIB,
+        "t" | "tb" | "tib" => TIB,
+        _ => return Err(expected()),
+    };
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| number.checked_mul(multiplier))
+        .ok_or_else(expected)?;
+    if !(min..=max).contains(&bytes) {
+        return Err(expected());
+    }
+    Ok(bytes)
+}
+
+fn log_level(value: &str) -> Result<LogLevel, String> {
+    match value.to_ascii_uppercase().as_str() {
+        "DEBUG" => Ok(LogLevel::Debug),
+        "INFO" => Ok(LogLevel::Info),
+        "WARNING" | "WARN" => Ok(LogLevel::Warning),
+        "ERROR" | "CRITICAL" => Ok(LogLevel::Error),
+        _ => Err("one of DEBUG, INFO, WARNING, ERROR".to_owned()),
+    }
+}
+
+fn offset_reset(value: &str) -> Result<OffsetReset, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "earliest" | "smallest" => Ok(OffsetReset::Earliest),
+        "latest" | "largest" => Ok(OffsetReset::Latest),
+        "none" => Ok(OffsetReset::None),
+        _ => Err("one of earliest, latest, none".to_owned()),
+    }
+}
+
+fn consumer_class(value: &str) -> Result<ConsumerClass, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "kafkapythonconsumer" => Ok(ConsumerClass::KafkaPythonConsumer),
+        "kafkaconfluentconsumer" => Ok(ConsumerClass::KafkaConfluentConsumer),
+        _ => Err("KafkaConfluentConsumer or KafkaPythonConsumer".to_owned()),
+    }
+}
+
+/// Comma-separated, as the original's `split(",")`, but blanks around names are forgiven and
+/// repeated names are kept once.
+fn topic_list(value: &str) -> Result<Vec<String>, String> {
+    let mut topics: Vec<String> = Vec::new();
+    for topic in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if !is_valid_topic(topic) {
+            return Err(format!(
+                "a comma-separated list of Kafka topic names, but '{}' is not one \
+                 (1 to 249 characters of A-Z a-z 0-9 . _ -, and not '.' or '..')",
+                topic.escape_debug()
+            ));
+        }
+        if !topics.iter().any(|known| known == topic) {
+            topics.push(topic.to_owned());
+        }
+    }
+    if topics.is_empty() {
+        return Err("a comma-separated list of at least one Kafka topic name".to_owned());
+    }
+    Ok(topics)
+}
+
+fn is_valid_topic(topic: &str) -> bool {
+    (1..=249).contains(&topic.len())
+        && topic != "."
+        && topic != ".."
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// AWS's current rules, plus `_`: legacy buckets may have it, and the original example uses it.
+fn bucket_name(value: &str) -> Result<String, String> {
+    let valid_chars = value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
+    let alphanumeric = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if (3..=63).contains(&value.len())
+        && valid_chars
+        && alphanumeric(value.chars().next())
+        && alphanumeric(value.chars().last())
+    {
+        return Ok(value.to_owned());
+    }
+    Err("an S3 bucket name: 3 to 63 characters of a-z 0-9 . - _, \
+         starting and ending with a letter or digit"
+        .to_owned())
+}
+
+fn endpoint(value: &str) -> Result<String, String> {
+    let lower = value.to_ascii_lowercase();
+    let host = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    match host {
+        Some(host) if !host.is_empty() && !value.contains(char::is_whitespace) => {
+            Ok(value.to_owned())
+        }
+        _ => Err("an http:// or https:// URL, e.g. http://127.0.0.1:9000".to_owned()),
+    }
+}
+
+fn key_prefix(value: &str) -> Result<String, String> {
+    if value.starts_with('/') || value.ends_with('/') || value.contains('\n') {
+        return Err("a key prefix without leading or trailing '/' (empty is allowed)".to_owned());
+    }
+    Ok(value.to_owned())
+}

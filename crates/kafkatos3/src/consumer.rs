@@ -1,0 +1,282 @@
+//! The consume stage: one thread per `consumer_processes`, each a librdkafka consumer in the
+//! group that writes what it fetches into its partitions' spools. Offsets are never
+//! auto-committed; the ledger decides what may be committed (see [`crate::ledger`]).
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{ClientConfig, Message, Offset};
+
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::rebalance::{seal_into_pipeline, ArchiverContext, ConsumerState};
+use crate::spool::{now_secs, Appended};
+
+/// How often the loop flushes, rotates, commits and checks the backlog at most.
+const TICK: Duration = Duration::from_millis(100);
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// Pause after a failed write (a full disk) before fetching again.
+const WRITE_FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+
+pub fn client_config(config: &Config, id: usize) -> ClientConfig {
+    let consumer = &config.consumer;
+    let mut client = ClientConfig::new();
+    for (key, value) in &config.kafka {
+        client.set(key, value.expose());
+    }
+    client
+        .set("bootstrap.servers", &consumer.kafka_bootstrap)
+        .set("group.id", &consumer.kafka_consumer_group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set(
+            "auto.offset.reset",
+            consumer.kafka_auto_offset_reset.as_librdkafka(),
+        );
+    if !config.kafka.iter().any(|(key, _)| key == "client.id") {
+        client.set("client.id", format!("kafkatos3-{id}"));
+    }
+    client
+}
+
+pub fn spawn(pipeline: Arc<Pipeline>, id: usize) -> thread::JoinHandle<()> {
+    thread::Builder::new()
+        .name(format!("consumer-{id}"))
+        .spawn(move || {
+            crate::nice::set_current_thread(pipeline.config.consumer.consumer_nice_level);
+            run(pipeline, id)
+        })
+        .expect("spawn consumer thread")
+}
+
+fn run(pipeline: Arc<Pipeline>, id: usize) {
+    let context = ArchiverContext {
+        id,
+        pipeline: pipeline.clone(),
+        state: Mutex::new(ConsumerState::default()),
+    };
+    let consumer: BaseConsumer<ArchiverContext> =
+        match client_config(&pipeline.config, id).create_with_context(context) {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                tracing::error!(consumer = id, %error, "creating the kafka consumer failed");
+                pipeline.shutdown.fail();
+                return;
+            }
+        };
+    let topics: Vec<&str> = pipeline
+        .config
+        .consumer
+        .topic_whitelist
+        .iter()
+        .map(String::as_str)
+        .collect();
+    if let Err(error) = consumer.subscribe(&topics) {
+        tracing::error!(consumer = id, %error, "subscribing failed");
+        pipeline.shutdown.fail();
+        return;
+    }
+    tracing::info!(consumer = id, topics = ?topics, group = %pipeline.config.consumer.kafka_consumer_group, "consumer started");
+    let mut lp = Loop {
+        pipeline: &pipeline,
+        consumer: &consumer,
+        now_secs: now_secs(),
+        last_flush: Instant::now(),
+        last_commit: Instant::now(),
+        paused: false,
+        write_failed_at: None,
+    };
+    lp.consume();
+    lp.drain_for_shutdown();
+    // Dropping the consumer leaves the group; its revoke runs the hand-over for whatever is left.
+    drop(consumer);
+    tracing::info!(consumer = id, "consumer stopped");
+}
+
+struct Loop<'a> {
+    pipeline: &'a Pipeline,
+    consumer: &'a BaseConsumer<ArchiverContext>,
+    now_secs: f64,
+    last_flush: Instant,
+    last_commit: Instant,
+    paused: bool,
+    write_failed_at: Option<Instant>,
+}
+
+impl Loop<'_> {
+    fn consume(&mut self) {
+        let mut last_tick = Instant::now();
+        while !self.pipeline.shutdown.is_stopping() {
+            match self.consumer.poll(TICK) {
+                Some(Ok(message)) => self.on_message(&message),
+                Some(Err(error)) => self.on_error(error),
+                None => {}
+            }
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                self.tick();
+            }
+        }
+    }
+
+    fn on_message(&mut self, message: &BorrowedMessage<'_>) {
+        let mut state = self.consumer.context().state();
+        let Some(spool) = state
+            .topics
+            .get_mut(message.topic())
+            .and_then(|p| p.get_mut(&message.partition()))
+        else {
+            return;
+        };
+        match spool.append(
+            message.offset(),
+            message.key(),
+            message.payload(),
+            self.now_secs,
+        ) {
+            Ok(Appended::Written) => {}
+            Ok(Appended::AlreadyHeld) => {
+                tracing::debug!(partition = %spool.tp, offset = message.offset(), "skipping a record already held")
+            }
+            Err(error) => {
+                let tp = spool.tp.clone();
+                tracing::error!(%error, out_of_space = error.is_out_of_space(), "write failed; pausing consumption and rewinding to the last durable record");
+                if let Err(error) = spool.reset_to_durable() {
+                    tracing::error!(%error, "reopening the in-progress file failed");
+                }
+                let resume = spool.next_offset();
+                drop(state);
+                self.pause_all();
+                self.write_failed_at = Some(Instant::now());
+                if let Some(offset) = resume {
+                    if let Err(error) = self.consumer.seek(
+                        &tp.topic,
+                        tp.partition,
+                        Offset::Offset(offset),
+                        Duration::from_secs(10),
+                    ) {
+                        tracing::error!(partition = %tp, %error, "seeking back after a failed write");
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_error(&mut self, error: KafkaError) {
+        if matches!(
+            error,
+            KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)
+        ) {
+            tracing::error!(group = %self.pipeline.config.consumer.kafka_consumer_group, "a partition has no committed offset and kafka_auto_offset_reset = none; stopping");
+            self.pipeline.shutdown.fail();
+            return;
+        }
+        tracing::warn!(%error, "consumer error");
+    }
+
+    fn tick(&mut self) {
+        self.now_secs = now_secs();
+        let pipeline = self.pipeline;
+        let mut state = self.consumer.context().state();
+        if self.last_flush.elapsed() >= pipeline.config.consumer.flush_interval {
+            self.last_flush = Instant::now();
+            for spool in state.spools_mut() {
+                if let Err(error) = spool.flush() {
+                    tracing::error!(%error, "flushing the in-progress file failed");
+                }
+            }
+        }
+        let max_age = pipeline.config.consumer.max_age;
+        for spool in state
+            .spools_mut()
+            .filter(|s| s.is_due(max_age, self.now_secs))
+        {
+            seal_into_pipeline(pipeline, spool);
+        }
+        if self.last_commit.elapsed() >= COMMIT_EVERY {
+            self.last_commit = Instant::now();
+            self.consumer.context().commit_progress(
+                self.consumer,
+                &mut state,
+                CommitMode::Async,
+                None,
+            );
+        }
+        drop(state);
+        self.apply_backpressure();
+    }
+
+    /// Pauses fetching while the local backlog is over its limit or a write failed recently.
+    fn apply_backpressure(&mut self) {
+        let limit = self.pipeline.config.s3.max_local_backlog_bytes;
+        let backlog = self.pipeline.backlog.bytes();
+        let failing = self
+            .write_failed_at
+            .is_some_and(|at| at.elapsed() < WRITE_FAILURE_BACKOFF);
+        if !self.paused && backlog > limit {
+            tracing::warn!(
+                backlog_bytes = backlog,
+                limit_bytes = limit,
+                "local backlog over its limit; pausing consumption until uploads catch up"
+            );
+            self.pause_all();
+        } else if self.paused && !failing && backlog <= limit / 10 * 9 {
+            tracing::info!(backlog_bytes = backlog, "resuming consumption");
+            let assigned = self.consumer.context().state().assigned();
+            if let Err(error) = self.consumer.resume(&assigned) {
+                tracing::warn!(%error, "resume failed");
+            }
+            self.paused = false;
+            self.write_failed_at = None;
+        }
+    }
+
+    fn pause_all(&mut self) {
+        let assigned = self.consumer.context().state().assigned();
+        if let Err(error) = self.consumer.pause(&assigned) {
+            tracing::warn!(%error, "pause failed");
+        }
+        self.paused = true;
+    }
+
+    /// Shutdown: stop fetching, seal every open file, give the later stages until the deadline
+    /// to upload, committing as they confirm.
+    fn drain_for_shutdown(&mut self) {
+        let pipeline = self.pipeline;
+        self.pause_all();
+        {
+            let mut state = self.consumer.context().state();
+            for spool in state.spools_mut() {
+                seal_into_pipeline(pipeline, spool);
+            }
+        }
+        let deadline = pipeline.shutdown.deadline().unwrap_or_else(Instant::now);
+        loop {
+            // Polling serves librdkafka's callbacks; records fetched before the pause are not
+            // written and not committed, so the next owner reads them again.
+            let _ = self.consumer.poll(Duration::from_millis(50));
+            let mut state = self.consumer.context().state();
+            self.consumer.context().commit_progress(
+                self.consumer,
+                &mut state,
+                CommitMode::Sync,
+                None,
+            );
+            let pending: usize = state
+                .spools()
+                .map(|s| pipeline.ledger.pending_files(&s.tp))
+                .sum();
+            if pending == 0 || Instant::now() >= deadline {
+                if pending > 0 {
+                    tracing::warn!(pending_files = pending, "shutdown deadline reached; remaining files stay in the working directory for the next start");
+                }
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! kafkatos3: archive Kafka topics to S3 as MAK files.
+//!
+//! The pipeline, one module per stage, wired back to front in [`daemon`]:
+//!
+//! - [`consumer`]: librdkafka consumers in the group; [`rebalance`] settles partitions on
+//!   assignment ([`adopt`]) and revocation (hand-over).
+//! - [`spool`]: per-partition open MAK files in `inprogress/`, sealed into `tocompress/`.
+//! - [`compress`]: gzip into `tos3/`.
+//! - [`upload`]: to S3 ([`s3`] builds the client), confirmations to the [`ledger`].
+//! - [`ledger`]: the commit rule, in one place.
+//! - [`recover`]: startup recovery of the working directory ([`layout`]), [`durable`] file ops.
+//!
+//! Tools: [`parse`] (`kafkatos3_parse`) and [`rotate`] (`kafkatos3_rotate`).
+
+pub mod adopt;
+pub mod compress;
+pub mod config;
+pub mod consumer;
+pub mod daemon;
+pub mod durable;
+pub mod layout;
+pub mod ledger;
+pub mod lock;
+pub mod logging;
+pub mod nice;
+pub mod parse;
+pub mod pipeline;
+pub mod rebalance;
+pub mod recover;
+pub mod rotate;
+pub mod s3;
+pub mod shared;
+pub mod spool;
+pub mod upload;

@@ -1,0 +1,327 @@
+//! The rebalance protocol. librdkafka calls [`ConsumerContext::rebalance`] synchronously from
+//! `poll` on the consumer's own thread; the partitions' state is settled before the
+//! assignment changes:
+//!
+//! - **Assign**: each partition's local files are adopted (see [`crate::adopt`]) and the
+//!   assignment carries the resume offset explicitly, so consumption starts neither before data
+//!   already held nor after data not held.
+//! - **Revoke**: the open file is sealed, the daemon waits (up to `rebalance_timeout_seconds`)
+//!   until the partition's files are uploaded, commits, and only then lets go. The next owner
+//!   starts at that commit: nothing is read twice, nothing is skipped. Files that could not be
+//!   uploaded in time stay on this disk untouched and are judged on a later adoption.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::adopt::adopt_partition;
+use crate::layout::TopicPartition;
+use crate::ledger::commit_point;
+use crate::pipeline::Pipeline;
+use crate::spool::PartitionSpool;
+
+/// What one consumer owns: the spools of its assigned partitions and what it last committed.
+#[derive(Debug, Default)]
+pub struct ConsumerState {
+    /// By topic then partition, so a message is routed without allocating a key.
+    pub topics: HashMap<String, HashMap<i32, PartitionSpool>>,
+    pub committed: HashMap<TopicPartition, i64>,
+}
+
+impl ConsumerState {
+    pub fn spools_mut(&mut self) -> impl Iterator<Item = &mut PartitionSpool> {
+        self.topics.values_mut().flat_map(|p| p.values_mut())
+    }
+
+    pub fn spools(&self) -> impl Iterator<Item = &PartitionSpool> {
+        self.topics.values().flat_map(|p| p.values())
+    }
+
+    pub fn assigned(&self) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for spool in self.spools() {
+            tpl.add_partition(&spool.tp.topic, spool.tp.partition);
+        }
+        tpl
+    }
+
+    fn remove(&mut self, tp: &TopicPartition) -> Option<PartitionSpool> {
+        let partitions = self.topics.get_mut(&tp.topic)?;
+        let spool = partitions.remove(&tp.partition);
+        if partitions.is_empty() {
+            self.topics.remove(&tp.topic);
+        }
+        spool
+    }
+}
+
+pub struct ArchiverContext {
+    pub id: usize,
+    pub pipeline: Arc<Pipeline>,
+    pub state: Mutex<ConsumerState>,
+}
+
+impl ArchiverContext {
+    pub fn state(&self) -> MutexGuard<'_, ConsumerState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Commits, for every owned partition (or only `only`), the offset the ledger allows, when it
+    /// moved forward.
+    pub fn commit_progress(
+        &self,
+        consumer: &BaseConsumer<ArchiverContext>,
+        state: &mut ConsumerState,
+        mode: CommitMode,
+        only: Option<&[TopicPartition]>,
+    ) {
+        let mut tpl = TopicPartitionList::new();
+        let mut advanced = Vec::new();
+        for spool in state.topics.values().flat_map(|p| p.values()) {
+            if only.is_some_and(|only| !only.contains(&spool.tp)) {
+                continue;
+            }
+            let Some(offset) = commit_point(
+                self.pipeline.ledger.oldest_unconfirmed(&spool.tp),
+                spool.open_start(),
+                spool.next_offset(),
+            ) else {
+                continue;
+            };
+            if state
+                .committed
+                .get(&spool.tp)
+                .is_some_and(|&done| done >= offset)
+            {
+                continue;
+            }
+            if tpl
+                .add_partition_offset(&spool.tp.topic, spool.tp.partition, Offset::Offset(offset))
+                .is_ok()
+            {
+                advanced.push((spool.tp.clone(), offset));
+            }
+        }
+        if advanced.is_empty() {
+            return;
+        }
+        match consumer.commit(&tpl, mode) {
+            Ok(()) => {
+                for (tp, offset) in advanced {
+                    tracing::debug!(partition = %tp, offset, "committed");
+                    state.committed.insert(tp, offset);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(consumer = self.id, %error, "offset commit failed; retried on the next tick")
+            }
+        }
+    }
+
+    fn on_assign(&self, consumer: &BaseConsumer<ArchiverContext>, tpl: &mut TopicPartitionList) {
+        let tps: Vec<TopicPartition> = tpl
+            .elements()
+            .iter()
+            .map(|e| TopicPartition::new(e.topic(), e.partition()))
+            .collect();
+        tracing::info!(consumer = self.id, partitions = %list(&tps), "assigned");
+        let committed = fetch_committed(consumer, tpl);
+        let mut state = self.state();
+        for tp in tps {
+            let committed_offset = committed.get(&tp).copied().flatten();
+            let spool = loop {
+                match adopt_partition(&self.pipeline, &tp, committed_offset) {
+                    Ok(spool) => break spool,
+                    Err(error) => {
+                        // Without a settled local state the resume point is unknown: retrying
+                        // is the only safe choice (a full or failing disk).
+                        tracing::error!(partition = %tp, %error, "adopting the partition's local files failed; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            };
+            if let Some(offset) = spool.next_offset() {
+                if let Err(error) =
+                    tpl.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset))
+                {
+                    tracing::error!(partition = %tp, %error, "setting the resume offset");
+                }
+            }
+            if let Some(offset) = committed_offset {
+                state.committed.insert(tp.clone(), offset);
+            }
+            state
+                .topics
+                .entry(tp.topic.clone())
+                .or_default()
+                .insert(tp.partition, spool);
+        }
+    }
+
+    fn on_revoke(&self, consumer: &BaseConsumer<ArchiverContext>, tpl: &TopicPartitionList) {
+        let tps: Vec<TopicPartition> = tpl
+            .elements()
+            .iter()
+            .map(|e| TopicPartition::new(e.topic(), e.partition()))
+            .collect();
+        tracing::info!(consumer = self.id, partitions = %list(&tps), "revoked; handing over");
+        let mut state = self.state();
+        for spool in state.spools_mut().filter(|s| tps.contains(&s.tp)) {
+            seal_into_pipeline(&self.pipeline, spool);
+        }
+        let mut deadline = Instant::now() + self.pipeline.config.consumer.rebalance_timeout;
+        if let Some(shutdown) = self.pipeline.shutdown.deadline() {
+            deadline = deadline.min(shutdown);
+        }
+        loop {
+            self.commit_progress(consumer, &mut state, CommitMode::Sync, Some(&tps));
+            let pending: usize = tps
+                .iter()
+                .map(|tp| self.pipeline.ledger.pending_files(tp))
+                .sum();
+            if pending == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(consumer = self.id, pending_files = pending, "hand-over timed out; files stay on this disk and the next owner reads their records again from Kafka");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for tp in &tps {
+            if let Some(spool) = state.remove(tp) {
+                if let Err(error) = spool.close() {
+                    tracing::error!(%error, "closing the in-progress file on hand-over");
+                }
+            }
+            state.committed.remove(tp);
+            self.pipeline.ledger.release(tp);
+        }
+    }
+}
+
+/// Seals a partition's open file and hands it to the compressors.
+pub fn seal_into_pipeline(pipeline: &Pipeline, spool: &mut PartitionSpool) {
+    match spool.seal(&pipeline.work) {
+        Ok(Some((name, bytes))) => {
+            tracing::info!(file = %name.stem(), bytes, "sealed");
+            pipeline.ledger.sealed(&name);
+            pipeline.backlog.add(bytes);
+            pipeline.compress_wake.notify();
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::error!(%error, "sealing failed; the file stays in inprogress and is retried")
+        }
+    }
+}
+
+/// Committed offsets of the assigned partitions; retried because guessing is not safe. `None`
+/// for a partition: the group has no committed offset for it.
+fn fetch_committed(
+    consumer: &BaseConsumer<ArchiverContext>,
+    tpl: &TopicPartitionList,
+) -> HashMap<TopicPartition, Option<i64>> {
+    for attempt in 1.. {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(committed) => {
+                let offsets = committed
+                    .elements()
+                    .iter()
+                    .map(|e| {
+                        let offset = match e.offset() {
+                            Offset::Offset(o) if o >= 0 => Some(o),
+                            _ => None,
+                        };
+                        (TopicPartition::new(e.topic(), e.partition()), offset)
+                    })
+                    .collect();
+                drop(committed);
+                return offsets;
+            }
+            Err(error) => {
+                let wait = Duration::from_millis(200 * (1 << attempt.min(5)));
+                tracing::warn!(%error, attempt, "fetching committed offsets failed; retrying");
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    unreachable!("the loop only returns")
+}
+
+fn list(tps: &[TopicPartition]) -> String {
+    tps.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl ClientContext for ArchiverContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(target: "librdkafka", consumer = self.id, fac, "{message}")
+            }
+            L::Warning => {
+                tracing::warn!(target: "librdkafka", consumer = self.id, fac, "{message}")
+            }
+            L::Notice | L::Info => {
+                tracing::info!(target: "librdkafka", consumer = self.id, fac, "{message}")
+            }
+            L::Debug => tracing::debug!(target: "librdkafka", consumer = self.id, fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // librdkafka retries connections itself with backoff (reconnect.backoff.ms); this is the
+        // report of it, e.g. an unreachable broker.
+        tracing::warn!(consumer = self.id, %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for ArchiverContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.on_assign(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.on_revoke(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::error!(consumer = self.id, error = ?other, "rebalance error; dropping the assignment");
+                let owned = self.state().assigned();
+                self.on_revoke(consumer, &owned);
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!(consumer = self.id, %error, "applying the assignment failed");
+        }
+    }
+}

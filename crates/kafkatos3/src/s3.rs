@@ -1,0 +1,170 @@
+//! Builds the S3 client from the `[s3]` section: explicit keys, or the standard AWS credential
+//! chain (environment, web identity, container and instance roles, then the shared
+//! credentials file).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+
+use crate::config::S3Config;
+use crate::layout::SealedName;
+
+/// Object key of a sealed file: `<prefix>/<topic>/<partition>/<name>.mak.gz`.
+pub fn object_key(prefix: &str, name: &SealedName) -> ObjectPath {
+    let file = format!("{}{}", name.stem(), crate::layout::GZ_SUFFIX);
+    let key = if prefix.is_empty() {
+        format!("{}/{}/{}", name.tp.topic, name.tp.partition, file)
+    } else {
+        format!(
+            "{}/{}/{}/{}",
+            prefix, name.tp.topic, name.tp.partition, file
+        )
+    };
+    ObjectPath::from(key)
+}
+
+pub fn build_store(s3: &S3Config) -> Result<Arc<AmazonS3>, object_store::Error> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(&s3.s3_bucket_name);
+    let region = s3
+        .s3_region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".to_string());
+    builder = builder.with_region(region);
+    if let Some(endpoint) = &s3.s3_endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_virtual_hosted_style_request(false);
+    }
+    match &s3.credentials {
+        Some(credentials) => {
+            builder = builder
+                .with_access_key_id(&credentials.access_key)
+                .with_secret_access_key(credentials.secret_key.expose());
+        }
+        None if !chain_has_credentials() => {
+            if let Some((key, secret, token)) = shared_credentials_file() {
+                builder = builder
+                    .with_access_key_id(key)
+                    .with_secret_access_key(secret);
+                if let Some(token) = token {
+                    builder = builder.with_token(token);
+                }
+            }
+        }
+        None => {}
+    }
+    // Few quick retries inside the client: the uploader owns the long backoff, so an outage is
+    // reported in our log instead of hanging inside one request for minutes.
+    let retry = RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(20),
+    };
+    let options = ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(300));
+    Ok(Arc::new(
+        builder
+            .with_retry(retry)
+            .with_client_options(options)
+            .build()?,
+    ))
+}
+
+/// True when the environment names a credential source that object_store resolves itself.
+fn chain_has_credentials() -> bool {
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ]
+    .iter()
+    .any(|var| std::env::var_os(var).is_some())
+}
+
+/// Keys of the selected profile in the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`
+/// or `~/.aws/credentials`, profile `AWS_PROFILE` or `default`). Without one, object_store
+/// falls back to the instance metadata service.
+fn shared_credentials_file() -> Option<(String, String, Option<String>)> {
+    let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".aws/credentials"))
+        })?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_string());
+    parse_credentials_profile(&text, &profile)
+}
+
+fn parse_credentials_profile(
+    text: &str,
+    profile: &str,
+) -> Option<(String, String, Option<String>)> {
+    let (mut in_profile, mut key, mut secret, mut token) = (false, None, None, None);
+    for line in text.lines().map(str::trim) {
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_profile = section.trim() == profile;
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        if !in_profile {
+            continue;
+        }
+        let value = Some(value.trim().to_string());
+        match name.trim() {
+            "aws_access_key_id" => key = value,
+            "aws_secret_access_key" => secret = value,
+            "aws_session_token" => token = value,
+            _ => {}
+        }
+    }
+    Some((key?, secret?, token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::TopicPartition;
+
+    #[test]
+    fn object_key_matches_the_original_layout() {
+        let name = SealedName {
+            tp: TopicPartition::new("test", 0),
+            start: 0,
+            end: 500,
+            date: "160811".into(),
+        };
+        assert_eq!(
+            object_key("kafkatos3", &name).as_ref(),
+            "kafkatos3/test/0/test-0_0-500_160811.mak.gz"
+        );
+        assert_eq!(
+            object_key("", &name).as_ref(),
+            "test/0/test-0_0-500_160811.mak.gz"
+        );
+    }
+
+    #[test]
+    fn credentials_file_profile_is_selected_by_name() {
+        let text = "[default]\naws_access_key_id = A\naws_secret_access_key = B\n[other]\naws_access_key_id=C\naws_secret_access_key=D\naws_session_token=T\n";
+        assert_eq!(
+            parse_credentials_profile(text, "default"),
+            Some(("A".into(), "B".into(), None))
+        );
+        assert_eq!(
+            parse_credentials_profile(text, "other"),
+            Some(("C".into(), "D".into(), Some("T".into())))
+        );
+        assert_eq!(parse_credentials_profile(text, "missing"), None);
+    }
+}

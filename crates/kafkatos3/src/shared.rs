@@ -1,0 +1,164 @@
+//! State shared by the pipeline stages: wake-ups between stages, the shutdown signal, the local
+//! backlog counter and the set of files adopted from the Python original.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::durable::{self, FsError};
+use crate::layout::{SealedName, TopicPartition, WorkDir};
+
+/// A level-triggered wake-up for a stage that otherwise rescans on a timer.
+#[derive(Debug, Default)]
+pub struct Wake {
+    pending: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cond.notify_all();
+    }
+
+    /// Waits until notified or `timeout` passed; consumes the notification.
+    pub fn wait_timeout(&self, timeout: Duration) {
+        let guard = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut pending, _) = self
+            .cond
+            .wait_timeout_while(guard, timeout, |pending| !*pending)
+            .unwrap_or_else(|p| p.into_inner());
+        *pending = false;
+    }
+}
+
+/// Shutdown requested by a signal (or a fatal error), with the deadline for finishing work.
+#[derive(Debug, Default)]
+pub struct Shutdown {
+    stopping: AtomicBool,
+    deadline: Mutex<Option<Instant>>,
+    failed: AtomicBool,
+}
+
+impl Shutdown {
+    pub fn request(&self, grace: Duration) {
+        let mut deadline = self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        if deadline.is_none() {
+            *deadline = Some(Instant::now() + grace);
+        }
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// A fatal condition: stop now and exit non-zero.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.request(Duration::ZERO);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Bytes of sealed files waiting for compression or upload.
+#[derive(Debug, Default)]
+pub struct Backlog(AtomicI64);
+
+impl Backlog {
+    pub fn add(&self, bytes: u64) {
+        self.0.fetch_add(bytes as i64, Ordering::Relaxed);
+    }
+
+    pub fn sub(&self, bytes: u64) {
+        self.0.fetch_sub(bytes as i64, Ordering::Relaxed);
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.0.load(Ordering::Relaxed).max(0) as u64
+    }
+}
+
+/// Files found in a working directory last run by the Python original. The original committed
+/// offsets before uploading, so these are uploaded unconditionally (whoever owns the partition)
+/// and never judged against the committed offset.
+#[derive(Debug)]
+pub struct Legacy {
+    work: WorkDir,
+    stems: Mutex<BTreeSet<String>>,
+    /// Highest end offset among legacy files per partition: consumption resumes after it.
+    ends: HashMap<TopicPartition, i64>,
+}
+
+impl Legacy {
+    pub fn load(work: &WorkDir) -> Result<Self, FsError> {
+        let path = work.legacy_list();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(FsError::new("read", &path, e)),
+        };
+        let stems: BTreeSet<String> = text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        let mut ends = HashMap::new();
+        for name in stems
+            .iter()
+            .filter_map(|s| SealedName::parse(&format!("{s}.mak")))
+        {
+            let end = ends.entry(name.tp).or_insert(name.end);
+            *end = (*end).max(name.end);
+        }
+        Ok(Legacy {
+            work: work.clone(),
+            stems: Mutex::new(stems),
+            ends,
+        })
+    }
+
+    /// Records the files of a working directory adopted from the original, durably.
+    pub fn create(work: &WorkDir, names: &[SealedName]) -> Result<Self, FsError> {
+        let mut text = String::new();
+        for name in names {
+            text.push_str(&name.stem());
+            text.push('\n');
+        }
+        durable::write_file_durable(&work.legacy_list(), text.as_bytes())?;
+        Self::load(work)
+    }
+
+    pub fn contains(&self, name: &SealedName) -> bool {
+        self.stems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&name.stem())
+    }
+
+    pub fn end_for(&self, tp: &TopicPartition) -> Option<i64> {
+        self.ends.get(tp).copied()
+    }
+
+    /// Forgets an uploaded legacy file (durably, before its local copy is deleted).
+    pub fn uploaded(&self, name: &SealedName) -> Result<(), FsError> {
+        let mut stems = self.stems.lock().unwrap_or_else(|p| p.into_inner());
+        if !stems.remove(&name.stem()) {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for stem in stems.iter() {
+            text.push_str(stem);
+            text.push('\n');
+        }
+        durable::write_file_durable(&self.work.legacy_list(), text.as_bytes())
+    }
+}

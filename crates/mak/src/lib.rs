@@ -1,0 +1,112 @@
+//! Reader and writer for MAK (Message Archive Kafka) files, version 1: the archive format of
+//! kafkatos3, byte-compatible with the Python KafkatoS3 daemon (`kafkatos3==0.2.0`). The
+//! format is specified in `docs/format.md`; the byte positions of the fixed header are the
+//! constants below.
+//!
+//! The crate is pure and synchronous: it reads from any [`Read`](std::io::Read) (a `File`, a
+//! `GzDecoder`, a byte slice) and writes to a [`File`](std::fs::File). It takes no locks.
+//!
+//! # API overview
+//!
+//! ```text
+//! pub struct Header { pub topic: String, pub partition: i32, pub start_offset: i64, pub start_time: f64 }
+//! pub struct Record<'a> { pub offset: i64, pub key: &'a [u8], pub value: &'a [u8] }
+//!
+//! // Reading: streaming, from any Read. Stops at the header's write position.
+//! impl<R: Read> MakReader<R> {
+//!     pub fn new(reader: R) -> Result<Self, ReadError>;          // reads and validates the header
+//!     pub fn with_size_limit(reader: R, max_len: u64) -> Result<Self, ReadError>; // write position may not exceed max_len
+//!     pub fn header(&self) -> &Header;
+//!     pub fn last_offset_field(&self) -> u64;                    // header field 1 as written
+//!     pub fn write_position(&self) -> u64;                       // header field 2: end of valid data
+//!     pub fn data_start(&self) -> u64;                           // byte position of the first record
+//!     pub fn position(&self) -> u64;                             // bytes consumed so far
+//!     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ReadError>; // None exactly at write position
+//! }
+//!
+//! // Writing: an open in-progress file. append() only copies into an in-memory buffer (no syscall unless
+//! // the buffer passed its capacity, then one write()). sync() is a durability point: write buffered
+//! // bytes, fdatasync, then pwrite the two header fields (last offset, write position).
+//! impl MakWriter {
+//!     pub fn create(path: &Path, header: &Header) -> Result<MakWriter, WriteError>;   // create_new; header durable
+//!     pub fn open_append(path: &Path) -> Result<(MakWriter, Recovered), WriteError>; // resume a file (ours or the original's): truncates a torn tail past the write position
+//!     pub fn append(&mut self, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(), WriteError>;
+//!     pub fn sync(&mut self) -> Result<(), WriteError>;
+//!     pub fn header(&self) -> &Header;
+//!     pub fn record_count(&self) -> u64;          // records in the file incl. unsynced ones
+//!     pub fn last_offset(&self) -> Option<i64>;   // offset of the last appended record, None when empty
+//!     pub fn len(&self) -> u64;                   // file length including buffered bytes
+//!     pub fn is_dirty(&self) -> bool;             // appended since the last sync
+//!     pub fn close(self) -> Result<(), WriteError>; // sync + fsync
+//! }
+//! pub struct Recovered { pub header: Header, pub record_count: u64, pub last_offset: Option<i64>, pub truncated_bytes: u64 }
+//!
+//! pub fn read_all(bytes: &[u8]) -> Result<u64, ReadError>; // whole file from a slice, returns the record count
+//! ```
+//!
+//! Version 1 cannot tell a null key or value from an empty one: both are written with length
+//! 0 and read back as an empty slice.
+//!
+//! # Example
+//!
+//! ```
+//! use mak::{Header, MakReader, MakWriter};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("data.mak");
+//! let header = Header { topic: "test".into(), partition: 0, start_offset: 5, start_time: 1479000000.0 };
+//!
+//! let mut writer = MakWriter::create(&path, &header)?;
+//! writer.append(5, Some(b"key"), Some(b"value"))?;
+//! writer.append(6, None, Some(b""))?;
+//! writer.close()?;
+//!
+//! let mut reader = MakReader::new(std::fs::File::open(&path)?)?;
+//! assert_eq!(reader.header(), &header);
+//! let first = reader.next_record()?.expect("one record");
+//! assert_eq!((first.offset, first.key, first.value), (5, &b"key"[..], &b"value"[..]));
+//! let second = reader.next_record()?.expect("two records");
+//! assert_eq!((second.offset, second.key, second.value), (6, &b""[..], &b""[..]));
+//! assert!(reader.next_record()?.is_none());
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod header;
+mod reader;
+mod writer;
+
+pub use error::{Field, HeaderProblem, IoAction, ReadError, WriteError};
+pub use header::Header;
+pub use reader::{MakReader, Record};
+pub use writer::{MakWriter, Recovered};
+
+/// The magic bytes every MAK file starts with.
+pub const MAGIC: [u8; 3] = *b"MAK";
+/// Length in bytes of every integer field (unsigned 64-bit big-endian).
+pub const U64_LEN: u64 = 8;
+/// Byte position of the magic.
+pub const MAGIC_AT: u64 = 0;
+/// Byte position of the last-offset field.
+pub const LAST_OFFSET_AT: u64 = MAGIC_AT + MAGIC.len() as u64;
+/// Byte position of the write-position field (end of valid data).
+pub const WRITE_POSITION_AT: u64 = LAST_OFFSET_AT + U64_LEN;
+/// Byte position of the header-length field.
+pub const HEADER_LEN_AT: u64 = WRITE_POSITION_AT + U64_LEN;
+/// Byte position of the header JSON; the fixed header is this long.
+pub const HEADER_JSON_AT: u64 = HEADER_LEN_AT + U64_LEN;
+/// Bytes a record takes besides its key and value (two lengths and the offset).
+pub const RECORD_OVERHEAD: u64 = 3 * U64_LEN;
+
+/// Reads a whole MAK file from a byte slice, with the slice length as size limit, and returns
+/// the number of records. Meant for fuzz targets and quick validation.
+pub fn read_all(bytes: &[u8]) -> Result<u64, ReadError> {
+    let mut reader = MakReader::with_size_limit(bytes, bytes.len() as u64)?;
+    let mut count = 0u64;
+    while reader.next_record()?.is_some() {
+        count += 1;
+    }
+    Ok(count)
+}

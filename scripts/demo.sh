@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# demo.sh - run kafkatos3's main job end to end on a fresh machine: Kafka topic -> MAK files -> S3.
+#
+# Usage:   scripts/demo.sh
+# Env:     DEMO_RECORDS=1000        how many records to produce
+#          DEMO_TIMEOUT_S=120       how long to wait for the archive to reach S3
+#          KAFKATOS3_BIN_DIR=DIR    use kafkatos3 and kafkatos3_parse from DIR (e.g. an installed release)
+#                                   instead of building them: no cargo build
+#
+# Steps: install deps; cargo build --release; start a Tansu broker and an s3s-fs server on free loopback ports
+# (fresh state dir under /tmp); create bucket kafkatos3-demo; create topic `demo` (3 partitions) and produce
+# DEMO_RECORDS records (distinct keys and values, one empty value); write demo.cfg in the original kafkatos3's
+# INI format; run `target/release/kafkatos3 demo.cfg` in the background until the objects are in the bucket and
+# the consumer group's committed offsets reach the end of every partition; SIGTERM it and wait for a clean exit;
+# list the archived objects; download one and print the first lines of `target/release/kafkatos3_parse FILE`.
+# The broker and S3 server are stopped on exit (trap); the state dir (config, daemon log, working directory,
+# downloaded file) is kept for a look and its path printed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+LOG_TAG=demo
+# shellcheck source=infra/common.sh
+source "$ROOT/scripts/infra/common.sh"
+
+RECORDS="${DEMO_RECORDS:-1000}"
+TIMEOUT_S="${DEMO_TIMEOUT_S:-120}"
+TOPIC=demo
+GROUP=kafkatos3-demo
+BUCKET=kafkatos3-demo
+HELPER=(python3 "$ROOT/scripts/demo_helper.py")
+STATE=""
+DAEMON_PID=""
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n "$DAEMON_PID" ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+    log "stopping the daemon (pid $DAEMON_PID)"
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    sleep 5
+    kill -KILL "$DAEMON_PID" 2>/dev/null || true
+  fi
+  if [[ -n "$STATE" ]]; then
+    KAFKATOS3_INFRA_DIR="$STATE" "$ROOT/scripts/infra/stop-kafka.sh" || true
+    KAFKATOS3_INFRA_DIR="$STATE" "$ROOT/scripts/infra/stop-s3.sh" || true
+    if [[ $rc != 0 ]]; then
+      for f in "$STATE/daemon.log" "$STATE/kafka.log" "$STATE/s3.log"; do
+        [[ -f "$f" ]] || continue
+        echo "----- last 30 lines of $f -----" >&2
+        tail -n 30 "$f" >&2
+      done
+    fi
+    log "state kept in $STATE (demo.cfg, daemon.log, work/, downloaded object)"
+  fi
+  [[ $rc == 0 ]] && log "demo finished OK" || log "demo FAILED (exit $rc)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$ROOT/scripts/install-deps.sh"
+
+if [[ -n "${KAFKATOS3_BIN_DIR:-}" ]]; then
+  BIN_DIR="$(cd "$KAFKATOS3_BIN_DIR" && pwd)"
+  log "using the binaries in $BIN_DIR (no build)"
+else
+  BIN_DIR="$ROOT/target/release"
+  log "cargo build --release"
+  t0=$(now_ms)
+  cargo build --release
+  log "built in $(( ($(now_ms) - t0) / 1000 )) s"
+fi
+for bin in kafkatos3 kafkatos3_parse; do
+  [[ -x "$BIN_DIR/$bin" ]] || die "$BIN_DIR/$bin not found"
+done
+
+# Fresh state dir and free ports: the demo never touches services someone else started on the default ports.
+STATE="$(mktemp -d /tmp/kafkatos3-demo.XXXXXX)"
+export KAFKATOS3_INFRA_DIR="$STATE"
+KAFKA_PORT="$(free_port)"
+S3_PORT="$(free_port)"
+while [[ "$S3_PORT" == "$KAFKA_PORT" ]]; do S3_PORT="$(free_port)"; done
+export KAFKA_PORT S3_PORT
+export S3_ACCESS_KEY="kafkatos3-demo-access" S3_SECRET_KEY="kafkatos3-demo-secret"
+BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+ENDPOINT="http://127.0.0.1:$S3_PORT"
+S3_ARGS=("$ENDPOINT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$BUCKET")
+
+"$ROOT/scripts/infra/start-kafka.sh" >/dev/null
+S3_BUCKETS="$BUCKET" "$ROOT/scripts/infra/start-s3.sh" >/dev/null
+
+"${HELPER[@]}" produce "$BOOTSTRAP" "$TOPIC" "$RECORDS" "$STATE/end-offsets.json"
+
+mkdir -p "$STATE/work"
+CONFIG="$STATE/demo.cfg"
+cat >"$CONFIG" <<CFG
+# kafkatos3 demo configuration, written by scripts/demo.sh (the original kafkatos3's INI format).
+
+[main]
+log.level = INFO
+# persistent; the daemon resumes from what it finds here
+working_directory = $STATE/work
+
+[consumer]
+consumer_processes = 1
+kafka_bootstrap = $BOOTSTRAP
+kafka_consumer_group = $GROUP
+kafka_auto_offset_reset = earliest
+consumer_nice_level = 15
+topic_whitelist = $TOPIC
+# seal a MAK file after 5 s so the demo sees uploads quickly (production: 1800)
+max_age_seconds = 5
+
+[compression]
+compression_check_interval = 2
+compressor_workers = 1
+compression_nice_level = 10
+
+[s3]
+s3upload_check_interval = 2
+s3uploader_workers = 1
+s3_bucket_name = $BUCKET
+s3_endpoint = $ENDPOINT
+s3_region = us-east-1
+s3_access_key = $S3_ACCESS_KEY
+s3_secret_key = $S3_SECRET_KEY
+topic_whitelist = $TOPIC
+
+[kafka]
+# librdkafka settings passed through to the consumer. The test broker (Tansu) takes session.timeout.ms / 2
+# for every group join: 6000 makes that 3 s instead of 23 s.
+session.timeout.ms = 6000
+CFG
+log "config written to $CONFIG"
+
+log "starting $BIN_DIR/kafkatos3 $CONFIG (log $STATE/daemon.log)"
+t0=$(now_ms)
+"$BIN_DIR/kafkatos3" "$CONFIG" >"$STATE/daemon.log" 2>&1 </dev/null &
+DAEMON_PID=$!
+
+if ! "${HELPER[@]}" wait "$BOOTSTRAP" "$GROUP" "$TOPIC" "$STATE/end-offsets.json" "${S3_ARGS[@]}" "$TIMEOUT_S" "$DAEMON_PID"; then
+  die "archive incomplete: objects missing in S3 or offsets not committed (daemon log: $STATE/daemon.log)"
+fi
+log "all $RECORDS records archived and committed $(( ($(now_ms) - t0) / 1000 )) s after start"
+
+log "SIGTERM to the daemon (pid $DAEMON_PID), waiting up to 60 s for it to exit"
+kill -TERM "$DAEMON_PID"
+for _ in $(seq 1 600); do
+  kill -0 "$DAEMON_PID" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$DAEMON_PID" 2>/dev/null && die "the daemon did not exit within 60 s of SIGTERM"
+daemon_rc=0
+wait "$DAEMON_PID" || daemon_rc=$?
+DAEMON_PID=""
+[[ $daemon_rc == 0 ]] || die "the daemon exited with status $daemon_rc after SIGTERM"
+log "daemon exited cleanly"
+
+log "archived objects in s3://$BUCKET:"
+"${HELPER[@]}" list "${S3_ARGS[@]}" | tee "$STATE/objects.txt"
+# Prefer a MAK file (.mak or .mak.gz) over anything else the daemon may have written.
+KEY="$(awk '{print $2}' "$STATE/objects.txt" | grep -E '\.mak(\.gz)?$' | head -n 1 || true)"
+[[ -n "$KEY" ]] || KEY="$(awk 'NR == 1 {print $2}' "$STATE/objects.txt")"
+[[ -n "$KEY" ]] || die "no objects in s3://$BUCKET"
+FILE="$STATE/$(basename "$KEY")"
+"${HELPER[@]}" fetch "${S3_ARGS[@]}" "$KEY" "$FILE"
+log "downloaded $KEY -> $FILE; kafkatos3_parse says (first 20 lines):"
+# Into a file first: piping into head would SIGPIPE the parser and, with pipefail, fail the demo.
+"$BIN_DIR/kafkatos3_parse" "$FILE" >"$STATE/parsed.txt"
+head -n 20 "$STATE/parsed.txt"
+log "($(wc -l <"$STATE/parsed.txt") lines in all)"

