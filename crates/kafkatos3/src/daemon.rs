@@ -116,9 +116,17 @@ pub async fn signals() {
         _ = terminate.recv() => {}
     }
     tokio::spawn(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
+        // A signal sent to the whole process group (timeout(1), a terminal) can arrive twice at
+        // once; only a later, deliberate second signal means "exit now".
+        let first = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            if first.elapsed() > Duration::from_secs(1) {
+                break;
+            }
         }
         tracing::warn!("second signal: exiting immediately");
         std::process::exit(130);

@@ -28,7 +28,13 @@ pub fn object_key(prefix: &str, name: &SealedName) -> ObjectPath {
 }
 
 pub fn build_store(s3: &S3Config) -> Result<Arc<AmazonS3>, object_store::Error> {
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(&s3.s3_bucket_name);
+    let options = ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(300));
+    // Client options first: they carry allow_http, which the endpoint below may switch on.
+    let mut builder = AmazonS3Builder::from_env()
+        .with_client_options(options)
+        .with_bucket_name(&s3.s3_bucket_name);
     let region = s3
         .s3_region
         .clone()
@@ -67,15 +73,7 @@ pub fn build_store(s3: &S3Config) -> Result<Arc<AmazonS3>, object_store::Error> 
         max_retries: 2,
         retry_timeout: Duration::from_secs(20),
     };
-    let options = ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(300));
-    Ok(Arc::new(
-        builder
-            .with_retry(retry)
-            .with_client_options(options)
-            .build()?,
-    ))
+    Ok(Arc::new(builder.with_retry(retry).build()?))
 }
 
 /// True when the environment names a credential source that object_store resolves itself.

@@ -1,0 +1,206 @@
+//! End to end: the real daemon against the real broker and S3 server. Every test ends with the
+//! archive read back from S3 holding every produced record exactly once, in offset order.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+const PARTITIONS: i32 = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_every_record_exactly_once_across_topics_and_partitions() {
+    let env = env();
+    let (topic_a, topic_b) = (unique("e2e-a"), unique("e2e-b"));
+    create_topic(&env, &topic_a, PARTITIONS).await;
+    create_topic(&env, &topic_b, PARTITIONS).await;
+    let mut produced = ByPartition::new();
+    produce(&env, &topic_a, PARTITIONS, 0, 900, &mut produced).await;
+    produce(&env, &topic_b, PARTITIONS, 10_000, 600, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let mut config = DaemonConfig::new(
+        &env,
+        &dir.path().join("work"),
+        &group,
+        &[&topic_a, &topic_b],
+        &prefix,
+    );
+    config.consumer_processes = 2;
+    config.write(&env, &dir.path().join("kafkatos3.cfg"));
+    let daemon = Daemon::start(
+        &dir.path().join("kafkatos3.cfg"),
+        &dir.path().join("daemon.log"),
+    );
+
+    // More records while it runs: they land in later files of the same partitions.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    produce(&env, &topic_a, PARTITIONS, 900, 300, &mut produced).await;
+
+    let s3 = store(&env, &env.s3_endpoint);
+    let total: usize = produced.values().map(Vec::len).sum();
+    let archive = wait_for_archive(s3.as_ref(), &prefix, total, Duration::from_secs(90)).await;
+    assert_exactly_once(&produced, &archive);
+    let commits = wait_for_commits(
+        &env,
+        &group,
+        &expected_commits(&produced),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        commits,
+        expected_commits(&produced),
+        "committed offsets are end+1 of what is in S3; log:\n{}",
+        daemon.log_tail()
+    );
+
+    let (status, took) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+    assert!(took < Duration::from_secs(35), "stop took {took:?}");
+    let leftovers: Vec<_> = walk_files(&dir.path().join("work/tos3"))
+        .into_iter()
+        .chain(walk_files(&dir.path().join("work/tocompress")))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "uploaded files are deleted locally: {leftovers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_then_restart_loses_and_duplicates_nothing() {
+    let env = env();
+    let topic = unique("e2e-kill");
+    create_topic(&env, &topic, PARTITIONS).await;
+    let mut produced = ByPartition::new();
+    produce(&env, &topic, PARTITIONS, 0, 600, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let config_path = dir.path().join("kafkatos3.cfg");
+    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix)
+        .write(&env, &config_path);
+    let s3 = store(&env, &env.s3_endpoint);
+
+    let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
+    // Let it archive some files, then keep records flowing and kill it without warning.
+    wait_for_archive(s3.as_ref(), &prefix, 1, Duration::from_secs(60)).await;
+    produce(&env, &topic, PARTITIONS, 600, 600, &mut produced).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    daemon.kill9();
+    produce(&env, &topic, PARTITIONS, 1200, 300, &mut produced).await;
+
+    let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
+    let total: usize = produced.values().map(Vec::len).sum();
+    let archive = wait_for_archive(s3.as_ref(), &prefix, total, Duration::from_secs(90)).await;
+    // Give a duplicate, if the daemon were to write one, the time to show up.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let archive_after = read_archive(s3.as_ref(), &prefix).await;
+    assert_eq!(
+        archive.keys, archive_after.keys,
+        "nothing more is uploaded once everything is archived"
+    );
+    assert_exactly_once(&produced, &archive_after);
+    let commits = wait_for_commits(
+        &env,
+        &group,
+        &expected_commits(&produced),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        commits,
+        expected_commits(&produced),
+        "log:\n{}",
+        daemon.log_tail()
+    );
+    if std::env::var_os("KAFKATOS3_TEST_SHOW_LOG").is_some() {
+        println!("{}", std::fs::read_to_string(&daemon.log).unwrap());
+    }
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_in_one_group_share_partitions_and_one_stops_midway() {
+    let env = env();
+    let topic = unique("e2e-two");
+    let partitions = 4;
+    create_topic(&env, &topic, partitions).await;
+    let mut produced = ByPartition::new();
+    produce(&env, &topic, partitions, 0, 800, &mut produced).await;
+
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    for dir in [&dir_a, &dir_b] {
+        // Long max age: the hand-over on revoke, not rotation, must move the open files.
+        let mut config =
+            DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+        config.max_age_seconds = 3600;
+        config.write(&env, &dir.path().join("kafkatos3.cfg"));
+    }
+    let daemon_a = Daemon::start(
+        &dir_a.path().join("kafkatos3.cfg"),
+        &dir_a.path().join("daemon.log"),
+    );
+    let daemon_b = Daemon::start(
+        &dir_b.path().join("kafkatos3.cfg"),
+        &dir_b.path().join("daemon.log"),
+    );
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    produce(&env, &topic, partitions, 800, 400, &mut produced).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // A leaves mid-way: its open files are sealed, uploaded and committed before B takes over.
+    let (status, _) = daemon_a.terminate(Duration::from_secs(45));
+    assert!(
+        status.success(),
+        "log A:\n{}",
+        std::fs::read_to_string(dir_a.path().join("daemon.log")).unwrap_or_default()
+    );
+    produce(&env, &topic, partitions, 1200, 400, &mut produced).await;
+
+    // B now owns everything; stopping it seals and uploads the rest.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (status, _) = daemon_b.terminate(Duration::from_secs(45));
+    assert!(status.success());
+
+    let s3 = store(&env, &env.s3_endpoint);
+    let total: usize = produced.values().map(Vec::len).sum();
+    let archive = wait_for_archive(s3.as_ref(), &prefix, total, Duration::from_secs(10)).await;
+    assert_exactly_once(&produced, &archive);
+    let commits = wait_for_commits(
+        &env,
+        &group,
+        &expected_commits(&produced),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(commits, expected_commits(&produced));
+    let log_a = std::fs::read_to_string(dir_a.path().join("daemon.log")).unwrap();
+    let log_b = std::fs::read_to_string(dir_b.path().join("daemon.log")).unwrap();
+    assert!(
+        log_a.contains("assigned") && log_b.contains("assigned"),
+        "both daemons took part in the group"
+    );
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
