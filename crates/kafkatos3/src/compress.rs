@@ -33,27 +33,16 @@ pub fn compress_file(pipeline: &Pipeline, file: &SealedFile) -> Result<u64, FsEr
     let tmp = durable::tmp_path(&target);
     let source = File::open(&file.path).map_err(|e| FsError::new("open", &file.path, e))?;
     let out = File::create(&tmp).map_err(|e| FsError::new("create", &tmp, e))?;
-    let mut encoder = GzEncoder::new(
-        BufWriter::with_capacity(IO_BUFFER, out),
-        Compression::new(6),
-    );
-    io::copy(
-        &mut BufReader::with_capacity(IO_BUFFER, source),
-        &mut encoder,
-    )
-    .map_err(|e| FsError::new("compress", &file.path, e))?;
-    let mut writer = encoder
-        .finish()
-        .map_err(|e| FsError::new("write", &tmp, e))?;
+    let mut encoder = GzEncoder::new(BufWriter::with_capacity(IO_BUFFER, out), Compression::new(6));
+    io::copy(&mut BufReader::with_capacity(IO_BUFFER, source), &mut encoder)
+        .map_err(|e| FsError::new("compress", &file.path, e))?;
+    let mut writer = encoder.finish().map_err(|e| FsError::new("write", &tmp, e))?;
     writer.flush().map_err(|e| FsError::new("write", &tmp, e))?;
     let out = writer
         .into_inner()
         .map_err(|e| FsError::new("write", &tmp, e.into_error()))?;
     out.sync_all().map_err(|e| FsError::new("fsync", &tmp, e))?;
-    let compressed = out
-        .metadata()
-        .map_err(|e| FsError::new("stat", &tmp, e))?
-        .len();
+    let compressed = out.metadata().map_err(|e| FsError::new("stat", &tmp, e))?.len();
     fs::rename(&tmp, &target).map_err(|e| FsError::new("rename", &tmp, e))?;
     durable::fsync_dir(dir)?;
     durable::remove_durable(&file.path)?;
@@ -81,10 +70,7 @@ pub fn spawn(pipeline: Arc<Pipeline>) -> Vec<thread::JoinHandle<()>> {
                     match job {
                         Ok(file) => {
                             compress_one(&pipeline, &file);
-                            in_flight
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .remove(&file.path);
+                            in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&file.path);
                         }
                         Err(mpsc::RecvTimeoutError::Timeout) if pipeline.stages_stopped() => return,
                         Err(mpsc::RecvTimeoutError::Timeout) => {}

@@ -15,10 +15,13 @@ use crate::config::Config;
 use crate::pipeline::Pipeline;
 use crate::rebalance::{seal_into_pipeline, ArchiverContext, ConsumerState};
 use crate::spool::{now_secs, Appended};
+use crate::throttle::LogThrottle;
 
 /// How often the loop flushes, rotates, commits and checks the backlog at most.
 const TICK: Duration = Duration::from_millis(100);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// The same error is reported at most this often (with a count of its repeats).
+const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// Pause after a failed write (a full disk) before fetching again.
 const WRITE_FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -34,10 +37,7 @@ pub fn client_config(config: &Config, id: usize) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
-        .set(
-            "auto.offset.reset",
-            consumer.kafka_auto_offset_reset.as_librdkafka(),
-        );
+        .set("auto.offset.reset", consumer.kafka_auto_offset_reset.as_librdkafka());
     if !config.kafka.iter().any(|(key, _)| key == "client.id") {
         client.set("client.id", format!("kafkatos3-{id}"));
     }
@@ -59,16 +59,17 @@ fn run(pipeline: Arc<Pipeline>, id: usize) {
         id,
         pipeline: pipeline.clone(),
         state: Mutex::new(ConsumerState::default()),
+        errors: LogThrottle::new(ERROR_REPORT_INTERVAL),
     };
-    let consumer: BaseConsumer<ArchiverContext> =
-        match client_config(&pipeline.config, id).create_with_context(context) {
-            Ok(consumer) => consumer,
-            Err(error) => {
-                tracing::error!(consumer = id, %error, "creating the kafka consumer failed");
-                pipeline.shutdown.fail();
-                return;
-            }
-        };
+    let consumer: BaseConsumer<ArchiverContext> = match client_config(&pipeline.config, id).create_with_context(context)
+    {
+        Ok(consumer) => consumer,
+        Err(error) => {
+            tracing::error!(consumer = id, %error, "creating the kafka consumer failed");
+            pipeline.shutdown.fail();
+            return;
+        }
+    };
     let topics: Vec<&str> = pipeline
         .config
         .consumer
@@ -133,12 +134,7 @@ impl Loop<'_> {
         else {
             return;
         };
-        match spool.append(
-            message.offset(),
-            message.key(),
-            message.payload(),
-            self.now_secs,
-        ) {
+        match spool.append(message.offset(), message.key(), message.payload(), self.now_secs) {
             Ok(Appended::Written) => {}
             Ok(Appended::AlreadyHeld) => {
                 tracing::debug!(partition = %spool.tp, offset = message.offset(), "skipping a record already held")
@@ -154,12 +150,10 @@ impl Loop<'_> {
                 self.pause_all();
                 self.write_failed_at = Some(Instant::now());
                 if let Some(offset) = resume {
-                    if let Err(error) = self.consumer.seek(
-                        &tp.topic,
-                        tp.partition,
-                        Offset::Offset(offset),
-                        Duration::from_secs(10),
-                    ) {
+                    if let Err(error) =
+                        self.consumer
+                            .seek(&tp.topic, tp.partition, Offset::Offset(offset), Duration::from_secs(10))
+                    {
                         tracing::error!(partition = %tp, %error, "seeking back after a failed write");
                     }
                 }
@@ -168,15 +162,14 @@ impl Loop<'_> {
     }
 
     fn on_error(&mut self, error: KafkaError) {
-        if matches!(
-            error,
-            KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)
-        ) {
+        if matches!(error, KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) {
             tracing::error!(group = %self.pipeline.config.consumer.kafka_consumer_group, "a partition has no committed offset and kafka_auto_offset_reset = none; stopping");
             self.pipeline.shutdown.fail();
             return;
         }
-        tracing::warn!(%error, "consumer error");
+        if let Some(repeats) = self.consumer.context().errors.admit(&error.to_string()) {
+            tracing::warn!(%error, repeats, "consumer error");
+        }
     }
 
     fn tick(&mut self) {
@@ -192,20 +185,14 @@ impl Loop<'_> {
             }
         }
         let max_age = pipeline.config.consumer.max_age;
-        for spool in state
-            .spools_mut()
-            .filter(|s| s.is_due(max_age, self.now_secs))
-        {
+        for spool in state.spools_mut().filter(|s| s.is_due(max_age, self.now_secs)) {
             seal_into_pipeline(pipeline, spool);
         }
         if self.last_commit.elapsed() >= COMMIT_EVERY {
             self.last_commit = Instant::now();
-            self.consumer.context().commit_progress(
-                self.consumer,
-                &mut state,
-                CommitMode::Async,
-                None,
-            );
+            self.consumer
+                .context()
+                .commit_progress(self.consumer, &mut state, CommitMode::Async, None);
         }
         drop(state);
         self.apply_backpressure();
@@ -261,19 +248,16 @@ impl Loop<'_> {
             // written and not committed, so the next owner reads them again.
             let _ = self.consumer.poll(Duration::from_millis(50));
             let mut state = self.consumer.context().state();
-            self.consumer.context().commit_progress(
-                self.consumer,
-                &mut state,
-                CommitMode::Sync,
-                None,
-            );
-            let pending: usize = state
-                .spools()
-                .map(|s| pipeline.ledger.pending_files(&s.tp))
-                .sum();
+            self.consumer
+                .context()
+                .commit_progress(self.consumer, &mut state, CommitMode::Sync, None);
+            let pending: usize = state.spools().map(|s| pipeline.ledger.pending_files(&s.tp)).sum();
             if pending == 0 || Instant::now() >= deadline {
                 if pending > 0 {
-                    tracing::warn!(pending_files = pending, "shutdown deadline reached; remaining files stay in the working directory for the next start");
+                    tracing::warn!(
+                        pending_files = pending,
+                        "shutdown deadline reached; remaining files stay in the working directory for the next start"
+                    );
                 }
                 return;
             }

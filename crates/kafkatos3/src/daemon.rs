@@ -26,10 +26,7 @@ pub enum DaemonError {
 }
 
 /// Runs the daemon until `stop` resolves (a signal in production, anything in tests).
-pub fn run(
-    config: Config,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), DaemonError> {
+pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), DaemonError> {
     let work = WorkDir::new(&config.main.working_directory);
     let _lock = crate::lock::lock_working_directory(&work)?;
     match config.consumer.consumer_class {
@@ -49,12 +46,7 @@ pub fn run(
     })?;
     let grace = config.main.shutdown_timeout;
     let consumers = config.consumer.consumer_processes;
-    let pipeline = Arc::new(Pipeline::new(
-        config,
-        work,
-        recovery.legacy,
-        recovery.backlog_bytes,
-    ));
+    let pipeline = Arc::new(Pipeline::new(config, work, recovery.legacy, recovery.backlog_bytes));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -104,10 +96,8 @@ pub fn run(
 /// already in a recoverable state).
 pub async fn signals() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
         std::future::pending::<()>().await;
         return;
     };

@@ -84,10 +84,8 @@ pub fn write_file_durable(path: &Path, contents: &[u8]) -> FsResult<()> {
         .truncate(true)
         .open(&tmp)
         .map_err(|e| FsError::new("create", &tmp, e))?;
-    file.write_all(contents)
-        .map_err(|e| FsError::new("write", &tmp, e))?;
-    file.sync_all()
-        .map_err(|e| FsError::new("fsync", &tmp, e))?;
+    file.write_all(contents).map_err(|e| FsError::new("write", &tmp, e))?;
+    file.sync_all().map_err(|e| FsError::new("fsync", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| FsError::new("rename", &tmp, e))?;
     fsync_dir(dir)
 }

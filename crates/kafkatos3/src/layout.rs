@@ -91,12 +91,7 @@ impl SealedName {
 /// Today's `yymmdd` (UTC), the date part of a sealed file's name.
 pub fn today_yymmdd() -> String {
     let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:02}{:02}{:02}",
-        now.year() % 100,
-        u8::from(now.month()),
-        now.day()
-    )
+    format!("{:02}{:02}{:02}", now.year() % 100, u8::from(now.month()), now.day())
 }
 
 /// Which pipeline stage a sealed file is in.
@@ -146,10 +141,7 @@ impl WorkDir {
     }
 
     fn partition_dir(&self, area: &str, tp: &TopicPartition) -> PathBuf {
-        self.root
-            .join(area)
-            .join(&tp.topic)
-            .join(tp.partition.to_string())
+        self.root.join(area).join(&tp.topic).join(tp.partition.to_string())
     }
 
     pub fn inprogress_file(&self, tp: &TopicPartition) -> PathBuf {
@@ -157,11 +149,8 @@ impl WorkDir {
     }
 
     pub fn sealed_path(&self, stage: Stage, name: &SealedName) -> PathBuf {
-        self.partition_dir(stage.dir_name(), &name.tp).join(format!(
-            "{}{}",
-            name.stem(),
-            stage.suffix()
-        ))
+        self.partition_dir(stage.dir_name(), &name.tp)
+            .join(format!("{}{}", name.stem(), stage.suffix()))
     }
 
     pub fn uploaded_marker(&self, tp: &TopicPartition) -> PathBuf {
@@ -218,9 +207,7 @@ impl WorkDir {
             let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
-            if !file_name.ends_with(stage.suffix())
-                || (stage == Stage::ToCompress && file_name.ends_with(GZ_SUFFIX))
-            {
+            if !file_name.ends_with(stage.suffix()) || (stage == Stage::ToCompress && file_name.ends_with(GZ_SUFFIX)) {
                 continue;
             }
             match SealedName::parse(file_name) {
@@ -270,11 +257,7 @@ impl WorkDir {
     pub fn list_all_stage_files(&self) -> Result<Vec<PathBuf>, FsError> {
         let mut all = Vec::new();
         for area in ["inprogress", "tocompress", "tos3"] {
-            all.extend(
-                self.walk_area(&self.root.join(area))?
-                    .into_iter()
-                    .map(|(_, path)| path),
-            );
+            all.extend(self.walk_area(&self.root.join(area))?.into_iter().map(|(_, path)| path));
         }
         Ok(all)
     }
@@ -312,10 +295,7 @@ mod tests {
             SealedName::parse("my-topic_v2-11_0-500_160811.mak.gz"),
             Some(name.clone())
         );
-        assert_eq!(
-            SealedName::parse("my-topic_v2-11_0-500_160811.mak"),
-            Some(name)
-        );
+        assert_eq!(SealedName::parse("my-topic_v2-11_0-500_160811.mak"), Some(name));
     }
 
     #[test]
@@ -336,11 +316,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let work = WorkDir::new(dir.path());
         let tp = TopicPartition::new("t", 0);
-        for (stage, start, end) in [
-            (Stage::ToS3, 0, 9),
-            (Stage::ToCompress, 20, 29),
-            (Stage::ToS3, 10, 19),
-        ] {
+        for (stage, start, end) in [(Stage::ToS3, 0, 9), (Stage::ToCompress, 20, 29), (Stage::ToS3, 10, 19)] {
             let path = work.sealed_path(
                 stage,
                 &SealedName {

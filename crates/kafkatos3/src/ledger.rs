@@ -18,11 +18,7 @@ use crate::layout::{SealedName, TopicPartition, WorkDir};
 /// `oldest_unconfirmed` is the start of the oldest sealed file not yet released by the ledger,
 /// `open_start` the start of the in-progress file when it holds records, and `next_offset` the
 /// position after the last record written (or the position the partition was resumed at).
-pub fn commit_point(
-    oldest_unconfirmed: Option<i64>,
-    open_start: Option<i64>,
-    next_offset: Option<i64>,
-) -> Option<i64> {
+pub fn commit_point(oldest_unconfirmed: Option<i64>, open_start: Option<i64>, next_offset: Option<i64>) -> Option<i64> {
     [oldest_unconfirmed, open_start, next_offset]
         .into_iter()
         .flatten()
@@ -66,14 +62,10 @@ pub fn plan_adoption(
     sealed: &[(i64, i64)],
     open: Option<(i64, i64)>,
 ) -> AdoptionPlan {
-    let mut base = [
-        committed,
-        uploaded_through.map(|u| u + 1),
-        legacy_end.map(|l| l + 1),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
+    let mut base = [committed, uploaded_through.map(|u| u + 1), legacy_end.map(|l| l + 1)]
+        .into_iter()
+        .flatten()
+        .max();
     let mut fate_of = |start: i64, end: i64| match base {
         Some(b) if end < b => FileFate::Covered,
         Some(b) if start != b => FileFate::SetAside,
@@ -82,10 +74,7 @@ pub fn plan_adoption(
             FileFate::Keep
         }
     };
-    let sealed = sealed
-        .iter()
-        .map(|&(start, end)| fate_of(start, end))
-        .collect();
+    let sealed = sealed.iter().map(|&(start, end)| fate_of(start, end)).collect();
     let open = open.map(|(start, last)| fate_of(start, last));
     AdoptionPlan {
         sealed,
@@ -125,9 +114,7 @@ impl Ledger {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, PartitionLedger>> {
-        self.partitions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.partitions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Reads the durable upload marker of a partition.
@@ -139,10 +126,7 @@ impl Ledger {
     /// Starts owning a partition with the sealed files that continue its chain.
     pub fn adopt(&self, tp: &TopicPartition, files: &[SealedName]) {
         let ledger = PartitionLedger {
-            files: files
-                .iter()
-                .map(|name| (name.start, (name.clone(), false)))
-                .collect(),
+            files: files.iter().map(|name| (name.start, (name.clone(), false))).collect(),
         };
         self.lock().insert(tp.clone(), ledger);
     }
@@ -174,9 +158,7 @@ impl Ledger {
 
     /// Start of the oldest file of a partition whose upload is not yet released.
     pub fn oldest_unconfirmed(&self, tp: &TopicPartition) -> Option<i64> {
-        self.lock()
-            .get(tp)
-            .and_then(|l| l.files.keys().next().copied())
+        self.lock().get(tp).and_then(|l| l.files.keys().next().copied())
     }
 
     /// Files of a partition not yet released (sealed, compressed or uploaded out of order).
@@ -208,19 +190,13 @@ impl Ledger {
             }
         }
         let Some(new_through) = deletable.last().map(|n| n.end) else {
-            return Ok(Released {
-                deletable,
-                owned: true,
-            });
+            return Ok(Released { deletable, owned: true });
         };
         durable::write_file_durable(
             &self.work.uploaded_marker(&name.tp),
             format!("{new_through}\n").as_bytes(),
         )?;
-        Ok(Released {
-            deletable,
-            owned: true,
-        })
+        Ok(Released { deletable, owned: true })
     }
 }
 
@@ -239,13 +215,7 @@ mod tests {
 
     #[test]
     fn adoption_resumes_after_local_files_that_continue_the_committed_offset() {
-        let plan = plan_adoption(
-            Some(100),
-            None,
-            None,
-            &[(100, 199), (200, 299)],
-            Some((300, 350)),
-        );
+        let plan = plan_adoption(Some(100), None, None, &[(100, 199), (200, 299)], Some((300, 350)));
         assert_eq!(
             plan,
             AdoptionPlan {

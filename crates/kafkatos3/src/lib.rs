@@ -31,4 +31,5 @@ pub mod rotate;
 pub mod s3;
 pub mod shared;
 pub mod spool;
+pub mod throttle;
 pub mod upload;

@@ -34,10 +34,7 @@ pub fn lock_working_directory(work: &WorkDir) -> Result<DirLock, LockError> {
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .trim()
-                .to_string();
+            let holder = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
             return Err(LockError::Held {
                 path: path.display().to_string(),
                 holder,
@@ -45,8 +42,7 @@ pub fn lock_working_directory(work: &WorkDir) -> Result<DirLock, LockError> {
         }
         Err(TryLockError::Error(e)) => return Err(FsError::new("lock", &path, e).into()),
     }
-    file.set_len(0)
-        .map_err(|e| FsError::new("truncate", &path, e))?;
+    file.set_len(0).map_err(|e| FsError::new("truncate", &path, e))?;
     write!(file, "{}", std::process::id()).map_err(|e| FsError::new("write", &path, e))?;
     Ok(DirLock { _file: file })
 }

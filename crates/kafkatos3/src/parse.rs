@@ -59,8 +59,7 @@ pub fn print_file(path: &Path, out: &mut impl Write) -> Result<u64, ParseError> 
     writeln!(out, "File topic is {}", header.topic).map_err(ParseError::Output)?;
     writeln!(out, "File partition is {}", header.partition).map_err(ParseError::Output)?;
     writeln!(out, "Staring offset is {}", header.start_offset).map_err(ParseError::Output)?;
-    writeln!(out, "File created at {}", python_float(header.start_time))
-        .map_err(ParseError::Output)?;
+    writeln!(out, "File created at {}", python_float(header.start_time)).map_err(ParseError::Output)?;
     let mut count = 0;
     let mut key_text = String::new();
     let mut value_text = String::new();

@@ -24,6 +24,7 @@ use crate::layout::TopicPartition;
 use crate::ledger::commit_point;
 use crate::pipeline::Pipeline;
 use crate::spool::PartitionSpool;
+use crate::throttle::LogThrottle;
 
 /// What one consumer owns: the spools of its assigned partitions and what it last committed.
 #[derive(Debug, Default)]
@@ -63,7 +64,11 @@ impl ConsumerState {
 pub struct ArchiverContext {
     pub id: usize,
     pub pipeline: Arc<Pipeline>,
+    /// Touched only on the consumer's thread (poll and the callbacks it runs); the mutex makes
+    /// the context `Sync` as librdkafka's callbacks require.
     pub state: Mutex<ConsumerState>,
+    /// Rate limit for the client's and the poll loop's repeated errors.
+    pub errors: LogThrottle,
 }
 
 impl ArchiverContext {
@@ -93,11 +98,7 @@ impl ArchiverContext {
             ) else {
                 continue;
             };
-            if state
-                .committed
-                .get(&spool.tp)
-                .is_some_and(|&done| done >= offset)
-            {
+            if state.committed.get(&spool.tp).is_some_and(|&done| done >= offset) {
                 continue;
             }
             if tpl
@@ -146,9 +147,7 @@ impl ArchiverContext {
                 }
             };
             if let Some(offset) = spool.next_offset() {
-                if let Err(error) =
-                    tpl.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset))
-                {
+                if let Err(error) = tpl.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset)) {
                     tracing::error!(partition = %tp, %error, "setting the resume offset");
                 }
             }
@@ -180,10 +179,7 @@ impl ArchiverContext {
         }
         loop {
             self.commit_progress(consumer, &mut state, CommitMode::Sync, Some(&tps));
-            let pending: usize = tps
-                .iter()
-                .map(|tp| self.pipeline.ledger.pending_files(tp))
-                .sum();
+            let pending: usize = tps.iter().map(|tp| self.pipeline.ledger.pending_files(tp)).sum();
             if pending == 0 {
                 break;
             }
@@ -255,10 +251,7 @@ fn fetch_committed(
 }
 
 fn list(tps: &[TopicPartition]) -> String {
-    tps.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    tps.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 impl ClientContext for ArchiverContext {
@@ -281,21 +274,15 @@ impl ClientContext for ArchiverContext {
     fn error(&self, error: KafkaError, reason: &str) {
         // librdkafka retries connections itself with backoff (reconnect.backoff.ms); this is the
         // report of it, e.g. an unreachable broker.
-        tracing::warn!(consumer = self.id, %error, reason, "kafka client error");
+        if let Some(repeats) = self.errors.admit(&error.to_string()) {
+            tracing::warn!(consumer = self.id, %error, reason, repeats, "kafka client error");
+        }
     }
 }
 
 impl ConsumerContext for ArchiverContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.on_assign(consumer, tpl);

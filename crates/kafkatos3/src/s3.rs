@@ -19,10 +19,7 @@ pub fn object_key(prefix: &str, name: &SealedName) -> ObjectPath {
     let key = if prefix.is_empty() {
         format!("{}/{}/{}", name.tp.topic, name.tp.partition, file)
     } else {
-        format!(
-            "{}/{}/{}/{}",
-            prefix, name.tp.topic, name.tp.partition, file
-        )
+        format!("{}/{}/{}/{}", prefix, name.tp.topic, name.tp.partition, file)
     };
     ObjectPath::from(key)
 }
@@ -56,9 +53,7 @@ pub fn build_store(s3: &S3Config) -> Result<Arc<AmazonS3>, object_store::Error> 
         }
         None if !chain_has_credentials() => {
             if let Some((key, secret, token)) = shared_credentials_file() {
-                builder = builder
-                    .with_access_key_id(key)
-                    .with_secret_access_key(secret);
+                builder = builder.with_access_key_id(key).with_secret_access_key(secret);
                 if let Some(token) = token {
                     builder = builder.with_token(token);
                 }
@@ -94,18 +89,13 @@ fn chain_has_credentials() -> bool {
 fn shared_credentials_file() -> Option<(String, String, Option<String>)> {
     let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".aws/credentials"))
-        })?;
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".aws/credentials")))?;
     let text = std::fs::read_to_string(path).ok()?;
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_string());
     parse_credentials_profile(&text, &profile)
 }
 
-fn parse_credentials_profile(
-    text: &str,
-    profile: &str,
-) -> Option<(String, String, Option<String>)> {
+fn parse_credentials_profile(text: &str, profile: &str) -> Option<(String, String, Option<String>)> {
     let (mut in_profile, mut key, mut secret, mut token) = (false, None, None, None);
     for line in text.lines().map(str::trim) {
         if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
@@ -146,10 +136,7 @@ mod tests {
             object_key("kafkatos3", &name).as_ref(),
             "kafkatos3/test/0/test-0_0-500_160811.mak.gz"
         );
-        assert_eq!(
-            object_key("", &name).as_ref(),
-            "test/0/test-0_0-500_160811.mak.gz"
-        );
+        assert_eq!(object_key("", &name).as_ref(), "test/0/test-0_0-500_160811.mak.gz");
     }
 
     #[test]

@@ -106,16 +106,9 @@ impl Legacy {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(FsError::new("read", &path, e)),
         };
-        let stems: BTreeSet<String> = text
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
+        let stems: BTreeSet<String> = text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
         let mut ends = HashMap::new();
-        for name in stems
-            .iter()
-            .filter_map(|s| SealedName::parse(&format!("{s}.mak")))
-        {
+        for name in stems.iter().filter_map(|s| SealedName::parse(&format!("{s}.mak"))) {
             let end = ends.entry(name.tp).or_insert(name.end);
             *end = (*end).max(name.end);
         }

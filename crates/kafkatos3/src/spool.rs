@@ -127,11 +127,10 @@ impl PartitionSpool {
                 tp: self.tp.clone(),
                 source,
             })?;
-            let writer =
-                MakWriter::create(&self.path, &header).map_err(|source| SpoolError::Write {
-                    tp: self.tp.clone(),
-                    source,
-                })?;
+            let writer = MakWriter::create(&self.path, &header).map_err(|source| SpoolError::Write {
+                tp: self.tp.clone(),
+                source,
+            })?;
             self.open = Some(OpenFile { writer });
         }
         let open = self.open.as_mut().expect("opened above");
@@ -148,12 +147,10 @@ impl PartitionSpool {
     /// A durability point: buffered records are written and synced, then the header updated.
     pub fn flush(&mut self) -> Result<(), SpoolError> {
         match self.open.as_mut() {
-            Some(open) if open.writer.is_dirty() => {
-                open.writer.sync().map_err(|source| SpoolError::Write {
-                    tp: self.tp.clone(),
-                    source,
-                })
-            }
+            Some(open) if open.writer.is_dirty() => open.writer.sync().map_err(|source| SpoolError::Write {
+                tp: self.tp.clone(),
+                source,
+            }),
             _ => Ok(()),
         }
     }
@@ -162,8 +159,7 @@ impl PartitionSpool {
     /// counts from the header's start time, so it survives a restart as the original's did.
     pub fn is_due(&self, max_age: Duration, now_secs: f64) -> bool {
         self.open.as_ref().is_some_and(|f| {
-            f.writer.record_count() > 0
-                && now_secs - f.writer.header().start_time >= max_age.as_secs_f64()
+            f.writer.record_count() > 0 && now_secs - f.writer.header().start_time >= max_age.as_secs_f64()
         })
     }
 
@@ -184,10 +180,9 @@ impl PartitionSpool {
             .last_offset()
             .expect("a file with records has a last offset");
         let size = open.writer.len();
-        open.writer.close().map_err(|source| SpoolError::Write {
-            tp: tp.clone(),
-            source,
-        })?;
+        open.writer
+            .close()
+            .map_err(|source| SpoolError::Write { tp: tp.clone(), source })?;
         let name = SealedName {
             tp: tp.clone(),
             start,
@@ -221,11 +216,10 @@ impl PartitionSpool {
         if !Path::new(&self.path).exists() {
             return Ok(());
         }
-        let (writer, recovered) =
-            MakWriter::open_append(&self.path).map_err(|source| SpoolError::Write {
-                tp: self.tp.clone(),
-                source,
-            })?;
+        let (writer, recovered) = MakWriter::open_append(&self.path).map_err(|source| SpoolError::Write {
+            tp: self.tp.clone(),
+            source,
+        })?;
         self.next_offset = recovered
             .last_offset
             .map(|l| l + 1)
@@ -244,16 +238,10 @@ pub fn now_secs() -> f64 {
 
 /// Seals an in-progress file found on disk (recovery, the rotate tool). Returns None when the
 /// file holds no records (it is left in place).
-pub fn seal_existing(
-    work: &WorkDir,
-    tp: &TopicPartition,
-) -> Result<Option<(SealedName, u64)>, SpoolError> {
+pub fn seal_existing(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName, u64)>, SpoolError> {
     let path = work.inprogress_file(tp);
     let (writer, _recovered) =
-        MakWriter::open_append(&path).map_err(|source| SpoolError::Write {
-            tp: tp.clone(),
-            source,
-        })?;
+        MakWriter::open_append(&path).map_err(|source| SpoolError::Write { tp: tp.clone(), source })?;
     let mut spool = PartitionSpool::resume(work, tp.clone(), writer);
     spool.seal(work)
 }

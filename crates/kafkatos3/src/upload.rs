@@ -31,18 +31,11 @@ pub enum UploadError {
         source: object_store::Error,
     },
     #[error("upload of {}: {source}", path.display())]
-    Local {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Local { path: PathBuf, source: std::io::Error },
 }
 
 /// Uploads one file to its key.
-pub async fn upload_file(
-    store: &dyn ObjectStore,
-    pipeline: &Pipeline,
-    file: &SealedFile,
-) -> Result<u64, UploadError> {
+pub async fn upload_file(store: &dyn ObjectStore, pipeline: &Pipeline, file: &SealedFile) -> Result<u64, UploadError> {
     let s3 = &pipeline.config.s3;
     let key = object_key(&s3.s3_key_prefix, &file.name);
     let store_error = |source| UploadError::Store {
@@ -54,17 +47,12 @@ pub async fn upload_file(
         path: file.path.clone(),
         source,
     };
-    let mut handle = tokio::fs::File::open(&file.path)
-        .await
-        .map_err(local_error)?;
+    let mut handle = tokio::fs::File::open(&file.path).await.map_err(local_error)?;
     let size = handle.metadata().await.map_err(local_error)?.len();
     if size < s3.multipart_threshold_bytes {
         let mut body = Vec::with_capacity(size as usize);
         handle.read_to_end(&mut body).await.map_err(local_error)?;
-        store
-            .put(&key, PutPayload::from(body))
-            .await
-            .map_err(store_error)?;
+        store.put(&key, PutPayload::from(body)).await.map_err(store_error)?;
         return Ok(size);
     }
     let upload = store.put_multipart(&key).await.map_err(store_error)?;
@@ -129,10 +117,7 @@ pub async fn run(store: Arc<dyn ObjectStore>, pipeline: Arc<Pipeline>) {
             }
             // Only the owner of a partition uploads its files: the owner alone commits, and a
             // former owner's leftovers would duplicate what the new owner reads again.
-            if !legacy
-                && (!pipeline.ledger.is_owned(&file.name.tp)
-                    || pipeline.ledger.is_confirmed(&file.name))
-            {
+            if !legacy && (!pipeline.ledger.is_owned(&file.name.tp) || pipeline.ledger.is_confirmed(&file.name)) {
                 continue;
             }
             if let Some(not_before) = retries
@@ -158,12 +143,8 @@ pub async fn run(store: Arc<dyn ObjectStore>, pipeline: Arc<Pipeline>) {
                 .acquire_owned()
                 .await
                 .expect("semaphore is never closed");
-            let (store, pipeline, in_flight, retries) = (
-                store.clone(),
-                pipeline.clone(),
-                in_flight.clone(),
-                retries.clone(),
-            );
+            let (store, pipeline, in_flight, retries) =
+                (store.clone(), pipeline.clone(), in_flight.clone(), retries.clone());
             tasks.spawn(async move {
                 let _permit = permit;
                 let outcome = upload_and_release(store.as_ref(), &pipeline, &file, legacy).await;

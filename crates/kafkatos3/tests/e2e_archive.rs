@@ -21,19 +21,10 @@ async fn archives_every_record_exactly_once_across_topics_and_partitions() {
 
     let dir = tempfile::tempdir().unwrap();
     let (group, prefix) = (unique("g"), unique("archive"));
-    let mut config = DaemonConfig::new(
-        &env,
-        &dir.path().join("work"),
-        &group,
-        &[&topic_a, &topic_b],
-        &prefix,
-    );
+    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic_a, &topic_b], &prefix);
     config.consumer_processes = 2;
     config.write(&env, &dir.path().join("kafkatos3.cfg"));
-    let daemon = Daemon::start(
-        &dir.path().join("kafkatos3.cfg"),
-        &dir.path().join("daemon.log"),
-    );
+    let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
 
     // More records while it runs: they land in later files of the same partitions.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -43,13 +34,7 @@ async fn archives_every_record_exactly_once_across_topics_and_partitions() {
     let total: usize = produced.values().map(Vec::len).sum();
     let archive = wait_for_archive(s3.as_ref(), &prefix, total, Duration::from_secs(90)).await;
     assert_exactly_once(&produced, &archive);
-    let commits = wait_for_commits(
-        &env,
-        &group,
-        &expected_commits(&produced),
-        Duration::from_secs(20),
-    )
-    .await;
+    let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
     assert_eq!(
         commits,
         expected_commits(&produced),
@@ -81,8 +66,7 @@ async fn kill_9_mid_stream_then_restart_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (group, prefix) = (unique("g"), unique("archive"));
     let config_path = dir.path().join("kafkatos3.cfg");
-    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix)
-        .write(&env, &config_path);
+    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix).write(&env, &config_path);
     let s3 = store(&env, &env.s3_endpoint);
 
     let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
@@ -104,19 +88,8 @@ async fn kill_9_mid_stream_then_restart_loses_and_duplicates_nothing() {
         "nothing more is uploaded once everything is archived"
     );
     assert_exactly_once(&produced, &archive_after);
-    let commits = wait_for_commits(
-        &env,
-        &group,
-        &expected_commits(&produced),
-        Duration::from_secs(20),
-    )
-    .await;
-    assert_eq!(
-        commits,
-        expected_commits(&produced),
-        "log:\n{}",
-        daemon.log_tail()
-    );
+    let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
+    assert_eq!(commits, expected_commits(&produced), "log:\n{}", daemon.log_tail());
     if std::env::var_os("KAFKATOS3_TEST_SHOW_LOG").is_some() {
         println!("{}", std::fs::read_to_string(&daemon.log).unwrap());
     }
@@ -138,19 +111,12 @@ async fn two_daemons_in_one_group_share_partitions_and_one_stops_midway() {
     let dir_b = tempfile::tempdir().unwrap();
     for dir in [&dir_a, &dir_b] {
         // Long max age: the hand-over on revoke, not rotation, must move the open files.
-        let mut config =
-            DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+        let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
         config.max_age_seconds = 3600;
         config.write(&env, &dir.path().join("kafkatos3.cfg"));
     }
-    let daemon_a = Daemon::start(
-        &dir_a.path().join("kafkatos3.cfg"),
-        &dir_a.path().join("daemon.log"),
-    );
-    let daemon_b = Daemon::start(
-        &dir_b.path().join("kafkatos3.cfg"),
-        &dir_b.path().join("daemon.log"),
-    );
+    let daemon_a = Daemon::start(&dir_a.path().join("kafkatos3.cfg"), &dir_a.path().join("daemon.log"));
+    let daemon_b = Daemon::start(&dir_b.path().join("kafkatos3.cfg"), &dir_b.path().join("daemon.log"));
     tokio::time::sleep(Duration::from_secs(12)).await;
     produce(&env, &topic, partitions, 800, 400, &mut produced).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -173,13 +139,7 @@ async fn two_daemons_in_one_group_share_partitions_and_one_stops_midway() {
     let total: usize = produced.values().map(Vec::len).sum();
     let archive = wait_for_archive(s3.as_ref(), &prefix, total, Duration::from_secs(10)).await;
     assert_exactly_once(&produced, &archive);
-    let commits = wait_for_commits(
-        &env,
-        &group,
-        &expected_commits(&produced),
-        Duration::from_secs(10),
-    )
-    .await;
+    let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(10)).await;
     assert_eq!(commits, expected_commits(&produced));
     let log_a = std::fs::read_to_string(dir_a.path().join("daemon.log")).unwrap();
     let log_b = std::fs::read_to_string(dir_b.path().join("daemon.log")).unwrap();
@@ -187,20 +147,4 @@ async fn two_daemons_in_one_group_share_partitions_and_one_stops_midway() {
         log_a.contains("assigned") && log_b.contains("assigned"),
         "both daemons took part in the group"
     );
-}
-
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return files;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk_files(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }

@@ -91,11 +91,7 @@ pub enum ReadError {
     },
     /// A fixed-size field would cross the write position.
     #[error("{field} at byte {position} runs past the end of valid data at byte {limit}")]
-    FieldPastEnd {
-        position: u64,
-        field: Field,
-        limit: u64,
-    },
+    FieldPastEnd { position: u64, field: Field, limit: u64 },
     /// A length prefix points past the write position (or past the size limit).
     #[error("{field} of {length} bytes announced at byte {position} runs past the end of valid data at byte {limit}")]
     LengthPastEnd {
@@ -116,20 +112,12 @@ pub enum ReadError {
     MissingHeaderField { position: u64, field: &'static str },
     /// The header JSON holds a value the format does not allow.
     #[error("invalid header json at byte {position}: {problem}")]
-    InvalidHeader {
-        position: u64,
-        problem: HeaderProblem,
-    },
+    InvalidHeader { position: u64, problem: HeaderProblem },
     /// The write position (byte 11) is before the first record.
     #[error("write position {write_position} (byte 11) is before the start of data at byte {data_start}")]
-    WritePositionBeforeData {
-        write_position: u64,
-        data_start: u64,
-    },
+    WritePositionBeforeData { write_position: u64, data_start: u64 },
     /// The write position (byte 11) is past the known end of the file.
-    #[error(
-        "write position {write_position} (byte 11) is past the end of the file at byte {limit}"
-    )]
+    #[error("write position {write_position} (byte 11) is past the end of the file at byte {limit}")]
     WritePositionPastEnd { write_position: u64, limit: u64 },
     /// A record offset does not fit a Kafka offset (`i64`).
     #[error("record offset {offset} at byte {position} is larger than the largest kafka offset")]
@@ -211,10 +199,7 @@ pub enum WriteError {
     },
     /// The header to write holds a value the format does not allow.
     #[error("cannot create {}: {problem}", path.display())]
-    InvalidHeader {
-        path: PathBuf,
-        problem: HeaderProblem,
-    },
+    InvalidHeader { path: PathBuf, problem: HeaderProblem },
     /// Kafka offsets are at least 0.
     #[error("cannot append offset {offset} to {}: offsets are never negative", path.display())]
     NegativeOffset { path: PathBuf, offset: i64 },

@@ -49,8 +49,8 @@ impl Header {
     /// Parses the header JSON found at byte 27. Unknown keys are ignored.
     pub fn from_json(json: &[u8]) -> Result<Header, ReadError> {
         let position = HEADER_JSON_AT;
-        let raw: RawHeader = serde_json::from_slice(json)
-            .map_err(|source| ReadError::BadHeaderJson { position, source })?;
+        let raw: RawHeader =
+            serde_json::from_slice(json).map_err(|source| ReadError::BadHeaderJson { position, source })?;
         let missing = |field| ReadError::MissingHeaderField { position, field };
         let header = Header {
             topic: raw.topic.ok_or_else(|| missing("topic"))?,
@@ -112,9 +112,7 @@ fn push_python_json_string(out: &mut String, s: &str) {
 /// close to `value`: Rust's `{:e}` then rounds half up, Python half to even.
 fn shortest_scientific(value: f64) -> String {
     let shortest = format!("{value:e}");
-    let mantissa = shortest
-        .split_once('e')
-        .map_or(shortest.as_str(), |(m, _)| m);
+    let mantissa = shortest.split_once('e').map_or(shortest.as_str(), |(m, _)| m);
     let digits = mantissa.bytes().filter(u8::is_ascii_digit).count();
     // Rounding the exact value to the same number of digits (exact, half to even) gives the
     // closest string of that length; if it round-trips too, that is Python's choice.
@@ -233,14 +231,7 @@ mod tests {
 
     #[test]
     fn formatted_float_round_trips() {
-        for value in [
-            1479000000.0,
-            0.3,
-            1e-7,
-            6.02e23,
-            f64::MAX,
-            f64::MIN_POSITIVE,
-        ] {
+        for value in [1479000000.0, 0.3, 1e-7, 6.02e23, f64::MAX, f64::MIN_POSITIVE] {
             assert_eq!(py(value).parse::<f64>().unwrap(), value);
         }
     }
@@ -284,8 +275,7 @@ mod tests {
 
     #[test]
     fn header_rejects_missing_field() {
-        let err =
-            Header::from_json(br#"{"topic": "t", "partition": 0, "startoffset": 0}"#).unwrap_err();
+        let err = Header::from_json(br#"{"topic": "t", "partition": 0, "startoffset": 0}"#).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -300,18 +290,11 @@ mod tests {
 
     #[test]
     fn header_rejects_float_partition_and_negative_offset() {
-        let err = Header::from_json(
-            br#"{"topic": "t", "partition": 0.5, "startoffset": 0, "starttime": 1}"#,
-        )
-        .unwrap_err();
-        assert!(
-            matches!(err, ReadError::BadHeaderJson { position: 27, .. }),
-            "{err:?}"
-        );
-        let err = Header::from_json(
-            br#"{"topic": "t", "partition": 0, "startoffset": -1, "starttime": 1}"#,
-        )
-        .unwrap_err();
+        let err =
+            Header::from_json(br#"{"topic": "t", "partition": 0.5, "startoffset": 0, "starttime": 1}"#).unwrap_err();
+        assert!(matches!(err, ReadError::BadHeaderJson { position: 27, .. }), "{err:?}");
+        let err =
+            Header::from_json(br#"{"topic": "t", "partition": 0, "startoffset": -1, "starttime": 1}"#).unwrap_err();
         assert!(
             matches!(
                 err,

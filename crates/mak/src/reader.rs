@@ -84,10 +84,7 @@ impl<R: Read> MakReader<R> {
         let header_len = this.read_u64(Field::HeaderLength)?;
         if let Some(limit) = size_limit {
             if write_position > limit {
-                return Err(ReadError::WritePositionPastEnd {
-                    write_position,
-                    limit,
-                });
+                return Err(ReadError::WritePositionPastEnd { write_position, limit });
             }
         }
         let data_start = HEADER_JSON_AT
@@ -171,8 +168,7 @@ impl<R: Read> MakReader<R> {
         let value_len = self.read_payload(Payload::Value, value_len, Field::Value)?;
         let position = self.position;
         let offset = self.read_u64(Field::Offset)?;
-        let offset =
-            i64::try_from(offset).map_err(|_| ReadError::OffsetOutOfRange { position, offset })?;
+        let offset = i64::try_from(offset).map_err(|_| ReadError::OffsetOutOfRange { position, offset })?;
         Ok((offset, key_len, value_len))
     }
 
@@ -198,23 +194,14 @@ impl<R: Read> MakReader<R> {
         let limit = self.limit();
         let len = buf.len() as u64;
         if limit.checked_sub(position).is_none_or(|room| room < len) {
-            return Err(ReadError::FieldPastEnd {
-                position,
-                field,
-                limit,
-            });
+            return Err(ReadError::FieldPastEnd { position, field, limit });
         }
         self.fill(buf, field, position, len)
     }
 
     /// Reads a length-prefixed payload of `len` bytes; the prefix was just read, so the
     /// prefix itself is at `position - 8`. Returns the length as `usize`.
-    fn read_payload(
-        &mut self,
-        payload: Payload<'_>,
-        len: u64,
-        field: Field,
-    ) -> Result<usize, ReadError> {
+    fn read_payload(&mut self, payload: Payload<'_>, len: u64, field: Field) -> Result<usize, ReadError> {
         let prefix_at = self.position.saturating_sub(U64_LEN);
         let past_end = ReadError::LengthPastEnd {
             position: prefix_at,
@@ -247,11 +234,9 @@ impl<R: Read> MakReader<R> {
                 buf.resize(target, 0);
             }
             let end = buf.len().min(len_usize);
-            let n = read_some(&mut self.source, &mut buf[filled..end]).map_err(|source| {
-                ReadError::Io {
-                    position: position.saturating_add(filled as u64),
-                    source,
-                }
+            let n = read_some(&mut self.source, &mut buf[filled..end]).map_err(|source| ReadError::Io {
+                position: position.saturating_add(filled as u64),
+                source,
             })?;
             if n == 0 {
                 return Err(ReadError::Truncated {
@@ -268,20 +253,12 @@ impl<R: Read> MakReader<R> {
     }
 
     /// Fills `buf` completely from the source; `len` is `buf.len()`.
-    fn fill(
-        &mut self,
-        buf: &mut [u8],
-        field: Field,
-        position: u64,
-        len: u64,
-    ) -> Result<(), ReadError> {
+    fn fill(&mut self, buf: &mut [u8], field: Field, position: u64, len: u64) -> Result<(), ReadError> {
         let mut filled = 0usize;
         while filled < buf.len() {
-            let n = read_some(&mut self.source, &mut buf[filled..]).map_err(|source| {
-                ReadError::Io {
-                    position: position.saturating_add(filled as u64),
-                    source,
-                }
+            let n = read_some(&mut self.source, &mut buf[filled..]).map_err(|source| ReadError::Io {
+                position: position.saturating_add(filled as u64),
+                source,
             })?;
             if n == 0 {
                 return Err(ReadError::Truncated {

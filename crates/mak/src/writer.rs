@@ -55,12 +55,10 @@ impl MakWriter {
     /// Creates a new file (never overwrites one) and makes its header durable: the file
     /// data, then the parent directory entry.
     pub fn create(path: &Path, header: &Header) -> Result<MakWriter, WriteError> {
-        header
-            .validate()
-            .map_err(|problem| WriteError::InvalidHeader {
-                path: path.to_path_buf(),
-                problem,
-            })?;
+        header.validate().map_err(|problem| WriteError::InvalidHeader {
+            path: path.to_path_buf(),
+            problem,
+        })?;
         let json = header.to_json();
         let header_len = json.len() as u64;
         let data_start = HEADER_JSON_AT + header_len;
@@ -73,11 +71,7 @@ impl MakWriter {
 
         let io_err = |action| {
             let path = path.to_path_buf();
-            move |source| WriteError::Io {
-                path,
-                action,
-                source,
-            }
+            move |source| WriteError::Io { path, action, source }
         };
         let mut file = OpenOptions::new()
             .write(true)
@@ -114,11 +108,7 @@ impl MakWriter {
     pub fn open_append(path: &Path) -> Result<(MakWriter, Recovered), WriteError> {
         let io_err = |action| {
             let path = path.to_path_buf();
-            move |source| WriteError::Io {
-                path,
-                action,
-                source,
-            }
+            move |source| WriteError::Io { path, action, source }
         };
         let corrupt = |source: ReadError| match source {
             ReadError::Io { source, .. } => WriteError::Io {
@@ -154,8 +144,7 @@ impl MakWriter {
         // The reader checked write_position <= file_len.
         let truncated_bytes = file_len.saturating_sub(write_position);
         if truncated_bytes > 0 {
-            file.set_len(write_position)
-                .map_err(io_err(IoAction::Truncate))?;
+            file.set_len(write_position).map_err(io_err(IoAction::Truncate))?;
         }
         file.seek(SeekFrom::Start(write_position))
             .map_err(io_err(IoAction::Seek))?;
@@ -185,12 +174,7 @@ impl MakWriter {
     /// Appends a record to the buffer. No system call unless the buffer fills, then one
     /// write; nothing is durable or visible to readers before [`MakWriter::sync`]. A `None`
     /// key or value is written with length 0, like an empty one.
-    pub fn append(
-        &mut self,
-        offset: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-    ) -> Result<(), WriteError> {
+    pub fn append(&mut self, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(), WriteError> {
         self.check_poisoned()?;
         if offset < 0 {
             return Err(WriteError::NegativeOffset {
@@ -219,8 +203,7 @@ impl MakWriter {
         if !self.dirty && !self.header_stale {
             return Ok(());
         }
-        self.flush_buf()
-            .map_err(|source| self.fail(IoAction::Write, source))?;
+        self.flush_buf().map_err(|source| self.fail(IoAction::Write, source))?;
         self.file
             .sync_data()
             .map_err(|source| self.fail(IoAction::Sync, source))?;
@@ -274,9 +257,7 @@ impl MakWriter {
     /// Syncs, then `fsync`s (making the last header update durable too) and closes.
     pub fn close(mut self) -> Result<(), WriteError> {
         self.sync()?;
-        self.file
-            .sync_all()
-            .map_err(|source| self.fail(IoAction::Sync, source))
+        self.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
     }
 
     /// Copies `bytes` into the buffer, writing the buffer out first if they do not fit and

@@ -65,20 +65,10 @@ fn reads_every_original_golden_file_exactly() {
         assert_eq!(reader.header(), &g.header, "{}", g.file);
         assert_eq!(reader.write_position(), bytes.len() as u64, "{}", g.file);
         let expected_last = g.records.last().map_or(g.header.start_offset, |r| r.0);
-        assert_eq!(
-            reader.last_offset_field(),
-            expected_last as u64,
-            "{}",
-            g.file
-        );
+        assert_eq!(reader.last_offset_field(), expected_last as u64, "{}", g.file);
         let json_len = get_u64(&bytes, 19);
         assert_eq!(reader.data_start(), 27 + json_len, "{}", g.file);
-        assert_eq!(
-            collect(&mut reader).unwrap(),
-            expected_records(&g),
-            "{}",
-            g.file
-        );
+        assert_eq!(collect(&mut reader).unwrap(), expected_records(&g), "{}", g.file);
         assert_eq!(reader.position(), bytes.len() as u64);
     }
 }
@@ -121,26 +111,17 @@ fn reads_gzipped_original_file_as_a_stream() {
     let file = File::open(golden("original_three_records.mak.gz")).unwrap();
     let mut reader = MakReader::new(flate2::read::GzDecoder::new(file)).unwrap();
     assert_eq!(reader.header(), &goldens()[0].header);
-    assert_eq!(
-        collect(&mut reader).unwrap(),
-        expected_records(&goldens()[0])
-    );
+    assert_eq!(collect(&mut reader).unwrap(), expected_records(&goldens()[0]));
 }
 
 #[test]
 fn reader_ignores_torn_tail_of_original_file() {
     let bytes = golden_bytes("original_torn_tail.mak");
     let write_position = get_u64(&bytes, 11);
-    assert!(
-        write_position < bytes.len() as u64,
-        "golden file has a tail"
-    );
+    assert!(write_position < bytes.len() as u64, "golden file has a tail");
     let (header, records) = read_slice(&bytes).unwrap();
     assert_eq!(header, common::header("test", 0, 10, START_TIME));
-    assert_eq!(
-        records,
-        vec![rec(10, b"a", b"first"), rec(11, b"b", b"second")]
-    );
+    assert_eq!(records, vec![rec(10, b"a", b"first"), rec(11, b"b", b"second")]);
     // Also as a stream without size limit.
     let mut reader = MakReader::new(&bytes[..]).unwrap();
     assert_eq!(collect(&mut reader).unwrap().len(), 2);
@@ -173,10 +154,7 @@ fn open_append_resumes_original_file_truncating_its_torn_tail() {
     assert_eq!(recovered.header, header("test", 0, 10, START_TIME));
     assert_eq!(recovered.record_count, 2);
     assert_eq!(recovered.last_offset, Some(11));
-    assert_eq!(
-        recovered.truncated_bytes,
-        golden.len() as u64 - write_position
-    );
+    assert_eq!(recovered.truncated_bytes, golden.len() as u64 - write_position);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), write_position);
     assert_eq!(writer.len(), write_position);
     assert_eq!(writer.record_count(), 2);

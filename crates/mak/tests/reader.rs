@@ -67,9 +67,7 @@ fn reader_reports_truncation_at_every_byte_length() {
         for n in 0..bytes.len() {
             let cut = &bytes[..n];
             // Streaming, no size limit: the input simply ends early.
-            let err = MakReader::new(cut)
-                .and_then(|mut r| collect(&mut r))
-                .unwrap_err();
+            let err = MakReader::new(cut).and_then(|mut r| collect(&mut r)).unwrap_err();
             match err {
                 ReadError::Truncated {
                     position,
@@ -85,10 +83,7 @@ fn reader_reports_truncation_at_every_byte_length() {
             assert_message_style(&err);
             // With the slice length as size limit the write position is refused up front.
             let err = mak::read_all(cut).unwrap_err();
-            assert!(
-                err.position().unwrap() <= n as u64,
-                "{name} cut at {n}: {err}"
-            );
+            assert!(err.position().unwrap() <= n as u64, "{name} cut at {n}: {err}");
             if n >= 27 {
                 assert!(
                     matches!(err, ReadError::WritePositionPastEnd { limit, .. } if limit == n as u64),
@@ -129,10 +124,7 @@ fn reader_rejects_bad_header_json() {
     bytes[27] = b'[';
     for result in read_both(&bytes) {
         let err = result.unwrap_err();
-        assert!(
-            matches!(err, ReadError::BadHeaderJson { position: 27, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, ReadError::BadHeaderJson { position: 27, .. }), "{err:?}");
         assert_message_style(&err);
     }
     let mut bytes = three();
@@ -318,10 +310,7 @@ fn reader_rejects_offset_above_i64_max() {
 fn reader_rejects_missing_and_negative_header_fields() {
     let json = br#"{"topic": "t", "partition": -1, "startoffset": 0, "starttime": 1}"#;
     let err = mak::read_all(&file_with_json(json)).unwrap_err();
-    assert!(
-        matches!(err, ReadError::InvalidHeader { position: 27, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ReadError::InvalidHeader { position: 27, .. }), "{err:?}");
     assert_message_style(&err);
     let json = br#"{"partition": 0, "startoffset": 0, "starttime": 1}"#;
     let err = mak::read_all(&file_with_json(json)).unwrap_err();
@@ -340,8 +329,7 @@ fn reader_rejects_missing_and_negative_header_fields() {
 
 #[test]
 fn reader_accepts_integer_starttime_and_extra_header_fields() {
-    let json =
-        br#"{"topic": "t", "partition": 4, "startoffset": 9, "starttime": 1479000000, "v": 2}"#;
+    let json = br#"{"topic": "t", "partition": 4, "startoffset": 9, "starttime": 1479000000, "v": 2}"#;
     let bytes = file_with_json(json);
     let (h, records) = read_slice(&bytes).unwrap();
     assert_eq!(h, header("t", 4, 9, 1479000000.0));

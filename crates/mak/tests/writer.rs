@@ -114,9 +114,7 @@ fn open_append_truncates_unsynced_tail_of_our_file() {
     writer.sync().unwrap();
     let synced = writer.len();
     // Never synced: simulates a crash after the buffer spilled to the file.
-    writer
-        .append(11, Some(b"k"), Some(&vec![1u8; BIG]))
-        .unwrap();
+    writer.append(11, Some(b"k"), Some(&vec![1u8; BIG])).unwrap();
     drop(writer);
     let spilled = std::fs::metadata(&path).unwrap().len();
     assert!(spilled > synced);
@@ -129,10 +127,7 @@ fn open_append_truncates_unsynced_tail_of_our_file() {
     writer.append(11, Some(b"k"), Some(b"again")).unwrap();
     writer.close().unwrap();
     let (_, records) = read_file(&path);
-    assert_eq!(
-        records,
-        vec![rec(10, b"k", b"durable"), rec(11, b"k", b"again")]
-    );
+    assert_eq!(records, vec![rec(10, b"k", b"durable"), rec(11, b"k", b"again")]);
 }
 
 #[test]
@@ -184,14 +179,8 @@ fn create_refuses_invalid_header_values() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data.mak");
     let cases = [
-        (
-            header("t", -1, 0, 0.0),
-            HeaderProblem::NegativePartition(-1),
-        ),
-        (
-            header("t", 0, -5, 0.0),
-            HeaderProblem::NegativeStartOffset(-5),
-        ),
+        (header("t", -1, 0, 0.0), HeaderProblem::NegativePartition(-1)),
+        (header("t", 0, -5, 0.0), HeaderProblem::NegativeStartOffset(-5)),
     ];
     for (h, problem) in cases {
         match MakWriter::create(&path, &h).unwrap_err() {

@@ -17,8 +17,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut out = BufWriter::new(std::io::stdout().lock());
-    let result =
-        print_file(&args.file, &mut out).and_then(|_| out.flush().map_err(ParseError::Output));
+    let result = print_file(&args.file, &mut out).and_then(|_| out.flush().map_err(ParseError::Output));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `kafkatos3_parse f | head` is not an error.

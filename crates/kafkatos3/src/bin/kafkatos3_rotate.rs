@@ -7,10 +7,7 @@ use clap::Parser;
 use kafkatos3::layout::WorkDir;
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Rotate all kafkatos3 in-progress files to tocompress"
-)]
+#[command(version, about = "Rotate all kafkatos3 in-progress files to tocompress")]
 struct Args {
     /// kafkatos3 working directory
     workingdir: PathBuf,

@@ -57,11 +57,10 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Ini, ConfigError> {
         }
 
         if trimmed.starts_with('[') {
-            let name =
-                section_name(trimmed).ok_or_else(|| ConfigError::MalformedSectionHeader {
-                    path: path.to_owned(),
-                    line,
-                })?;
+            let name = section_name(trimmed).ok_or_else(|| ConfigError::MalformedSectionHeader {
+                path: path.to_owned(),
+                line,
+            })?;
             if let Some(first) = sections.iter().find(|s| s.name == name) {
                 return Err(ConfigError::DuplicateSection {
                     path: path.to_owned(),
@@ -111,11 +110,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Ini, ConfigError> {
         let value = strip_inline_comment(raw_value.trim()).trim();
         // Python 2's ConfigParser turns `""` into an empty value, and the original's example
         // relies on it; `''` is accepted too because nobody means two quote characters.
-        let value = if value == "\"\"" || value == "''" {
-            ""
-        } else {
-            value
-        };
+        let value = if value == "\"\"" || value == "''" { "" } else { value };
         section.entries.push(Entry {
             key,
             value: value.to_owned(),

@@ -236,10 +236,7 @@ pub enum ConsumerClass {
 pub enum ConfigError {
     /// The file could not be read (including: it is not UTF-8).
     #[error("{}: cannot read config file: {source}", .path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     /// A line that is neither a section header, a comment, nor `key = value`. The line is not
     /// echoed: it may be a secret that lost its key.
@@ -252,11 +249,7 @@ pub enum ConfigError {
 
     /// A `key = value` line before the first section header.
     #[error("{}:{line}: key '{key}' is outside any section: add a [section] header above it", .path.display())]
-    KeyOutsideSection {
-        path: PathBuf,
-        line: usize,
-        key: String,
-    },
+    KeyOutsideSection { path: PathBuf, line: usize, key: String },
 
     /// The same section header twice.
     #[error("{}:{line}: duplicate section [{section}], first defined on line {first_line}", .path.display())]

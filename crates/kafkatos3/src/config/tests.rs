@@ -71,22 +71,13 @@ fn original_example_parses_unchanged() {
     assert_eq!(config.consumer.consumer_nice_level, 15);
     assert_eq!(config.consumer.topic_whitelist, ["test"]);
     assert_eq!(config.consumer.max_age, Duration::from_secs(1800));
-    assert_eq!(
-        config.consumer.consumer_class,
-        ConsumerClass::KafkaPythonConsumer
-    );
-    assert_eq!(
-        config.compression.compression_check_interval,
-        Duration::from_secs(600)
-    );
+    assert_eq!(config.consumer.consumer_class, ConsumerClass::KafkaPythonConsumer);
+    assert_eq!(config.compression.compression_check_interval, Duration::from_secs(600));
     assert_eq!(config.compression.compressor_workers, 1);
     assert_eq!(config.compression.compression_nice_level, 10);
     assert_eq!(config.s3.s3upload_check_interval, Duration::from_secs(600));
     assert_eq!(config.s3.s3_bucket_name, "my_bucket");
-    assert_eq!(
-        config.s3.credentials, None,
-        "\"\" means the credential chain"
-    );
+    assert_eq!(config.s3.credentials, None, "\"\" means the credential chain");
     assert_eq!(config.s3.topic_whitelist, ["test"]);
     assert!(config.kafka.is_empty());
 }
@@ -118,23 +109,14 @@ fn full_example_sets_every_key() {
     assert_eq!(consumer.kafka_consumer_group, "archiver");
     assert_eq!(consumer.kafka_auto_offset_reset, OffsetReset::Earliest);
     assert_eq!(consumer.consumer_nice_level, -5);
-    assert_eq!(
-        consumer.topic_whitelist,
-        ["orders", "payments", "audit.log"]
-    );
+    assert_eq!(consumer.topic_whitelist, ["orders", "payments", "audit.log"]);
     assert_eq!(consumer.max_age, Duration::from_secs(900));
-    assert_eq!(
-        consumer.consumer_class,
-        ConsumerClass::KafkaConfluentConsumer
-    );
+    assert_eq!(consumer.consumer_class, ConsumerClass::KafkaConfluentConsumer);
     assert_eq!(consumer.rebalance_timeout, Duration::from_secs(120));
     assert_eq!(consumer.flush_interval, Duration::from_millis(250));
 
     let compression = &config.compression;
-    assert_eq!(
-        compression.compression_check_interval,
-        Duration::from_millis(2500)
-    );
+    assert_eq!(compression.compression_check_interval, Duration::from_millis(2500));
     assert_eq!(compression.compressor_workers, 2);
     assert_eq!(compression.compression_nice_level, 19);
 
@@ -144,14 +126,8 @@ fn full_example_sets_every_key() {
     assert_eq!(s3.s3_bucket_name, "archive-bucket.example");
     let credentials = s3.credentials.as_ref().expect("both keys are set");
     assert_eq!(credentials.access_key, "AKIAEXAMPLEACCESSKEY");
-    assert_eq!(
-        credentials.secret_key.expose(),
-        "full-cfg-secret-value-do-not-print"
-    );
-    assert_eq!(
-        s3.topic_whitelist,
-        ["orders", "payments", "audit.log", "legacy"]
-    );
+    assert_eq!(credentials.secret_key.expose(), "full-cfg-secret-value-do-not-print");
+    assert_eq!(s3.topic_whitelist, ["orders", "payments", "audit.log", "legacy"]);
     assert_eq!(s3.s3_endpoint.as_deref(), Some("http://127.0.0.1:8014"));
     assert_eq!(s3.s3_region.as_deref(), Some("eu-west-1"));
     assert_eq!(s3.s3_key_prefix, "archive/kafka");
@@ -181,14 +157,8 @@ fn full_example_sets_every_key() {
 fn debug_output_redacts_secrets() {
     let config = load(&fixture("full.cfg")).expect("full.cfg is valid");
     let debug = format!("{config:?}");
-    assert!(
-        !debug.contains("full-cfg-secret-value-do-not-print"),
-        "{debug}"
-    );
-    assert!(
-        !debug.contains("full-cfg-kafka-password-do-not-print"),
-        "{debug}"
-    );
+    assert!(!debug.contains("full-cfg-secret-value-do-not-print"), "{debug}");
+    assert!(!debug.contains("full-cfg-kafka-password-do-not-print"), "{debug}");
     assert!(debug.contains("<redacted>"));
     assert!(
         debug.contains("AKIAEXAMPLEACCESSKEY") && debug.contains("SCRAM-SHA-512"),
@@ -227,20 +197,11 @@ fn minimal_file_gets_documented_defaults() {
     let config = parse_ok(MINIMAL);
     assert_eq!(config.main.log_level, LogLevel::Info);
     assert_eq!(config.consumer.consumer_processes, 1);
-    assert_eq!(
-        config.consumer.kafka_auto_offset_reset,
-        OffsetReset::Earliest
-    );
+    assert_eq!(config.consumer.kafka_auto_offset_reset, OffsetReset::Earliest);
     assert_eq!(config.consumer.consumer_nice_level, 0);
-    assert_eq!(
-        config.consumer.consumer_class,
-        ConsumerClass::KafkaConfluentConsumer
-    );
+    assert_eq!(config.consumer.consumer_class, ConsumerClass::KafkaConfluentConsumer);
     assert_eq!(config.consumer.max_age, Duration::from_secs(1800));
-    assert_eq!(
-        config.compression.compression_check_interval,
-        Duration::from_secs(60)
-    );
+    assert_eq!(config.compression.compression_check_interval, Duration::from_secs(60));
     assert_eq!(config.compression.compressor_workers, 1);
     assert_eq!(config.s3.s3upload_check_interval, Duration::from_secs(60));
     assert_eq!(config.s3.s3uploader_workers, 1);
@@ -334,16 +295,11 @@ fn nice_level_outside_minus_20_to_19_is_rejected() {
     for level in ["20", "-21", "high"] {
         assert_eq!(
             message(&with("consumer", &format!("consumer_nice_level = {level}"))),
-            format!(
-                "test.cfg:4: [consumer] consumer_nice_level = '{level}': expected a whole number from -20 to 19"
-            )
+            format!("test.cfg:4: [consumer] consumer_nice_level = '{level}': expected a whole number from -20 to 19")
         );
     }
     for level in [-20, 19] {
-        let config = parse_ok(&with(
-            "compression",
-            &format!("compression_nice_level = {level}"),
-        ));
+        let config = parse_ok(&with("compression", &format!("compression_nice_level = {level}")));
         assert_eq!(config.compression.compression_nice_level, level);
     }
 }
@@ -366,21 +322,14 @@ fn unknown_enum_values_are_rejected() {
 
 #[test]
 fn enum_aliases_and_any_case_are_accepted() {
-    let level = |value: &str| {
-        parse_ok(&with("main", &format!("log.level = {value}")))
-            .main
-            .log_level
-    };
+    let level = |value: &str| parse_ok(&with("main", &format!("log.level = {value}"))).main.log_level;
     assert_eq!(level("warn"), LogLevel::Warning);
     assert_eq!(level("Warning"), LogLevel::Warning);
     assert_eq!(level("CRITICAL"), LogLevel::Error);
     let reset = |value: &str| {
-        parse_ok(&with(
-            "consumer",
-            &format!("kafka_auto_offset_reset = {value}"),
-        ))
-        .consumer
-        .kafka_auto_offset_reset
+        parse_ok(&with("consumer", &format!("kafka_auto_offset_reset = {value}")))
+            .consumer
+            .kafka_auto_offset_reset
     };
     assert_eq!(reset("smallest"), OffsetReset::Earliest);
     assert_eq!(reset("largest"), OffsetReset::Latest);
@@ -390,33 +339,17 @@ fn enum_aliases_and_any_case_are_accepted() {
 
 #[test]
 fn invalid_bucket_names_are_rejected() {
-    for bucket in [
-        "ab",
-        "My-Bucket",
-        "-bucket",
-        "bucket-",
-        "bu cket",
-        &"b".repeat(64),
-    ] {
-        let text = MINIMAL.replace(
-            "s3_bucket_name = bucket",
-            &format!("s3_bucket_name = {bucket}"),
-        );
+    for bucket in ["ab", "My-Bucket", "-bucket", "bucket-", "bu cket", &"b".repeat(64)] {
+        let text = MINIMAL.replace("s3_bucket_name = bucket", &format!("s3_bucket_name = {bucket}"));
         let error = parse_err(&text);
         assert!(
             matches!(&error, ConfigError::InvalidValue { line: 8, key, .. } if *key == "s3_bucket_name"),
             "{bucket}: {error}"
         );
-        assert!(
-            error.to_string().contains("expected an S3 bucket name"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("expected an S3 bucket name"), "{error}");
     }
     for bucket in ["my_bucket", "a.b-c", "abc", &"b".repeat(63)] {
-        let text = MINIMAL.replace(
-            "s3_bucket_name = bucket",
-            &format!("s3_bucket_name = {bucket}"),
-        );
+        let text = MINIMAL.replace("s3_bucket_name = bucket", &format!("s3_bucket_name = {bucket}"));
         assert_eq!(parse_ok(&text).s3.s3_bucket_name, bucket);
     }
 }
@@ -433,10 +366,7 @@ fn endpoint_without_http_scheme_is_rejected() {
         );
     }
     let config = parse_ok(&with("s3", "s3_endpoint = https://minio.internal:9000"));
-    assert_eq!(
-        config.s3.s3_endpoint.as_deref(),
-        Some("https://minio.internal:9000")
-    );
+    assert_eq!(config.s3.s3_endpoint.as_deref(), Some("https://minio.internal:9000"));
     assert_eq!(parse_ok(&with("s3", "s3_endpoint =")).s3.s3_endpoint, None);
 }
 
@@ -488,21 +418,12 @@ fn reserved_kafka_keys_are_refused_with_the_key_to_use_instead() {
 
 #[test]
 fn kafka_keys_are_lowercased_and_passed_through_in_file_order() {
-    let config = parse_ok(&with(
-        "kafka",
-        "Security.Protocol = SSL\nclient.id = Archiver",
-    ));
+    let config = parse_ok(&with("kafka", "Security.Protocol = SSL\nclient.id = Archiver"));
     assert_eq!(
         config.kafka,
         [
-            (
-                "security.protocol".to_owned(),
-                KafkaValue::Plain("SSL".to_owned())
-            ),
-            (
-                "client.id".to_owned(),
-                KafkaValue::Plain("Archiver".to_owned())
-            ),
+            ("security.protocol".to_owned(), KafkaValue::Plain("SSL".to_owned())),
+            ("client.id".to_owned(), KafkaValue::Plain("Archiver".to_owned())),
         ]
     );
 }
@@ -510,10 +431,7 @@ fn kafka_keys_are_lowercased_and_passed_through_in_file_order() {
 #[test]
 fn duplicate_key_names_both_lines() {
     assert_eq!(
-        message(&with(
-            "consumer",
-            "consumer_processes = 1\nconsumer_processes = 2"
-        )),
+        message(&with("consumer", "consumer_processes = 1\nconsumer_processes = 2")),
         "test.cfg:5: duplicate key 'consumer_processes' in [consumer], first set on line 4"
     );
 }
@@ -554,10 +472,7 @@ fn s3_whitelist_defaults_to_consumer_whitelist_and_may_be_larger() {
 #[test]
 fn topic_whitelist_is_trimmed_deduplicated_and_checked() {
     let whitelist = |value: &str| {
-        let text = MINIMAL.replace(
-            "topic_whitelist = events",
-            &format!("topic_whitelist = {value}"),
-        );
+        let text = MINIMAL.replace("topic_whitelist = events", &format!("topic_whitelist = {value}"));
         parse_text(&text).map(|config| config.consumer.topic_whitelist)
     };
     assert_eq!(
@@ -573,8 +488,7 @@ fn topic_whitelist_is_trimmed_deduplicated_and_checked() {
     }
     assert!(whitelist(&"t".repeat(249)).is_ok());
     assert!(
-        message(&MINIMAL.replace("topic_whitelist = events", "topic_whitelist = a b"))
-            .contains("but 'a b' is not one")
+        message(&MINIMAL.replace("topic_whitelist = events", "topic_whitelist = a b")).contains("but 'a b' is not one")
     );
 }
 
@@ -624,10 +538,7 @@ fn check_intervals_accept_fractions_but_not_below_one_second() {
         parse_text(&with("s3", &format!("s3upload_check_interval = {value}")))
             .map(|config| config.s3.s3upload_check_interval)
     };
-    assert_eq!(
-        interval("1.5").expect("fraction"),
-        Duration::from_millis(1500)
-    );
+    assert_eq!(interval("1.5").expect("fraction"), Duration::from_millis(1500));
     assert_eq!(interval("1").expect("one"), Duration::from_secs(1));
     for bad in ["0.5", "0", "-3", "inf", "NaN", "1e300", "soon"] {
         assert!(interval(bad).is_err(), "{bad}");
@@ -636,12 +547,12 @@ fn check_intervals_accept_fractions_but_not_below_one_second() {
 
 #[test]
 fn new_timing_keys_enforce_their_minimums() {
-    assert!(message(&with("consumer", "flush_interval_ms = 9"))
-        .ends_with("expected a whole number of milliseconds >= 10"));
+    assert!(
+        message(&with("consumer", "flush_interval_ms = 9")).ends_with("expected a whole number of milliseconds >= 10")
+    );
     assert!(message(&with("consumer", "rebalance_timeout_seconds = 0"))
         .ends_with("expected a whole number of seconds >= 1"));
-    assert!(message(&with("main", "shutdown_timeout_seconds = 0"))
-        .ends_with("expected a number of seconds > 0"));
+    assert!(message(&with("main", "shutdown_timeout_seconds = 0")).ends_with("expected a number of seconds > 0"));
     let config = parse_ok(&with("main", "shutdown_timeout_seconds = 0.5"));
     assert_eq!(config.main.shutdown_timeout, Duration::from_millis(500));
 }
@@ -660,10 +571,7 @@ fn rebalance_timeout_must_be_shorter_than_max_poll_interval() {
     );
     let text = with("consumer", "rebalance_timeout_seconds = 300");
     let text = format!("{text}[kafka]\nmax.poll.interval.ms = 301000\n");
-    assert_eq!(
-        parse_ok(&text).consumer.rebalance_timeout,
-        Duration::from_secs(300)
-    );
+    assert_eq!(parse_ok(&text).consumer.rebalance_timeout, Duration::from_secs(300));
 }
 
 #[test]
@@ -679,10 +587,7 @@ fn key_prefix_must_not_start_or_end_with_slash() {
     for prefix in ["/archive", "archive/"] {
         assert!(parse_text(&with("s3", &format!("s3_key_prefix = {prefix}"))).is_err());
     }
-    assert_eq!(
-        parse_ok(&with("s3", "s3_key_prefix =")).s3.s3_key_prefix,
-        ""
-    );
+    assert_eq!(parse_ok(&with("s3", "s3_key_prefix =")).s3.s3_key_prefix, "");
 }
 
 #[test]
@@ -729,10 +634,7 @@ fn continuation_lines_are_joined_with_newlines() {
 #[test]
 fn colon_separator_and_uppercase_keys_are_accepted() {
     let text = MINIMAL
-        .replace(
-            "kafka_bootstrap = kafka:9092",
-            "Kafka_Bootstrap: kafka:9092",
-        )
+        .replace("kafka_bootstrap = kafka:9092", "Kafka_Bootstrap: kafka:9092")
         .replace("kafka_consumer_group = group", "kafka_consumer_group=a:b");
     let config = parse_ok(&text);
     assert_eq!(config.consumer.kafka_bootstrap, "kafka:9092");
@@ -751,10 +653,7 @@ fn semicolon_after_whitespace_starts_an_inline_comment_but_hash_does_not() {
     let config = parse_ok(&text);
     assert_eq!(config.consumer.kafka_consumer_group, "group");
     assert_eq!(config.consumer.kafka_bootstrap, "kafka:9092;x");
-    assert_eq!(
-        config.main.working_directory,
-        PathBuf::from("/data # not a comment")
-    );
+    assert_eq!(config.main.working_directory, PathBuf::from("/data # not a comment"));
 }
 
 #[test]
@@ -809,9 +708,7 @@ fn load_names_the_file_in_errors() {
     std::fs::write(&path, with("consumer", "consumer_processes = 0")).expect("write");
     let error = load(&path).expect_err("invalid value");
     assert!(
-        error
-            .to_string()
-            .starts_with(&format!("{}:4: ", path.display())),
+        error.to_string().starts_with(&format!("{}:4: ", path.display())),
         "{error}"
     );
 }
@@ -834,14 +731,8 @@ fn secrets_never_appear_in_error_messages() {
         // An unknown key holding a secret.
         with("s3", &format!("s3_secret = {SECRET}")),
         // A valid secret in a file that fails later.
-        with(
-            "kafka",
-            &format!("sasl.password = {SECRET}\ngroup.id = {SECRET}"),
-        ),
-        with(
-            "kafka",
-            &format!("sasl.password = {SECRET}\nmax.poll.interval.ms = 1"),
-        ),
+        with("kafka", &format!("sasl.password = {SECRET}\ngroup.id = {SECRET}")),
+        with("kafka", &format!("sasl.password = {SECRET}\nmax.poll.interval.ms = 1")),
     ];
     for text in cases {
         let error = parse_err(&text);
@@ -854,20 +745,15 @@ fn secrets_never_appear_in_error_messages() {
 
 #[test]
 fn credential_continued_on_next_line_is_rejected_without_echoing_it() {
-    let text = with(
-        "s3",
-        "s3_access_key = AK\ns3_secret_key = hunter2\n  s3_region = x",
-    );
+    let text = with("s3", "s3_access_key = AK\ns3_secret_key = hunter2\n  s3_region = x");
     assert_eq!(
         message(&text),
         "test.cfg:9: [s3] s3_secret_key = <redacted>: expected a single line \
          (the next line is indented, so it continues this value)"
     );
     assert!(!format!("{:?}", parse_err(&text)).contains("hunter2"));
-    assert!(
-        message(&with("s3", "s3_access_key = AK\n  x\ns3_secret_key = s"))
-            .starts_with("test.cfg:8: [s3] s3_access_key = 'AK\\nx': expected a single line")
-    );
+    assert!(message(&with("s3", "s3_access_key = AK\n  x\ns3_secret_key = s"))
+        .starts_with("test.cfg:8: [s3] s3_access_key = 'AK\\nx': expected a single line"));
 }
 
 #[test]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::ini::{Entry, Ini, Section};
 use super::{
-    CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, KafkaValue,
-    KeySuggestion, LogLevel, MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
+    CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, KafkaValue, KeySuggestion, LogLevel,
+    MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
 };
 
 const MAIN_KEYS: &[&str] = &["log.level", "working_directory", "shutdown_timeout_seconds"];
@@ -56,10 +56,7 @@ const RESERVED_KAFKA_KEYS: &[(&str, &str)] = &[
     ("group.id", "use kafka_consumer_group in [consumer]"),
     ("bootstrap.servers", "use kafka_bootstrap in [consumer]"),
     ("metadata.broker.list", "use kafka_bootstrap in [consumer]"),
-    (
-        "auto.offset.reset",
-        "use kafka_auto_offset_reset in [consumer]",
-    ),
+    ("auto.offset.reset", "use kafka_auto_offset_reset in [consumer]"),
     (
         "enable.auto.commit",
         "offsets are committed by the daemon, only after their messages are in S3",
@@ -126,10 +123,7 @@ fn check_names(file: &Ini, path: &Path) -> Result<(), ConfigError> {
         if section.name == KAFKA_SECTION {
             continue;
         }
-        let Some((name, keys)) = FIXED_SECTIONS
-            .iter()
-            .find(|(name, _)| *name == section.name)
-        else {
+        let Some((name, keys)) = FIXED_SECTIONS.iter().find(|(name, _)| *name == section.name) else {
             let known = FIXED_SECTIONS.iter().map(|(name, _)| *name);
             return Err(ConfigError::UnknownSection {
                 path: path.to_owned(),
@@ -138,11 +132,7 @@ fn check_names(file: &Ini, path: &Path) -> Result<(), ConfigError> {
                 suggestion: nearest(&section.name, known.chain([KAFKA_SECTION])),
             });
         };
-        if let Some(entry) = section
-            .entries
-            .iter()
-            .find(|e| !keys.contains(&e.key.as_str()))
-        {
+        if let Some(entry) = section.entries.iter().find(|e| !keys.contains(&e.key.as_str())) {
             return Err(ConfigError::UnknownKey {
                 path: path.to_owned(),
                 line: entry.line,
@@ -211,16 +201,9 @@ impl<'a> View<'a> {
         }
     }
 
-    fn or_default<T>(
-        &self,
-        key: &'static str,
-        default: T,
-        parse: Parser<T>,
-    ) -> Result<T, ConfigError> {
+    fn or_default<T>(&self, key: &'static str, default: T, parse: Parser<T>) -> Result<T, ConfigError> {
         match self.entry(key) {
-            Some(entry) => {
-                parse(&entry.value).map_err(|expected| self.invalid(key, entry, expected))
-            }
+            Some(entry) => parse(&entry.value).map_err(|expected| self.invalid(key, entry, expected)),
             None => Ok(default),
         }
     }
@@ -253,11 +236,9 @@ fn main(view: &View) -> Result<MainConfig, ConfigError> {
         working_directory: view.required("working_directory", |v| {
             non_empty(v, "a directory path").map(PathBuf::from)
         })?,
-        shutdown_timeout: view.or_default(
-            "shutdown_timeout_seconds",
-            Duration::from_secs(30),
-            |v| seconds(v, 0.0, false, "a number of seconds > 0"),
-        )?,
+        shutdown_timeout: view.or_default("shutdown_timeout_seconds", Duration::from_secs(30), |v| {
+            seconds(v, 0.0, false, "a number of seconds > 0")
+        })?,
     })
 }
 
@@ -267,27 +248,13 @@ fn consumer(view: &View) -> Result<ConsumerConfig, ConfigError> {
         kafka_bootstrap: view.required("kafka_bootstrap", |v| {
             non_empty(v, "a comma-separated list of host:port")
         })?,
-        kafka_consumer_group: view.required("kafka_consumer_group", |v| {
-            non_empty(v, "a consumer group name")
-        })?,
-        kafka_auto_offset_reset: view.or_default(
-            "kafka_auto_offset_reset",
-            OffsetReset::Earliest,
-            offset_reset,
-        )?,
+        kafka_consumer_group: view.required("kafka_consumer_group", |v| non_empty(v, "a consumer group name"))?,
+        kafka_auto_offset_reset: view.or_default("kafka_auto_offset_reset", OffsetReset::Earliest, offset_reset)?,
         consumer_nice_level: view.or_default("consumer_nice_level", 0, nice_level)?,
         topic_whitelist: view.required("topic_whitelist", topic_list)?,
         max_age: view.or_default("max_age_seconds", Duration::from_secs(1800), whole_seconds)?,
-        consumer_class: view.or_default(
-            "consumer_class",
-            ConsumerClass::KafkaConfluentConsumer,
-            consumer_class,
-        )?,
-        rebalance_timeout: view.or_default(
-            "rebalance_timeout_seconds",
-            Duration::from_secs(60),
-            whole_seconds,
-        )?,
+        consumer_class: view.or_default("consumer_class", ConsumerClass::KafkaConfluentConsumer, consumer_class)?,
+        rebalance_timeout: view.or_default("rebalance_timeout_seconds", Duration::from_secs(60), whole_seconds)?,
         flush_interval: view.or_default("flush_interval_ms", Duration::from_secs(1), |v| {
             whole_number(v, 10, "a whole number of milliseconds >= 10").map(Duration::from_millis)
         })?,
@@ -324,19 +291,13 @@ fn s3(view: &View, consumer: &ConsumerConfig) -> Result<S3Config, ConfigError> {
         });
     }
     Ok(S3Config {
-        s3upload_check_interval: view.or_default(
-            "s3upload_check_interval",
-            Duration::from_secs(60),
-            check_interval,
-        )?,
+        s3upload_check_interval: view.or_default("s3upload_check_interval", Duration::from_secs(60), check_interval)?,
         s3uploader_workers: view.or_default("s3uploader_workers", 1, count)?,
         s3_bucket_name: view.required("s3_bucket_name", bucket_name)?,
         credentials: credentials(view)?,
         topic_whitelist,
         s3_endpoint: view.optional("s3_endpoint", endpoint)?,
-        s3_region: view.optional("s3_region", |v| {
-            no_whitespace(v, "a region name such as eu-west-1")
-        })?,
+        s3_region: view.optional("s3_region", |v| no_whitespace(v, "a region name such as eu-west-1"))?,
         s3_key_prefix: view.or_default("s3_key_prefix", "kafkatos3".to_owned(), key_prefix)?,
         max_local_backlog_bytes: view.or_default("max_local_backlog_bytes", 10 * GIB, |v| {
             byte_size(v, MIB, u64::MAX, "a size >= 1MiB")
@@ -473,21 +434,12 @@ fn whole_seconds(value: &str) -> Result<Duration, String> {
 
 /// The original read these with Python's `float()`, so fractions stay valid.
 fn check_interval(value: &str) -> Result<Duration, String> {
-    seconds(
-        value,
-        1.0,
-        true,
-        "a number of seconds >= 1 (fractions allowed)",
-    )
+    seconds(value, 1.0, true, "a number of seconds >= 1 (fractions allowed)")
 }
 
 fn seconds(value: &str, min: f64, inclusive: bool, expected: &str) -> Result<Duration, String> {
     let number: f64 = value.parse().map_err(|_| expected.to_owned())?;
-    let in_range = if inclusive {
-        number >= min
-    } else {
-        number > min
-    };
+    let in_range = if inclusive { number >= min } else { number > min };
     if !number.is_finite() || !in_range {
         return Err(expected.to_owned());
     }
@@ -501,9 +453,7 @@ fn byte_size(value: &str, min: u64, max: u64, expected: &str) -> Result<u64, Str
              (or KiB, KB, ...; all powers of 1024)"
         )
     };
-    let digits_end = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
+    let digits_end = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
     let (digits, suffix) = value.split_at(digits_end);
     let multiplier = match suffix.trim().to_ascii_lowercase().as_str() {
         "" => 1,
@@ -602,13 +552,9 @@ fn bucket_name(value: &str) -> Result<String, String> {
 
 fn endpoint(value: &str) -> Result<String, String> {
     let lower = value.to_ascii_lowercase();
-    let host = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
+    let host = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
     match host {
-        Some(host) if !host.is_empty() && !value.contains(char::is_whitespace) => {
-            Ok(value.to_owned())
-        }
+        Some(host) if !host.is_empty() && !value.contains(char::is_whitespace) => Ok(value.to_owned()),
         _ => Err("an http:// or https:// URL, e.g. http://127.0.0.1:9000".to_owned()),
     }
 }

@@ -30,7 +30,9 @@ pub struct TestEnv {
 }
 
 fn required(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test.sh, which starts the broker and S3 server"))
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through scripts/test.sh, which starts the broker and S3 server")
+    })
 }
 
 pub fn env() -> TestEnv {
@@ -102,14 +104,7 @@ fn record_for(seq: u64) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
 
 /// Produces `count` records numbered from `first_seq`, spread over the partitions, and records
 /// where each landed.
-pub async fn produce(
-    env: &TestEnv,
-    topic: &str,
-    partitions: i32,
-    first_seq: u64,
-    count: u64,
-    into: &mut ByPartition,
-) {
+pub async fn produce(env: &TestEnv, topic: &str, partitions: i32, first_seq: u64, count: u64, into: &mut ByPartition) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &env.bootstrap)
         .set("linger.ms", "5")
@@ -190,8 +185,7 @@ pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
     for meta in &listed {
         let key = meta.location.to_string();
         let file = key.rsplit('/').next().unwrap().to_string();
-        let name = kafkatos3::layout::SealedName::parse(&file)
-            .unwrap_or_else(|| panic!("unexpected object {key}"));
+        let name = kafkatos3::layout::SealedName::parse(&file).unwrap_or_else(|| panic!("unexpected object {key}"));
         assert_eq!(
             key,
             kafkatos3::s3::object_key(prefix, &name).to_string(),
@@ -213,19 +207,11 @@ pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
         flate2::read::GzDecoder::new(&bytes[..])
             .read_to_end(&mut decoded)
             .expect("object is gzip");
-        let mut reader = mak::MakReader::with_size_limit(&decoded[..], decoded.len() as u64)
-            .expect("object is a MAK file");
+        let mut reader =
+            mak::MakReader::with_size_limit(&decoded[..], decoded.len() as u64).expect("object is a MAK file");
         assert_eq!(&reader.header().topic, topic, "{key}: header topic");
-        assert_eq!(
-            reader.header().partition,
-            *partition,
-            "{key}: header partition"
-        );
-        assert_eq!(
-            reader.header().start_offset,
-            *start,
-            "{key}: header start offset"
-        );
+        assert_eq!(reader.header().partition, *partition, "{key}: header partition");
+        assert_eq!(reader.header().start_offset, *start, "{key}: header start offset");
         let into = records.entry((topic.clone(), *partition)).or_default();
         let mut last = None;
         while let Some(record) = reader.next_record().expect("record decodes") {
@@ -242,11 +228,7 @@ pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
             });
         }
         let name = kafkatos3::layout::SealedName::parse(key.rsplit('/').next().unwrap()).unwrap();
-        assert_eq!(
-            last,
-            Some(name.end),
-            "{key}: the name's end offset is the last record"
-        );
+        assert_eq!(last, Some(name.end), "{key}: the name's end offset is the last record");
     }
     Archive {
         records,
@@ -255,12 +237,7 @@ pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
 }
 
 /// Waits until the archive holds at least `expected` records, then returns it.
-pub async fn wait_for_archive(
-    store: &dyn ObjectStore,
-    prefix: &str,
-    expected: usize,
-    timeout: Duration,
-) -> Archive {
+pub async fn wait_for_archive(store: &dyn ObjectStore, prefix: &str, expected: usize, timeout: Duration) -> Archive {
     let deadline = Instant::now() + timeout;
     loop {
         let archive = read_archive(store, prefix).await;
@@ -289,10 +266,7 @@ pub fn assert_exactly_once(produced: &ByPartition, archive: &Archive) {
             sorted.len(),
             "{topic}:{partition}: duplicated offsets in the archive"
         );
-        assert_eq!(
-            offsets, sorted,
-            "{topic}:{partition}: archive not in offset order"
-        );
+        assert_eq!(offsets, sorted, "{topic}:{partition}: archive not in offset order");
         let expected_offsets: Vec<i64> = expected.iter().map(|r| r.offset).collect();
         assert_eq!(
             offsets, expected_offsets,
@@ -304,11 +278,7 @@ pub fn assert_exactly_once(produced: &ByPartition, archive: &Archive) {
             "{topic}:{partition}: archived keys/values differ from produced"
         );
     }
-    let extra: Vec<_> = archive
-        .records
-        .keys()
-        .filter(|k| !produced.contains_key(*k))
-        .collect();
+    let extra: Vec<_> = archive.records.keys().filter(|k| !produced.contains_key(*k)).collect();
     assert!(
         extra.is_empty(),
         "archive holds partitions nothing was produced to: {extra:?}"
@@ -316,11 +286,7 @@ pub fn assert_exactly_once(produced: &ByPartition, archive: &Archive) {
 }
 
 /// Offsets the group has committed, per partition.
-pub fn committed(
-    env: &TestEnv,
-    group: &str,
-    partitions: &[(String, i32)],
-) -> BTreeMap<(String, i32), Option<i64>> {
+pub fn committed(env: &TestEnv, group: &str, partitions: &[(String, i32)]) -> BTreeMap<(String, i32), Option<i64>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &env.bootstrap)
         .set("group.id", group)
@@ -526,4 +492,121 @@ pub async fn wait_for_commits(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A private s3s-fs server, for tests that take S3 away: stopping the shared one would break the
+/// tests running beside them. The port and data survive a stop/start.
+pub struct PrivateS3 {
+    child: Option<Child>,
+    pub port: u16,
+    pub data: PathBuf,
+    env: TestEnv,
+}
+
+fn s3s_fs_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("KAFKATOS3_TEST_S3S_FS") {
+        return PathBuf::from(path);
+    }
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("s3s-fs")).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/s3s-fs"));
+    candidates
+        .into_iter()
+        .chain(home)
+        .find(|p| p.is_file())
+        .expect("s3s-fs not found: run scripts/install-deps.sh (or set KAFKATOS3_TEST_S3S_FS)")
+}
+
+impl PrivateS3 {
+    pub fn start(env: &TestEnv, data: &Path) -> PrivateS3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // s3s-fs keeps a bucket as a directory of its root.
+        std::fs::create_dir_all(data.join(&env.bucket)).unwrap();
+        let mut s3 = PrivateS3 {
+            child: None,
+            port,
+            data: data.to_path_buf(),
+            env: env.clone(),
+        };
+        s3.up();
+        s3
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn up(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new(s3s_fs_binary())
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--access-key",
+                &self.env.access_key,
+                "--secret-key",
+                &self.env.secret_key,
+            ])
+            .arg(&self.data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateS3 {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// Files below a directory, recursively.
+pub fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Waits for a line in the daemon's log.
+pub async fn wait_for_log(log: &Path, needle: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(log).unwrap_or_default().contains(needle) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }

@@ -13,9 +13,7 @@ pub type Owned = (i64, Vec<u8>, Vec<u8>);
 pub type Input<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>);
 
 pub fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
 }
 
 pub fn golden_bytes(name: &str) -> Vec<u8> {
