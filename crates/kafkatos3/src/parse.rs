@@ -20,6 +20,11 @@ pub enum ParseError {
         path: std::path::PathBuf,
         source: mak::ReadError,
     },
+    #[error("{}: after the last record: {source}", path.display())]
+    Trailer {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
     #[error("writing output: {0}")]
     Output(io::Error),
 }
@@ -41,7 +46,7 @@ pub fn open_mak(path: &Path) -> Result<(Box<dyn Read>, Option<u64>), io::Error> 
 
 /// Prints the file to `out`; returns the number of records.
 pub fn print_file(path: &Path, out: &mut impl Write) -> Result<u64, ParseError> {
-    let (input, size) = open_mak(path).map_err(|source| ParseError::Open {
+    let (input, _size) = open_mak(path).map_err(|source| ParseError::Open {
         path: path.to_path_buf(),
         source,
     })?;
@@ -49,14 +54,15 @@ pub fn print_file(path: &Path, out: &mut impl Write) -> Result<u64, ParseError> 
         path: path.to_path_buf(),
         source,
     };
-    let mut reader = match size {
-        Some(size) => MakReader::with_size_limit(input, size),
-        None => MakReader::new(input),
-    }
-    .map_err(read_error)?;
+    // No size limit even for a plain file: a truncated file still shows the records before the
+    // cut, then fails naming the byte where the data ends (the reader never allocates past what
+    // it has read).
+    let mut reader = MakReader::new(input).map_err(read_error)?;
     let header = reader.header().clone();
     // The original's wording, typo included: scripts may match these lines.
-    writeln!(out, "File topic is {}", header.topic).map_err(ParseError::Output)?;
+    let mut topic = String::new();
+    render_bytes(header.topic.as_bytes(), &mut topic);
+    writeln!(out, "File topic is {topic}").map_err(ParseError::Output)?;
     writeln!(out, "File partition is {}", header.partition).map_err(ParseError::Output)?;
     writeln!(out, "Staring offset is {}", header.start_offset).map_err(ParseError::Output)?;
     writeln!(out, "File created at {}", python_float(header.start_time)).map_err(ParseError::Output)?;
@@ -76,6 +82,12 @@ pub fn print_file(path: &Path, out: &mut impl Write) -> Result<u64, ParseError> 
         .map_err(ParseError::Output)?;
         count += 1;
     }
+    // Read the compressed stream to its end so gzip's CRC and length trailer are checked: a
+    // corrupted archive must not pass as good.
+    io::copy(&mut reader.into_inner(), &mut io::sink()).map_err(|source| ParseError::Trailer {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(count)
 }
 

@@ -118,6 +118,9 @@ fn header(topic: &str, partition: i32, start_offset: i64) -> Header {
 /// One record as written: offset, key, value (`None` is null).
 type Rec = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// One record as read back: a null key or value reads as empty.
+type ReadRec = (i64, Vec<u8>, Vec<u8>);
+
 fn rec(offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Rec {
     (offset, key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec))
 }
@@ -134,7 +137,7 @@ fn write_mak(path: &Path, header: &Header, records: &[Rec]) {
 }
 
 /// Every record of a MAK file, read back with the `mak` reader (null reads as empty).
-fn read_records(path: &Path) -> (Header, Vec<(i64, Vec<u8>, Vec<u8>)>) {
+fn read_records(path: &Path) -> (Header, Vec<ReadRec>) {
     let bytes = fs::read(path).expect("read mak file");
     let mut reader = MakReader::with_size_limit(&bytes[..], bytes.len() as u64)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -318,9 +321,11 @@ fn parse_of_truncated_file_fails_with_one_line_naming_the_file_and_where_it_ends
         line.starts_with(&format!("kafkatos3_parse: {}: ", path.display())),
         "{line}"
     );
+    // The field cut short starts 3 bytes before the end of the data.
+    let field_at = TRUNCATED_AT - 3;
     assert!(
-        line.contains(&format!("byte {TRUNCATED_AT}")),
-        "names the end of the data, byte {TRUNCATED_AT}: {line}"
+        line.contains(&format!("at byte {field_at}")) && line.contains("found 3"),
+        "names the truncated field's position, byte {field_at}: {line}"
     );
 }
 
@@ -656,7 +661,7 @@ fn inprogress_workdir() -> InProgress {
     }
 }
 
-fn as_read(records: &[Rec]) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
+fn as_read(records: &[Rec]) -> Vec<ReadRec> {
     records
         .iter()
         .map(|(offset, key, value)| {

@@ -29,7 +29,7 @@ async fn s3_outage_keeps_files_pauses_commits_and_uploads_everything_when_s3_ret
     // S3 goes away while records keep coming.
     s3_server.down();
     produce(&env, &topic, 2, 400, 400, &mut produced).await;
-    let logged = wait_for_log(&daemon.log, &format!("failed: "), Duration::from_secs(30)).await;
+    let logged = wait_for_log(&daemon.log, "failed: ", Duration::from_secs(30)).await;
     assert!(logged, "upload failures are logged; log:\n{}", daemon.log_tail());
     let log = std::fs::read_to_string(&daemon.log).unwrap();
     assert!(

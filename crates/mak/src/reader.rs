@@ -131,6 +131,12 @@ impl<R: Read> MakReader<R> {
         self.data_start
     }
 
+    /// The underlying stream, positioned after the last record read (its buffered bytes are
+    /// kept): callers use it to read a container format to its end, e.g. gzip's checksum trailer.
+    pub fn into_inner(self) -> BufReader<R> {
+        self.source
+    }
+
     /// Bytes consumed so far; equals [`MakReader::write_position`] after the last record.
     pub fn position(&self) -> u64 {
         self.position

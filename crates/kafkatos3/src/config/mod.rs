@@ -16,7 +16,7 @@
 //! - A value that is exactly `""` (or `''`) is empty.
 //!
 //! Unlike the original it is strict, as Python 3's parser is: a duplicate section or key is an
-//! error, and so is any section or key this version does not know. See `docs/config-reference.md`
+//! error, and so is any section or key this version does not know. See the README's configuration reference
 //! for every key.
 
 mod ini;
