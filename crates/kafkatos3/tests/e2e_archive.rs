@@ -148,3 +148,35 @@ async fn two_daemons_in_one_group_share_partitions_and_one_stops_midway() {
         "both daemons took part in the group"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_above_the_multipart_threshold_are_uploaded_in_parts() {
+    let env = env();
+    let topic = unique("e2e-big");
+    create_topic(&env, &topic, 1).await;
+    let mut produced = ByPartition::new();
+    // ~6.5 MiB of incompressible values: the compressed file stays above the 5 MiB threshold.
+    produce_noise(&env, &topic, 0, 65, 100 * 1024, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+    config.extra_s3 = "multipart_threshold_bytes = 5MiB".into();
+    config.write(&env, &dir.path().join("kafkatos3.cfg"));
+    let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
+    let s3 = store(&env, &env.s3_endpoint);
+    let archive = wait_for_archive(s3.as_ref(), &prefix, 65, Duration::from_secs(90)).await;
+    assert_exactly_once(&produced, &archive);
+    assert_eq!(archive.keys.len(), 1, "one file: {:?}", archive.keys);
+    let meta = object_store::ObjectStoreExt::head(s3.as_ref(), &archive.keys[0].as_str().into())
+        .await
+        .unwrap();
+    assert!(meta.size > 5 * 1024 * 1024, "object of {} bytes", meta.size);
+    let etag = meta.e_tag.unwrap_or_default();
+    assert!(
+        etag.contains('-'),
+        "a multipart upload's ETag is <md5>-<parts>, got {etag}"
+    );
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+}

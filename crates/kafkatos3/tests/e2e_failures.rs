@@ -246,3 +246,63 @@ fn cpu_ticks(pid: i32) -> u64 {
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_keep_files_pause_at_the_backlog_limit_and_a_fixed_restart_uploads_all() {
+    let env = env();
+    let topic = unique("e2e-creds");
+    create_topic(&env, &topic, 1).await;
+    let mut produced = ByPartition::new();
+    // 3 MiB of incompressible records against a 1 MiB backlog limit.
+    produce_noise(&env, &topic, 0, 30, 100 * 1024, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let config_path = dir.path().join("kafkatos3.cfg");
+    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+    config.max_age_seconds = 1;
+    config.extra_s3 = "max_local_backlog_bytes = 1MiB".into();
+    let wrong = TestEnv {
+        secret_key: "not-the-secret".into(),
+        ..env.clone()
+    };
+    config.write(&wrong, &config_path);
+    let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
+    let refused = wait_for_log(&daemon.log, "upload failed", Duration::from_secs(60)).await;
+    assert!(refused, "log:\n{}", daemon.log_tail());
+    let paused = wait_for_log(&daemon.log, "pausing consumption", Duration::from_secs(30)).await;
+    assert!(
+        paused,
+        "consumption pauses above max_local_backlog_bytes; log:\n{}",
+        daemon.log_tail()
+    );
+    let log = std::fs::read_to_string(&daemon.log).unwrap();
+    assert!(
+        log.contains(&format!("s3://{}/{prefix}/{topic}/0/", env.bucket)),
+        "the error names bucket and key"
+    );
+    assert!(!log.contains("not-the-secret"), "the secret is never logged");
+    assert!(
+        !walk_files(&dir.path().join("work/tos3")).is_empty(),
+        "files wait in tos3"
+    );
+    let nothing = committed(&env, &group, &partitions_of(&[&topic], 1));
+    assert_eq!(
+        nothing.values().next().copied().flatten(),
+        None,
+        "nothing is committed while nothing is in S3"
+    );
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+
+    // With the right secret the same working directory is drained: nothing lost, nothing twice.
+    config.write(&env, &config_path);
+    let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
+    let s3 = store(&env, &env.s3_endpoint);
+    let archive = wait_for_archive(s3.as_ref(), &prefix, 30, Duration::from_secs(90)).await;
+    assert_exactly_once(&produced, &archive);
+    let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
+    assert_eq!(commits, expected_commits(&produced), "log:\n{}", daemon.log_tail());
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+}

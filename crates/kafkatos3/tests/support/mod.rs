@@ -610,3 +610,42 @@ pub async fn wait_for_log(log: &Path, needle: &str, timeout: Duration) -> bool {
     }
     false
 }
+
+/// Produces `count` records of `size` incompressible bytes (xorshift noise) to one partition.
+pub async fn produce_noise(
+    env: &TestEnv,
+    topic: &str,
+    partition: i32,
+    count: u64,
+    size: usize,
+    into: &mut ByPartition,
+) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &env.bootstrap)
+        .set("message.max.bytes", "2000000")
+        .create()
+        .expect("producer");
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ count;
+    for seq in 0..count {
+        let mut value = Vec::with_capacity(size);
+        while value.len() < size {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            value.extend_from_slice(&state.to_le_bytes());
+        }
+        value.truncate(size);
+        let key = format!("noise-{seq}").into_bytes();
+        let record = FutureRecord::to(topic).partition(partition).key(&key).payload(&value);
+        let delivery = producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("delivery");
+        into.entry((topic.to_string(), partition)).or_default().push(Produced {
+            offset: delivery.offset,
+            key,
+            value,
+        });
+    }
+}
