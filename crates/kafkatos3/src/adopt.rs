@@ -47,9 +47,7 @@ pub fn adopt_partition(
     }
 
     let ranges: Vec<(i64, i64)> = sealed.iter().map(|f| (f.name.start, f.name.end)).collect();
-    let open_range = open
-        .as_ref()
-        .map(|w| (w.header().start_offset, w.last_offset().expect("checked above")));
+    let open_range = open.as_ref().map(|w| (w.header().start_offset, w.last_offset().expect("checked above")));
     let plan = ledger::plan_adoption(committed, marker, pipeline.legacy.end_for(tp), &ranges, open_range);
 
     let mut kept = Vec::new();
@@ -94,9 +92,7 @@ pub fn adopt_partition(
 /// uploads it: the safe place for data whose fate needs a human (or a later `verify`).
 fn set_aside(work: &WorkDir, path: &Path, tp: &TopicPartition) -> Result<(), FsError> {
     let file_name = path.file_name().expect("file name").to_string_lossy().to_string();
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let target = work
         .root()
         .join("orphaned")

@@ -38,9 +38,7 @@ pub fn compress_file(pipeline: &Pipeline, file: &SealedFile) -> Result<u64, FsEr
         .map_err(|e| FsError::new("compress", &file.path, e))?;
     let mut writer = encoder.finish().map_err(|e| FsError::new("write", &tmp, e))?;
     writer.flush().map_err(|e| FsError::new("write", &tmp, e))?;
-    let out = writer
-        .into_inner()
-        .map_err(|e| FsError::new("write", &tmp, e.into_error()))?;
+    let out = writer.into_inner().map_err(|e| FsError::new("write", &tmp, e.into_error()))?;
     out.sync_all().map_err(|e| FsError::new("fsync", &tmp, e))?;
     let compressed = out.metadata().map_err(|e| FsError::new("stat", &tmp, e))?.len();
     fs::rename(&tmp, &target).map_err(|e| FsError::new("rename", &tmp, e))?;
@@ -63,10 +61,7 @@ pub fn spawn(pipeline: Arc<Pipeline>) -> Vec<thread::JoinHandle<()>> {
             .spawn(move || {
                 crate::nice::set_current_thread(pipeline.config.compression.compression_nice_level);
                 loop {
-                    let job = job_rx
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .recv_timeout(Duration::from_millis(200));
+                    let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(200));
                     match job {
                         Ok(file) => {
                             compress_one(&pipeline, &file);
@@ -90,10 +85,7 @@ pub fn spawn(pipeline: Arc<Pipeline>) -> Vec<thread::JoinHandle<()>> {
             match pipeline.work.list_sealed(Stage::ToCompress) {
                 Ok(files) => {
                     for file in files {
-                        if in_flight
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(file.path.clone())
+                        if in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(file.path.clone())
                             && job_tx.send(file).is_err()
                         {
                             return;
@@ -103,9 +95,7 @@ pub fn spawn(pipeline: Arc<Pipeline>) -> Vec<thread::JoinHandle<()>> {
                 Err(error) => tracing::error!(%error, "scanning tocompress"),
             }
             // Bounded so a stop request is noticed; the configured interval is the rescan period.
-            pipeline
-                .compress_wake
-                .wait_timeout(pipeline.config.compression.compression_check_interval);
+            pipeline.compress_wake.wait_timeout(pipeline.config.compression.compression_check_interval);
         })
         .expect("spawn compress dispatcher");
     handles.push(dispatcher);
@@ -123,7 +113,9 @@ fn compress_one(pipeline: &Pipeline, file: &SealedFile) {
             pipeline.upload_wake.notify_one();
         }
         Err(error) => {
-            // Left in tocompress: the next scan retries it; a full disk resolves itself.
+            // Left in tocompress: the next scan retries it. The partial output goes now, so a
+            // full disk gets its space back for the uploads that resolve it.
+            let _ = fs::remove_file(durable::tmp_path(&pipeline.work.sealed_path(Stage::ToS3, &file.name)));
             tracing::error!(%error, file = %file.name.stem(), "compression failed; will retry");
             thread::sleep(Duration::from_secs(1));
         }

@@ -70,13 +70,7 @@ fn run(pipeline: Arc<Pipeline>, id: usize) {
             return;
         }
     };
-    let topics: Vec<&str> = pipeline
-        .config
-        .consumer
-        .topic_whitelist
-        .iter()
-        .map(String::as_str)
-        .collect();
+    let topics: Vec<&str> = pipeline.config.consumer.topic_whitelist.iter().map(String::as_str).collect();
     if let Err(error) = consumer.subscribe(&topics) {
         tracing::error!(consumer = id, %error, "subscribing failed");
         pipeline.shutdown.fail();
@@ -127,36 +121,45 @@ impl Loop<'_> {
 
     fn on_message(&mut self, message: &BorrowedMessage<'_>) {
         let mut state = self.consumer.context().state();
-        let Some(spool) = state
-            .topics
-            .get_mut(message.topic())
-            .and_then(|p| p.get_mut(&message.partition()))
-        else {
+        let Some(spool) = state.topics.get_mut(message.topic()).and_then(|p| p.get_mut(&message.partition())) else {
             return;
         };
         match spool.append(message.offset(), message.key(), message.payload(), self.now_secs) {
-            Ok(Appended::Written) => {}
+            Ok(Appended::Written) => {
+                if spool.is_full(self.pipeline.config.consumer.max_file_bytes) {
+                    seal_into_pipeline(self.pipeline, spool);
+                }
+            }
             Ok(Appended::AlreadyHeld) => {
                 tracing::debug!(partition = %spool.tp, offset = message.offset(), "skipping a record already held")
             }
             Err(error) => {
-                let tp = spool.tp.clone();
-                tracing::error!(%error, out_of_space = error.is_out_of_space(), "write failed; pausing consumption and rewinding to the last durable record");
-                if let Err(error) = spool.reset_to_durable() {
-                    tracing::error!(%error, "reopening the in-progress file failed");
-                }
-                let resume = spool.next_offset();
+                tracing::error!(%error, out_of_space = error.is_out_of_space(), "write failed; rewinding to the last durable record and pausing");
                 drop(state);
-                self.pause_all();
-                self.write_failed_at = Some(Instant::now());
-                if let Some(offset) = resume {
-                    if let Err(error) =
-                        self.consumer
-                            .seek(&tp.topic, tp.partition, Offset::Offset(offset), Duration::from_secs(10))
-                    {
-                        tracing::error!(partition = %tp, %error, "seeking back after a failed write");
-                    }
-                }
+                self.apply_rewinds();
+            }
+        }
+    }
+
+    /// After failed writes: fetch again from each affected partition's last durable record,
+    /// and pause everything for a while (a full disk needs uploads to free space).
+    fn apply_rewinds(&mut self) {
+        let mut rewinds = Vec::new();
+        for spool in self.consumer.context().state().spools_mut() {
+            if let Some(offset) = spool.take_rewind() {
+                rewinds.push((spool.tp.clone(), offset));
+            }
+        }
+        if rewinds.is_empty() {
+            return;
+        }
+        self.pause_all();
+        self.write_failed_at = Some(Instant::now());
+        for (tp, offset) in rewinds {
+            if let Err(error) =
+                self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), Duration::from_secs(10))
+            {
+                tracing::error!(partition = %tp, %error, "seeking back after a failed write");
             }
         }
     }
@@ -190,11 +193,10 @@ impl Loop<'_> {
         }
         if self.last_commit.elapsed() >= COMMIT_EVERY {
             self.last_commit = Instant::now();
-            self.consumer
-                .context()
-                .commit_progress(self.consumer, &mut state, CommitMode::Async, None);
+            self.consumer.context().commit_progress(self.consumer, &mut state, CommitMode::Async, None);
         }
         drop(state);
+        self.apply_rewinds();
         self.apply_backpressure();
     }
 
@@ -202,9 +204,7 @@ impl Loop<'_> {
     fn apply_backpressure(&mut self) {
         let limit = self.pipeline.config.s3.max_local_backlog_bytes;
         let backlog = self.pipeline.backlog.bytes();
-        let failing = self
-            .write_failed_at
-            .is_some_and(|at| at.elapsed() < WRITE_FAILURE_BACKOFF);
+        let failing = self.write_failed_at.is_some_and(|at| at.elapsed() < WRITE_FAILURE_BACKOFF);
         if !self.paused && backlog > limit {
             tracing::warn!(
                 backlog_bytes = backlog,
@@ -248,9 +248,7 @@ impl Loop<'_> {
             // written and not committed, so the next owner reads them again.
             let _ = self.consumer.poll(Duration::from_millis(50));
             let mut state = self.consumer.context().state();
-            self.consumer
-                .context()
-                .commit_progress(self.consumer, &mut state, CommitMode::Sync, None);
+            self.consumer.context().commit_progress(self.consumer, &mut state, CommitMode::Sync, None);
             let pending: usize = state.spools().map(|s| pipeline.ledger.pending_files(&s.tp)).sum();
             if pending == 0 || Instant::now() >= deadline {
                 if pending > 0 {

@@ -15,10 +15,7 @@ pub enum DaemonError {
     #[error("recovering the working directory: {0}")]
     Recover(#[from] crate::recover::RecoverError),
     #[error("configuring S3 bucket {bucket}: {source}")]
-    S3 {
-        bucket: String,
-        source: object_store::Error,
-    },
+    S3 { bucket: String, source: object_store::Error },
     #[error("starting the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("stopped after a fatal error (see the log above)")]
@@ -40,10 +37,8 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
         removed_partial_files = recovery.removed_partial,
         "working directory recovered"
     );
-    let store = crate::s3::build_store(&config.s3).map_err(|source| DaemonError::S3 {
-        bucket: config.s3.s3_bucket_name.clone(),
-        source,
-    })?;
+    let store = crate::s3::build_store(&config.s3)
+        .map_err(|source| DaemonError::S3 { bucket: config.s3.s3_bucket_name.clone(), source })?;
     let grace = config.main.shutdown_timeout;
     let consumers = config.consumer.consumer_processes;
     let pipeline = Arc::new(Pipeline::new(config, work, recovery.legacy, recovery.backlog_bytes));
@@ -59,17 +54,12 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
         let pipeline = pipeline.clone();
         runtime.spawn(async move {
             stop.await;
-            tracing::info!(
-                grace_s = grace.as_secs(),
-                "shutdown requested: stop fetching, seal, upload, commit"
-            );
+            tracing::info!(grace_s = grace.as_secs(), "shutdown requested: stop fetching, seal, upload, commit");
             pipeline.shutdown.request(grace);
         });
     }
     let compressors = crate::compress::spawn(pipeline.clone());
-    let consumer_threads: Vec<_> = (0..consumers)
-        .map(|id| crate::consumer::spawn(pipeline.clone(), id))
-        .collect();
+    let consumer_threads: Vec<_> = (0..consumers).map(|id| crate::consumer::spawn(pipeline.clone(), id)).collect();
 
     for handle in consumer_threads {
         if handle.join().is_err() {

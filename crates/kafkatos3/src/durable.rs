@@ -17,11 +17,7 @@ pub struct FsError {
 
 impl FsError {
     pub fn new(op: &'static str, path: &Path, source: io::Error) -> Self {
-        FsError {
-            op,
-            path: path.to_path_buf(),
-            source,
-        }
+        FsError { op, path: path.to_path_buf(), source }
     }
 
     /// Disk full or quota exceeded: the caller should stop writing and retry later, not give up.
@@ -34,9 +30,7 @@ pub type FsResult<T> = Result<T, FsError>;
 
 /// Makes a directory entry (creation, rename, removal) survive a crash.
 pub fn fsync_dir(dir: &Path) -> FsResult<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| FsError::new("fsync directory", dir, e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| FsError::new("fsync directory", dir, e))
 }
 
 /// `mkdir -p`, with every newly created level made durable in its parent.

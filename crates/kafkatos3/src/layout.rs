@@ -28,10 +28,7 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
+        TopicPartition { topic: topic.into(), partition }
     }
 }
 
@@ -59,18 +56,13 @@ pub struct SealedName {
 
 impl SealedName {
     pub fn stem(&self) -> String {
-        format!(
-            "{}-{}_{}-{}_{}",
-            self.tp.topic, self.tp.partition, self.start, self.end, self.date
-        )
+        format!("{}-{}_{}-{}_{}", self.tp.topic, self.tp.partition, self.start, self.end, self.date)
     }
 
     /// Parses `<topic>-<partition>_<start>-<end>_<yymmdd>.mak[.gz]`. Topics may themselves
     /// contain `-` and `_`, so the name is taken apart from the right.
     pub fn parse(file_name: &str) -> Option<SealedName> {
-        let stem = file_name
-            .strip_suffix(GZ_SUFFIX)
-            .or_else(|| file_name.strip_suffix(MAK_SUFFIX))?;
+        let stem = file_name.strip_suffix(GZ_SUFFIX).or_else(|| file_name.strip_suffix(MAK_SUFFIX))?;
         let (rest, date) = stem.rsplit_once('_')?;
         if date.len() != 6 || !date.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -149,8 +141,7 @@ impl WorkDir {
     }
 
     pub fn sealed_path(&self, stage: Stage, name: &SealedName) -> PathBuf {
-        self.partition_dir(stage.dir_name(), &name.tp)
-            .join(format!("{}{}", name.stem(), stage.suffix()))
+        self.partition_dir(stage.dir_name(), &name.tp).join(format!("{}{}", name.stem(), stage.suffix()))
     }
 
     pub fn uploaded_marker(&self, tp: &TopicPartition) -> PathBuf {
@@ -184,10 +175,7 @@ impl WorkDir {
                 continue;
             };
             for partition_dir in read_dir_sorted(&topic_dir)? {
-                let partition = partition_dir
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.parse().ok());
+                let partition = partition_dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok());
                 let (Some(partition), true) = (partition, partition_dir.is_dir()) else {
                     continue;
                 };
@@ -284,29 +272,15 @@ mod tests {
 
     #[test]
     fn sealed_name_round_trips_topics_with_dashes_and_underscores() {
-        let name = SealedName {
-            tp: TopicPartition::new("my-topic_v2", 11),
-            start: 0,
-            end: 500,
-            date: "160811".into(),
-        };
+        let name = SealedName { tp: TopicPartition::new("my-topic_v2", 11), start: 0, end: 500, date: "160811".into() };
         assert_eq!(name.stem(), "my-topic_v2-11_0-500_160811");
-        assert_eq!(
-            SealedName::parse("my-topic_v2-11_0-500_160811.mak.gz"),
-            Some(name.clone())
-        );
+        assert_eq!(SealedName::parse("my-topic_v2-11_0-500_160811.mak.gz"), Some(name.clone()));
         assert_eq!(SealedName::parse("my-topic_v2-11_0-500_160811.mak"), Some(name));
     }
 
     #[test]
     fn sealed_name_rejects_foreign_names() {
-        for bad in [
-            "data.mak",
-            "t-0_5-4_160811.mak",
-            "t-0_1-2_16081.mak",
-            "t-x_1-2_160811.mak",
-            "t-0_1-2_160811.txt",
-        ] {
+        for bad in ["data.mak", "t-0_5-4_160811.mak", "t-0_1-2_16081.mak", "t-x_1-2_160811.mak", "t-0_1-2_160811.txt"] {
             assert_eq!(SealedName::parse(bad), None, "{bad}");
         }
     }
@@ -317,24 +291,11 @@ mod tests {
         let work = WorkDir::new(dir.path());
         let tp = TopicPartition::new("t", 0);
         for (stage, start, end) in [(Stage::ToS3, 0, 9), (Stage::ToCompress, 20, 29), (Stage::ToS3, 10, 19)] {
-            let path = work.sealed_path(
-                stage,
-                &SealedName {
-                    tp: tp.clone(),
-                    start,
-                    end,
-                    date: "240101".into(),
-                },
-            );
+            let path = work.sealed_path(stage, &SealedName { tp: tp.clone(), start, end, date: "240101".into() });
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(path, b"").unwrap();
         }
-        let starts: Vec<i64> = work
-            .list_sealed_for(&tp)
-            .unwrap()
-            .iter()
-            .map(|f| f.name.start)
-            .collect();
+        let starts: Vec<i64> = work.list_sealed_for(&tp).unwrap().iter().map(|f| f.name.start).collect();
         assert_eq!(starts, vec![0, 10, 20]);
     }
 }

@@ -19,10 +19,7 @@ use crate::layout::{SealedName, TopicPartition, WorkDir};
 /// `open_start` the start of the in-progress file when it holds records, and `next_offset` the
 /// position after the last record written (or the position the partition was resumed at).
 pub fn commit_point(oldest_unconfirmed: Option<i64>, open_start: Option<i64>, next_offset: Option<i64>) -> Option<i64> {
-    [oldest_unconfirmed, open_start, next_offset]
-        .into_iter()
-        .flatten()
-        .min()
+    [oldest_unconfirmed, open_start, next_offset].into_iter().flatten().min()
 }
 
 /// What to do with each local file of a partition when it is assigned to this daemon.
@@ -62,10 +59,7 @@ pub fn plan_adoption(
     sealed: &[(i64, i64)],
     open: Option<(i64, i64)>,
 ) -> AdoptionPlan {
-    let mut base = [committed, uploaded_through.map(|u| u + 1), legacy_end.map(|l| l + 1)]
-        .into_iter()
-        .flatten()
-        .max();
+    let mut base = [committed, uploaded_through.map(|u| u + 1), legacy_end.map(|l| l + 1)].into_iter().flatten().max();
     let mut fate_of = |start: i64, end: i64| match base {
         Some(b) if end < b => FileFate::Covered,
         Some(b) if start != b => FileFate::SetAside,
@@ -76,11 +70,7 @@ pub fn plan_adoption(
     };
     let sealed = sealed.iter().map(|&(start, end)| fate_of(start, end)).collect();
     let open = open.map(|(start, last)| fate_of(start, last));
-    AdoptionPlan {
-        sealed,
-        open,
-        resume_at: base,
-    }
+    AdoptionPlan { sealed, open, resume_at: base }
 }
 
 #[derive(Debug, Default)]
@@ -107,10 +97,7 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(work: WorkDir) -> Self {
-        Ledger {
-            work,
-            partitions: Mutex::new(HashMap::new()),
-        }
+        Ledger { work, partitions: Mutex::new(HashMap::new()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, PartitionLedger>> {
@@ -125,9 +112,7 @@ impl Ledger {
 
     /// Starts owning a partition with the sealed files that continue its chain.
     pub fn adopt(&self, tp: &TopicPartition, files: &[SealedName]) {
-        let ledger = PartitionLedger {
-            files: files.iter().map(|name| (name.start, (name.clone(), false))).collect(),
-        };
+        let ledger = PartitionLedger { files: files.iter().map(|name| (name.start, (name.clone(), false))).collect() };
         self.lock().insert(tp.clone(), ledger);
     }
 
@@ -150,10 +135,7 @@ impl Ledger {
     /// True when this file's upload is confirmed but not yet released (an earlier file of the
     /// partition is still pending): it must not be uploaded again.
     pub fn is_confirmed(&self, name: &SealedName) -> bool {
-        self.lock()
-            .get(&name.tp)
-            .and_then(|l| l.files.get(&name.start))
-            .is_some_and(|(_, confirmed)| *confirmed)
+        self.lock().get(&name.tp).and_then(|l| l.files.get(&name.start)).is_some_and(|(_, confirmed)| *confirmed)
     }
 
     /// Start of the oldest file of a partition whose upload is not yet released.
@@ -171,20 +153,13 @@ impl Ledger {
     pub fn upload_confirmed(&self, name: &SealedName) -> Result<Released, FsError> {
         let mut partitions = self.lock();
         let Some(ledger) = partitions.get_mut(&name.tp) else {
-            return Ok(Released {
-                deletable: Vec::new(),
-                owned: false,
-            });
+            return Ok(Released { deletable: Vec::new(), owned: false });
         };
         if let Some(entry) = ledger.files.get_mut(&name.start) {
             entry.1 = true;
         }
         let mut deletable = Vec::new();
-        while ledger
-            .files
-            .first_key_value()
-            .is_some_and(|(_, (_, confirmed))| *confirmed)
-        {
+        while ledger.files.first_key_value().is_some_and(|(_, (_, confirmed))| *confirmed) {
             if let Some((_, (released, _))) = ledger.files.pop_first() {
                 deletable.push(released);
             }
@@ -192,10 +167,7 @@ impl Ledger {
         let Some(new_through) = deletable.last().map(|n| n.end) else {
             return Ok(Released { deletable, owned: true });
         };
-        durable::write_file_durable(
-            &self.work.uploaded_marker(&name.tp),
-            format!("{new_through}\n").as_bytes(),
-        )?;
+        durable::write_file_durable(&self.work.uploaded_marker(&name.tp), format!("{new_through}\n").as_bytes())?;
         Ok(Released { deletable, owned: true })
     }
 }
@@ -216,55 +188,27 @@ mod tests {
     #[test]
     fn adoption_resumes_after_local_files_that_continue_the_committed_offset() {
         let plan = plan_adoption(Some(100), None, None, &[(100, 199), (200, 299)], Some((300, 350)));
-        assert_eq!(
-            plan,
-            AdoptionPlan {
-                sealed: vec![Keep, Keep],
-                open: Some(Keep),
-                resume_at: Some(351)
-            }
-        );
+        assert_eq!(plan, AdoptionPlan { sealed: vec![Keep, Keep], open: Some(Keep), resume_at: Some(351) });
     }
 
     #[test]
     fn adoption_drops_files_already_covered_by_the_upload_marker() {
         // Crash after the upload was confirmed and recorded, before Kafka saw the commit.
         let plan = plan_adoption(Some(0), Some(99), None, &[(0, 99), (100, 199)], None);
-        assert_eq!(
-            plan,
-            AdoptionPlan {
-                sealed: vec![Covered, Keep],
-                open: None,
-                resume_at: Some(200)
-            }
-        );
+        assert_eq!(plan, AdoptionPlan { sealed: vec![Covered, Keep], open: None, resume_at: Some(200) });
     }
 
     #[test]
     fn adoption_sets_aside_files_that_leave_a_gap_after_another_owner_committed() {
         // Another owner archived up to 150; our files 100..199 and 200..299 are stale.
         let plan = plan_adoption(Some(151), None, None, &[(100, 199), (200, 299)], None);
-        assert_eq!(
-            plan,
-            AdoptionPlan {
-                sealed: vec![SetAside, SetAside],
-                open: None,
-                resume_at: Some(151)
-            }
-        );
+        assert_eq!(plan, AdoptionPlan { sealed: vec![SetAside, SetAside], open: None, resume_at: Some(151) });
     }
 
     #[test]
     fn adoption_without_any_known_position_starts_the_chain_at_the_first_file() {
         let plan = plan_adoption(None, None, None, &[(40, 49)], Some((50, 60)));
-        assert_eq!(
-            plan,
-            AdoptionPlan {
-                sealed: vec![Keep],
-                open: Some(Keep),
-                resume_at: Some(61)
-            }
-        );
+        assert_eq!(plan, AdoptionPlan { sealed: vec![Keep], open: Some(Keep), resume_at: Some(61) });
         let empty = plan_adoption(None, None, None, &[], None);
         assert_eq!(empty.resume_at, None);
     }
@@ -281,32 +225,20 @@ mod tests {
         let work = WorkDir::new(dir.path());
         let ledger = Ledger::new(work.clone());
         let tp = TopicPartition::new("t", 3);
-        let name = |start, end| SealedName {
-            tp: tp.clone(),
-            start,
-            end,
-            date: "240101".into(),
-        };
+        let name = |start, end| SealedName { tp: tp.clone(), start, end, date: "240101".into() };
         ledger.adopt(&tp, &[]);
         for (start, end) in [(0, 9), (10, 19), (20, 29)] {
             ledger.sealed(&name(start, end));
         }
         let released = ledger.upload_confirmed(&name(10, 19)).unwrap();
-        assert!(
-            released.deletable.is_empty(),
-            "a later file must wait for the earlier one"
-        );
+        assert!(released.deletable.is_empty(), "a later file must wait for the earlier one");
         assert_eq!(ledger.oldest_unconfirmed(&tp), Some(0));
         assert_eq!(ledger.read_marker(&tp), None);
 
         let released = ledger.upload_confirmed(&name(0, 9)).unwrap();
         let starts: Vec<i64> = released.deletable.iter().map(|n| n.start).collect();
         assert_eq!(starts, vec![0, 10]);
-        assert_eq!(
-            ledger.read_marker(&tp),
-            Some(19),
-            "marker is durable before files are deletable"
-        );
+        assert_eq!(ledger.read_marker(&tp), Some(19), "marker is durable before files are deletable");
         assert_eq!(ledger.oldest_unconfirmed(&tp), Some(20));
     }
 
@@ -315,24 +247,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::new(WorkDir::new(dir.path()));
         let tp = TopicPartition::new("t", 0);
-        ledger.adopt(
-            &tp,
-            &[SealedName {
-                tp: tp.clone(),
-                start: 0,
-                end: 9,
-                date: "240101".into(),
-            }],
-        );
+        ledger.adopt(&tp, &[SealedName { tp: tp.clone(), start: 0, end: 9, date: "240101".into() }]);
         ledger.release(&tp);
-        let released = ledger
-            .upload_confirmed(&SealedName {
-                tp,
-                start: 0,
-                end: 9,
-                date: "240101".into(),
-            })
-            .unwrap();
+        let released = ledger.upload_confirmed(&SealedName { tp, start: 0, end: 9, date: "240101".into() }).unwrap();
         assert!(!released.owned);
         assert!(released.deletable.is_empty());
     }

@@ -35,10 +35,7 @@ pub fn lock_working_directory(work: &WorkDir) -> Result<DirLock, LockError> {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let holder = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
-            return Err(LockError::Held {
-                path: path.display().to_string(),
-                holder,
-            });
+            return Err(LockError::Held { path: path.display().to_string(), holder });
         }
         Err(TryLockError::Error(e)) => return Err(FsError::new("lock", &path, e).into()),
     }

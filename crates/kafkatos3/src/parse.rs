@@ -11,20 +11,11 @@ use mak::MakReader;
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     #[error("{}: {source}", path.display())]
-    Open {
-        path: std::path::PathBuf,
-        source: io::Error,
-    },
+    Open { path: std::path::PathBuf, source: io::Error },
     #[error("{}: {source}", path.display())]
-    Read {
-        path: std::path::PathBuf,
-        source: mak::ReadError,
-    },
+    Read { path: std::path::PathBuf, source: mak::ReadError },
     #[error("{}: after the last record: {source}", path.display())]
-    Trailer {
-        path: std::path::PathBuf,
-        source: io::Error,
-    },
+    Trailer { path: std::path::PathBuf, source: io::Error },
     #[error("writing output: {0}")]
     Output(io::Error),
 }
@@ -46,14 +37,8 @@ pub fn open_mak(path: &Path) -> Result<(Box<dyn Read>, Option<u64>), io::Error> 
 
 /// Prints the file to `out`; returns the number of records.
 pub fn print_file(path: &Path, out: &mut impl Write) -> Result<u64, ParseError> {
-    let (input, _size) = open_mak(path).map_err(|source| ParseError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let read_error = |source| ParseError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
+    let (input, _size) = open_mak(path).map_err(|source| ParseError::Open { path: path.to_path_buf(), source })?;
+    let read_error = |source| ParseError::Read { path: path.to_path_buf(), source };
     // No size limit even for a plain file: a truncated file still shows the records before the
     // cut, then fails naming the byte where the data ends (the reader never allocates past what
     // it has read).
@@ -74,20 +59,14 @@ pub fn print_file(path: &Path, out: &mut impl Write) -> Result<u64, ParseError> 
         value_text.clear();
         render_bytes(record.key, &mut key_text);
         render_bytes(record.value, &mut value_text);
-        writeln!(
-            out,
-            "Processing message with offset: {}, key: {}, value: {}",
-            record.offset, key_text, value_text
-        )
-        .map_err(ParseError::Output)?;
+        writeln!(out, "Processing message with offset: {}, key: {}, value: {}", record.offset, key_text, value_text)
+            .map_err(ParseError::Output)?;
         count += 1;
     }
     // Read the compressed stream to its end so gzip's CRC and length trailer are checked: a
     // corrupted archive must not pass as good.
-    io::copy(&mut reader.into_inner(), &mut io::sink()).map_err(|source| ParseError::Trailer {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    io::copy(&mut reader.into_inner(), &mut io::sink())
+        .map_err(|source| ParseError::Trailer { path: path.to_path_buf(), source })?;
     Ok(count)
 }
 

@@ -101,10 +101,7 @@ impl ArchiverContext {
             if state.committed.get(&spool.tp).is_some_and(|&done| done >= offset) {
                 continue;
             }
-            if tpl
-                .add_partition_offset(&spool.tp.topic, spool.tp.partition, Offset::Offset(offset))
-                .is_ok()
-            {
+            if tpl.add_partition_offset(&spool.tp.topic, spool.tp.partition, Offset::Offset(offset)).is_ok() {
                 advanced.push((spool.tp.clone(), offset));
             }
         }
@@ -125,11 +122,8 @@ impl ArchiverContext {
     }
 
     fn on_assign(&self, consumer: &BaseConsumer<ArchiverContext>, tpl: &mut TopicPartitionList) {
-        let tps: Vec<TopicPartition> = tpl
-            .elements()
-            .iter()
-            .map(|e| TopicPartition::new(e.topic(), e.partition()))
-            .collect();
+        let tps: Vec<TopicPartition> =
+            tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
         tracing::info!(consumer = self.id, partitions = %list(&tps), "assigned");
         let committed = fetch_committed(consumer, tpl);
         let mut state = self.state();
@@ -154,20 +148,13 @@ impl ArchiverContext {
             if let Some(offset) = committed_offset {
                 state.committed.insert(tp.clone(), offset);
             }
-            state
-                .topics
-                .entry(tp.topic.clone())
-                .or_default()
-                .insert(tp.partition, spool);
+            state.topics.entry(tp.topic.clone()).or_default().insert(tp.partition, spool);
         }
     }
 
     fn on_revoke(&self, consumer: &BaseConsumer<ArchiverContext>, tpl: &TopicPartitionList) {
-        let tps: Vec<TopicPartition> = tpl
-            .elements()
-            .iter()
-            .map(|e| TopicPartition::new(e.topic(), e.partition()))
-            .collect();
+        let tps: Vec<TopicPartition> =
+            tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
         tracing::info!(consumer = self.id, partitions = %list(&tps), "revoked; handing over");
         let mut state = self.state();
         for spool in state.spools_mut().filter(|s| tps.contains(&s.tp)) {

@@ -28,11 +28,7 @@ pub struct Recovery {
 pub fn recover(work: &WorkDir) -> Result<Recovery, RecoverError> {
     let mut removed_partial = 0;
     for path in work.list_all_stage_files()? {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         // A temporary file is a compression that did not finish: its source is still in tocompress.
         if name.ends_with(TMP_SUFFIX) {
             tracing::info!(path = %path.display(), "removing a partial file left by a crash");
@@ -65,11 +61,7 @@ pub fn recover(work: &WorkDir) -> Result<Recovery, RecoverError> {
     }
     remove_tmp_in(&work.state_dir())?;
 
-    let legacy = if work.state_dir().is_dir() {
-        Legacy::load(work)?
-    } else {
-        adopt_original(work)?
-    };
+    let legacy = if work.state_dir().is_dir() { Legacy::load(work)? } else { adopt_original(work)? };
 
     let mut backlog_bytes = 0;
     for stage in [Stage::ToCompress, Stage::ToS3] {
@@ -77,11 +69,7 @@ pub fn recover(work: &WorkDir) -> Result<Recovery, RecoverError> {
             backlog_bytes += fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
         }
     }
-    Ok(Recovery {
-        legacy,
-        backlog_bytes,
-        removed_partial,
-    })
+    Ok(Recovery { legacy, backlog_bytes, removed_partial })
 }
 
 /// A working directory without our `state/` was last run by the Python original (or is new).
@@ -98,10 +86,7 @@ fn adopt_original(work: &WorkDir) -> Result<Legacy, RecoverError> {
         names.extend(work.list_sealed(stage)?.into_iter().map(|f| f.name));
     }
     if !names.is_empty() {
-        tracing::info!(
-            files = names.len(),
-            "adopting a working directory of the Python original"
-        );
+        tracing::info!(files = names.len(), "adopting a working directory of the Python original");
     }
     Ok(Legacy::create(work, &names)?)
 }

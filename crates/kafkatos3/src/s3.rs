@@ -25,13 +25,10 @@ pub fn object_key(prefix: &str, name: &SealedName) -> ObjectPath {
 }
 
 pub fn build_store(s3: &S3Config) -> Result<Arc<AmazonS3>, object_store::Error> {
-    let options = ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(300));
+    let options =
+        ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(300));
     // Client options first: they carry allow_http, which the endpoint below may switch on.
-    let mut builder = AmazonS3Builder::from_env()
-        .with_client_options(options)
-        .with_bucket_name(&s3.s3_bucket_name);
+    let mut builder = AmazonS3Builder::from_env().with_client_options(options).with_bucket_name(&s3.s3_bucket_name);
     let region = s3
         .s3_region
         .clone()
@@ -63,11 +60,8 @@ pub fn build_store(s3: &S3Config) -> Result<Arc<AmazonS3>, object_store::Error> 
     }
     // Few quick retries inside the client: the uploader owns the long backoff, so an outage is
     // reported in our log instead of hanging inside one request for minutes.
-    let retry = RetryConfig {
-        backoff: BackoffConfig::default(),
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(20),
-    };
+    let retry =
+        RetryConfig { backoff: BackoffConfig::default(), max_retries: 2, retry_timeout: Duration::from_secs(20) };
     Ok(Arc::new(builder.with_retry(retry).build()?))
 }
 
@@ -126,30 +120,16 @@ mod tests {
 
     #[test]
     fn object_key_matches_the_original_layout() {
-        let name = SealedName {
-            tp: TopicPartition::new("test", 0),
-            start: 0,
-            end: 500,
-            date: "160811".into(),
-        };
-        assert_eq!(
-            object_key("kafkatos3", &name).as_ref(),
-            "kafkatos3/test/0/test-0_0-500_160811.mak.gz"
-        );
+        let name = SealedName { tp: TopicPartition::new("test", 0), start: 0, end: 500, date: "160811".into() };
+        assert_eq!(object_key("kafkatos3", &name).as_ref(), "kafkatos3/test/0/test-0_0-500_160811.mak.gz");
         assert_eq!(object_key("", &name).as_ref(), "test/0/test-0_0-500_160811.mak.gz");
     }
 
     #[test]
     fn credentials_file_profile_is_selected_by_name() {
         let text = "[default]\naws_access_key_id = A\naws_secret_access_key = B\n[other]\naws_access_key_id=C\naws_secret_access_key=D\naws_session_token=T\n";
-        assert_eq!(
-            parse_credentials_profile(text, "default"),
-            Some(("A".into(), "B".into(), None))
-        );
-        assert_eq!(
-            parse_credentials_profile(text, "other"),
-            Some(("C".into(), "D".into(), Some("T".into())))
-        );
+        assert_eq!(parse_credentials_profile(text, "default"), Some(("A".into(), "B".into(), None)));
+        assert_eq!(parse_credentials_profile(text, "other"), Some(("C".into(), "D".into(), Some("T".into()))));
         assert_eq!(parse_credentials_profile(text, "missing"), None);
     }
 }

@@ -25,10 +25,8 @@ impl Wake {
     /// Waits until notified or `timeout` passed; consumes the notification.
     pub fn wait_timeout(&self, timeout: Duration) {
         let guard = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut pending, _) = self
-            .cond
-            .wait_timeout_while(guard, timeout, |pending| !*pending)
-            .unwrap_or_else(|p| p.into_inner());
+        let (mut pending, _) =
+            self.cond.wait_timeout_while(guard, timeout, |pending| !*pending).unwrap_or_else(|p| p.into_inner());
         *pending = false;
     }
 }
@@ -112,11 +110,7 @@ impl Legacy {
             let end = ends.entry(name.tp).or_insert(name.end);
             *end = (*end).max(name.end);
         }
-        Ok(Legacy {
-            work: work.clone(),
-            stems: Mutex::new(stems),
-            ends,
-        })
+        Ok(Legacy { work: work.clone(), stems: Mutex::new(stems), ends })
     }
 
     /// Records the files of a working directory adopted from the original, durably.
@@ -131,10 +125,7 @@ impl Legacy {
     }
 
     pub fn contains(&self, name: &SealedName) -> bool {
-        self.stems
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&name.stem())
+        self.stems.lock().unwrap_or_else(|p| p.into_inner()).contains(&name.stem())
     }
 
     pub fn end_for(&self, tp: &TopicPartition) -> Option<i64> {

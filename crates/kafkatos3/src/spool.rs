@@ -1,7 +1,7 @@
 //! The spool stage: one open MAK file per partition under `inprogress/`, appended in memory and
 //! made durable at flush points, then sealed into `tocompress/` by age or on hand-over.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mak::{Header, MakWriter};
@@ -12,10 +12,7 @@ use crate::layout::{today_yymmdd, SealedName, Stage, TopicPartition, WorkDir};
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
     #[error("partition {tp}: {source}")]
-    Write {
-        tp: TopicPartition,
-        source: mak::WriteError,
-    },
+    Write { tp: TopicPartition, source: mak::WriteError },
     #[error("partition {tp}: {source}")]
     Fs { tp: TopicPartition, source: FsError },
 }
@@ -45,15 +42,18 @@ fn write_error_is_out_of_space(error: &mak::WriteError) -> bool {
 pub struct PartitionSpool {
     pub tp: TopicPartition,
     path: PathBuf,
-    open: Option<OpenFile>,
+    writer: Option<MakWriter>,
     /// Offset expected next: one past the last record written, or the resume position.
     next_offset: Option<i64>,
+    /// Set when a write failed and unsynced records were dropped: the consumer must fetch again
+    /// from this offset.
+    rewind: Option<i64>,
+    /// File length at the last durability point.
+    synced_len: u64,
 }
 
-#[derive(Debug)]
-struct OpenFile {
-    writer: MakWriter,
-}
+/// Unsynced bytes that trigger a durability point on append.
+const FLUSH_BYTES: u64 = 1024 * 1024;
 
 /// What happened to a record handed to [`PartitionSpool::append`].
 #[derive(Debug, PartialEq, Eq)]
@@ -67,24 +67,15 @@ impl PartitionSpool {
     /// A partition with no open file, resuming at `next_offset` (None: wherever Kafka starts us).
     pub fn new(work: &WorkDir, tp: TopicPartition, next_offset: Option<i64>) -> Self {
         let path = work.inprogress_file(&tp);
-        PartitionSpool {
-            tp,
-            path,
-            open: None,
-            next_offset,
-        }
+        PartitionSpool { tp, path, writer: None, next_offset, rewind: None, synced_len: 0 }
     }
 
     /// Continues an existing in-progress file (torn tail already cut by the writer).
     pub fn resume(work: &WorkDir, tp: TopicPartition, writer: MakWriter) -> Self {
         let path = work.inprogress_file(&tp);
         let next_offset = writer.last_offset().map(|last| last + 1);
-        PartitionSpool {
-            tp,
-            path,
-            open: Some(OpenFile { writer }),
-            next_offset,
-        }
+        let synced_len = writer.len();
+        PartitionSpool { tp, path, writer: Some(writer), next_offset, rewind: None, synced_len }
     }
 
     pub fn next_offset(&self) -> Option<i64> {
@@ -93,14 +84,12 @@ impl PartitionSpool {
 
     /// Start offset of the open file when it holds records.
     pub fn open_start(&self) -> Option<i64> {
-        self.open
-            .as_ref()
-            .filter(|f| f.writer.record_count() > 0)
-            .map(|f| f.writer.header().start_offset)
+        self.writer.as_ref().filter(|w| w.record_count() > 0).map(|w| w.header().start_offset)
     }
 
-    pub fn open_len(&self) -> u64 {
-        self.open.as_ref().map_or(0, |f| f.writer.len())
+    /// The offset to fetch again from after a failed write, once.
+    pub fn take_rewind(&mut self) -> Option<i64> {
+        self.rewind.take()
     }
 
     /// Appends one record; the hot path: no syscall unless the writer's buffer is full.
@@ -114,126 +103,117 @@ impl PartitionSpool {
         if self.next_offset.is_some_and(|next| offset < next) {
             return Ok(Appended::AlreadyHeld);
         }
-        if self.open.is_none() {
-            let start = self.next_offset.unwrap_or(offset);
-            let header = Header {
-                topic: self.tp.topic.clone(),
-                partition: self.tp.partition,
-                start_offset: start,
-                start_time: now_secs,
-            };
-            let dir = self.path.parent().expect("inprogress file has a directory");
-            durable::create_dir_all_durable(dir).map_err(|source| SpoolError::Fs {
-                tp: self.tp.clone(),
-                source,
-            })?;
-            let writer = MakWriter::create(&self.path, &header).map_err(|source| SpoolError::Write {
-                tp: self.tp.clone(),
-                source,
-            })?;
-            self.open = Some(OpenFile { writer });
+        if self.writer.is_none() {
+            // Known before the file exists, so a failure to create it still rewinds to this record.
+            let start = *self.next_offset.get_or_insert(offset);
+            let writer = self.open_file(start, now_secs).map_err(|error| self.fail(error))?;
+            self.synced_len = writer.len();
+            self.writer = Some(writer);
         }
-        let open = self.open.as_mut().expect("opened above");
-        open.writer
-            .append(offset, key, value)
-            .map_err(|source| SpoolError::Write {
-                tp: self.tp.clone(),
-                source,
-            })?;
+        let writer = self.writer.as_mut().expect("opened above");
+        if let Err(source) = writer.append(offset, key, value) {
+            return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
+        }
         self.next_offset = Some(offset + 1);
+        // A durability point per FLUSH_BYTES as well as per flush interval: a busy partition
+        // never has much that a crash or a full disk could make it fetch again.
+        if writer.len() - self.synced_len >= FLUSH_BYTES {
+            self.flush()?;
+        }
         Ok(Appended::Written)
+    }
+
+    fn open_file(&self, start: i64, now_secs: f64) -> Result<MakWriter, SpoolError> {
+        let tp = &self.tp;
+        let dir = self.path.parent().expect("inprogress file has a directory");
+        durable::create_dir_all_durable(dir).map_err(|source| SpoolError::Fs { tp: tp.clone(), source })?;
+        let header =
+            Header { topic: tp.topic.clone(), partition: tp.partition, start_offset: start, start_time: now_secs };
+        MakWriter::create(&self.path, &header).map_err(|source| SpoolError::Write { tp: tp.clone(), source })
+    }
+
+    /// After a failed write (a full disk): the file is valid up to its last durable point, so
+    /// it is reopened there, and the records after it are to be fetched again.
+    fn fail(&mut self, error: SpoolError) -> SpoolError {
+        self.writer = None;
+        if self.path.exists() {
+            match MakWriter::open_append(&self.path) {
+                Ok((writer, recovered)) if recovered.last_offset.is_some() => {
+                    self.next_offset = recovered.last_offset.map(|last| last + 1);
+                    self.synced_len = writer.len();
+                    self.writer = Some(writer);
+                }
+                Ok((writer, recovered)) => {
+                    // Nothing durable in it: start the file again from its start offset.
+                    drop(writer);
+                    let _ = durable::remove_durable(&self.path);
+                    self.next_offset = Some(recovered.header.start_offset);
+                }
+                Err(reopen) => tracing::error!(partition = %self.tp, error = %reopen, "reopening the in-progress file"),
+            }
+        }
+        self.rewind = self.next_offset;
+        error
     }
 
     /// A durability point: buffered records are written and synced, then the header updated.
     pub fn flush(&mut self) -> Result<(), SpoolError> {
-        match self.open.as_mut() {
-            Some(open) if open.writer.is_dirty() => open.writer.sync().map_err(|source| SpoolError::Write {
-                tp: self.tp.clone(),
-                source,
-            }),
-            _ => Ok(()),
+        let Some(writer) = self.writer.as_mut().filter(|w| w.is_dirty()) else {
+            return Ok(());
+        };
+        if let Err(source) = writer.sync() {
+            return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
         }
+        self.synced_len = writer.len();
+        Ok(())
     }
 
     /// True when the open file holds records and was started more than `max_age` ago. Age
     /// counts from the header's start time, so it survives a restart as the original's did.
     pub fn is_due(&self, max_age: Duration, now_secs: f64) -> bool {
-        self.open.as_ref().is_some_and(|f| {
-            f.writer.record_count() > 0 && now_secs - f.writer.header().start_time >= max_age.as_secs_f64()
-        })
+        self.writer
+            .as_ref()
+            .is_some_and(|w| w.record_count() > 0 && now_secs - w.header().start_time >= max_age.as_secs_f64())
+    }
+
+    /// True when the open file has reached `max_bytes`.
+    pub fn is_full(&self, max_bytes: u64) -> bool {
+        self.writer.as_ref().is_some_and(|w| w.record_count() > 0 && w.len() >= max_bytes)
     }
 
     /// Seals the open file into `tocompress/`, returning its name and size, or None when there
     /// was nothing to seal.
     pub fn seal(&mut self, work: &WorkDir) -> Result<Option<(SealedName, u64)>, SpoolError> {
-        let Some(open) = self.open.take() else {
+        let Some(writer) = self.writer.take_if(|w| w.record_count() > 0) else {
             return Ok(None);
         };
-        if open.writer.record_count() == 0 {
-            self.open = Some(open);
-            return Ok(None);
-        }
         let tp = self.tp.clone();
-        let start = open.writer.header().start_offset;
-        let end = open
-            .writer
-            .last_offset()
-            .expect("a file with records has a last offset");
-        let size = open.writer.len();
-        open.writer
-            .close()
-            .map_err(|source| SpoolError::Write { tp: tp.clone(), source })?;
-        let name = SealedName {
-            tp: tp.clone(),
-            start,
-            end,
-            date: today_yymmdd(),
-        };
-        durable::rename_durable(&self.path, &work.sealed_path(Stage::ToCompress, &name))
-            .map_err(|source| SpoolError::Fs { tp, source })?;
+        let start = writer.header().start_offset;
+        let end = writer.last_offset().expect("a file with records has a last offset");
+        let size = writer.len();
+        if let Err(source) = writer.close() {
+            return Err(self.fail(SpoolError::Write { tp, source }));
+        }
+        let name = SealedName { tp: tp.clone(), start, end, date: today_yymmdd() };
+        if let Err(source) = durable::rename_durable(&self.path, &work.sealed_path(Stage::ToCompress, &name)) {
+            return Err(self.fail(SpoolError::Fs { tp, source }));
+        }
         Ok(Some((name, size)))
     }
 
-    /// Gives up the open file without sealing it (a hand-over): it stays durable up to its last
-    /// flush point and is resumed, or judged, by whoever adopts the partition next on this disk.
+    /// Gives up the open file without sealing it: it stays durable up to its last flush point
+    /// and is resumed, or judged, by whoever adopts the partition next on this disk.
     pub fn close(mut self) -> Result<(), SpoolError> {
-        match self.open.take() {
-            Some(open) => open.writer.close().map_err(|source| SpoolError::Write {
-                tp: self.tp.clone(),
-                source,
-            }),
+        match self.writer.take() {
+            Some(writer) => writer.close().map_err(|source| SpoolError::Write { tp: self.tp.clone(), source }),
             None => Ok(()),
         }
-    }
-
-    /// Drops unsynced records after a write failure and reopens the file at its last durable
-    /// point, so the records after it can be fetched again.
-    pub fn reset_to_durable(&mut self) -> Result<(), SpoolError> {
-        let Some(open) = self.open.take() else {
-            return Ok(());
-        };
-        drop(open);
-        if !Path::new(&self.path).exists() {
-            return Ok(());
-        }
-        let (writer, recovered) = MakWriter::open_append(&self.path).map_err(|source| SpoolError::Write {
-            tp: self.tp.clone(),
-            source,
-        })?;
-        self.next_offset = recovered
-            .last_offset
-            .map(|l| l + 1)
-            .or(Some(recovered.header.start_offset));
-        self.open = Some(OpenFile { writer });
-        Ok(())
     }
 }
 
 /// Wall-clock seconds since the epoch, the unit of a MAK header's start time.
 pub fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs() as f64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs() as f64)
 }
 
 /// Seals an in-progress file found on disk (recovery, the rotate tool). Returns None when the

@@ -14,10 +14,7 @@ pub struct LogThrottle {
 
 impl LogThrottle {
     pub fn new(interval: Duration) -> Self {
-        LogThrottle {
-            interval,
-            seen: Mutex::new(HashMap::new()),
-        }
+        LogThrottle { interval, seen: Mutex::new(HashMap::new()) }
     }
 
     /// `Some(repeats since the last report)` when this occurrence should be logged.

@@ -25,11 +25,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     #[error("upload of s3://{bucket}/{key} failed: {source}")]
-    Store {
-        bucket: String,
-        key: String,
-        source: object_store::Error,
-    },
+    Store { bucket: String, key: String, source: object_store::Error },
     #[error("upload of {}: {source}", path.display())]
     Local { path: PathBuf, source: std::io::Error },
 }
@@ -38,15 +34,8 @@ pub enum UploadError {
 pub async fn upload_file(store: &dyn ObjectStore, pipeline: &Pipeline, file: &SealedFile) -> Result<u64, UploadError> {
     let s3 = &pipeline.config.s3;
     let key = object_key(&s3.s3_key_prefix, &file.name);
-    let store_error = |source| UploadError::Store {
-        bucket: s3.s3_bucket_name.clone(),
-        key: key.to_string(),
-        source,
-    };
-    let local_error = |source| UploadError::Local {
-        path: file.path.clone(),
-        source,
-    };
+    let store_error = |source| UploadError::Store { bucket: s3.s3_bucket_name.clone(), key: key.to_string(), source };
+    let local_error = |source| UploadError::Local { path: file.path.clone(), source };
     let mut handle = tokio::fs::File::open(&file.path).await.map_err(local_error)?;
     let size = handle.metadata().await.map_err(local_error)?.len();
     if size < s3.multipart_threshold_bytes {
@@ -103,13 +92,7 @@ pub async fn run(store: Arc<dyn ObjectStore>, pipeline: Arc<Pipeline>) {
         };
         for file in files {
             let legacy = pipeline.legacy.contains(&file.name);
-            if !pipeline
-                .config
-                .s3
-                .topic_whitelist
-                .iter()
-                .any(|t| t == &file.name.tp.topic)
-            {
+            if !pipeline.config.s3.topic_whitelist.iter().any(|t| t == &file.name.tp.topic) {
                 if warned_unlisted.insert(file.name.tp.topic.clone()) {
                     tracing::warn!(topic = %file.name.tp.topic, "files of a topic missing from [s3] topic_whitelist stay in tos3");
                 }
@@ -120,29 +103,18 @@ pub async fn run(store: Arc<dyn ObjectStore>, pipeline: Arc<Pipeline>) {
             if !legacy && (!pipeline.ledger.is_owned(&file.name.tp) || pipeline.ledger.is_confirmed(&file.name)) {
                 continue;
             }
-            if let Some(not_before) = retries
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&file.path)
-                .and_then(|r| r.not_before)
+            if let Some(not_before) =
+                retries.lock().unwrap_or_else(|p| p.into_inner()).get(&file.path).and_then(|r| r.not_before)
             {
                 if not_before > now {
                     next_wake = next_wake.min(not_before);
                     continue;
                 }
             }
-            if !in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(file.path.clone())
-            {
+            if !in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(file.path.clone()) {
                 continue;
             }
-            let permit = workers
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore is never closed");
+            let permit = workers.clone().acquire_owned().await.expect("semaphore is never closed");
             let (store, pipeline, in_flight, retries) =
                 (store.clone(), pipeline.clone(), in_flight.clone(), retries.clone());
             tasks.spawn(async move {
@@ -166,9 +138,7 @@ pub async fn run(store: Arc<dyn ObjectStore>, pipeline: Arc<Pipeline>) {
             });
         }
         while tasks.try_join_next().is_some() {}
-        let sleep = next_wake
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(50));
+        let sleep = next_wake.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
         tokio::select! {
             _ = pipeline.upload_wake.notified() => {}
             _ = tokio::time::sleep(sleep) => {}

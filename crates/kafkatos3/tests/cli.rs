@@ -40,14 +40,9 @@ impl Run {
 
     /// The whole of stderr, asserted to be exactly one line ending in a newline.
     fn stderr_line(&self) -> &str {
-        let line = self
-            .stderr
-            .strip_suffix('\n')
-            .unwrap_or_else(|| panic!("stderr does not end with a newline: {self:?}"));
-        assert!(
-            !line.is_empty() && !line.contains('\n'),
-            "stderr is not exactly one line: {self:?}"
-        );
+        let line =
+            self.stderr.strip_suffix('\n').unwrap_or_else(|| panic!("stderr does not end with a newline: {self:?}"));
+        assert!(!line.is_empty() && !line.contains('\n'), "stderr is not exactly one line: {self:?}");
         line
     }
 }
@@ -99,20 +94,13 @@ fn wait_with_deadline(child: &mut Child, program: &str) -> ExitStatus {
 }
 
 fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../mak/tests/golden")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../mak/tests/golden").join(name)
 }
 
 const GOLDEN_START_TIME: f64 = 1479000000.0;
 
 fn header(topic: &str, partition: i32, start_offset: i64) -> Header {
-    Header {
-        topic: topic.to_owned(),
-        partition,
-        start_offset,
-        start_time: GOLDEN_START_TIME,
-    }
+    Header { topic: topic.to_owned(), partition, start_offset, start_time: GOLDEN_START_TIME }
 }
 
 /// One record as written: offset, key, value (`None` is null).
@@ -129,9 +117,7 @@ fn rec(offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Rec {
 fn write_mak(path: &Path, header: &Header, records: &[Rec]) {
     let mut writer = MakWriter::create(path, header).expect("create mak file");
     for (offset, key, value) in records {
-        writer
-            .append(*offset, key.as_deref(), value.as_deref())
-            .expect("append");
+        writer.append(*offset, key.as_deref(), value.as_deref()).expect("append");
     }
     writer.close().expect("close mak file");
 }
@@ -142,18 +128,10 @@ fn read_records(path: &Path) -> (Header, Vec<ReadRec>) {
     let mut reader = MakReader::with_size_limit(&bytes[..], bytes.len() as u64)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut records = Vec::new();
-    while let Some(record) = reader
-        .next_record()
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    {
+    while let Some(record) = reader.next_record().unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
         records.push((record.offset, record.key.to_vec(), record.value.to_vec()));
     }
-    assert_eq!(
-        reader.position(),
-        bytes.len() as u64,
-        "{}: bytes past the last record",
-        path.display()
-    );
+    assert_eq!(reader.position(), bytes.len() as u64, "{}: bytes past the last record", path.display());
     (reader.header().clone(), records)
 }
 
@@ -172,11 +150,7 @@ fn record_line(offset: i64, key: &str, value: &str) -> String {
 fn three_records_output(records: usize) -> String {
     let mut out = header_lines("test", 0, 0, "1479000000.0");
     for offset in 0..records {
-        out.push_str(&record_line(
-            offset as i64,
-            &format!("key-{offset}"),
-            &format!("value-{offset}"),
-        ));
+        out.push_str(&record_line(offset as i64, &format!("key-{offset}"), &format!("value-{offset}")));
     }
     out
 }
@@ -189,11 +163,7 @@ const THREE_RECORDS_LEN: usize = THREE_RECORDS_THIRD_AT + 36;
 
 fn three_records_bytes() -> Vec<u8> {
     let bytes = fs::read(golden("original_three_records.mak")).expect("golden file");
-    assert_eq!(
-        bytes.len(),
-        THREE_RECORDS_LEN,
-        "the golden file changed: update the byte positions in this test"
-    );
+    assert_eq!(bytes.len(), THREE_RECORDS_LEN, "the golden file changed: update the byte positions in this test");
     bytes
 }
 
@@ -291,12 +261,9 @@ fn parse_prints_only_the_header_of_a_file_without_records() {
 fn parse_stops_at_the_write_position_and_ignores_a_torn_tail() {
     let out = run(PARSE, [golden("original_torn_tail.mak")]);
     assert_eq!(out.code(), Some(0), "{out:?}");
-    let expected = [
-        header_lines("test", 0, 10, "1479000000.0"),
-        record_line(10, "a", "first"),
-        record_line(11, "b", "second"),
-    ]
-    .concat();
+    let expected =
+        [header_lines("test", 0, 10, "1479000000.0"), record_line(10, "a", "first"), record_line(11, "b", "second")]
+            .concat();
     assert_eq!(out.stdout, expected);
     assert_eq!(out.stderr, "");
 }
@@ -317,10 +284,7 @@ fn parse_of_truncated_file_fails_with_one_line_naming_the_file_and_where_it_ends
     let out = run(PARSE, [&path]);
     assert_ne!(out.code(), Some(0), "{out:?}");
     let line = out.stderr_line();
-    assert!(
-        line.starts_with(&format!("kafkatos3_parse: {}: ", path.display())),
-        "{line}"
-    );
+    assert!(line.starts_with(&format!("kafkatos3_parse: {}: ", path.display())), "{line}");
     // The field cut short starts 3 bytes before the end of the data.
     let field_at = TRUNCATED_AT - 3;
     assert!(
@@ -391,10 +355,7 @@ fn parse_of_bad_magic_fails_at_byte_zero_and_prints_nothing() {
     assert_ne!(out.code(), Some(0), "{out:?}");
     assert_eq!(out.stdout, "");
     let line = out.stderr_line();
-    assert!(
-        line.starts_with(&format!("kafkatos3_parse: {}: bad magic at byte 0", path.display())),
-        "{line}"
-    );
+    assert!(line.starts_with(&format!("kafkatos3_parse: {}: bad magic at byte 0", path.display())), "{line}");
 }
 
 #[test]
@@ -406,10 +367,7 @@ fn parse_of_cut_gzip_stream_fails_naming_the_file_and_a_byte_position() {
     let out = run(PARSE, [&path]);
     assert_ne!(out.code(), Some(0), "{out:?}");
     let line = out.stderr_line();
-    assert!(
-        line.starts_with(&format!("kafkatos3_parse: {}: ", path.display())),
-        "{line}"
-    );
+    assert!(line.starts_with(&format!("kafkatos3_parse: {}: ", path.display())), "{line}");
     assert!(line.contains(" at byte "), "{line}");
 }
 
@@ -423,19 +381,13 @@ fn parse_of_gzip_file_with_bad_crc_fails() {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
     std::io::Write::write_all(&mut encoder, &three_records_bytes()).unwrap();
     let mut compressed = encoder.finish().unwrap();
-    let at = compressed
-        .windows(7)
-        .position(|w| w == b"value-1")
-        .expect("stored blocks hold the bytes as they are");
+    let at = compressed.windows(7).position(|w| w == b"value-1").expect("stored blocks hold the bytes as they are");
     compressed[at] = b'V';
     fs::write(&path, &compressed).unwrap();
     let out = run(PARSE, [&path]);
     assert_ne!(out.code(), Some(0), "a damaged .mak.gz must not pass as valid: {out:?}");
     let line = out.stderr_line();
-    assert!(
-        line.starts_with(&format!("kafkatos3_parse: {}: ", path.display())),
-        "{line}"
-    );
+    assert!(line.starts_with(&format!("kafkatos3_parse: {}: ", path.display())), "{line}");
 }
 
 #[test]
@@ -446,10 +398,7 @@ fn parse_of_missing_file_fails_naming_the_path() {
     assert_ne!(out.code(), Some(0), "{out:?}");
     assert_eq!(out.stdout, "");
     let line = out.stderr_line();
-    assert!(
-        line.starts_with(&format!("kafkatos3_parse: {}: ", path.display())),
-        "{line}"
-    );
+    assert!(line.starts_with(&format!("kafkatos3_parse: {}: ", path.display())), "{line}");
     assert!(line.contains("No such file or directory"), "{line}");
 }
 
@@ -458,9 +407,8 @@ fn parse_into_a_pipe_closed_early_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.mak");
     // Far more output than a pipe buffers, so the tool is still writing when the pipe closes.
-    let records: Vec<Rec> = (0..50_000)
-        .map(|i| rec(i, Some(b"some key"), Some(b"a value long enough to fill the pipe")))
-        .collect();
+    let records: Vec<Rec> =
+        (0..50_000).map(|i| rec(i, Some(b"some key"), Some(b"a value long enough to fill the pipe"))).collect();
     write_mak(&path, &header("big", 0, 0), &records);
 
     // `kafkatos3_parse big.mak | head -1`
@@ -473,9 +421,7 @@ fn parse_into_a_pipe_closed_early_exits_zero() {
         .expect("start kafkatos3_parse");
     let stderr = drain(child.stderr.take().expect("piped stderr"));
     let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("piped stdout"))
-        .read_line(&mut first)
-        .expect("read first line");
+    BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut first).expect("read first line");
     assert_eq!(first, "File topic is big\n");
     // The reader (and so the pipe's read end) is dropped here.
     let status = wait_with_deadline(&mut child, PARSE);
@@ -504,9 +450,7 @@ fn varied_records() -> Vec<Rec> {
 }
 
 fn python_available() {
-    let probe = Command::new("python3")
-        .args(["-c", "import kafkatos3.MessageArchiveKafka"])
-        .output();
+    let probe = Command::new("python3").args(["-c", "import kafkatos3.MessageArchiveKafka"]).output();
     match probe {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
@@ -538,9 +482,7 @@ fn parse_prints_every_record_of_a_file_written_by_our_writer() {
     assert!(out
         .stdout
         .contains("Processing message with offset: 1004, key: b\"\\x00\\xff\\x0a\", value: b\"line\\x0abreak\"\n"));
-    assert!(out
-        .stdout
-        .contains("Processing message with offset: 1007, key: cl\u{e9} \u{1f511}, value: after a gap\n"));
+    assert!(out.stdout.contains("Processing message with offset: 1007, key: cl\u{e9} \u{1f511}, value: after a gap\n"));
     assert_eq!(out.stderr, "");
 }
 
@@ -614,28 +556,17 @@ fn inprogress_workdir() -> InProgress {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("work");
     let file = |topic: &str, partition: i32| {
-        let path = root
-            .join("inprogress")
-            .join(topic)
-            .join(partition.to_string())
-            .join("data.mak");
+        let path = root.join("inprogress").join(topic).join(partition.to_string()).join("data.mak");
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         path
     };
 
-    let records_0 = vec![
-        rec(5, Some(b"k5"), Some(b"v5")),
-        rec(6, None, Some(b"v6")),
-        rec(7, Some(b"k7"), None),
-    ];
+    let records_0 = vec![rec(5, Some(b"k5"), Some(b"v5")), rec(6, None, Some(b"v6")), rec(7, Some(b"k7"), None)];
     write_mak(&file("events", 0), &header("events", 0, 5), &records_0);
 
     write_mak(&file("events", 1), &header("events", 1, 100), &[]);
 
-    let records_2 = vec![
-        rec(10, Some(b"a"), Some(b"first")),
-        rec(11, Some(b"b"), Some(b"second")),
-    ];
+    let records_2 = vec![rec(10, Some(b"a"), Some(b"first")), rec(11, Some(b"b"), Some(b"second"))];
     let torn = file("other-topic", 2);
     let mut writer = MakWriter::create(&torn, &header("other-topic", 2, 10)).unwrap();
     for (offset, key, value) in &records_2 {
@@ -647,30 +578,15 @@ fn inprogress_workdir() -> InProgress {
     writer.append(12, Some(b"c"), Some(&vec![b'z'; 200_000])).unwrap();
     drop(writer);
     let on_disk = fs::metadata(&torn).unwrap().len();
-    assert!(
-        on_disk > synced_len_2,
-        "the test needs a torn tail: {on_disk} <= {synced_len_2}"
-    );
+    assert!(on_disk > synced_len_2, "the test needs a torn tail: {on_disk} <= {synced_len_2}");
 
-    InProgress {
-        _dir: dir,
-        root,
-        records_0,
-        records_2,
-        synced_len_2,
-    }
+    InProgress { _dir: dir, root, records_0, records_2, synced_len_2 }
 }
 
 fn as_read(records: &[Rec]) -> Vec<ReadRec> {
     records
         .iter()
-        .map(|(offset, key, value)| {
-            (
-                *offset,
-                key.clone().unwrap_or_default(),
-                value.clone().unwrap_or_default(),
-            )
-        })
+        .map(|(offset, key, value)| (*offset, key.clone().unwrap_or_default(), value.clone().unwrap_or_default()))
         .collect()
 }
 
@@ -711,19 +627,12 @@ fn rotate_seals_files_with_records_cuts_torn_tails_and_skips_empty_files() {
     let (header_2, records_2) = read_records(&sealed_2);
     assert_eq!(header_2, header("other-topic", 2, 10));
     assert_eq!(records_2, as_read(&work.records_2), "record 12 was torn");
-    assert_eq!(
-        fs::metadata(&sealed_2).unwrap().len(),
-        work.synced_len_2,
-        "the torn tail is cut"
-    );
+    assert_eq!(fs::metadata(&sealed_2).unwrap().len(), work.synced_len_2, "the torn tail is cut");
 
     // Sealed files leave inprogress/; the empty one stays, untouched.
     assert!(!root.join("inprogress/events/0/data.mak").exists());
     assert!(!root.join("inprogress/other-topic/2/data.mak").exists());
-    assert_eq!(
-        fs::read(root.join("inprogress/events/1/data.mak")).unwrap(),
-        empty_before
-    );
+    assert_eq!(fs::read(root.join("inprogress/events/1/data.mak")).unwrap(), empty_before);
     assert!(!root.join("tocompress/events/1").exists());
 
     let stem = |path: &Path| path.file_name().unwrap().to_str().unwrap().to_owned();
@@ -752,10 +661,7 @@ fn rotate_run_twice_seals_nothing_the_second_time() {
     assert_eq!(second.stdout, "skipping events:1: no records\n");
     let mut after = snapshot(&work.root);
     // The lock file holds the pid of whichever process took the lock last.
-    after.insert(
-        PathBuf::from(".kafkatos3.lock"),
-        before[Path::new(".kafkatos3.lock")].clone(),
-    );
+    after.insert(PathBuf::from(".kafkatos3.lock"), before[Path::new(".kafkatos3.lock")].clone());
     assert_eq!(after, before);
 }
 
@@ -773,10 +679,7 @@ fn rotate_refuses_a_locked_working_directory_and_changes_nothing() {
     let line = out.stderr_line();
     assert!(line.starts_with("kafkatos3_rotate: "), "{line}");
     assert!(line.contains("locked"), "{line}");
-    assert!(
-        line.contains(&format!("(pid {})", std::process::id())),
-        "names the holder: {line}"
-    );
+    assert!(line.contains(&format!("(pid {})", std::process::id())), "names the holder: {line}");
     assert_eq!(snapshot(&work.root), before, "nothing may change");
     drop(lock);
 
@@ -838,10 +741,7 @@ fn daemon_missing_required_key_exits_2_naming_section_and_key() {
     assert_eq!(out.code(), Some(2), "{out:?}");
     assert_eq!(
         out.stderr_line(),
-        format!(
-            "kafkatos3: {}: missing required key 'kafka_consumer_group' in [consumer]",
-            path.display()
-        )
+        format!("kafkatos3: {}: missing required key 'kafka_consumer_group' in [consumer]", path.display())
     );
 }
 
@@ -878,10 +778,7 @@ fn daemon_never_prints_the_s3_secret_key_in_config_errors() {
         ),
         // Continued on the next line: an invalid secret value.
         (
-            base.replace(
-                "[s3]\n",
-                &format!("[s3]\ns3_access_key = AK\ns3_secret_key = {SECRET}\n  {SECRET}\n"),
-            ),
+            base.replace("[s3]\n", &format!("[s3]\ns3_access_key = AK\ns3_secret_key = {SECRET}\n  {SECRET}\n")),
             "s3_secret_key = <redacted>",
         ),
         // Valid credentials in a file that fails later.
@@ -912,10 +809,7 @@ fn daemon_missing_config_file_exits_2_naming_the_path() {
     let out = run(DAEMON, [&path]);
     assert_eq!(out.code(), Some(2), "{out:?}");
     let line = out.stderr_line();
-    assert!(
-        line.starts_with(&format!("kafkatos3: {}: cannot read config file: ", path.display())),
-        "{line}"
-    );
+    assert!(line.starts_with(&format!("kafkatos3: {}: cannot read config file: ", path.display())), "{line}");
 }
 
 #[test]

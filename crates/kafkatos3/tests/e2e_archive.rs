@@ -49,10 +49,7 @@ async fn archives_every_record_exactly_once_across_topics_and_partitions() {
         .into_iter()
         .chain(walk_files(&dir.path().join("work/tocompress")))
         .collect();
-    assert!(
-        leftovers.is_empty(),
-        "uploaded files are deleted locally: {leftovers:?}"
-    );
+    assert!(leftovers.is_empty(), "uploaded files are deleted locally: {leftovers:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,10 +80,7 @@ async fn kill_9_mid_stream_then_restart_loses_and_duplicates_nothing() {
     // Give a duplicate, if the daemon were to write one, the time to show up.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let archive_after = read_archive(s3.as_ref(), &prefix).await;
-    assert_eq!(
-        archive.keys, archive_after.keys,
-        "nothing more is uploaded once everything is archived"
-    );
+    assert_eq!(archive.keys, archive_after.keys, "nothing more is uploaded once everything is archived");
     assert_exactly_once(&produced, &archive_after);
     let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
     assert_eq!(commits, expected_commits(&produced), "log:\n{}", daemon.log_tail());
@@ -143,10 +137,7 @@ async fn two_daemons_in_one_group_share_partitions_and_one_stops_midway() {
     assert_eq!(commits, expected_commits(&produced));
     let log_a = std::fs::read_to_string(dir_a.path().join("daemon.log")).unwrap();
     let log_b = std::fs::read_to_string(dir_b.path().join("daemon.log")).unwrap();
-    assert!(
-        log_a.contains("assigned") && log_b.contains("assigned"),
-        "both daemons took part in the group"
-    );
+    assert!(log_a.contains("assigned") && log_b.contains("assigned"), "both daemons took part in the group");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,15 +159,10 @@ async fn files_above_the_multipart_threshold_are_uploaded_in_parts() {
     let archive = wait_for_archive(s3.as_ref(), &prefix, 65, Duration::from_secs(90)).await;
     assert_exactly_once(&produced, &archive);
     assert_eq!(archive.keys.len(), 1, "one file: {:?}", archive.keys);
-    let meta = object_store::ObjectStoreExt::head(s3.as_ref(), &archive.keys[0].as_str().into())
-        .await
-        .unwrap();
+    let meta = object_store::ObjectStoreExt::head(s3.as_ref(), &archive.keys[0].as_str().into()).await.unwrap();
     assert!(meta.size > 5 * 1024 * 1024, "object of {} bytes", meta.size);
     let etag = meta.e_tag.unwrap_or_default();
-    assert!(
-        etag.contains('-'),
-        "a multipart upload's ETag is <md5>-<parts>, got {etag}"
-    );
+    assert!(etag.contains('-'), "a multipart upload's ETag is <md5>-<parts>, got {etag}");
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
 }

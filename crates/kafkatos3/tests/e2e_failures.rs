@@ -32,10 +32,7 @@ async fn s3_outage_keeps_files_pauses_commits_and_uploads_everything_when_s3_ret
     let logged = wait_for_log(&daemon.log, "failed: ", Duration::from_secs(30)).await;
     assert!(logged, "upload failures are logged; log:\n{}", daemon.log_tail());
     let log = std::fs::read_to_string(&daemon.log).unwrap();
-    assert!(
-        log.contains(&format!("s3://{}/{}/", env.bucket, prefix)),
-        "the error names bucket and key"
-    );
+    assert!(log.contains(&format!("s3://{}/{}/", env.bucket, prefix)), "the error names bucket and key");
     let waiting = walk_files(&dir.path().join("work/tos3"));
     assert!(!waiting.is_empty(), "compressed files wait in tos3 while S3 is down");
     let partitions = partitions_of(&[&topic], 2);
@@ -47,11 +44,7 @@ async fn s3_outage_keeps_files_pauses_commits_and_uploads_everything_when_s3_ret
     .unwrap();
     for ((topic, partition), offset) in &during {
         let uploaded_end = first.records[&(topic.clone(), *partition)].last().unwrap().offset + 1;
-        assert_eq!(
-            *offset,
-            Some(uploaded_end),
-            "{topic}:{partition}: nothing past what is in S3 is committed"
-        );
+        assert_eq!(*offset, Some(uploaded_end), "{topic}:{partition}: nothing past what is in S3 is committed");
     }
 
     // S3 returns: the backlog drains with backoff retries, and the archive is whole.
@@ -68,39 +61,19 @@ async fn s3_outage_keeps_files_pauses_commits_and_uploads_everything_when_s3_ret
 async fn unreachable_broker_is_retried_and_reported_and_shutdown_stays_clean() {
     let env = env();
     let dir = tempfile::tempdir().unwrap();
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = TestEnv {
-        bootstrap: format!("127.0.0.1:{dead_port}"),
-        ..env.clone()
-    };
-    DaemonConfig::new(
-        &dead,
-        &dir.path().join("work"),
-        &unique("g"),
-        &["nowhere"],
-        &unique("archive"),
-    )
-    .write(&dead, &dir.path().join("kafkatos3.cfg"));
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = TestEnv { bootstrap: format!("127.0.0.1:{dead_port}"), ..env.clone() };
+    DaemonConfig::new(&dead, &dir.path().join("work"), &unique("g"), &["nowhere"], &unique("archive"))
+        .write(&dead, &dir.path().join("kafkatos3.cfg"));
     let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
     let reported = wait_for_log(&daemon.log, "kafka client error", Duration::from_secs(20)).await;
-    assert!(
-        reported,
-        "an unreachable broker is reported; log:\n{}",
-        daemon.log_tail()
-    );
+    assert!(reported, "an unreachable broker is reported; log:\n{}", daemon.log_tail());
     let cpu_before = cpu_ticks(daemon.pid());
     tokio::time::sleep(Duration::from_secs(5)).await;
     let cpu_used = cpu_ticks(daemon.pid()) - cpu_before;
     // 5 s of wall time is 500 ticks per core: a spinning retry loop would use most of one.
     assert!(cpu_used < 100, "retrying must not spin: {cpu_used} CPU ticks in 5 s");
-    let errors = std::fs::read_to_string(&daemon.log)
-        .unwrap()
-        .matches("kafka client error")
-        .count();
+    let errors = std::fs::read_to_string(&daemon.log).unwrap().matches("kafka client error").count();
     assert!(errors < 10, "repeated errors are rate-limited ({errors} reports)");
     let (status, took) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success(), "exit status {status}");
@@ -116,14 +89,8 @@ async fn offset_reset_none_stops_with_a_clear_error_when_the_group_has_no_offset
     produce(&env, &topic, 1, 0, 10, &mut produced).await;
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("kafkatos3.cfg");
-    DaemonConfig::new(
-        &env,
-        &dir.path().join("work"),
-        &unique("g"),
-        &[&topic],
-        &unique("archive"),
-    )
-    .write(&env, &config_path);
+    DaemonConfig::new(&env, &dir.path().join("work"), &unique("g"), &[&topic], &unique("archive"))
+        .write(&env, &config_path);
     let text = std::fs::read_to_string(&config_path)
         .unwrap()
         .replace("kafka_auto_offset_reset = earliest", "kafka_auto_offset_reset = none");
@@ -149,10 +116,7 @@ async fn offset_reset_none_stops_with_a_clear_error_when_the_group_has_no_offset
     };
     let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
     assert!(!status.success(), "exits non-zero");
-    assert!(
-        log.contains("kafka_auto_offset_reset = none"),
-        "the error names the setting; log:\n{log}"
-    );
+    assert!(log.contains("kafka_auto_offset_reset = none"), "the error names the setting; log:\n{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,23 +134,14 @@ async fn working_directory_of_the_python_original_is_adopted_and_uploaded() {
     let records = |p: i32| produced[&(topic.clone(), p)].clone();
     let write_mak = |path: &std::path::Path, partition: i32, upto: usize| {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let header = mak::Header {
-            topic: topic.clone(),
-            partition,
-            start_offset: 0,
-            start_time: 1479000000.0,
-        };
+        let header = mak::Header { topic: topic.clone(), partition, start_offset: 0, start_time: 1479000000.0 };
         let mut writer = mak::MakWriter::create(path, &header).unwrap();
         for r in &records(partition)[..upto] {
             writer.append(r.offset, Some(&r.key), Some(&r.value)).unwrap();
         }
         writer.close().unwrap();
     };
-    write_mak(
-        &work.join(format!("tocompress/{topic}/0/{topic}-0_0-9_161110.mak")),
-        0,
-        10,
-    );
+    write_mak(&work.join(format!("tocompress/{topic}/0/{topic}-0_0-9_161110.mak")), 0, 10);
     let gz_source = dir.path().join("p1.mak");
     write_mak(&gz_source, 1, 5);
     let gz_target = work.join(format!("tos3/{topic}/1/{topic}-1_0-4_161110.mak.gz"));
@@ -224,19 +179,13 @@ async fn working_directory_of_the_python_original_is_adopted_and_uploaded() {
 
 fn commit_offsets(env: &TestEnv, group: &str, topic: &str, offsets: &[(i32, i64)]) {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &env.bootstrap)
-        .set("group.id", group)
-        .create()
-        .unwrap();
+    let consumer: BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &env.bootstrap).set("group.id", group).create().unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
     for &(partition, offset) in offsets {
-        tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
-            .unwrap();
+        tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset)).unwrap();
     }
-    consumer
-        .commit(&tpl, CommitMode::Sync)
-        .expect("commit as the original did");
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit as the original did");
 }
 
 /// utime + stime of a process, in clock ticks (1/100 s on Linux).
@@ -262,34 +211,22 @@ async fn refused_credentials_keep_files_pause_at_the_backlog_limit_and_a_fixed_r
     let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
     config.max_age_seconds = 1;
     config.extra_s3 = "max_local_backlog_bytes = 1MiB".into();
-    let wrong = TestEnv {
-        secret_key: "not-the-secret".into(),
-        ..env.clone()
-    };
+    let wrong = TestEnv { secret_key: "not-the-secret".into(), ..env.clone() };
     config.write(&wrong, &config_path);
     let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
     let refused = wait_for_log(&daemon.log, "upload failed", Duration::from_secs(60)).await;
     assert!(refused, "log:\n{}", daemon.log_tail());
     let paused = wait_for_log(&daemon.log, "pausing consumption", Duration::from_secs(30)).await;
-    assert!(
-        paused,
-        "consumption pauses above max_local_backlog_bytes; log:\n{}",
-        daemon.log_tail()
-    );
+    assert!(paused, "consumption pauses above max_local_backlog_bytes; log:\n{}", daemon.log_tail());
     let log = std::fs::read_to_string(&daemon.log).unwrap();
-    assert!(
-        log.contains(&format!("s3://{}/{prefix}/{topic}/0/", env.bucket)),
-        "the error names bucket and key"
-    );
+    assert!(log.contains(&format!("s3://{}/{prefix}/{topic}/0/", env.bucket)), "the error names bucket and key");
     assert!(!log.contains("not-the-secret"), "the secret is never logged");
-    assert!(
-        !walk_files(&dir.path().join("work/tos3")).is_empty(),
-        "files wait in tos3"
-    );
+    assert!(!walk_files(&dir.path().join("work/tos3")).is_empty(), "files wait in tos3");
     let nothing = committed(&env, &group, &partitions_of(&[&topic], 1));
+    // Committing the first offset of the partition (0) states nothing is archived yet.
     assert_eq!(
-        nothing.values().next().copied().flatten(),
-        None,
+        nothing.values().next().copied().flatten().unwrap_or(0),
+        0,
         "nothing is committed while nothing is in S3"
     );
     let (status, _) = daemon.terminate(Duration::from_secs(40));
@@ -300,6 +237,70 @@ async fn refused_credentials_keep_files_pause_at_the_backlog_limit_and_a_fixed_r
     let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
     let s3 = store(&env, &env.s3_endpoint);
     let archive = wait_for_archive(s3.as_ref(), &prefix, 30, Duration::from_secs(90)).await;
+    assert_exactly_once(&produced, &archive);
+    let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
+    assert_eq!(commits, expected_commits(&produced), "log:\n{}", daemon.log_tail());
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(path: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a tmpfs needs root (the test simulates a full disk with it)");
+        SmallDisk(path.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_stops_consumption_loses_nothing_and_resumes_when_space_returns() {
+    let env = env();
+    let topic = unique("e2e-diskfull");
+    create_topic(&env, &topic, 1).await;
+    let mut produced = ByPartition::new();
+    // 10 MiB of records that gzip halves, for a 4 MiB working directory, while S3 is away.
+    produce_noisy(&env, &topic, 0, 100, 100 * 1024, 0.5, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&dir.path().join("work"), "4m");
+    let mut s3_server = PrivateS3::start(&env, &dir.path().join("s3"));
+    s3_server.down();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let mut config = DaemonConfig::new(&env, &disk.0, &group, &[&topic], &prefix);
+    config.endpoint = s3_server.endpoint();
+    config.max_age_seconds = 1;
+    // Files of 1 MiB: one file never needs more than what is left beside it to be compressed.
+    config.extra_consumer = "max_file_bytes = 1MiB".into();
+    config.write(&env, &dir.path().join("kafkatos3.cfg"));
+    let mut daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
+
+    let full = wait_for_log(&daemon.log, "out_of_space=true", Duration::from_secs(60)).await;
+    assert!(full, "a write hits the full disk; log:\n{}", daemon.log_tail());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(daemon.is_running(), "a full disk is not fatal; log:\n{}", daemon.log_tail());
+    let nothing = committed(&env, &group, &partitions_of(&[&topic], 1));
+    // Committing the first offset of the partition (0) states nothing is archived yet.
+    assert_eq!(nothing.values().next().copied().flatten().unwrap_or(0), 0, "nothing committed while nothing is in S3");
+
+    // Space returns as uploads drain the disk.
+    s3_server.up();
+    let s3 = store(&env, &s3_server.endpoint());
+    let archive = wait_for_archive(s3.as_ref(), &prefix, 100, Duration::from_secs(150)).await;
+    assert_eq!(archive.total(), 100, "log:\n{}", daemon.log_tail());
     assert_exactly_once(&produced, &archive);
     let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
     assert_eq!(commits, expected_commits(&produced), "log:\n{}", daemon.log_tail());

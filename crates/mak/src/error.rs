@@ -83,23 +83,13 @@ pub enum ReadError {
     BadMagic { found: [u8; 3] },
     /// The input ended before the write position.
     #[error("input ends inside the {field} at byte {position}: needed {needed} bytes, found {available}")]
-    Truncated {
-        position: u64,
-        field: Field,
-        needed: u64,
-        available: u64,
-    },
+    Truncated { position: u64, field: Field, needed: u64, available: u64 },
     /// A fixed-size field would cross the write position.
     #[error("{field} at byte {position} runs past the end of valid data at byte {limit}")]
     FieldPastEnd { position: u64, field: Field, limit: u64 },
     /// A length prefix points past the write position (or past the size limit).
     #[error("{field} of {length} bytes announced at byte {position} runs past the end of valid data at byte {limit}")]
-    LengthPastEnd {
-        position: u64,
-        field: Field,
-        length: u64,
-        limit: u64,
-    },
+    LengthPastEnd { position: u64, field: Field, length: u64, limit: u64 },
     /// The header is not valid UTF-8 JSON of the expected shape.
     #[error("invalid header json at byte {position}")]
     BadHeaderJson {

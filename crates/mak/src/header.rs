@@ -58,9 +58,7 @@ impl Header {
             start_offset: raw.startoffset.ok_or_else(|| missing("startoffset"))?,
             start_time: raw.starttime.ok_or_else(|| missing("starttime"))?,
         };
-        header
-            .validate()
-            .map_err(|problem| ReadError::InvalidHeader { position, problem })?;
+        header.validate().map_err(|problem| ReadError::InvalidHeader { position, problem })?;
         Ok(header)
     }
 
@@ -72,11 +70,8 @@ impl Header {
         let mut out = String::with_capacity(80 + self.topic.len());
         out.push_str("{\"topic\": ");
         push_python_json_string(&mut out, &self.topic);
-        let _ = write!(
-            out,
-            ", \"partition\": {}, \"startoffset\": {}, \"starttime\": ",
-            self.partition, self.start_offset
-        );
+        let _ =
+            write!(out, ", \"partition\": {}, \"startoffset\": {}, \"starttime\": ", self.partition, self.start_offset);
         push_python_float(&mut out, self.start_time);
         out.push('}');
         out
@@ -238,12 +233,7 @@ mod tests {
 
     #[test]
     fn header_json_matches_python_json_dumps() {
-        let header = Header {
-            topic: "test".into(),
-            partition: 3,
-            start_offset: 5,
-            start_time: 1479000000.0,
-        };
+        let header = Header { topic: "test".into(), partition: 3, start_offset: 5, start_time: 1479000000.0 };
         assert_eq!(
             header.to_json(),
             r#"{"topic": "test", "partition": 3, "startoffset": 5, "starttime": 1479000000.0}"#
@@ -262,30 +252,13 @@ mod tests {
     fn header_parses_int_starttime_and_ignores_unknown_keys() {
         let json = br#"{"starttime": 1479000000, "extra": [1], "startoffset": 7, "partition": 2, "topic": "t"}"#;
         let header = Header::from_json(json).unwrap();
-        assert_eq!(
-            header,
-            Header {
-                topic: "t".into(),
-                partition: 2,
-                start_offset: 7,
-                start_time: 1479000000.0
-            }
-        );
+        assert_eq!(header, Header { topic: "t".into(), partition: 2, start_offset: 7, start_time: 1479000000.0 });
     }
 
     #[test]
     fn header_rejects_missing_field() {
         let err = Header::from_json(br#"{"topic": "t", "partition": 0, "startoffset": 0}"#).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ReadError::MissingHeaderField {
-                    position: 27,
-                    field: "starttime"
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, ReadError::MissingHeaderField { position: 27, field: "starttime" }), "{err:?}");
     }
 
     #[test]
@@ -296,13 +269,7 @@ mod tests {
         let err =
             Header::from_json(br#"{"topic": "t", "partition": 0, "startoffset": -1, "starttime": 1}"#).unwrap_err();
         assert!(
-            matches!(
-                err,
-                ReadError::InvalidHeader {
-                    position: 27,
-                    problem: HeaderProblem::NegativeStartOffset(-1)
-                }
-            ),
+            matches!(err, ReadError::InvalidHeader { position: 27, problem: HeaderProblem::NegativeStartOffset(-1) }),
             "{err:?}"
         );
     }

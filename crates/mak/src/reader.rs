@@ -59,12 +59,7 @@ impl<R: Read> MakReader<R> {
     fn open(reader: R, size_limit: Option<u64>) -> Result<Self, ReadError> {
         let mut this = MakReader {
             source: BufReader::with_capacity(READ_BUFFER, reader),
-            header: Header {
-                topic: String::new(),
-                partition: 0,
-                start_offset: 0,
-                start_time: 0.0,
-            },
+            header: Header { topic: String::new(), partition: 0, start_offset: 0, start_time: 0.0 },
             last_offset_field: 0,
             write_position: 0,
             data_start: HEADER_JSON_AT,
@@ -97,10 +92,7 @@ impl<R: Read> MakReader<R> {
                 limit: size_limit.unwrap_or(u64::MAX),
             })?;
         if write_position < data_start {
-            return Err(ReadError::WritePositionBeforeData {
-                write_position,
-                data_start,
-            });
+            return Err(ReadError::WritePositionBeforeData { write_position, data_start });
         }
         this.write_position = write_position;
         this.data_start = data_start;
@@ -146,19 +138,15 @@ impl<R: Read> MakReader<R> {
     /// further call returns [`ReadError::Poisoned`].
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ReadError> {
         if self.failed {
-            return Err(ReadError::Poisoned {
-                position: self.position,
-            });
+            return Err(ReadError::Poisoned { position: self.position });
         }
         if self.position == self.write_position {
             return Ok(None);
         }
         match self.read_record() {
-            Ok((offset, key_len, value_len)) => Ok(Some(Record {
-                offset,
-                key: &self.key_buf[..key_len],
-                value: &self.value_buf[..value_len],
-            })),
+            Ok((offset, key_len, value_len)) => {
+                Ok(Some(Record { offset, key: &self.key_buf[..key_len], value: &self.value_buf[..value_len] }))
+            }
             Err(err) => {
                 self.failed = true;
                 Err(err)
@@ -209,12 +197,7 @@ impl<R: Read> MakReader<R> {
     /// prefix itself is at `position - 8`. Returns the length as `usize`.
     fn read_payload(&mut self, payload: Payload<'_>, len: u64, field: Field) -> Result<usize, ReadError> {
         let prefix_at = self.position.saturating_sub(U64_LEN);
-        let past_end = ReadError::LengthPastEnd {
-            position: prefix_at,
-            field,
-            length: len,
-            limit: self.write_position,
-        };
+        let past_end = ReadError::LengthPastEnd { position: prefix_at, field, length: len, limit: self.write_position };
         let room = self.write_position.saturating_sub(self.position);
         if len > room {
             return Err(past_end);
@@ -232,25 +215,15 @@ impl<R: Read> MakReader<R> {
             if filled == buf.len() {
                 // Grow: all at once when the length was checked against a real file size,
                 // otherwise stepwise so a lying length prefix cannot reserve memory.
-                let target = if bounded {
-                    len_usize
-                } else {
-                    len_usize.min(buf.len().saturating_mul(2).max(GROW_STEP))
-                };
+                let target =
+                    if bounded { len_usize } else { len_usize.min(buf.len().saturating_mul(2).max(GROW_STEP)) };
                 buf.resize(target, 0);
             }
             let end = buf.len().min(len_usize);
-            let n = read_some(&mut self.source, &mut buf[filled..end]).map_err(|source| ReadError::Io {
-                position: position.saturating_add(filled as u64),
-                source,
-            })?;
+            let n = read_some(&mut self.source, &mut buf[filled..end])
+                .map_err(|source| ReadError::Io { position: position.saturating_add(filled as u64), source })?;
             if n == 0 {
-                return Err(ReadError::Truncated {
-                    position,
-                    field,
-                    needed: len,
-                    available: filled as u64,
-                });
+                return Err(ReadError::Truncated { position, field, needed: len, available: filled as u64 });
             }
             filled += n;
         }
@@ -262,17 +235,10 @@ impl<R: Read> MakReader<R> {
     fn fill(&mut self, buf: &mut [u8], field: Field, position: u64, len: u64) -> Result<(), ReadError> {
         let mut filled = 0usize;
         while filled < buf.len() {
-            let n = read_some(&mut self.source, &mut buf[filled..]).map_err(|source| ReadError::Io {
-                position: position.saturating_add(filled as u64),
-                source,
-            })?;
+            let n = read_some(&mut self.source, &mut buf[filled..])
+                .map_err(|source| ReadError::Io { position: position.saturating_add(filled as u64), source })?;
             if n == 0 {
-                return Err(ReadError::Truncated {
-                    position,
-                    field,
-                    needed: len,
-                    available: filled as u64,
-                });
+                return Err(ReadError::Truncated { position, field, needed: len, available: filled as u64 });
             }
             filled += n;
         }

@@ -55,10 +55,7 @@ impl MakWriter {
     /// Creates a new file (never overwrites one) and makes its header durable: the file
     /// data, then the parent directory entry.
     pub fn create(path: &Path, header: &Header) -> Result<MakWriter, WriteError> {
-        header.validate().map_err(|problem| WriteError::InvalidHeader {
-            path: path.to_path_buf(),
-            problem,
-        })?;
+        header.validate().map_err(|problem| WriteError::InvalidHeader { path: path.to_path_buf(), problem })?;
         let json = header.to_json();
         let header_len = json.len() as u64;
         let data_start = HEADER_JSON_AT + header_len;
@@ -73,20 +70,14 @@ impl MakWriter {
             let path = path.to_path_buf();
             move |source| WriteError::Io { path, action, source }
         };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(io_err(IoAction::Create))?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path).map_err(io_err(IoAction::Create))?;
         file.write_all(&bytes).map_err(io_err(IoAction::Write))?;
         file.sync_data().map_err(io_err(IoAction::Sync))?;
         let parent = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io_err(IoAction::SyncDirectory))?;
+        File::open(parent).and_then(|dir| dir.sync_all()).map_err(io_err(IoAction::SyncDirectory))?;
 
         Ok(MakWriter {
             file,
@@ -111,22 +102,12 @@ impl MakWriter {
             move |source| WriteError::Io { path, action, source }
         };
         let corrupt = |source: ReadError| match source {
-            ReadError::Io { source, .. } => WriteError::Io {
-                path: path.to_path_buf(),
-                action: IoAction::Read,
-                source,
-            },
-            source => WriteError::Corrupt {
-                path: path.to_path_buf(),
-                position: source.position().unwrap_or(0),
-                source,
-            },
+            ReadError::Io { source, .. } => WriteError::Io { path: path.to_path_buf(), action: IoAction::Read, source },
+            source => {
+                WriteError::Corrupt { path: path.to_path_buf(), position: source.position().unwrap_or(0), source }
+            }
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_err(IoAction::Open))?;
+        let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(io_err(IoAction::Open))?;
         let file_len = file.metadata().map_err(io_err(IoAction::Read))?.len();
 
         let mut reader = MakReader::with_size_limit(&file, file_len).map_err(corrupt)?;
@@ -146,8 +127,7 @@ impl MakWriter {
         if truncated_bytes > 0 {
             file.set_len(write_position).map_err(io_err(IoAction::Truncate))?;
         }
-        file.seek(SeekFrom::Start(write_position))
-            .map_err(io_err(IoAction::Seek))?;
+        file.seek(SeekFrom::Start(write_position)).map_err(io_err(IoAction::Seek))?;
 
         let expected_field = last_offset.unwrap_or(header.start_offset) as u64;
         let writer = MakWriter {
@@ -162,12 +142,7 @@ impl MakWriter {
             header_stale: last_offset_field != expected_field,
             poisoned: false,
         };
-        let recovered = Recovered {
-            header,
-            record_count,
-            last_offset,
-            truncated_bytes,
-        };
+        let recovered = Recovered { header, record_count, last_offset, truncated_bytes };
         Ok((writer, recovered))
     }
 
@@ -177,10 +152,7 @@ impl MakWriter {
     pub fn append(&mut self, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(), WriteError> {
         self.check_poisoned()?;
         if offset < 0 {
-            return Err(WriteError::NegativeOffset {
-                path: self.path.clone(),
-                offset,
-            });
+            return Err(WriteError::NegativeOffset { path: self.path.clone(), offset });
         }
         let key = key.unwrap_or_default();
         let value = value.unwrap_or_default();
@@ -204,16 +176,12 @@ impl MakWriter {
             return Ok(());
         }
         self.flush_buf().map_err(|source| self.fail(IoAction::Write, source))?;
-        self.file
-            .sync_data()
-            .map_err(|source| self.fail(IoAction::Sync, source))?;
+        self.file.sync_data().map_err(|source| self.fail(IoAction::Sync, source))?;
         let last = self.last_offset.unwrap_or(self.header.start_offset) as u64;
         let mut fields = [0u8; 2 * U64_LEN as usize];
         fields[..8].copy_from_slice(&last.to_be_bytes());
         fields[8..].copy_from_slice(&self.written.to_be_bytes());
-        self.file
-            .write_all_at(&fields, LAST_OFFSET_AT)
-            .map_err(|source| self.fail(IoAction::Write, source))?;
+        self.file.write_all_at(&fields, LAST_OFFSET_AT).map_err(|source| self.fail(IoAction::Write, source))?;
         self.dirty = false;
         self.header_stale = false;
         Ok(())
@@ -286,19 +254,13 @@ impl MakWriter {
 
     fn check_poisoned(&self) -> Result<(), WriteError> {
         if self.poisoned {
-            return Err(WriteError::Poisoned {
-                path: self.path.clone(),
-            });
+            return Err(WriteError::Poisoned { path: self.path.clone() });
         }
         Ok(())
     }
 
     fn fail(&mut self, action: IoAction, source: io::Error) -> WriteError {
         self.poisoned = true;
-        WriteError::Io {
-            path: self.path.clone(),
-            action,
-            source,
-        }
+        WriteError::Io { path: self.path.clone(), action, source }
     }
 }

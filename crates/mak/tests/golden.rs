@@ -37,11 +37,7 @@ fn goldens() -> Vec<Golden> {
                 (44, None, None),
             ],
         },
-        Golden {
-            file: "original_no_records.mak",
-            header: header("test", 1, 100, 1479000000.25),
-            records: vec![],
-        },
+        Golden { file: "original_no_records.mak", header: header("test", 1, 100, 1479000000.25), records: vec![] },
         Golden {
             file: "original_escaped_topic.mak",
             header: header("we\"ird\\t\u{f3}pic/\n\u{1F600}\u{7f}", 2, 7, START_TIME),
@@ -51,10 +47,7 @@ fn goldens() -> Vec<Golden> {
 }
 
 fn expected_records(g: &Golden) -> Vec<Owned> {
-    g.records
-        .iter()
-        .map(|&(o, k, v)| rec(o, k.unwrap_or_default(), v.unwrap_or_default()))
-        .collect()
+    g.records.iter().map(|&(o, k, v)| rec(o, k.unwrap_or_default(), v.unwrap_or_default())).collect()
 }
 
 #[test]
@@ -83,12 +76,7 @@ fn writer_output_is_byte_identical_to_original_writer() {
             writer.append(offset, key, value).unwrap();
         }
         writer.close().unwrap();
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            golden_bytes(g.file),
-            "{} differs from the original's bytes",
-            g.file
-        );
+        assert_eq!(std::fs::read(&path).unwrap(), golden_bytes(g.file), "{} differs from the original's bytes", g.file);
     }
 }
 
@@ -172,12 +160,7 @@ fn open_append_resumes_original_file_truncating_its_torn_tail() {
     let (_, records) = read_slice(&bytes).unwrap();
     assert_eq!(
         records,
-        vec![
-            rec(10, b"a", b"first"),
-            rec(11, b"b", b"second"),
-            rec(12, b"", b"third"),
-            rec(13, b"d", b"")
-        ]
+        vec![rec(10, b"a", b"first"), rec(11, b"b", b"second"), rec(12, b"", b"third"), rec(13, b"d", b"")]
     );
 }
 
@@ -212,8 +195,5 @@ fn open_append_derives_last_offset_from_records_not_header_field() {
     assert_eq!(recovered.record_count, 3);
     // Closing without appending repairs the stale field.
     writer.close().unwrap();
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        golden_bytes("original_three_records.mak")
-    );
+    assert_eq!(std::fs::read(&path).unwrap(), golden_bytes("original_three_records.mak"));
 }

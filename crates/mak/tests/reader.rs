@@ -58,23 +58,14 @@ fn reader_reuses_buffers_across_records() {
 
 #[test]
 fn reader_reports_truncation_at_every_byte_length() {
-    for name in [
-        "original_three_records.mak",
-        "original_empty_and_null.mak",
-        "original_escaped_topic.mak",
-    ] {
+    for name in ["original_three_records.mak", "original_empty_and_null.mak", "original_escaped_topic.mak"] {
         let bytes = golden_bytes(name);
         for n in 0..bytes.len() {
             let cut = &bytes[..n];
             // Streaming, no size limit: the input simply ends early.
             let err = MakReader::new(cut).and_then(|mut r| collect(&mut r)).unwrap_err();
             match err {
-                ReadError::Truncated {
-                    position,
-                    needed,
-                    available,
-                    ..
-                } => {
+                ReadError::Truncated { position, needed, available, .. } => {
                     assert_eq!(position + available, n as u64, "{name} cut at {n}");
                     assert!(available < needed);
                 }
@@ -110,10 +101,7 @@ fn reader_rejects_bad_magic() {
     bytes[2] = b'X';
     for result in read_both(&bytes) {
         let err = result.unwrap_err();
-        assert!(
-            matches!(err, ReadError::BadMagic { found } if &found == b"MAX"),
-            "{err:?}"
-        );
+        assert!(matches!(err, ReadError::BadMagic { found } if &found == b"MAX"), "{err:?}");
         assert_message_style(&err);
     }
 }
@@ -130,10 +118,7 @@ fn reader_rejects_bad_header_json() {
     let mut bytes = three();
     bytes[40] = 0xff; // not UTF-8
     for result in read_both(&bytes) {
-        assert!(matches!(
-            result.unwrap_err(),
-            ReadError::BadHeaderJson { position: 27, .. }
-        ));
+        assert!(matches!(result.unwrap_err(), ReadError::BadHeaderJson { position: 27, .. }));
     }
 }
 
@@ -170,9 +155,7 @@ fn reader_rejects_write_position_past_size_limit() {
     assert_message_style(&err);
     // Without a limit the reader finds out when the input ends.
     put_u64(&mut bytes, 11, len + 100);
-    let err = MakReader::new(&bytes[..])
-        .and_then(|mut r| collect(&mut r))
-        .unwrap_err();
+    let err = MakReader::new(&bytes[..]).and_then(|mut r| collect(&mut r)).unwrap_err();
     assert!(
         matches!(err, ReadError::Truncated { position, field: Field::KeyLength, .. } if position == len),
         "{err:?}"
@@ -218,15 +201,7 @@ fn reader_rejects_huge_header_length() {
     for result in read_both(&bytes) {
         let err = result.unwrap_err();
         assert!(
-            matches!(
-                err,
-                ReadError::LengthPastEnd {
-                    position: 19,
-                    field: Field::HeaderJson,
-                    length: u64::MAX,
-                    ..
-                }
-            ),
+            matches!(err, ReadError::LengthPastEnd { position: 19, field: Field::HeaderJson, length: u64::MAX, .. }),
             "{err:?}"
         );
     }
@@ -240,9 +215,7 @@ fn reader_without_size_limit_does_not_trust_huge_lengths() {
     let start = data_start(&bytes);
     put_u64(&mut bytes, 11, u64::MAX);
     put_u64(&mut bytes, start, 1 << 62);
-    let err = MakReader::new(&bytes[..])
-        .and_then(|mut r| collect(&mut r))
-        .unwrap_err();
+    let err = MakReader::new(&bytes[..]).and_then(|mut r| collect(&mut r)).unwrap_err();
     assert!(
         matches!(err, ReadError::Truncated { position, field: Field::Key, needed, .. }
             if position == start as u64 + 8 && needed == 1 << 62),
@@ -281,13 +254,7 @@ fn reader_rejects_record_crossing_write_position() {
     let mut bytes = original;
     put_u64(&mut bytes, 11, offset_at as u64 - 2);
     for result in read_both(&bytes) {
-        assert!(matches!(
-            result.unwrap_err(),
-            ReadError::LengthPastEnd {
-                field: Field::Value,
-                ..
-            }
-        ));
+        assert!(matches!(result.unwrap_err(), ReadError::LengthPastEnd { field: Field::Value, .. }));
     }
 }
 
@@ -314,16 +281,7 @@ fn reader_rejects_missing_and_negative_header_fields() {
     assert_message_style(&err);
     let json = br#"{"partition": 0, "startoffset": 0, "starttime": 1}"#;
     let err = mak::read_all(&file_with_json(json)).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ReadError::MissingHeaderField {
-                position: 27,
-                field: "topic"
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, ReadError::MissingHeaderField { position: 27, field: "topic" }), "{err:?}");
     assert_message_style(&err);
 }
 

@@ -41,10 +41,8 @@ fn round_trip_with_empty_null_and_binary_keys_and_values() {
 
     let (read_header, records) = read_file(&path);
     assert_eq!(read_header, h);
-    let expected: Vec<Owned> = input
-        .iter()
-        .map(|&(o, k, v)| rec(o, k.unwrap_or_default(), v.unwrap_or_default()))
-        .collect();
+    let expected: Vec<Owned> =
+        input.iter().map(|&(o, k, v)| rec(o, k.unwrap_or_default(), v.unwrap_or_default())).collect();
     assert_eq!(records, expected);
 }
 
@@ -140,11 +138,7 @@ fn open_append_refuses_file_with_corrupt_record_before_write_position() {
     std::fs::write(&path, &bytes).unwrap();
     let err = MakWriter::open_append(&path).unwrap_err();
     match &err {
-        WriteError::Corrupt {
-            path: p,
-            position,
-            source,
-        } => {
+        WriteError::Corrupt { path: p, position, source } => {
             assert_eq!(p, &path);
             assert_eq!(*position, data_start as u64);
             assert_eq!(source.position(), Some(data_start as u64));
@@ -189,13 +183,7 @@ fn create_refuses_invalid_header_values() {
         }
     }
     let err = MakWriter::create(&path, &header("t", 0, 0, f64::NAN)).unwrap_err();
-    assert!(matches!(
-        err,
-        WriteError::InvalidHeader {
-            problem: HeaderProblem::NonFiniteStartTime(_),
-            ..
-        }
-    ));
+    assert!(matches!(err, WriteError::InvalidHeader { problem: HeaderProblem::NonFiniteStartTime(_), .. }));
     assert!(!path.exists());
 }
 

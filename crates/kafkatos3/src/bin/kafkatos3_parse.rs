@@ -8,11 +8,7 @@ use clap::Parser;
 use kafkatos3::parse::{print_file, ParseError};
 
 #[derive(Parser)]
-#[command(
-    name = "kafkatos3_parse",
-    version,
-    about = "Print the header and records of a MAK file"
-)]
+#[command(name = "kafkatos3_parse", version, about = "Print the header and records of a MAK file")]
 struct Args {
     /// filename to parse (.mak or .mak.gz)
     file: PathBuf,

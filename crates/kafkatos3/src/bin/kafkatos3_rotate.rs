@@ -7,11 +7,7 @@ use clap::Parser;
 use kafkatos3::layout::WorkDir;
 
 #[derive(Parser)]
-#[command(
-    name = "kafkatos3_rotate",
-    version,
-    about = "Rotate all kafkatos3 in-progress files to tocompress"
-)]
+#[command(name = "kafkatos3_rotate", version, about = "Rotate all kafkatos3 in-progress files to tocompress")]
 struct Args {
     /// kafkatos3 working directory
     workingdir: PathBuf,

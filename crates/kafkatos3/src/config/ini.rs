@@ -57,10 +57,8 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Ini, ConfigError> {
         }
 
         if trimmed.starts_with('[') {
-            let name = section_name(trimmed).ok_or_else(|| ConfigError::MalformedSectionHeader {
-                path: path.to_owned(),
-                line,
-            })?;
+            let name = section_name(trimmed)
+                .ok_or_else(|| ConfigError::MalformedSectionHeader { path: path.to_owned(), line })?;
             if let Some(first) = sections.iter().find(|s| s.name == name) {
                 return Err(ConfigError::DuplicateSection {
                     path: path.to_owned(),
@@ -69,34 +67,20 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Ini, ConfigError> {
                     first_line: first.line,
                 });
             }
-            sections.push(Section {
-                name: name.to_owned(),
-                line,
-                entries: Vec::new(),
-            });
+            sections.push(Section { name: name.to_owned(), line, entries: Vec::new() });
             value_open = false;
             continue;
         }
 
         let Some((raw_key, raw_value)) = trimmed.split_once(['=', ':']) else {
-            return Err(ConfigError::MalformedLine {
-                path: path.to_owned(),
-                line,
-            });
+            return Err(ConfigError::MalformedLine { path: path.to_owned(), line });
         };
         let key = raw_key.trim().to_lowercase();
         if key.is_empty() {
-            return Err(ConfigError::MalformedLine {
-                path: path.to_owned(),
-                line,
-            });
+            return Err(ConfigError::MalformedLine { path: path.to_owned(), line });
         }
         let Some(section) = sections.last_mut() else {
-            return Err(ConfigError::KeyOutsideSection {
-                path: path.to_owned(),
-                line,
-                key,
-            });
+            return Err(ConfigError::KeyOutsideSection { path: path.to_owned(), line, key });
         };
         if let Some(first) = section.get(&key) {
             return Err(ConfigError::DuplicateKey {
@@ -111,11 +95,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Ini, ConfigError> {
         // Python 2's ConfigParser turns `""` into an empty value, and the original's example
         // relies on it; `''` is accepted too because nobody means two quote characters.
         let value = if value == "\"\"" || value == "''" { "" } else { value };
-        section.entries.push(Entry {
-            key,
-            value: value.to_owned(),
-            line,
-        });
+        section.entries.push(Entry { key, value: value.to_owned(), line });
         value_open = true;
     }
     Ok(Ini { sections })

@@ -82,6 +82,9 @@ pub struct ConsumerConfig {
     pub rebalance_timeout: Duration,
     /// `flush_interval_ms`: how often in-progress files are made durable.
     pub flush_interval: Duration,
+    /// `max_file_bytes`: an open file is also sealed once it is this large, so no single file
+    /// outgrows what the disk can hold next to its compressed copy.
+    pub max_file_bytes: u64,
 }
 
 /// `[compression]` section.
@@ -253,49 +256,23 @@ pub enum ConfigError {
 
     /// The same section header twice.
     #[error("{}:{line}: duplicate section [{section}], first defined on line {first_line}", .path.display())]
-    DuplicateSection {
-        path: PathBuf,
-        line: usize,
-        section: String,
-        first_line: usize,
-    },
+    DuplicateSection { path: PathBuf, line: usize, section: String, first_line: usize },
 
     /// The same key twice in one section.
     #[error("{}:{line}: duplicate key '{key}' in [{section}], first set on line {first_line}", .path.display())]
-    DuplicateKey {
-        path: PathBuf,
-        line: usize,
-        section: String,
-        key: String,
-        first_line: usize,
-    },
+    DuplicateKey { path: PathBuf, line: usize, section: String, key: String, first_line: usize },
 
     /// A section this version does not know, with the nearest known one if any is close.
     #[error("{}:{line}: unknown section [{section}]{}", .path.display(), did_you_mean_section(.suggestion))]
-    UnknownSection {
-        path: PathBuf,
-        line: usize,
-        section: String,
-        suggestion: Option<String>,
-    },
+    UnknownSection { path: PathBuf, line: usize, section: String, suggestion: Option<String> },
 
     /// A key this version does not know in that section.
     #[error("{}:{line}: unknown key '{key}' in [{section}]{}", .path.display(), key_hint(.suggestion))]
-    UnknownKey {
-        path: PathBuf,
-        line: usize,
-        section: &'static str,
-        key: String,
-        suggestion: Option<KeySuggestion>,
-    },
+    UnknownKey { path: PathBuf, line: usize, section: &'static str, key: String, suggestion: Option<KeySuggestion> },
 
     /// A required key that is absent.
     #[error("{}: missing required key '{key}' in [{section}]", .path.display())]
-    MissingKey {
-        path: PathBuf,
-        section: &'static str,
-        key: &'static str,
-    },
+    MissingKey { path: PathBuf, section: &'static str, key: &'static str },
 
     /// A value that does not parse or is out of range.
     #[error("{}:{line}: [{section}] {key} = {}: expected {expected}", .path.display(), shown(.value))]
@@ -325,12 +302,7 @@ pub enum ConfigError {
         "{}:{line}: [s3] {set_key} is set but {missing_key} is not: set both, or leave both empty to use the AWS credential chain",
         .path.display()
     )]
-    IncompleteCredentials {
-        path: PathBuf,
-        line: usize,
-        set_key: &'static str,
-        missing_key: &'static str,
-    },
+    IncompleteCredentials { path: PathBuf, line: usize, set_key: &'static str, missing_key: &'static str },
 
     /// A consumed topic that the uploader would skip: its offsets could never be committed.
     #[error(
@@ -395,10 +367,7 @@ fn shown(value: &Option<String>) -> String {
 
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
     parse(&text, path)
 }
 

@@ -16,9 +16,7 @@ s3_bucket_name = bucket
 ";
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/config_examples")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config_examples").join(name)
 }
 
 fn parse_text(text: &str) -> Result<Config, ConfigError> {
@@ -60,10 +58,7 @@ fn with(section: &str, lines: &str) -> String {
 fn original_example_parses_unchanged() {
     let config = load(&fixture("original-example.cfg")).expect("the original example is valid");
     assert_eq!(config.main.log_level, LogLevel::Info);
-    assert_eq!(
-        config.main.working_directory,
-        PathBuf::from("/home/ubuntu/kafkatos3/data")
-    );
+    assert_eq!(config.main.working_directory, PathBuf::from("/home/ubuntu/kafkatos3/data"));
     assert_eq!(config.consumer.consumer_processes, 1);
     assert_eq!(config.consumer.kafka_bootstrap, "kafka:9092");
     assert_eq!(config.consumer.kafka_consumer_group, "kafkatos3");
@@ -88,6 +83,7 @@ fn original_example_gets_defaults_for_new_keys() {
     assert_eq!(config.main.shutdown_timeout, Duration::from_secs(30));
     assert_eq!(config.consumer.rebalance_timeout, Duration::from_secs(60));
     assert_eq!(config.consumer.flush_interval, Duration::from_millis(1000));
+    assert_eq!(config.consumer.max_file_bytes, 1024 * 1024 * 1024);
     assert_eq!(config.s3.s3_endpoint, None);
     assert_eq!(config.s3.s3_region, None);
     assert_eq!(config.s3.s3_key_prefix, "kafkatos3");
@@ -114,6 +110,7 @@ fn full_example_sets_every_key() {
     assert_eq!(consumer.consumer_class, ConsumerClass::KafkaConfluentConsumer);
     assert_eq!(consumer.rebalance_timeout, Duration::from_secs(120));
     assert_eq!(consumer.flush_interval, Duration::from_millis(250));
+    assert_eq!(consumer.max_file_bytes, 512 * 1024 * 1024);
 
     let compression = &config.compression;
     assert_eq!(compression.compression_check_interval, Duration::from_millis(2500));
@@ -134,11 +131,7 @@ fn full_example_sets_every_key() {
     assert_eq!(s3.max_local_backlog_bytes, 2 << 30);
     assert_eq!(s3.multipart_threshold_bytes, 16 << 20);
 
-    let kafka: Vec<(&str, &str)> = config
-        .kafka
-        .iter()
-        .map(|(key, value)| (key.as_str(), value.expose()))
-        .collect();
+    let kafka: Vec<(&str, &str)> = config.kafka.iter().map(|(key, value)| (key.as_str(), value.expose())).collect();
     assert_eq!(
         kafka,
         [
@@ -235,10 +228,7 @@ fn unknown_dotted_key_points_to_kafka_section() {
 
 #[test]
 fn unknown_key_far_from_every_valid_key_gets_no_suggestion() {
-    assert_eq!(
-        message(&with("main", "zzz = 1")),
-        "test.cfg:2: unknown key 'zzz' in [main]"
-    );
+    assert_eq!(message(&with("main", "zzz = 1")), "test.cfg:2: unknown key 'zzz' in [main]");
 }
 
 #[test]
@@ -247,24 +237,15 @@ fn unknown_section_suggests_nearest_section() {
         message(&format!("{MINIMAL}[compresion]\ncompressor_workers = 2\n")),
         "test.cfg:9: unknown section [compresion]; did you mean [compression]?"
     );
-    assert_eq!(
-        message(&format!("{MINIMAL}[S3]\n")),
-        "test.cfg:9: unknown section [S3]; did you mean [s3]?"
-    );
+    assert_eq!(message(&format!("{MINIMAL}[S3]\n")), "test.cfg:9: unknown section [S3]; did you mean [s3]?");
 }
 
 #[test]
 fn missing_required_key_names_section_and_key() {
     let text = MINIMAL.replace("kafka_bootstrap = kafka:9092\n", "");
-    assert_eq!(
-        message(&text),
-        "test.cfg: missing required key 'kafka_bootstrap' in [consumer]"
-    );
+    assert_eq!(message(&text), "test.cfg: missing required key 'kafka_bootstrap' in [consumer]");
     let text = MINIMAL.replace("[s3]\ns3_bucket_name = bucket\n", "");
-    assert_eq!(
-        message(&text),
-        "test.cfg: missing required key 's3_bucket_name' in [s3]"
-    );
+    assert_eq!(message(&text), "test.cfg: missing required key 's3_bucket_name' in [s3]");
 }
 
 #[test]
@@ -277,11 +258,7 @@ fn non_numeric_count_is_rejected() {
 
 #[test]
 fn zero_and_empty_counts_are_rejected() {
-    for line in [
-        "compressor_workers = 0",
-        "compressor_workers =",
-        "compressor_workers = 1.5",
-    ] {
+    for line in ["compressor_workers = 0", "compressor_workers =", "compressor_workers = 1.5"] {
         let error = parse_err(&with("compression", line));
         assert!(
             matches!(&error, ConfigError::InvalidValue { line: 10, key, .. } if *key == "compressor_workers"),
@@ -327,9 +304,7 @@ fn enum_aliases_and_any_case_are_accepted() {
     assert_eq!(level("Warning"), LogLevel::Warning);
     assert_eq!(level("CRITICAL"), LogLevel::Error);
     let reset = |value: &str| {
-        parse_ok(&with("consumer", &format!("kafka_auto_offset_reset = {value}")))
-            .consumer
-            .kafka_auto_offset_reset
+        parse_ok(&with("consumer", &format!("kafka_auto_offset_reset = {value}"))).consumer.kafka_auto_offset_reset
     };
     assert_eq!(reset("smallest"), OffsetReset::Earliest);
     assert_eq!(reset("largest"), OffsetReset::Latest);
@@ -359,9 +334,7 @@ fn endpoint_without_http_scheme_is_rejected() {
     for endpoint in ["s3.amazonaws.com", "ftp://host", "http://", "http://a b"] {
         let error = parse_err(&with("s3", &format!("s3_endpoint = {endpoint}")));
         assert!(
-            error
-                .to_string()
-                .ends_with("expected an http:// or https:// URL, e.g. http://127.0.0.1:9000"),
+            error.to_string().ends_with("expected an http:// or https:// URL, e.g. http://127.0.0.1:9000"),
             "{error}"
         );
     }
@@ -438,10 +411,7 @@ fn duplicate_key_names_both_lines() {
 
 #[test]
 fn duplicate_section_names_both_lines() {
-    assert_eq!(
-        message(&format!("{MINIMAL}[main]\n")),
-        "test.cfg:9: duplicate section [main], first defined on line 1"
-    );
+    assert_eq!(message(&format!("{MINIMAL}[main]\n")), "test.cfg:9: duplicate section [main], first defined on line 1");
 }
 
 #[test]
@@ -475,10 +445,7 @@ fn topic_whitelist_is_trimmed_deduplicated_and_checked() {
         let text = MINIMAL.replace("topic_whitelist = events", &format!("topic_whitelist = {value}"));
         parse_text(&text).map(|config| config.consumer.topic_whitelist)
     };
-    assert_eq!(
-        whitelist(" a , ,b,a,").expect("valid list"),
-        ["a", "b"].map(String::from)
-    );
+    assert_eq!(whitelist(" a , ,b,a,").expect("valid list"), ["a", "b"].map(String::from));
     for bad in ["bad topic", "..", "ab/c", &"t".repeat(250), " , "] {
         let error = whitelist(bad).expect_err(bad);
         assert!(
@@ -512,9 +479,9 @@ fn size_with_unknown_suffix_is_rejected() {
         let text = with("s3", &format!("max_local_backlog_bytes = {value}"));
         let error = parse_err(&text);
         assert!(
-            error.to_string().starts_with(&format!(
-                "test.cfg:8: [s3] max_local_backlog_bytes = '{value}': expected a size >= 1MiB"
-            )),
+            error
+                .to_string()
+                .starts_with(&format!("test.cfg:8: [s3] max_local_backlog_bytes = '{value}': expected a size >= 1MiB")),
             "{error}"
         );
     }
@@ -565,10 +532,7 @@ fn rebalance_timeout_must_be_shorter_than_max_poll_interval() {
          max.poll.interval.ms (300000 ms): a slower handover would get the consumer evicted from the group"
     );
     let error = parse_err(&with("kafka", "max.poll.interval.ms = 60000"));
-    assert!(
-        matches!(error, ConfigError::RebalanceTimeoutTooLong { line: 10, .. }),
-        "{error}"
-    );
+    assert!(matches!(error, ConfigError::RebalanceTimeoutTooLong { line: 10, .. }), "{error}");
     let text = with("consumer", "rebalance_timeout_seconds = 300");
     let text = format!("{text}[kafka]\nmax.poll.interval.ms = 301000\n");
     assert_eq!(parse_ok(&text).consumer.rebalance_timeout, Duration::from_secs(300));
@@ -625,10 +589,7 @@ fn continuation_lines_are_joined_with_newlines() {
         }
         other => panic!("unexpected error {other}"),
     }
-    assert!(
-        message(&with("consumer", "consumer_processes = 1\n  2")).contains("'1\\n2'"),
-        "messages stay on one line"
-    );
+    assert!(message(&with("consumer", "consumer_processes = 1\n  2")).contains("'1\\n2'"), "messages stay on one line");
 }
 
 #[test]
@@ -638,10 +599,7 @@ fn colon_separator_and_uppercase_keys_are_accepted() {
         .replace("kafka_consumer_group = group", "kafka_consumer_group=a:b");
     let config = parse_ok(&text);
     assert_eq!(config.consumer.kafka_bootstrap, "kafka:9092");
-    assert_eq!(
-        config.consumer.kafka_consumer_group, "a:b",
-        "the first of '=' or ':' separates"
-    );
+    assert_eq!(config.consumer.kafka_consumer_group, "a:b", "the first of '=' or ':' separates");
 }
 
 #[test]
@@ -662,10 +620,7 @@ fn section_headers_may_carry_a_comment_but_nothing_else() {
     assert_eq!(config.main.working_directory, PathBuf::from("/data"));
     for header in ["[main", "[]", "[main] junk"] {
         let error = parse_err(&MINIMAL.replace("[main]", header));
-        assert_eq!(
-            error.to_string(),
-            "test.cfg:1: malformed section header: expected '[name]'"
-        );
+        assert_eq!(error.to_string(), "test.cfg:1: malformed section header: expected '[name]'");
     }
 }
 
@@ -675,10 +630,7 @@ fn line_without_separator_is_rejected() {
         message(&with("main", "working_directory /data")),
         "test.cfg:2: expected '[section]', 'key = value' or 'key: value'"
     );
-    assert!(matches!(
-        parse_err(&with("main", "= value")),
-        ConfigError::MalformedLine { line: 2, .. }
-    ));
+    assert!(matches!(parse_err(&with("main", "= value")), ConfigError::MalformedLine { line: 2, .. }));
 }
 
 #[test]
@@ -693,12 +645,7 @@ fn unreadable_file_error_names_the_path() {
     let path = dir.path().join("absent.cfg");
     let error = load(&path).expect_err("the file does not exist");
     assert!(matches!(error, ConfigError::Io { .. }));
-    assert!(
-        error
-            .to_string()
-            .starts_with(&format!("{}: cannot read config file: ", path.display())),
-        "{error}"
-    );
+    assert!(error.to_string().starts_with(&format!("{}: cannot read config file: ", path.display())), "{error}");
 }
 
 #[test]
@@ -707,10 +654,7 @@ fn load_names_the_file_in_errors() {
     let path = dir.path().join("bad.cfg");
     std::fs::write(&path, with("consumer", "consumer_processes = 0")).expect("write");
     let error = load(&path).expect_err("invalid value");
-    assert!(
-        error.to_string().starts_with(&format!("{}:4: ", path.display())),
-        "{error}"
-    );
+    assert!(error.to_string().starts_with(&format!("{}:4: ", path.display())), "{error}");
 }
 
 #[test]
@@ -720,10 +664,7 @@ fn secrets_never_appear_in_error_messages() {
         // One key without the other.
         with("s3", &format!("s3_secret_key = {SECRET}")),
         // The same secret key twice.
-        with(
-            "s3",
-            &format!("s3_access_key = AK\ns3_secret_key = {SECRET}\ns3_secret_key = {SECRET}"),
-        ),
+        with("s3", &format!("s3_access_key = AK\ns3_secret_key = {SECRET}\ns3_secret_key = {SECRET}")),
         // A secret whose `=` was forgotten.
         with("s3", &format!("s3_secret_key {SECRET}")),
         // A secret line before any section.
@@ -766,10 +707,7 @@ fn invalid_secret_value_is_shown_as_redacted() {
         value: None,
         expected: "something else".to_owned(),
     };
-    assert_eq!(
-        error.to_string(),
-        "test.cfg:3: [kafka] sasl.password = <redacted>: expected something else"
-    );
+    assert_eq!(error.to_string(), "test.cfg:3: [kafka] sasl.password = <redacted>: expected something else");
 }
 
 #[test]

@@ -22,12 +22,9 @@ const CONSUMER_KEYS: &[&str] = &[
     "consumer_class",
     "rebalance_timeout_seconds",
     "flush_interval_ms",
+    "max_file_bytes",
 ];
-const COMPRESSION_KEYS: &[&str] = &[
-    "compression_check_interval",
-    "compressor_workers",
-    "compression_nice_level",
-];
+const COMPRESSION_KEYS: &[&str] = &["compression_check_interval", "compressor_workers", "compression_nice_level"];
 const S3_KEYS: &[&str] = &[
     "s3upload_check_interval",
     "s3uploader_workers",
@@ -42,12 +39,8 @@ const S3_KEYS: &[&str] = &[
     "multipart_threshold_bytes",
 ];
 /// Sections with a fixed set of keys; `[kafka]` accepts any key and is handled apart.
-const FIXED_SECTIONS: &[(&str, &[&str])] = &[
-    ("main", MAIN_KEYS),
-    ("consumer", CONSUMER_KEYS),
-    ("compression", COMPRESSION_KEYS),
-    ("s3", S3_KEYS),
-];
+const FIXED_SECTIONS: &[(&str, &[&str])] =
+    &[("main", MAIN_KEYS), ("consumer", CONSUMER_KEYS), ("compression", COMPRESSION_KEYS), ("s3", S3_KEYS)];
 const KAFKA_SECTION: &str = "kafka";
 
 /// librdkafka properties the daemon sets itself, with what to do instead. Offsets in particular
@@ -57,31 +50,15 @@ const RESERVED_KAFKA_KEYS: &[(&str, &str)] = &[
     ("bootstrap.servers", "use kafka_bootstrap in [consumer]"),
     ("metadata.broker.list", "use kafka_bootstrap in [consumer]"),
     ("auto.offset.reset", "use kafka_auto_offset_reset in [consumer]"),
-    (
-        "enable.auto.commit",
-        "offsets are committed by the daemon, only after their messages are in S3",
-    ),
-    (
-        "auto.commit.enable",
-        "offsets are committed by the daemon, only after their messages are in S3",
-    ),
-    (
-        "enable.auto.offset.store",
-        "offsets are stored by the daemon, only after their messages are in S3",
-    ),
+    ("enable.auto.commit", "offsets are committed by the daemon, only after their messages are in S3"),
+    ("auto.commit.enable", "offsets are committed by the daemon, only after their messages are in S3"),
+    ("enable.auto.offset.store", "offsets are stored by the daemon, only after their messages are in S3"),
     ("enable.partition.eof", "the daemon sets it for its own use"),
 ];
 
 /// Name fragments of `[kafka]` properties whose values are kept as [`Secret`]. Over-matching only
 /// costs a `<redacted>` in debug output; under-matching leaks a credential.
-const SECRET_KAFKA_KEY_PARTS: &[&str] = &[
-    "password",
-    "secret",
-    "sasl.jaas",
-    "token",
-    "key.pem",
-    "oauthbearer.config",
-];
+const SECRET_KAFKA_KEY_PARTS: &[&str] = &["password", "secret", "sasl.jaas", "token", "key.pem", "oauthbearer.config"];
 
 /// librdkafka's default `max.poll.interval.ms`.
 const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
@@ -96,24 +73,14 @@ const SUGGESTION_THRESHOLD: f64 = 0.8;
 
 pub(super) fn validate(file: &Ini, path: &Path) -> Result<Config, ConfigError> {
     check_names(file, path)?;
-    let view = |name: &'static str| View {
-        path,
-        name,
-        section: file.sections.iter().find(|s| s.name == name),
-    };
+    let view = |name: &'static str| View { path, name, section: file.sections.iter().find(|s| s.name == name) };
     // Section by section in the usual file order, so errors come roughly in reading order.
     let main = main(&view("main"))?;
     let consumer = consumer(&view("consumer"))?;
     let compression = compression(&view("compression"))?;
     let s3 = s3(&view("s3"), &consumer)?;
     let kafka = kafka(&view(KAFKA_SECTION), &view("consumer"), &consumer)?;
-    Ok(Config {
-        main,
-        consumer,
-        compression,
-        s3,
-        kafka,
-    })
+    Ok(Config { main, consumer, compression, s3, kafka })
 }
 
 /// Refuses unknown sections and keys before any value is looked at, so a typo is reported as a
@@ -146,9 +113,7 @@ fn check_names(file: &Ini, path: &Path) -> Result<(), ConfigError> {
 }
 
 fn suggest_key(section: &str, keys: &[&str], key: &str) -> Option<KeySuggestion> {
-    let elsewhere = FIXED_SECTIONS
-        .iter()
-        .find(|(name, other_keys)| *name != section && other_keys.contains(&key));
+    let elsewhere = FIXED_SECTIONS.iter().find(|(name, other_keys)| *name != section && other_keys.contains(&key));
     if let Some((name, _)) = elsewhere {
         return Some(KeySuggestion::OtherSection((*name).to_owned()));
     }
@@ -194,9 +159,9 @@ impl<'a> View<'a> {
     /// The value of `key`, or `None` when the key is absent or empty.
     fn optional<T>(&self, key: &'static str, parse: Parser<T>) -> Result<Option<T>, ConfigError> {
         match self.entry(key) {
-            Some(entry) if !entry.value.is_empty() => parse(&entry.value)
-                .map(Some)
-                .map_err(|expected| self.invalid(key, entry, expected)),
+            Some(entry) if !entry.value.is_empty() => {
+                parse(&entry.value).map(Some).map_err(|expected| self.invalid(key, entry, expected))
+            }
             _ => Ok(None),
         }
     }
@@ -233,9 +198,8 @@ impl<'a> View<'a> {
 fn main(view: &View) -> Result<MainConfig, ConfigError> {
     Ok(MainConfig {
         log_level: view.or_default("log.level", LogLevel::Info, log_level)?,
-        working_directory: view.required("working_directory", |v| {
-            non_empty(v, "a directory path").map(PathBuf::from)
-        })?,
+        working_directory: view
+            .required("working_directory", |v| non_empty(v, "a directory path").map(PathBuf::from))?,
         shutdown_timeout: view.or_default("shutdown_timeout_seconds", Duration::from_secs(30), |v| {
             seconds(v, 0.0, false, "a number of seconds > 0")
         })?,
@@ -245,9 +209,7 @@ fn main(view: &View) -> Result<MainConfig, ConfigError> {
 fn consumer(view: &View) -> Result<ConsumerConfig, ConfigError> {
     Ok(ConsumerConfig {
         consumer_processes: view.or_default("consumer_processes", 1, count)?,
-        kafka_bootstrap: view.required("kafka_bootstrap", |v| {
-            non_empty(v, "a comma-separated list of host:port")
-        })?,
+        kafka_bootstrap: view.required("kafka_bootstrap", |v| non_empty(v, "a comma-separated list of host:port"))?,
         kafka_consumer_group: view.required("kafka_consumer_group", |v| non_empty(v, "a consumer group name"))?,
         kafka_auto_offset_reset: view.or_default("kafka_auto_offset_reset", OffsetReset::Earliest, offset_reset)?,
         consumer_nice_level: view.or_default("consumer_nice_level", 0, nice_level)?,
@@ -258,6 +220,7 @@ fn consumer(view: &View) -> Result<ConsumerConfig, ConfigError> {
         flush_interval: view.or_default("flush_interval_ms", Duration::from_secs(1), |v| {
             whole_number(v, 10, "a whole number of milliseconds >= 10").map(Duration::from_millis)
         })?,
+        max_file_bytes: view.or_default("max_file_bytes", GIB, |v| byte_size(v, MIB, u64::MAX, "a size >= 1MiB"))?,
     })
 }
 
@@ -274,21 +237,12 @@ fn compression(view: &View) -> Result<CompressionConfig, ConfigError> {
 }
 
 fn s3(view: &View, consumer: &ConsumerConfig) -> Result<S3Config, ConfigError> {
-    let topic_whitelist = view
-        .optional("topic_whitelist", topic_list)?
-        .unwrap_or_else(|| consumer.topic_whitelist.clone());
-    if let Some(topic) = consumer
-        .topic_whitelist
-        .iter()
-        .find(|topic| !topic_whitelist.contains(topic))
-    {
+    let topic_whitelist =
+        view.optional("topic_whitelist", topic_list)?.unwrap_or_else(|| consumer.topic_whitelist.clone());
+    if let Some(topic) = consumer.topic_whitelist.iter().find(|topic| !topic_whitelist.contains(topic)) {
         // The s3 whitelist differs from the consumer's only when it is set, so the entry exists.
         let line = view.entry("topic_whitelist").map_or(0, |entry| entry.line);
-        return Err(ConfigError::TopicNotUploaded {
-            path: view.path.to_owned(),
-            line,
-            topic: topic.clone(),
-        });
+        return Err(ConfigError::TopicNotUploaded { path: view.path.to_owned(), line, topic: topic.clone() });
     }
     Ok(S3Config {
         s3upload_check_interval: view.or_default("s3upload_check_interval", Duration::from_secs(60), check_interval)?,
@@ -299,9 +253,8 @@ fn s3(view: &View, consumer: &ConsumerConfig) -> Result<S3Config, ConfigError> {
         s3_endpoint: view.optional("s3_endpoint", endpoint)?,
         s3_region: view.optional("s3_region", |v| no_whitespace(v, "a region name such as eu-west-1"))?,
         s3_key_prefix: view.or_default("s3_key_prefix", "kafkatos3".to_owned(), key_prefix)?,
-        max_local_backlog_bytes: view.or_default("max_local_backlog_bytes", 10 * GIB, |v| {
-            byte_size(v, MIB, u64::MAX, "a size >= 1MiB")
-        })?,
+        max_local_backlog_bytes: view
+            .or_default("max_local_backlog_bytes", 10 * GIB, |v| byte_size(v, MIB, u64::MAX, "a size >= 1MiB"))?,
         multipart_threshold_bytes: view.or_default("multipart_threshold_bytes", 64 * MIB, |v| {
             // S3 refuses parts under 5 MiB and single uploads over 5 GiB.
             byte_size(v, 5 * MIB, 5 * GIB, "a size from 5MiB to 5GiB")
@@ -330,10 +283,9 @@ fn credentials(view: &View) -> Result<Option<S3Credentials>, ConfigError> {
     };
     match (access, secret) {
         (None, None) => Ok(None),
-        (Some(access), Some(secret)) => Ok(Some(S3Credentials {
-            access_key: access.value.clone(),
-            secret_key: Secret::new(secret.value.clone()),
-        })),
+        (Some(access), Some(secret)) => {
+            Ok(Some(S3Credentials { access_key: access.value.clone(), secret_key: Secret::new(secret.value.clone()) }))
+        }
         (Some(access), None) => Err(incomplete(access, "s3_access_key", "s3_secret_key")),
         (None, Some(secret)) => Err(incomplete(secret, "s3_secret_key", "s3_access_key")),
     }
@@ -345,16 +297,9 @@ fn kafka(
     consumer: &ConsumerConfig,
 ) -> Result<Vec<(String, KafkaValue)>, ConfigError> {
     let entries = view.section.map_or(&[][..], |section| &section.entries[..]);
-    let reserved = entries
-        .iter()
-        .find_map(|entry| reserved(&entry.key).map(|(key, reason)| (entry, key, reason)));
+    let reserved = entries.iter().find_map(|entry| reserved(&entry.key).map(|(key, reason)| (entry, key, reason)));
     if let Some((entry, key, reason)) = reserved {
-        return Err(ConfigError::ReservedKafkaKey {
-            path: view.path.to_owned(),
-            line: entry.line,
-            key,
-            reason,
-        });
+        return Err(ConfigError::ReservedKafkaKey { path: view.path.to_owned(), line: entry.line, key, reason });
     }
 
     let max_poll_interval = view
@@ -389,10 +334,7 @@ fn kafka(
 }
 
 fn reserved(key: &str) -> Option<(&'static str, &'static str)> {
-    RESERVED_KAFKA_KEYS
-        .iter()
-        .find(|(reserved, _)| *reserved == key)
-        .copied()
+    RESERVED_KAFKA_KEYS.iter().find(|(reserved, _)| *reserved == key).copied()
 }
 
 fn non_empty(value: &str, expected: &str) -> Result<String, String> {
@@ -463,11 +405,7 @@ fn byte_size(value: &str, min: u64, max: u64, expected: &str) -> Result<u64, Str
         "t" | "tb" | "tib" => TIB,
         _ => return Err(expected()),
     };
-    let bytes = digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|number| number.checked_mul(multiplier))
-        .ok_or_else(expected)?;
+    let bytes = digits.parse::<u64>().ok().and_then(|number| number.checked_mul(multiplier)).ok_or_else(expected)?;
     if !(min..=max).contains(&bytes) {
         return Err(expected());
     }
@@ -527,16 +465,13 @@ fn is_valid_topic(topic: &str) -> bool {
     (1..=249).contains(&topic.len())
         && topic != "."
         && topic != ".."
-        && topic
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && topic.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// AWS's current rules, plus `_`: legacy buckets may have it, and the original example uses it.
 fn bucket_name(value: &str) -> Result<String, String> {
-    let valid_chars = value
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
+    let valid_chars =
+        value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
     let alphanumeric = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     if (3..=63).contains(&value.len())
         && valid_chars

@@ -48,27 +48,15 @@ pub fn env() -> TestEnv {
 /// A name no other test (or earlier run) uses: the test broker keeps groups and topics.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
 }
 
 pub async fn create_topic(env: &TestEnv, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &env.bootstrap)
-        .create()
-        .expect("admin client");
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &env.bootstrap).create().expect("admin client");
     let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
+        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
         .await
         .expect("create topics request");
     for result in results {
@@ -89,11 +77,7 @@ pub type ByPartition = BTreeMap<(String, i32), Vec<Produced>>;
 
 /// Distinct keys and values, with empty values, binary values and null keys mixed in.
 fn record_for(seq: u64) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-    let key = if seq % 13 == 5 {
-        None
-    } else {
-        Some(format!("key-{seq}").into_bytes())
-    };
+    let key = if seq % 13 == 5 { None } else { Some(format!("key-{seq}").into_bytes()) };
     let value = match seq % 7 {
         3 => Some(Vec::new()),
         4 => Some(vec![0x00, 0xff, 0x0a, (seq % 251) as u8, 0x80, b'"', b'\\']),
@@ -105,11 +89,8 @@ fn record_for(seq: u64) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
 /// Produces `count` records numbered from `first_seq`, spread over the partitions, and records
 /// where each landed.
 pub async fn produce(env: &TestEnv, topic: &str, partitions: i32, first_seq: u64, count: u64, into: &mut ByPartition) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &env.bootstrap)
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", &env.bootstrap).set("linger.ms", "5").create().expect("producer");
     let mut pending = Vec::new();
     for seq in first_seq..first_seq + count {
         let (key, value) = record_for(seq);
@@ -124,19 +105,11 @@ pub async fn produce(env: &TestEnv, topic: &str, partitions: i32, first_seq: u64
             if let Some(v) = value.as_ref() {
                 record = record.payload(v);
             }
-            let delivery = producer
-                .send(record, Duration::from_secs(30))
-                .await
-                .map_err(|(e, _)| e)
-                .expect("delivery");
+            let delivery = producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("delivery");
             (
                 topic.clone(),
                 delivery.partition,
-                Produced {
-                    offset: delivery.offset,
-                    key: key.unwrap_or_default(),
-                    value: value.unwrap_or_default(),
-                },
+                Produced { offset: delivery.offset, key: key.unwrap_or_default(), value: value.unwrap_or_default() },
             )
         });
     }
@@ -176,37 +149,21 @@ impl Archive {
 }
 
 pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
-    let listed: Vec<_> = store
-        .list(Some(&prefix.into()))
-        .try_collect()
-        .await
-        .expect("list archive");
+    let listed: Vec<_> = store.list(Some(&prefix.into())).try_collect().await.expect("list archive");
     let mut objects: Vec<(String, i32, i64, String)> = Vec::new();
     for meta in &listed {
         let key = meta.location.to_string();
         let file = key.rsplit('/').next().unwrap().to_string();
         let name = kafkatos3::layout::SealedName::parse(&file).unwrap_or_else(|| panic!("unexpected object {key}"));
-        assert_eq!(
-            key,
-            kafkatos3::s3::object_key(prefix, &name).to_string(),
-            "object key layout"
-        );
+        assert_eq!(key, kafkatos3::s3::object_key(prefix, &name).to_string(), "object key layout");
         objects.push((name.tp.topic.clone(), name.tp.partition, name.start, key));
     }
     objects.sort();
     let mut records = ByPartition::new();
     for (topic, partition, start, key) in &objects {
-        let bytes = store
-            .get(&key.as_str().into())
-            .await
-            .expect("get object")
-            .bytes()
-            .await
-            .expect("object body");
+        let bytes = store.get(&key.as_str().into()).await.expect("get object").bytes().await.expect("object body");
         let mut decoded = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut decoded)
-            .expect("object is gzip");
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut decoded).expect("object is gzip");
         let mut reader =
             mak::MakReader::with_size_limit(&decoded[..], decoded.len() as u64).expect("object is a MAK file");
         assert_eq!(&reader.header().topic, topic, "{key}: header topic");
@@ -215,25 +172,14 @@ pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
         let into = records.entry((topic.clone(), *partition)).or_default();
         let mut last = None;
         while let Some(record) = reader.next_record().expect("record decodes") {
-            assert!(
-                record.offset >= *start,
-                "{key}: offset {} before the file's start",
-                record.offset
-            );
+            assert!(record.offset >= *start, "{key}: offset {} before the file's start", record.offset);
             last = Some(record.offset);
-            into.push(Produced {
-                offset: record.offset,
-                key: record.key.to_vec(),
-                value: record.value.to_vec(),
-            });
+            into.push(Produced { offset: record.offset, key: record.key.to_vec(), value: record.value.to_vec() });
         }
         let name = kafkatos3::layout::SealedName::parse(key.rsplit('/').next().unwrap()).unwrap();
         assert_eq!(last, Some(name.end), "{key}: the name's end offset is the last record");
     }
-    Archive {
-        records,
-        keys: objects.into_iter().map(|o| o.3).collect(),
-    }
+    Archive { records, keys: objects.into_iter().map(|o| o.3).collect() }
 }
 
 /// Waits until the archive holds at least `expected` records, then returns it.
@@ -252,53 +198,30 @@ pub async fn wait_for_archive(store: &dyn ObjectStore, prefix: &str, expected: u
 /// key and value, in offset order per partition.
 pub fn assert_exactly_once(produced: &ByPartition, archive: &Archive) {
     for ((topic, partition), expected) in produced {
-        let got = archive
-            .records
-            .get(&(topic.clone(), *partition))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let got = archive.records.get(&(topic.clone(), *partition)).map(Vec::as_slice).unwrap_or_default();
         let offsets: Vec<i64> = got.iter().map(|r| r.offset).collect();
         let mut sorted = offsets.clone();
         sorted.sort();
         sorted.dedup();
-        assert_eq!(
-            offsets.len(),
-            sorted.len(),
-            "{topic}:{partition}: duplicated offsets in the archive"
-        );
+        assert_eq!(offsets.len(), sorted.len(), "{topic}:{partition}: duplicated offsets in the archive");
         assert_eq!(offsets, sorted, "{topic}:{partition}: archive not in offset order");
         let expected_offsets: Vec<i64> = expected.iter().map(|r| r.offset).collect();
-        assert_eq!(
-            offsets, expected_offsets,
-            "{topic}:{partition}: archived offsets differ from produced"
-        );
-        assert_eq!(
-            got,
-            expected.as_slice(),
-            "{topic}:{partition}: archived keys/values differ from produced"
-        );
+        assert_eq!(offsets, expected_offsets, "{topic}:{partition}: archived offsets differ from produced");
+        assert_eq!(got, expected.as_slice(), "{topic}:{partition}: archived keys/values differ from produced");
     }
     let extra: Vec<_> = archive.records.keys().filter(|k| !produced.contains_key(*k)).collect();
-    assert!(
-        extra.is_empty(),
-        "archive holds partitions nothing was produced to: {extra:?}"
-    );
+    assert!(extra.is_empty(), "archive holds partitions nothing was produced to: {extra:?}");
 }
 
 /// Offsets the group has committed, per partition.
 pub fn committed(env: &TestEnv, group: &str, partitions: &[(String, i32)]) -> BTreeMap<(String, i32), Option<i64>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &env.bootstrap)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &env.bootstrap).set("group.id", group).create().expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for (topic, partition) in partitions {
         tpl.add_partition(topic, *partition);
     }
-    let result = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
+    let result = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
     let offsets = result
         .elements()
         .iter()
@@ -327,6 +250,7 @@ pub struct DaemonConfig {
     pub consumer_processes: usize,
     pub max_age_seconds: u64,
     pub extra_main: String,
+    pub extra_consumer: String,
     pub extra_s3: String,
 }
 
@@ -341,6 +265,7 @@ impl DaemonConfig {
             consumer_processes: 1,
             max_age_seconds: 2,
             extra_main: String::new(),
+            extra_consumer: String::new(),
             extra_s3: String::new(),
         }
     }
@@ -353,13 +278,14 @@ impl DaemonConfig {
             "[main]\nlog.level = INFO\nworking_directory = {workdir}\nshutdown_timeout_seconds = 30\n{extra_main}\n\
              [consumer]\nconsumer_processes = {processes}\nkafka_bootstrap = {bootstrap}\nkafka_consumer_group = {group}\n\
              kafka_auto_offset_reset = earliest\nconsumer_nice_level = 5\ntopic_whitelist = {topics}\nmax_age_seconds = {max_age}\n\
-             consumer_class = KafkaConfluentConsumer\nrebalance_timeout_seconds = 20\nflush_interval_ms = 200\n\n\
+             consumer_class = KafkaConfluentConsumer\nrebalance_timeout_seconds = 20\nflush_interval_ms = 200\n{extra_consumer}\n\n\
              [compression]\ncompression_check_interval = 2\ncompressor_workers = 2\ncompression_nice_level = 10\n\n\
              [s3]\ns3upload_check_interval = 2\ns3uploader_workers = 2\ns3_bucket_name = {bucket}\ns3_access_key = {ak}\n\
              s3_secret_key = {sk}\ntopic_whitelist = {topics}\ns3_endpoint = {endpoint}\ns3_region = us-east-1\ns3_key_prefix = {prefix}\n{extra_s3}\n\n\
              [kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n",
             workdir = self.workdir.display(),
             extra_main = self.extra_main,
+            extra_consumer = self.extra_consumer,
             processes = self.consumer_processes,
             bootstrap = env.bootstrap,
             group = self.group,
@@ -383,11 +309,7 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path, log: &Path) -> Daemon {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log file");
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
             .arg(config)
             .env("RUST_LOG", "info,librdkafka=warn")
@@ -395,10 +317,11 @@ impl Daemon {
             .stderr(log_file)
             .spawn()
             .expect("start kafkatos3");
-        Daemon {
-            child: Some(child),
-            log: log.to_path_buf(),
-        }
+        Daemon { child: Some(child), log: log.to_path_buf() }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().expect("wait").is_none())
     }
 
     pub fn pid(&self) -> i32 {
@@ -421,10 +344,7 @@ impl Daemon {
             }
             if started.elapsed() > timeout {
                 let _ = child.kill();
-                panic!(
-                    "daemon did not exit within {timeout:?} of SIGTERM; log: {}",
-                    self.log_tail()
-                );
+                panic!("daemon did not exit within {timeout:?} of SIGTERM; log: {}", self.log_tail());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -455,18 +375,12 @@ impl Drop for Daemon {
 
 /// Partitions of the given topics, for committed-offset checks.
 pub fn partitions_of(topics: &[&str], partitions: i32) -> Vec<(String, i32)> {
-    topics
-        .iter()
-        .flat_map(|t| (0..partitions).map(move |p| (t.to_string(), p)))
-        .collect()
+    topics.iter().flat_map(|t| (0..partitions).map(move |p| (t.to_string(), p))).collect()
 }
 
 /// The offset each partition must have committed once everything produced is archived.
 pub fn expected_commits(produced: &ByPartition) -> BTreeMap<(String, i32), Option<i64>> {
-    produced
-        .iter()
-        .map(|(tp, records)| (tp.clone(), records.last().map(|r| r.offset + 1)))
-        .collect()
+    produced.iter().map(|(tp, records)| (tp.clone(), records.last().map(|r| r.offset + 1))).collect()
 }
 
 /// Waits until the group's committed offsets equal `expected`.
@@ -483,9 +397,7 @@ pub async fn wait_for_commits(
             let env = env.clone();
             let group = group.to_string();
             let partitions = partitions.clone();
-            tokio::task::spawn_blocking(move || committed(&env, &group, &partitions))
-                .await
-                .unwrap()
+            tokio::task::spawn_blocking(move || committed(&env, &group, &partitions)).await.unwrap()
         };
         if &got == expected || Instant::now() >= deadline {
             return got;
@@ -520,19 +432,10 @@ fn s3s_fs_binary() -> PathBuf {
 
 impl PrivateS3 {
     pub fn start(env: &TestEnv, data: &Path) -> PrivateS3 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         // s3s-fs keeps a bucket as a directory of its root.
         std::fs::create_dir_all(data.join(&env.bucket)).unwrap();
-        let mut s3 = PrivateS3 {
-            child: None,
-            port,
-            data: data.to_path_buf(),
-            env: env.clone(),
-        };
+        let mut s3 = PrivateS3 { child: None, port, data: data.to_path_buf(), env: env.clone() };
         s3.up();
         s3
     }
@@ -620,6 +523,21 @@ pub async fn produce_noise(
     size: usize,
     into: &mut ByPartition,
 ) {
+    produce_noisy(env, topic, partition, count, size, 1.0, into).await
+}
+
+/// Like [`produce_noise`], with only `noise` (0..=1) of each value random and the rest zeros,
+/// so gzip shrinks the files to about that fraction.
+pub async fn produce_noisy(
+    env: &TestEnv,
+    topic: &str,
+    partition: i32,
+    count: u64,
+    size: usize,
+    noise: f64,
+    into: &mut ByPartition,
+) {
+    let noisy_len = (size as f64 * noise) as usize;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &env.bootstrap)
         .set("message.max.bytes", "2000000")
@@ -628,24 +546,17 @@ pub async fn produce_noise(
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ count;
     for seq in 0..count {
         let mut value = Vec::with_capacity(size);
-        while value.len() < size {
+        while value.len() < noisy_len {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             value.extend_from_slice(&state.to_le_bytes());
         }
-        value.truncate(size);
+        value.truncate(noisy_len);
+        value.resize(size, 0);
         let key = format!("noise-{seq}").into_bytes();
         let record = FutureRecord::to(topic).partition(partition).key(&key).payload(&value);
-        let delivery = producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map_err(|(e, _)| e)
-            .expect("delivery");
-        into.entry((topic.to_string(), partition)).or_default().push(Produced {
-            offset: delivery.offset,
-            key,
-            value,
-        });
+        let delivery = producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("delivery");
+        into.entry((topic.to_string(), partition)).or_default().push(Produced { offset: delivery.offset, key, value });
     }
 }

@@ -45,12 +45,7 @@ pub fn rec(offset: i64, key: &[u8], value: &[u8]) -> Owned {
 }
 
 pub fn header(topic: &str, partition: i32, start_offset: i64, start_time: f64) -> Header {
-    Header {
-        topic: topic.to_string(),
-        partition,
-        start_offset,
-        start_time,
-    }
+    Header { topic: topic.to_string(), partition, start_offset, start_time }
 }
 
 /// Overwrites the u64 at `at` in `bytes`.
