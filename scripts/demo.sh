@@ -19,7 +19,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 LOG_TAG=demo
-# shellcheck source=infra/common.sh
+# shellcheck source=SCRIPTDIR/infra/common.sh
 source "$ROOT/scripts/infra/common.sh"
 
 RECORDS="${DEMO_RECORDS:-1000}"
@@ -52,7 +52,7 @@ cleanup() {
     fi
     log "state kept in $STATE (demo.cfg, daemon.log, work/, downloaded object)"
   fi
-  [[ $rc == 0 ]] && log "demo finished OK" || log "demo FAILED (exit $rc)"
+  if [[ $rc == 0 ]]; then log "demo finished OK"; else log "demo FAILED (exit $rc)"; fi
   exit "$rc"
 }
 trap cleanup EXIT

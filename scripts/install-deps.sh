@@ -17,7 +17,7 @@
 set -euo pipefail
 LOG_TAG=install-deps
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=infra/common.sh
+# shellcheck source=SCRIPTDIR/infra/common.sh
 source "$ROOT/scripts/infra/common.sh"
 
 T_ALL=$(now_ms)

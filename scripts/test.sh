@@ -35,8 +35,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-LOG_TAG=test
-# shellcheck source=infra/common.sh
+LOG_TAG="test"
+# shellcheck source=SCRIPTDIR/infra/common.sh
 source "$ROOT/scripts/infra/common.sh"
 
 LINT=1
@@ -104,7 +104,7 @@ timed "install-deps" "$ROOT/scripts/install-deps.sh"
 
 if [[ $LINT == 1 ]]; then
   timed "cargo fmt --check" cargo fmt --all -- --check
-  timed "cargo clippy" cargo clippy --workspace --release --all-targets -- -D warnings
+  timed "cargo clippy" cargo clippy --locked --workspace --release --all-targets -- -D warnings
 fi
 
 # --- fresh services for this run -------------------------------------------------------------------------
@@ -140,12 +140,12 @@ if cargo nextest --version >/dev/null 2>&1; then
   if [[ $# == 0 ]]; then
     timed "doctests" run_group cargo test --release --workspace --doc
   fi
-  args=(--release --workspace --tool-config-file "kafkatos3:$ROOT/scripts/nextest-defaults.toml")
+  args=(--locked --release --workspace --tool-config-file "kafkatos3:$ROOT/scripts/nextest-defaults.toml")
   [[ "${CI:-}" == true ]] && args+=(--no-fail-fast)   # CI: report every failure, not only the first
   log "== cargo nextest run ${args[*]} $*"
   run_group cargo nextest run "${args[@]}" "$@"
 else
-  args=(--release --workspace)
+  args=(--locked --release --workspace)
   [[ "${CI:-}" == true ]] && args+=(--no-fail-fast)
   log "== cargo test ${args[*]} $* (cargo-nextest not installed)"
   run_group cargo test "${args[@]}" "$@"

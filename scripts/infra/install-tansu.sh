@@ -11,7 +11,7 @@
 # (no install, no venv) and unzip that one file into the cache. ~2 s the first time, instant afterwards.
 set -euo pipefail
 LOG_TAG=install-tansu
-# shellcheck source=common.sh
+# shellcheck source=SCRIPTDIR/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 if [[ -n "${TANSU_BIN:-}" ]]; then

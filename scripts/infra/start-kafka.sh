@@ -17,7 +17,7 @@
 set -euo pipefail
 LOG_TAG=start-kafka
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=common.sh
+# shellcheck source=SCRIPTDIR/common.sh
 source "$HERE/common.sh"
 
 PORT="${KAFKA_PORT:-9092}"

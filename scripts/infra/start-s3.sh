@@ -16,7 +16,7 @@
 set -euo pipefail
 LOG_TAG=start-s3
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=common.sh
+# shellcheck source=SCRIPTDIR/common.sh
 source "$HERE/common.sh"
 
 PORT="${S3_PORT:-8014}"
@@ -24,7 +24,7 @@ AK="${S3_ACCESS_KEY:-testaccesskey}"
 SK="${S3_SECRET_KEY:-testsecretkey}"
 DATA="${S3_DATA_DIR:-$KAFKATOS3_INFRA_DIR/s3-data}"
 ENDPOINT="http://127.0.0.1:$PORT"
-mkdir -p "$KAFKATOS3_INFRA_DIR" "$DATA"
+mkdir -p "$KAFKATOS3_INFRA_DIR"
 PIDFILE="$KAFKATOS3_INFRA_DIR/s3.pid"
 LOG="$KAFKATOS3_INFRA_DIR/s3.log"
 
@@ -34,6 +34,7 @@ fi
 
 BIN="$("$HERE/install-s3s-fs.sh")"
 port_open "$PORT" && die "127.0.0.1:$PORT is already in use"
+mkdir -p "$DATA"
 
 t0=$(now_ms)
 # Append to the log: a test that restarts the server keeps the first run's log for post-mortems.
