@@ -105,3 +105,97 @@ fn remove_tmp_in(dir: &std::path::Path) -> Result<(), FsError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::TopicPartition;
+
+    fn name(partition: i32, start: i64, end: i64) -> SealedName {
+        SealedName { tp: TopicPartition::new("t", partition), start, end, date: "161110".into() }
+    }
+
+    fn write_mak(path: &std::path::Path, partition: i32, records: i64) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let header = mak::Header { topic: "t".into(), partition, start_offset: 0, start_time: 1.0 };
+        let mut writer = mak::MakWriter::create(path, &header).unwrap();
+        for offset in 0..records {
+            writer.append(offset, Some(b"k"), Some(b"v")).unwrap();
+        }
+        writer.close().unwrap();
+    }
+
+    #[test]
+    fn partial_compression_output_is_removed_and_its_source_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        fs::create_dir_all(work.state_dir()).unwrap();
+        let source = work.sealed_path(Stage::ToCompress, &name(0, 0, 9));
+        write_mak(&source, 0, 10);
+        let partial = durable::tmp_path(&work.sealed_path(Stage::ToS3, &name(0, 0, 9)));
+        fs::create_dir_all(partial.parent().unwrap()).unwrap();
+        fs::write(&partial, b"half a gzip").unwrap();
+        let recovery = recover(&work).unwrap();
+        assert!(!partial.exists());
+        assert!(source.exists());
+        assert_eq!(recovery.removed_partial, 1);
+        assert_eq!(recovery.backlog_bytes, fs::metadata(&source).unwrap().len());
+    }
+
+    #[test]
+    fn source_of_a_completed_compression_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        fs::create_dir_all(work.state_dir()).unwrap();
+        let source = work.sealed_path(Stage::ToCompress, &name(0, 0, 9));
+        let done = work.sealed_path(Stage::ToS3, &name(0, 0, 9));
+        write_mak(&source, 0, 10);
+        fs::create_dir_all(done.parent().unwrap()).unwrap();
+        fs::write(&done, b"complete gzip").unwrap();
+        recover(&work).unwrap();
+        assert!(!source.exists(), "the crash came after the rename, before the removal");
+        assert!(done.exists());
+    }
+
+    #[test]
+    fn working_directory_of_the_original_is_sealed_and_listed_as_legacy() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        // The original gzipped in place: a lone .gz in tocompress is complete, a .gz beside its
+        // .mak is partial.
+        let complete = work.stage_dir(Stage::ToCompress).join("t/1/t-1_0-4_161110.mak.gz");
+        fs::create_dir_all(complete.parent().unwrap()).unwrap();
+        fs::write(&complete, b"gzip").unwrap();
+        let pending = work.sealed_path(Stage::ToCompress, &name(2, 0, 2));
+        write_mak(&pending, 2, 3);
+        let partial = pending.with_file_name("t-2_0-2_161110.mak.gz");
+        fs::write(&partial, b"partial").unwrap();
+        write_mak(&work.inprogress_file(&TopicPartition::new("t", 0)), 0, 5);
+
+        let recovery = recover(&work).unwrap();
+        assert!(work.sealed_path(Stage::ToS3, &name(1, 0, 4)).exists(), "complete gzip moved on to tos3");
+        assert!(!partial.exists() && pending.exists(), "partial gzip removed, its source kept");
+        assert!(!work.inprogress_file(&TopicPartition::new("t", 0)).exists(), "in-progress file sealed");
+        let sealed = work.list_sealed_for(&TopicPartition::new("t", 0)).unwrap();
+        assert_eq!(sealed.len(), 1);
+        assert_eq!((sealed[0].name.start, sealed[0].name.end), (0, 4));
+        for adopted in [&sealed[0].name, &name(1, 0, 4), &name(2, 0, 2)] {
+            assert!(recovery.legacy.contains(adopted), "{} is legacy", adopted.stem());
+        }
+        assert_eq!(recovery.legacy.end_for(&TopicPartition::new("t", 0)), Some(4));
+
+        // A second start (state/ now exists) keeps the same legacy list.
+        let again = recover(&work).unwrap();
+        assert!(again.legacy.contains(&name(2, 0, 2)));
+    }
+
+    #[test]
+    fn a_new_working_directory_has_no_legacy_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        let recovery = recover(&work).unwrap();
+        assert_eq!(recovery.backlog_bytes, 0);
+        assert!(work.state_dir().is_dir());
+        assert!(!recovery.legacy.contains(&name(0, 0, 1)));
+    }
+}

@@ -114,7 +114,11 @@ pub async fn run(store: Arc<dyn ObjectStore>, pipeline: Arc<Pipeline>) {
             if !in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(file.path.clone()) {
                 continue;
             }
-            let permit = workers.clone().acquire_owned().await.expect("semaphore is never closed");
+            // All workers busy: the next finishing upload wakes this loop, which rescans.
+            let Ok(permit) = workers.clone().try_acquire_owned() else {
+                in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&file.path);
+                break;
+            };
             let (store, pipeline, in_flight, retries) =
                 (store.clone(), pipeline.clone(), in_flight.clone(), retries.clone());
             tasks.spawn(async move {
