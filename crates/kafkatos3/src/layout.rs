@@ -7,6 +7,7 @@
 //!   tos3/<topic>/<partition>/<name>.mak.gz              compressed, waiting for upload
 //!   state/<topic>/<partition>/uploaded_through          last offset known to be in S3 (contiguously)
 //!   state/legacy                                        files adopted from the Python original
+//!   orphaned/<topic>/<partition>/<stamp>-<file>         files that did not continue the archived offsets
 //!   .kafkatos3.lock                                     held (flock) by the running daemon
 //! ```
 //!

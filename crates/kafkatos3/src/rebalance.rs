@@ -125,7 +125,12 @@ impl ArchiverContext {
         let tps: Vec<TopicPartition> =
             tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
         tracing::info!(consumer = self.id, partitions = %list(&tps), "assigned");
-        let committed = fetch_committed(consumer, tpl);
+        let Some(committed) = fetch_committed(consumer, tpl, &self.pipeline.shutdown) else {
+            // Stopping: the partitions are neither adopted nor written (records fetched now are
+            // ignored), so their local files stay untouched for whoever adopts them next.
+            tracing::info!(consumer = self.id, "shutting down; not adopting the new assignment");
+            return;
+        };
         let mut state = self.state();
         for tp in tps {
             let committed_offset = committed.get(&tp).copied().flatten();
@@ -205,12 +210,17 @@ pub fn seal_into_pipeline(pipeline: &Pipeline, spool: &mut PartitionSpool) {
 }
 
 /// Committed offsets of the assigned partitions; retried because guessing is not safe. `None`
-/// for a partition: the group has no committed offset for it.
+/// for a partition: the group has no committed offset for it. `None` overall once shutdown is
+/// requested: there is no point adopting partitions that are about to be released.
 fn fetch_committed(
     consumer: &BaseConsumer<ArchiverContext>,
     tpl: &TopicPartitionList,
-) -> HashMap<TopicPartition, Option<i64>> {
+    shutdown: &crate::shared::Shutdown,
+) -> Option<HashMap<TopicPartition, Option<i64>>> {
     for attempt in 1.. {
+        if shutdown.is_stopping() {
+            return None;
+        }
         match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
             Ok(committed) => {
                 let offsets = committed
@@ -225,7 +235,7 @@ fn fetch_committed(
                     })
                     .collect();
                 drop(committed);
-                return offsets;
+                return Some(offsets);
             }
             Err(error) => {
                 let wait = Duration::from_millis(200 * (1 << attempt.min(5)));
