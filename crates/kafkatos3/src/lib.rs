@@ -10,7 +10,8 @@
 //! - [`ledger`]: the commit rule, in one place.
 //! - [`recover`]: startup recovery of the working directory ([`layout`]), [`durable`] file ops.
 //!
-//! Tools: [`parse`] (`kafkatos3_parse`) and [`rotate`] (`kafkatos3_rotate`).
+//! Tools: [`parse`] (`kafkatos3_parse`), [`rotate`] (`kafkatos3_rotate`) and [`verify`]
+//! (`kafkatos3 verify`).
 
 pub mod adopt;
 pub mod compress;
@@ -33,3 +34,4 @@ pub mod shared;
 pub mod spool;
 pub mod throttle;
 pub mod upload;
+pub mod verify;

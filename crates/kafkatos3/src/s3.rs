@@ -24,29 +24,52 @@ pub fn object_key(prefix: &str, name: &SealedName) -> ObjectPath {
     ObjectPath::from(key)
 }
 
+/// Where and as whom to connect: the `[s3]` settings, or `kafkatos3 verify`'s flags.
+#[derive(Debug, Clone, Copy)]
+pub struct S3Target<'a> {
+    pub bucket: &'a str,
+    pub endpoint: Option<&'a str>,
+    pub region: Option<&'a str>,
+    /// Access key id and secret; `None`: the AWS credential chain.
+    pub credentials: Option<(&'a str, &'a str)>,
+}
+
+impl<'a> S3Target<'a> {
+    pub fn from_config(s3: &'a S3Config) -> Self {
+        S3Target {
+            bucket: &s3.s3_bucket_name,
+            endpoint: s3.s3_endpoint.as_deref(),
+            region: s3.s3_region.as_deref(),
+            credentials: s3.credentials.as_ref().map(|c| (c.access_key.as_str(), c.secret_key.expose())),
+        }
+    }
+}
+
 pub fn build_store(s3: &S3Config) -> Result<Arc<AmazonS3>, object_store::Error> {
+    connect(S3Target::from_config(s3))
+}
+
+pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Error> {
     let options =
         ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(300));
     // Client options first: they carry allow_http, which the endpoint below may switch on.
-    let mut builder = AmazonS3Builder::from_env().with_client_options(options).with_bucket_name(&s3.s3_bucket_name);
-    let region = s3
-        .s3_region
-        .clone()
+    let mut builder = AmazonS3Builder::from_env().with_client_options(options).with_bucket_name(target.bucket);
+    let region = target
+        .region
+        .map(str::to_string)
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .unwrap_or_else(|| "us-east-1".to_string());
     builder = builder.with_region(region);
-    if let Some(endpoint) = &s3.s3_endpoint {
+    if let Some(endpoint) = target.endpoint {
         builder = builder
             .with_endpoint(endpoint)
             .with_allow_http(endpoint.starts_with("http://"))
             .with_virtual_hosted_style_request(false);
     }
-    match &s3.credentials {
-        Some(credentials) => {
-            builder = builder
-                .with_access_key_id(&credentials.access_key)
-                .with_secret_access_key(credentials.secret_key.expose());
+    match target.credentials {
+        Some((access_key, secret_key)) => {
+            builder = builder.with_access_key_id(access_key).with_secret_access_key(secret_key);
         }
         None if !chain_has_credentials() => {
             if let Some((key, secret, token)) = shared_credentials_file() {

@@ -166,3 +166,56 @@ async fn files_above_the_multipart_threshold_are_uploaded_in_parts() {
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_a_clean_archive_then_the_gap_and_the_unreadable_object_it_is_given() {
+    let env = env();
+    let topic = unique("e2e-verify");
+    create_topic(&env, &topic, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix)
+        .write(&env, &dir.path().join("kafkatos3.cfg"));
+    let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
+    let s3 = store(&env, &env.s3_endpoint);
+    // Three batches a max age apart: three objects in one partition.
+    let mut produced = ByPartition::new();
+    for batch in 0..3 {
+        produce(&env, &topic, 1, batch * 100, 100, &mut produced).await;
+        wait_for_archive(s3.as_ref(), &prefix, (batch as usize + 1) * 100, Duration::from_secs(60)).await;
+    }
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+    let archive = read_archive(s3.as_ref(), &prefix).await;
+    assert_exactly_once(&produced, &archive);
+    assert_eq!(archive.keys.len(), 3, "{:?}", archive.keys);
+
+    let verify = |deep: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3"));
+        command.args(["verify", "--config"]).arg(dir.path().join("kafkatos3.cfg"));
+        if deep {
+            command.arg("--deep");
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = verify(true);
+    assert_eq!(code, Some(0), "clean archive: {out}{err}");
+    assert!(out.contains(&format!("{topic}:0: offsets 0-299 in 3 objects, 300 records, clean")), "{out}");
+
+    // Take the middle object away and add a corrupt one: both are reported, exit status 1.
+    let middle: object_store::path::Path = archive.keys[1].as_str().into();
+    object_store::ObjectStoreExt::delete(s3.as_ref(), &middle).await.unwrap();
+    let corrupt: object_store::path::Path = format!("{prefix}/{topic}/0/{topic}-0_300-310_261125.mak.gz").into();
+    object_store::ObjectStoreExt::put(s3.as_ref(), &corrupt, b"not gzip at all".to_vec().into()).await.unwrap();
+    for deep in [false, true] {
+        let (code, out, _) = verify(deep);
+        assert_eq!(code, Some(1), "problems found (deep = {deep}): {out}");
+        assert!(out.contains("GAP offsets 100-199"), "{out}");
+        assert!(out.contains(&format!("UNREADABLE {corrupt}")), "{out}");
+    }
+}

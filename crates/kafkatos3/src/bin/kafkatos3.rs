@@ -1,20 +1,67 @@
-//! `kafkatos3 CONFIG`: the archiving daemon.
+//! `kafkatos3 CONFIG`: the archiving daemon. `kafkatos3 verify ...`: check an archive in S3.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(version, about = "Archive Kafka topics to S3 as MAK files")]
+#[command(
+    name = "kafkatos3",
+    version,
+    about = "Archive Kafka topics to S3 as MAK files",
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
-    /// kafkatos3 config file to use (the original's INI format)
-    configfile: PathBuf,
+    /// kafkatos3 config file to use (the original's INI format): runs the daemon
+    configfile: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check an archive in S3: offsets covered per partition, gaps, overlaps, unreadable objects.
+    /// Exit status 0 only when clean.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// Take bucket, key prefix, endpoint, region and credentials from this config file
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Bucket to check (overrides the config's s3_bucket_name)
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Key prefix of the archive (overrides the config's s3_key_prefix; default kafkatos3)
+    #[arg(long)]
+    prefix: Option<String>,
+    /// S3-compatible endpoint URL (overrides the config's s3_endpoint)
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Region (overrides the config's s3_region)
+    #[arg(long)]
+    region: Option<String>,
+    /// Decode every record and check offsets are strictly increasing (default: headers only)
+    #[arg(long)]
+    deep: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match kafkatos3::config::load(&args.configfile) {
+    match (args.command, args.configfile) {
+        (Some(Command::Verify(verify)), _) => run_verify(verify),
+        (None, Some(configfile)) => run_daemon(configfile),
+        (None, None) => {
+            let _ = Args::command().write_help(&mut std::io::stderr());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_daemon(configfile: PathBuf) -> ExitCode {
+    let config = match kafkatos3::config::load(&configfile) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("kafkatos3: {error}");
@@ -22,12 +69,53 @@ fn main() -> ExitCode {
         }
     };
     kafkatos3::logging::init(config.main.log_level);
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %args.configfile.display(), "kafkatos3 starting");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %configfile.display(), "kafkatos3 starting");
     match kafkatos3::daemon::run(config, kafkatos3::daemon::signals()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{:#}", anyhow::Error::from(error));
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_verify(args: VerifyArgs) -> ExitCode {
+    let config = match args.config.as_deref().map(kafkatos3::config::load).transpose() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("kafkatos3 verify: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let s3 = config.as_ref().map(|c| &c.s3);
+    let Some(bucket) = args.bucket.as_deref().or(s3.map(|s| s.s3_bucket_name.as_str())) else {
+        eprintln!("kafkatos3 verify: name the bucket with --bucket or --config");
+        return ExitCode::from(2);
+    };
+    let prefix = args.prefix.as_deref().or(s3.map(|s| s.s3_key_prefix.as_str())).unwrap_or("kafkatos3");
+    let target = kafkatos3::s3::S3Target {
+        bucket,
+        endpoint: args.endpoint.as_deref().or(s3.and_then(|s| s.s3_endpoint.as_deref())),
+        region: args.region.as_deref().or(s3.and_then(|s| s.s3_region.as_deref())),
+        credentials: s3.and_then(|s| s.credentials.as_ref()).map(|c| (c.access_key.as_str(), c.secret_key.expose())),
+    };
+    let result = (|| -> anyhow::Result<kafkatos3::verify::Report> {
+        let store = kafkatos3::s3::connect(target)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(runtime.block_on(kafkatos3::verify::verify(store.as_ref(), bucket, prefix, args.deep))?)
+    })();
+    match result {
+        Ok(report) => {
+            print!("{}", report.render());
+            if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("kafkatos3 verify: {error}");
+            ExitCode::from(2)
         }
     }
 }
