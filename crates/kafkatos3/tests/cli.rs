@@ -832,7 +832,7 @@ fn parse_and_rotate_print_their_own_name_and_version() {
 #[test]
 fn every_tool_without_arguments_fails_with_usage() {
     for (program, usage) in [
-        (DAEMON, "Usage: kafkatos3 <CONFIGFILE>"),
+        (DAEMON, "Usage: kafkatos3 [CONFIGFILE]"),
         (PARSE, "Usage: kafkatos3_parse <FILE>"),
         (ROTATE, "Usage: kafkatos3_rotate <WORKINGDIR>"),
     ] {
