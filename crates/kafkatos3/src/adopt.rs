@@ -21,6 +21,8 @@ pub fn adopt_partition(
     committed: Option<i64>,
 ) -> Result<PartitionSpool, FsError> {
     let work = &pipeline.work;
+    // No compression of this partition runs while its files are judged.
+    let moving = pipeline.partition_locks.lock(tp);
     let marker = pipeline.ledger.read_marker(tp);
     let mut sealed = work.list_sealed_for(tp)?;
     sealed.retain(|f| !pipeline.legacy.contains(&f.name));
@@ -84,6 +86,9 @@ pub fn adopt_partition(
         }
         _ => PartitionSpool::new(work, tp.clone(), plan.resume_at),
     };
+    // Compressions skipped while this partition was locked can go ahead now.
+    drop(moving);
+    pipeline.compress_wake.notify();
     tracing::info!(partition = %tp, committed, uploaded_through = marker, resume_at = plan.resume_at, pending_files = kept.len(), "adopted partition");
     Ok(spool)
 }

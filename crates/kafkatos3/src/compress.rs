@@ -64,7 +64,15 @@ pub fn spawn(pipeline: Arc<Pipeline>) -> Vec<thread::JoinHandle<()>> {
                     let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(200));
                     match job {
                         Ok(file) => {
-                            compress_one(&pipeline, &file);
+                            // Once stopping, queued files wait for the next start; a partition
+                            // being adopted is skipped and comes back with the next wake-up.
+                            if !pipeline.stages_stopped() {
+                                if let Some(_moving) = pipeline.partition_locks.try_lock(&file.name.tp) {
+                                    if file.path.exists() {
+                                        compress_one(&pipeline, &file);
+                                    }
+                                }
+                            }
                             in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&file.path);
                         }
                         Err(mpsc::RecvTimeoutError::Timeout) if pipeline.stages_stopped() => return,

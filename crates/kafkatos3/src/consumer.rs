@@ -128,8 +128,13 @@ impl Loop<'_> {
             Ok(Appended::Written) => {
                 if spool.is_full(self.pipeline.config.consumer.max_file_bytes) {
                     seal_into_pipeline(self.pipeline, spool);
+                    drop(state);
+                    // A failed seal reopened the file at its durable point: fetch again from there
+                    // before taking any later record.
+                    self.apply_rewinds();
                 }
             }
+            Ok(Appended::AwaitingRewind) => {}
             Ok(Appended::AlreadyHeld) => {
                 tracing::debug!(partition = %spool.tp, offset = message.offset(), "skipping a record already held")
             }

@@ -132,6 +132,15 @@ impl Ledger {
         }
     }
 
+    /// True when this file is tracked and still waiting for its upload: the only files of an
+    /// owned partition the uploader may upload.
+    pub fn awaits_upload(&self, name: &SealedName) -> bool {
+        self.lock()
+            .get(&name.tp)
+            .and_then(|l| l.files.get(&name.start))
+            .is_some_and(|(tracked, confirmed)| tracked == name && !*confirmed)
+    }
+
     /// True when this file's upload is confirmed but not yet released (an earlier file of the
     /// partition is still pending): it must not be uploaded again.
     pub fn is_confirmed(&self, name: &SealedName) -> bool {
@@ -158,16 +167,20 @@ impl Ledger {
         if let Some(entry) = ledger.files.get_mut(&name.start) {
             entry.1 = true;
         }
-        let mut deletable = Vec::new();
-        while ledger.files.first_key_value().is_some_and(|(_, (_, confirmed))| *confirmed) {
+        let run = ledger.files.values().take_while(|(_, confirmed)| *confirmed).count();
+        let Some(new_through) = run.checked_sub(1).and_then(|i| ledger.files.values().nth(i)).map(|(n, _)| n.end)
+        else {
+            return Ok(Released { deletable: Vec::new(), owned: true });
+        };
+        // The marker first: if it cannot be written the files stay tracked (and confirmed), and
+        // the next confirmation of the partition retries the release.
+        durable::write_file_durable(&self.work.uploaded_marker(&name.tp), format!("{new_through}\n").as_bytes())?;
+        let mut deletable = Vec::with_capacity(run);
+        for _ in 0..run {
             if let Some((_, (released, _))) = ledger.files.pop_first() {
                 deletable.push(released);
             }
         }
-        let Some(new_through) = deletable.last().map(|n| n.end) else {
-            return Ok(Released { deletable, owned: true });
-        };
-        durable::write_file_durable(&self.work.uploaded_marker(&name.tp), format!("{new_through}\n").as_bytes())?;
         Ok(Released { deletable, owned: true })
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::config::Config;
 use crate::layout::WorkDir;
 use crate::ledger::Ledger;
-use crate::shared::{Backlog, Legacy, Shutdown, Wake};
+use crate::shared::{Backlog, Legacy, PartitionLocks, Shutdown, Wake};
 
 #[derive(Debug)]
 pub struct Pipeline {
@@ -26,6 +26,8 @@ pub struct Pipeline {
     pub upload_wake: tokio::sync::Notify,
     /// Signal-driven shutdown with its deadline.
     pub shutdown: Shutdown,
+    /// Adoption and compression of the same partition exclude each other.
+    pub partition_locks: PartitionLocks,
     /// Set by the daemon once the consumers are gone (or the deadline passed): compressors and
     /// uploaders finish the file at hand and stop.
     stages_stop: AtomicBool,
@@ -44,6 +46,7 @@ impl Pipeline {
             compress_wake: Wake::default(),
             upload_wake: tokio::sync::Notify::new(),
             shutdown: Shutdown::default(),
+            partition_locks: PartitionLocks::default(),
             stages_stop: AtomicBool::new(false),
         }
     }
@@ -51,7 +54,8 @@ impl Pipeline {
     pub fn stop_stages(&self) {
         self.stages_stop.store(true, Ordering::SeqCst);
         self.compress_wake.notify();
-        self.upload_wake.notify_waiters();
+        // notify_one stores a permit, so an uploader busy scanning sees it on its next wait.
+        self.upload_wake.notify_one();
     }
 
     pub fn stages_stopped(&self) -> bool {

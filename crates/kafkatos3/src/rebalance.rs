@@ -78,13 +78,14 @@ impl ArchiverContext {
 
     /// Commits, for every owned partition (or only `only`), the offset the ledger allows, when it
     /// moved forward.
+    /// Returns false when the commit request failed.
     pub fn commit_progress(
         &self,
         consumer: &BaseConsumer<ArchiverContext>,
         state: &mut ConsumerState,
         mode: CommitMode,
         only: Option<&[TopicPartition]>,
-    ) {
+    ) -> bool {
         let mut tpl = TopicPartitionList::new();
         let mut advanced = Vec::new();
         for spool in state.topics.values().flat_map(|p| p.values()) {
@@ -98,7 +99,9 @@ impl ArchiverContext {
             ) else {
                 continue;
             };
-            if state.committed.get(&spool.tp).is_some_and(|&done| done >= offset) {
+            // A hand-over (`only`) always commits: an earlier asynchronous commit may have failed
+            // after it was recorded here, and the next owner starts from what Kafka holds.
+            if only.is_none() && state.committed.get(&spool.tp).is_some_and(|&done| done >= offset) {
                 continue;
             }
             if tpl.add_partition_offset(&spool.tp.topic, spool.tp.partition, Offset::Offset(offset)).is_ok() {
@@ -106,7 +109,7 @@ impl ArchiverContext {
             }
         }
         if advanced.is_empty() {
-            return;
+            return true;
         }
         match consumer.commit(&tpl, mode) {
             Ok(()) => {
@@ -114,9 +117,11 @@ impl ArchiverContext {
                     tracing::debug!(partition = %tp, offset, "committed");
                     state.committed.insert(tp, offset);
                 }
+                true
             }
             Err(error) => {
-                tracing::warn!(consumer = self.id, %error, "offset commit failed; retried on the next tick")
+                tracing::warn!(consumer = self.id, %error, "offset commit failed; retried");
+                false
             }
         }
     }
@@ -135,6 +140,9 @@ impl ArchiverContext {
         for tp in tps {
             let committed_offset = committed.get(&tp).copied().flatten();
             let spool = loop {
+                if self.pipeline.shutdown.is_stopping() {
+                    return;
+                }
                 match adopt_partition(&self.pipeline, &tp, committed_offset) {
                     Ok(spool) => break spool,
                     Err(error) => {
@@ -165,21 +173,29 @@ impl ArchiverContext {
         for spool in state.spools_mut().filter(|s| tps.contains(&s.tp)) {
             seal_into_pipeline(&self.pipeline, spool);
         }
-        let mut deadline = Instant::now() + self.pipeline.config.consumer.rebalance_timeout;
-        if let Some(shutdown) = self.pipeline.shutdown.deadline() {
-            deadline = deadline.min(shutdown);
-        }
+        let started = Instant::now();
+        // The shutdown deadline is read on every round: a shutdown requested during a hand-over
+        // shortens it.
+        let deadline = || {
+            let own = started + self.pipeline.config.consumer.rebalance_timeout;
+            self.pipeline.shutdown.deadline().map_or(own, |shutdown| own.min(shutdown))
+        };
         loop {
-            self.commit_progress(consumer, &mut state, CommitMode::Sync, Some(&tps));
             let pending: usize = tps.iter().map(|tp| self.pipeline.ledger.pending_files(tp)).sum();
             if pending == 0 {
                 break;
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline() {
                 tracing::warn!(consumer = self.id, pending_files = pending, "hand-over timed out; files stay on this disk and the next owner reads their records again from Kafka");
                 break;
             }
+            self.commit_progress(consumer, &mut state, CommitMode::Sync, Some(&tps));
             std::thread::sleep(Duration::from_millis(50));
+        }
+        // The last word: everything confirmed so far, committed synchronously, retried until the
+        // deadline, so the next owner starts exactly after it.
+        while !self.commit_progress(consumer, &mut state, CommitMode::Sync, Some(&tps)) && Instant::now() < deadline() {
+            std::thread::sleep(Duration::from_millis(200));
         }
         for tp in &tps {
             if let Some(spool) = state.remove(tp) {

@@ -61,6 +61,8 @@ pub enum Appended {
     Written,
     /// Below the offset already held (a re-delivery after a seek): skipped, as the original did.
     AlreadyHeld,
+    /// After a failed write, before the consumer has seeked back: dropped, fetched again.
+    AwaitingRewind,
 }
 
 impl PartitionSpool {
@@ -102,6 +104,11 @@ impl PartitionSpool {
     ) -> Result<Appended, SpoolError> {
         if self.next_offset.is_some_and(|next| offset < next) {
             return Ok(Appended::AlreadyHeld);
+        }
+        if self.rewind.is_some() {
+            // Records after a failed write until the consumer has seeked back: taking one would
+            // leave a hole in the file.
+            return Ok(Appended::AwaitingRewind);
         }
         if self.writer.is_none() {
             // Known before the file exists, so a failure to create it still rewinds to this record.
@@ -195,8 +202,14 @@ impl PartitionSpool {
             return Err(self.fail(SpoolError::Write { tp, source }));
         }
         let name = SealedName { tp: tp.clone(), start, end, date: today_yymmdd() };
-        if let Err(source) = durable::rename_durable(&self.path, &work.sealed_path(Stage::ToCompress, &name)) {
-            return Err(self.fail(SpoolError::Fs { tp, source }));
+        let sealed = work.sealed_path(Stage::ToCompress, &name);
+        if let Err(source) = durable::rename_durable(&self.path, &sealed) {
+            if !sealed.exists() {
+                return Err(self.fail(SpoolError::Fs { tp, source }));
+            }
+            // The rename happened, only a directory sync failed: the file is sealed (the next
+            // directory sync makes it durable); reporting a failure would lose track of it.
+            tracing::warn!(partition = %tp, error = %source, "sealed, but syncing the directory failed");
         }
         Ok(Some((name, size)))
     }

@@ -15,7 +15,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
 use crate::durable;
-use crate::layout::{SealedFile, Stage};
+use crate::layout::{SealedFile, SealedName, Stage};
 use crate::pipeline::Pipeline;
 use crate::s3::object_key;
 
@@ -98,9 +98,16 @@ pub async fn run(store: Arc<dyn ObjectStore>, pipeline: Arc<Pipeline>) {
                 }
                 continue;
             }
-            // Only the owner of a partition uploads its files: the owner alone commits, and a
-            // former owner's leftovers would duplicate what the new owner reads again.
-            if !legacy && (!pipeline.ledger.is_owned(&file.name.tp) || pipeline.ledger.is_confirmed(&file.name)) {
+            // Only the owner of a partition uploads its files, and only those its ledger tracks
+            // as waiting: the owner alone commits, and anything else (a former owner's leftovers,
+            // a file already confirmed) would be uploaded twice.
+            if !legacy && pipeline.ledger.is_confirmed(&file.name) {
+                if let Err(error) = release_confirmed(&pipeline, &file.name) {
+                    tracing::error!(%error, file = %file.name.stem(), "releasing an uploaded file failed; retried");
+                }
+                continue;
+            }
+            if !legacy && !pipeline.ledger.awaits_upload(&file.name) {
                 continue;
             }
             if let Some(not_before) =
@@ -169,9 +176,16 @@ async fn upload_and_release(
         pipeline.backlog.sub(size);
         return Ok(());
     }
-    let released = pipeline.ledger.upload_confirmed(&file.name)?;
+    release_confirmed(pipeline, &file.name)?;
+    Ok(())
+}
+
+/// Tells the ledger a file is in S3 and deletes the local files it releases. Idempotent, so a
+/// release that failed (the marker could not be written) is retried by calling it again.
+fn release_confirmed(pipeline: &Pipeline, name: &SealedName) -> Result<(), crate::durable::FsError> {
+    let released = pipeline.ledger.upload_confirmed(name)?;
     if !released.owned {
-        tracing::warn!(file = %file.name.stem(), "uploaded after the partition was handed over; local file kept for the next adoption to judge");
+        tracing::warn!(file = %name.stem(), "uploaded after the partition was handed over; local file kept for the next adoption to judge");
     }
     for name in released.deletable {
         let path = pipeline.work.sealed_path(Stage::ToS3, &name);
