@@ -256,6 +256,28 @@ mod tests {
     }
 
     #[test]
+    fn a_marker_that_cannot_be_written_keeps_the_files_tracked_until_a_retry_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        let ledger = Ledger::new(work.clone());
+        let tp = TopicPartition::new("t", 3);
+        let name = SealedName { tp: tp.clone(), start: 0, end: 9, date: "240101".into() };
+        ledger.adopt(&tp, std::slice::from_ref(&name));
+        // A file where the partition's state directory belongs makes the marker write fail.
+        let state_dir = work.uploaded_marker(&tp).parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(state_dir.parent().unwrap()).unwrap();
+        std::fs::write(&state_dir, b"in the way").unwrap();
+        assert!(ledger.upload_confirmed(&name).is_err());
+        assert_eq!(ledger.oldest_unconfirmed(&tp), Some(0), "nothing released without the marker");
+        assert!(ledger.is_confirmed(&name) && !ledger.awaits_upload(&name), "not uploaded again");
+
+        std::fs::remove_file(&state_dir).unwrap();
+        let released = ledger.upload_confirmed(&name).unwrap();
+        assert_eq!(released.deletable, vec![name]);
+        assert_eq!(ledger.read_marker(&tp), Some(9));
+    }
+
+    #[test]
     fn confirmation_after_release_keeps_the_local_file() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::new(WorkDir::new(dir.path()));
