@@ -12,7 +12,8 @@
 # DEMO_RECORDS records (distinct keys and values, one empty value); write demo.cfg in the original kafkatos3's
 # INI format; run `target/release/kafkatos3 demo.cfg` in the background until the objects are in the bucket and
 # the consumer group's committed offsets reach the end of every partition; SIGTERM it and wait for a clean exit;
-# list the archived objects; download one and print the first lines of `target/release/kafkatos3_parse FILE`.
+# list the archived objects; download one and print the first lines of `target/release/kafkatos3_parse FILE`;
+# check the whole archive with `kafkatos3 verify --deep`.
 # The broker and S3 server are stopped on exit (trap); the state dir (config, daemon log, working directory,
 # downloaded file) is kept for a look and its path printed.
 set -euo pipefail
@@ -170,3 +171,6 @@ log "downloaded $KEY -> $FILE; kafkatos3_parse says (first 20 lines):"
 "$BIN_DIR/kafkatos3_parse" "$FILE" >"$STATE/parsed.txt"
 head -n 20 "$STATE/parsed.txt"
 log "($(wc -l <"$STATE/parsed.txt") lines in all)"
+
+log "kafkatos3 verify --deep (every record of every object checked; exit 0 = no gap, overlap or unreadable object):"
+"$BIN_DIR/kafkatos3" verify --config "$CONFIG" --deep
