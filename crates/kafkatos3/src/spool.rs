@@ -142,7 +142,7 @@ impl PartitionSpool {
     /// After a failed write (a full disk): the file is valid up to its last durable point, so
     /// it is reopened there, and the records after it are to be fetched again.
     fn fail(&mut self, error: SpoolError) -> SpoolError {
-        self.writer = None;
+        let file_start = self.writer.take().map(|w| w.header().start_offset);
         if self.path.exists() {
             match MakWriter::open_append(&self.path) {
                 Ok((writer, recovered)) if recovered.last_offset.is_some() => {
@@ -156,7 +156,16 @@ impl PartitionSpool {
                     let _ = durable::remove_durable(&self.path);
                     self.next_offset = Some(recovered.header.start_offset);
                 }
-                Err(reopen) => tracing::error!(partition = %self.tp, error = %reopen, "reopening the in-progress file"),
+                Err(reopen) => {
+                    // Unreadable (e.g. its header was cut by the full disk): move it out of the
+                    // way, where nothing deletes it, and fetch its records again.
+                    tracing::error!(partition = %self.tp, error = %reopen, "in-progress file unreadable after a failed write; setting it aside");
+                    let orphaned = orphan_path(&self.path);
+                    if let Err(error) = durable::rename_durable(&self.path, &orphaned) {
+                        tracing::error!(partition = %self.tp, %error, "setting the in-progress file aside");
+                    }
+                    self.next_offset = file_start.or(self.next_offset);
+                }
             }
         }
         self.rewind = self.next_offset;
@@ -224,6 +233,17 @@ impl PartitionSpool {
     }
 }
 
+/// `<root>/orphaned/<topic>/<partition>/<stamp>-data.mak` for `<root>/inprogress/<topic>/<partition>/data.mak`.
+fn orphan_path(inprogress: &std::path::Path) -> PathBuf {
+    let mut parts = inprogress.ancestors().skip(1);
+    let (partition_dir, topic_dir) = (parts.next(), parts.next());
+    let root = parts.nth(1).unwrap_or(std::path::Path::new("."));
+    let name =
+        |p: Option<&std::path::Path>| p.and_then(|p| p.file_name()).map(|n| n.to_os_string()).unwrap_or_default();
+    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    root.join("orphaned").join(name(topic_dir)).join(name(partition_dir)).join(format!("{stamp}-data.mak"))
+}
+
 /// Wall-clock seconds since the epoch, the unit of a MAK header's start time.
 pub fn now_secs() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs() as f64)
@@ -237,4 +257,36 @@ pub fn seal_existing(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(Seal
         MakWriter::open_append(&path).map_err(|source| SpoolError::Write { tp: tp.clone(), source })?;
     let mut spool = PartitionSpool::resume(work, tp.clone(), writer);
     spool.seal(work)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orphan_path_mirrors_the_partition_under_orphaned() {
+        let path = orphan_path(std::path::Path::new("/w/inprogress/my-topic/7/data.mak"));
+        assert!(path.starts_with("/w/orphaned/my-topic/7/"), "{}", path.display());
+        assert!(path.to_string_lossy().ends_with("-data.mak"));
+    }
+
+    #[test]
+    fn an_unreadable_in_progress_file_is_set_aside_and_its_records_fetched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        let tp = TopicPartition::new("t", 0);
+        let mut spool = PartitionSpool::new(&work, tp.clone(), Some(40));
+        assert_eq!(spool.append(40, Some(b"k"), Some(b"v"), 1.0).unwrap(), Appended::Written);
+        spool.flush().unwrap();
+        // The header is destroyed behind the writer's back; the next failure cannot reopen it.
+        std::fs::write(work.inprogress_file(&tp), b"MA").unwrap();
+        let error =
+            SpoolError::Fs { tp: tp.clone(), source: FsError::new("test", dir.path(), std::io::Error::other("x")) };
+        let _ = spool.fail(error);
+        assert_eq!(spool.take_rewind(), Some(40), "fetch again from the file's start");
+        assert!(!work.inprogress_file(&tp).exists());
+        let orphaned = dir.path().join("orphaned/t/0");
+        assert_eq!(std::fs::read_dir(orphaned).unwrap().count(), 1, "kept, not deleted");
+        assert_eq!(spool.append(40, Some(b"k"), Some(b"v"), 1.0).unwrap(), Appended::Written, "a fresh file starts");
+    }
 }
