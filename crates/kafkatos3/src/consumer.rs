@@ -225,6 +225,10 @@ impl Loop<'_> {
             }
             self.paused = false;
             self.write_failed_at = None;
+        } else if self.paused {
+            // A rebalance while paused hands out partitions that start fetching: pause them too
+            // (pausing a paused partition is a no-op).
+            self.pause_all();
         }
     }
 
