@@ -102,6 +102,12 @@ impl Stage {
         }
     }
 
+    /// True for a file name of this stage's kind (a `.mak.gz` in `tocompress/` is the original's
+    /// in-place gzip output, which recovery deals with).
+    fn holds(self, file_name: &str) -> bool {
+        file_name.ends_with(self.suffix()) && !(self == Stage::ToCompress && file_name.ends_with(GZ_SUFFIX))
+    }
+
     fn suffix(self) -> &'static str {
         match self {
             Stage::ToCompress => MAK_SUFFIX,
@@ -196,7 +202,7 @@ impl WorkDir {
             let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
-            if !file_name.ends_with(stage.suffix()) || (stage == Stage::ToCompress && file_name.ends_with(GZ_SUFFIX)) {
+            if !stage.holds(file_name) {
                 continue;
             }
             match SealedName::parse(file_name) {
@@ -218,9 +224,7 @@ impl WorkDir {
                 let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
                     continue;
                 };
-                if !file_name.ends_with(stage.suffix())
-                    || (stage == Stage::ToCompress && file_name.ends_with(GZ_SUFFIX))
-                {
+                if !stage.holds(file_name) {
                     continue;
                 }
                 if let Some(name) = SealedName::parse(file_name).filter(|n| &n.tp == tp) {

@@ -115,12 +115,8 @@ impl Legacy {
 
     /// Records the files of a working directory adopted from the original, durably.
     pub fn create(work: &WorkDir, names: &[SealedName]) -> Result<Self, FsError> {
-        let mut text = String::new();
-        for name in names {
-            text.push_str(&name.stem());
-            text.push('\n');
-        }
-        durable::write_file_durable(&work.legacy_list(), text.as_bytes())?;
+        let stems: Vec<String> = names.iter().map(SealedName::stem).collect();
+        durable::write_file_durable(&work.legacy_list(), lines(stems.iter().map(String::as_str)).as_bytes())?;
         Self::load(work)
     }
 
@@ -138,13 +134,17 @@ impl Legacy {
         if !stems.remove(&name.stem()) {
             return Ok(());
         }
-        let mut text = String::new();
-        for stem in stems.iter() {
-            text.push_str(stem);
-            text.push('\n');
-        }
-        durable::write_file_durable(&self.work.legacy_list(), text.as_bytes())
+        durable::write_file_durable(&self.work.legacy_list(), lines(stems.iter().map(String::as_str)).as_bytes())
     }
+}
+
+/// The legacy list's file format: one stem per line.
+fn lines<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    items.fold(String::new(), |mut text, item| {
+        text.push_str(item);
+        text.push('\n');
+        text
+    })
 }
 
 /// Per-partition exclusion between the stages that move a partition's sealed files: adoption
