@@ -23,6 +23,8 @@ pub fn adopt_partition(
     let work = &pipeline.work;
     // No compression of this partition runs while its files are judged.
     let moving = pipeline.partition_locks.lock(tp);
+    // A resync asked for under an earlier ownership is superseded by this adoption.
+    drop(pipeline.resyncs.take(|t| t == tp));
     let marker = pipeline.ledger.read_marker(tp);
     let mut sealed = work.list_sealed_for(tp)?;
     sealed.retain(|f| !pipeline.legacy.contains(&f.name));
@@ -91,6 +93,24 @@ pub fn adopt_partition(
     pipeline.compress_wake.notify();
     tracing::info!(partition = %tp, committed, uploaded_through = marker, resume_at = plan.resume_at, pending_files = kept.len(), "adopted partition");
     Ok(spool)
+}
+
+/// Deletes the partition's sealed files that start at `from` or later (their records are read
+/// again from Kafka, or are in S3 already) and forgets them in the ledger: a resync.
+pub fn drop_files_from(pipeline: &Pipeline, tp: &TopicPartition, from: i64) -> Result<usize, FsError> {
+    let _moving = pipeline.partition_locks.lock(tp);
+    let mut dropped = 0;
+    for file in pipeline.work.list_sealed_for(tp)? {
+        if file.name.start < from || pipeline.legacy.contains(&file.name) {
+            continue;
+        }
+        let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+        durable::remove_durable(&file.path)?;
+        pipeline.backlog.sub(bytes);
+        dropped += 1;
+    }
+    pipeline.ledger.truncate(tp, from);
+    Ok(dropped)
 }
 
 /// Moves a file out of the pipeline to `orphaned/<topic>/<partition>/`, where nothing deletes or

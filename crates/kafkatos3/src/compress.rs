@@ -20,6 +20,7 @@ use flate2::Compression;
 use crate::durable::{self, FsError};
 use crate::layout::{SealedFile, Stage};
 use crate::pipeline::Pipeline;
+use crate::shared::Resync;
 
 /// Read and write buffers: large enough that the codec, not syscalls, sets the pace.
 const IO_BUFFER: usize = 256 * 1024;
@@ -92,7 +93,7 @@ pub fn spawn(pipeline: Arc<Pipeline>) -> Vec<thread::JoinHandle<()>> {
             }
             match pipeline.work.list_sealed(Stage::ToCompress) {
                 Ok(files) => {
-                    for file in files {
+                    for file in oldest_per_partition(files) {
                         if in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(file.path.clone())
                             && job_tx.send(file).is_err()
                         {
@@ -110,6 +111,22 @@ pub fn spawn(pipeline: Arc<Pipeline>) -> Vec<thread::JoinHandle<()>> {
     handles
 }
 
+/// A partition's files are compressed in offset order, one at a time (across partitions in
+/// parallel): its uploads go oldest first, and a later file compressed early would only hold
+/// disk space the oldest may need.
+fn oldest_per_partition(files: Vec<SealedFile>) -> Vec<SealedFile> {
+    let mut oldest: std::collections::HashMap<crate::layout::TopicPartition, SealedFile> = Default::default();
+    for file in files {
+        match oldest.get(&file.name.tp) {
+            Some(kept) if kept.name.start <= file.name.start => {}
+            _ => {
+                oldest.insert(file.name.tp.clone(), file);
+            }
+        }
+    }
+    oldest.into_values().collect()
+}
+
 fn compress_one(pipeline: &Pipeline, file: &SealedFile) {
     let before = fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
     let started = std::time::Instant::now();
@@ -124,6 +141,15 @@ fn compress_one(pipeline: &Pipeline, file: &SealedFile) {
             // Left in tocompress: the next scan retries it. The partial output goes now, so a
             // full disk gets its space back for the uploads that resolve it.
             let _ = fs::remove_file(durable::tmp_path(&pipeline.work.sealed_path(Stage::ToS3, &file.name)));
+            let tp = &file.name.tp;
+            if error.is_out_of_space() && pipeline.ledger.oldest_unconfirmed(tp) == Some(file.name.start) {
+                // The partition's oldest file is the one to upload next and nothing of the
+                // partition can move until it is: free the space its later data holds (sealed
+                // files and the open file) and read that data again once this file is gone.
+                let after = file.name.end + 1;
+                tracing::warn!(file = %file.name.stem(), resume_at = after, "disk full: dropping the partition's later local data to compress its oldest file");
+                pipeline.resyncs.request(tp, Resync { drop_from: after, resume_at: Some(after) });
+            }
             tracing::error!(%error, file = %file.name.stem(), "compression failed; will retry");
             thread::sleep(Duration::from_secs(1));
         }

@@ -12,9 +12,10 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientConfig, Message, Offset};
 
 use crate::config::Config;
+use crate::layout::TopicPartition;
 use crate::pipeline::Pipeline;
 use crate::rebalance::{seal_into_pipeline, ArchiverContext, ConsumerState};
-use crate::spool::{now_secs, Appended};
+use crate::spool::{now_secs, Appended, PartitionSpool};
 use crate::throttle::LogThrottle;
 
 /// How often the loop flushes, rotates, commits and checks the backlog at most.
@@ -24,6 +25,10 @@ const COMMIT_EVERY: Duration = Duration::from_secs(1);
 const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// Pause after a failed write (a full disk) before fetching again.
 const WRITE_FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a resync may wait for S3 to say where a partition's archive ends, and how soon a
+/// failed one is tried again.
+const RESYNC_PROBE_LIMIT: Duration = Duration::from_secs(10);
+const RESYNC_RETRY: Duration = Duration::from_secs(5);
 
 pub fn client_config(config: &Config, id: usize) -> ClientConfig {
     let consumer = &config.consumer;
@@ -85,6 +90,7 @@ fn run(pipeline: Arc<Pipeline>, id: usize) {
         last_commit: Instant::now(),
         paused: false,
         write_failed_at: None,
+        resync_retry_at: None,
     };
     lp.consume();
     lp.drain_for_shutdown();
@@ -101,6 +107,7 @@ struct Loop<'a> {
     last_commit: Instant,
     paused: bool,
     write_failed_at: Option<Instant>,
+    resync_retry_at: Option<Instant>,
 }
 
 impl Loop<'_> {
@@ -160,12 +167,83 @@ impl Loop<'_> {
         }
         self.pause_all();
         self.write_failed_at = Some(Instant::now());
-        for (tp, offset) in rewinds {
+        self.seek_all(rewinds);
+    }
+
+    /// Seeks each partition; one whose seek fails keeps dropping records until a later seek
+    /// succeeds, so no record after a hole is ever written.
+    fn seek_all(&mut self, seeks: Vec<(TopicPartition, i64)>) {
+        for (tp, offset) in seeks {
             if let Err(error) =
                 self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), Duration::from_secs(10))
             {
-                tracing::error!(partition = %tp, %error, "seeking back after a failed write");
+                tracing::warn!(partition = %tp, offset, %error, "seek failed; retried");
+                let mut state = self.consumer.context().state();
+                if let Some(spool) = state.topics.get_mut(&tp.topic).and_then(|p| p.get_mut(&tp.partition)) {
+                    spool.await_position(offset);
+                }
             }
+        }
+    }
+
+    /// Applies the resyncs asked for this consumer's partitions: the partition's local files
+    /// from the given offset on are dropped and consumption resumes where S3's chain continues
+    /// (after a lost upload race) or at the given offset (to free a full disk).
+    fn apply_resyncs(&mut self) {
+        if self.resync_retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let pipeline = self.pipeline;
+        let context = self.consumer.context();
+        let requests = {
+            let state = context.state();
+            pipeline.resyncs.take(|tp| state.topics.get(&tp.topic).is_some_and(|p| p.contains_key(&tp.partition)))
+        };
+        for (tp, resync) in requests {
+            let resume = match resync.resume_at {
+                Some(offset) => offset,
+                None => {
+                    let probe =
+                        crate::archive::frontier(pipeline.s3.store.as_ref(), &pipeline.s3.at, &tp, resync.drop_from);
+                    match pipeline.s3.block_on(RESYNC_PROBE_LIMIT, probe) {
+                        Some(Ok(offset)) => offset,
+                        failed => {
+                            let error = failed.map_or_else(
+                                || "timed out".to_string(),
+                                |r| r.err().map(|e| e.to_string()).unwrap_or_default(),
+                            );
+                            tracing::warn!(partition = %tp, %error, "reading where S3's archive of the partition ends failed; retried");
+                            pipeline.resyncs.request(&tp, resync);
+                            self.resync_retry_at = Some(Instant::now() + RESYNC_RETRY);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let mut state = context.state();
+            let Some(spool) = state.topics.get_mut(&tp.topic).and_then(|p| p.remove(&tp.partition)) else {
+                continue;
+            };
+            let spool = match spool
+                .discard()
+                .and_then(|()| crate::adopt::drop_files_from(pipeline, &tp, resync.drop_from))
+            {
+                Ok(dropped) => {
+                    tracing::warn!(partition = %tp, dropped_files = dropped, from = resync.drop_from, resume_at = resume, "resynced: local files dropped, records read again from Kafka");
+                    let mut spool = PartitionSpool::new(&pipeline.work, tp.clone(), Some(resume));
+                    spool.await_position(resume);
+                    spool
+                }
+                Err(error) => {
+                    tracing::error!(partition = %tp, %error, "dropping local files for a resync failed; retried");
+                    pipeline.resyncs.request(&tp, resync);
+                    self.resync_retry_at = Some(Instant::now() + RESYNC_RETRY);
+                    let mut spool = PartitionSpool::new(&pipeline.work, tp.clone(), Some(resync.drop_from));
+                    spool.await_position(resync.drop_from);
+                    spool
+                }
+            };
+            state.topics.entry(tp.topic.clone()).or_default().insert(tp.partition, spool);
         }
     }
 
@@ -201,6 +279,7 @@ impl Loop<'_> {
             self.consumer.context().commit_progress(self.consumer, &mut state, CommitMode::Async, None);
         }
         drop(state);
+        self.apply_resyncs();
         self.apply_rewinds();
         self.apply_backpressure();
     }

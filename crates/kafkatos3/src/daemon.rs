@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::archive::Location;
 use crate::config::{Config, ConsumerClass};
 use crate::layout::WorkDir;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, S3Access};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -41,14 +42,14 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
         .map_err(|source| DaemonError::S3 { bucket: config.s3.s3_bucket_name.clone(), source })?;
     let grace = config.main.shutdown_timeout;
     let consumers = config.consumer.consumer_processes;
-    let pipeline = Arc::new(Pipeline::new(config, work, recovery.legacy, recovery.backlog_bytes));
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("uploader")
         .enable_all()
         .build()
         .map_err(DaemonError::Runtime)?;
+    let s3 = S3Access::new(store.clone(), Location::new(&config.s3.s3_key_prefix), runtime.handle().clone());
+    let pipeline = Arc::new(Pipeline::new(config, work, recovery.legacy, recovery.backlog_bytes, s3));
     let uploader = runtime.spawn(crate::upload::run(store, pipeline.clone()));
     {
         let pipeline = pipeline.clone();
@@ -59,6 +60,7 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
         });
     }
     let compressors = crate::compress::spawn(pipeline.clone());
+    let leftovers = crate::orphans::spawn(pipeline.clone());
     let consumer_threads: Vec<_> = (0..consumers).map(|id| crate::consumer::spawn(pipeline.clone(), id)).collect();
 
     for handle in consumer_threads {
@@ -73,6 +75,7 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
     for handle in compressors {
         let _ = handle.join();
     }
+    let _ = leftovers.join();
     let _ = runtime.block_on(uploader);
     runtime.shutdown_timeout(Duration::from_secs(1));
     if pipeline.shutdown.has_failed() {

@@ -1,11 +1,11 @@
 //! Delivery semantics live here, and only here: which offset of a partition may be committed to
 //! Kafka, and which local files may be deleted, given what has been confirmed in S3.
 //!
-//! The invariant: a committed offset `C` means every record below `C` is in S3. Files of a
-//! partition are uploaded in any order (parallel uploaders), but their confirmations are
-//! released in offset order: `uploaded_through` only grows over a contiguous run of confirmed
-//! files, is made durable before their local copies are deleted, and the offset handed to Kafka
-//! is never past the start of the oldest file that is not yet confirmed.
+//! The invariant: a committed offset `C` means every record below `C` is in S3. A partition's
+//! files are uploaded one at a time, oldest first (the fence, see docs/design.md, needs every
+//! object to be created right after its confirmed predecessor); `uploaded_through` grows with
+//! each confirmation, is made durable before the local copy is deleted, and the offset handed
+//! to Kafka is never past the start of the oldest file that is not yet confirmed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -77,6 +77,11 @@ pub fn plan_adoption(
 struct PartitionLedger {
     /// Sealed files not yet released, by start offset, with "confirmed in S3".
     files: BTreeMap<i64, (SealedName, bool)>,
+    /// Lost an upload race: nothing is uploaded until the consumer has resynced the partition.
+    held: bool,
+    /// Started without knowing where the archive ends (no commit, S3 unreachable): nothing is
+    /// committed until the first upload has asked S3.
+    base_unconfirmed: bool,
 }
 
 /// What a confirmed upload released.
@@ -110,9 +115,16 @@ impl Ledger {
         text.trim().parse().ok()
     }
 
+    /// Records durably that S3 holds the partition through `end` (a leftover uploaded while
+    /// the partition is not owned).
+    pub fn write_marker(&self, tp: &TopicPartition, end: i64) -> Result<(), FsError> {
+        durable::write_file_durable(&self.work.uploaded_marker(tp), format!("{end}\n").as_bytes())
+    }
+
     /// Starts owning a partition with the sealed files that continue its chain.
     pub fn adopt(&self, tp: &TopicPartition, files: &[SealedName]) {
-        let ledger = PartitionLedger { files: files.iter().map(|name| (name.start, (name.clone(), false))).collect() };
+        let files = files.iter().map(|name| (name.start, (name.clone(), false))).collect();
+        let ledger = PartitionLedger { files, held: false, base_unconfirmed: false };
         self.lock().insert(tp.clone(), ledger);
     }
 
@@ -132,13 +144,47 @@ impl Ledger {
         }
     }
 
-    /// True when this file is tracked and still waiting for its upload: the only files of an
-    /// owned partition the uploader may upload.
+    /// True when this file is the oldest tracked file of its partition and still waiting for
+    /// its upload: the only file of an owned partition the uploader may upload now.
     pub fn awaits_upload(&self, name: &SealedName) -> bool {
         self.lock()
             .get(&name.tp)
-            .and_then(|l| l.files.get(&name.start))
-            .is_some_and(|(tracked, confirmed)| tracked == name && !*confirmed)
+            .filter(|l| !l.held)
+            .and_then(|l| l.files.first_key_value())
+            .is_some_and(|(_, (tracked, confirmed))| tracked == name && !*confirmed)
+    }
+
+    /// Stops the partition's uploads until [`Ledger::truncate`]; false when it is not owned.
+    pub fn hold_for_resync(&self, tp: &TopicPartition) -> bool {
+        self.lock().get_mut(tp).map(|l| l.held = true).is_some()
+    }
+
+    pub fn set_base_unconfirmed(&self, tp: &TopicPartition) {
+        if let Some(ledger) = self.lock().get_mut(tp) {
+            ledger.base_unconfirmed = true;
+        }
+    }
+
+    /// True while the partition's resume point is unconfirmed: not to be committed.
+    pub fn base_unconfirmed(&self, tp: &TopicPartition) -> bool {
+        self.lock().get(tp).is_some_and(|l| l.base_unconfirmed)
+    }
+
+    pub fn confirm_base(&self, tp: &TopicPartition) {
+        if let Some(ledger) = self.lock().get_mut(tp) {
+            ledger.base_unconfirmed = false;
+        }
+    }
+
+    /// Forgets the partition's files from offset `from` on (their local copies are being
+    /// dropped) and lifts a hold.
+    pub fn truncate(&self, tp: &TopicPartition, from: i64) {
+        if let Some(ledger) = self.lock().get_mut(tp) {
+            ledger.files.retain(|&start, _| start < from);
+            ledger.held = false;
+            // A resync resumes at a point S3 named.
+            ledger.base_unconfirmed = false;
+        }
     }
 
     /// True when this file's upload is confirmed but not yet released (an earlier file of the
@@ -275,6 +321,29 @@ mod tests {
         let released = ledger.upload_confirmed(&name).unwrap();
         assert_eq!(released.deletable, vec![name]);
         assert_eq!(ledger.read_marker(&tp), Some(9));
+    }
+
+    #[test]
+    fn only_the_oldest_pending_file_of_a_partition_may_be_uploaded_and_a_hold_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(WorkDir::new(dir.path()));
+        let tp = TopicPartition::new("t", 0);
+        let name = |start, end| SealedName { tp: tp.clone(), start, end, date: "240101".into() };
+        ledger.adopt(&tp, &[name(0, 9), name(10, 19)]);
+        ledger.sealed(&name(20, 29));
+        assert!(ledger.awaits_upload(&name(0, 9)));
+        assert!(!ledger.awaits_upload(&name(10, 19)), "waits for its predecessor's confirmation");
+        ledger.upload_confirmed(&name(0, 9)).unwrap();
+        assert!(ledger.awaits_upload(&name(10, 19)));
+
+        assert!(ledger.hold_for_resync(&tp));
+        assert!(!ledger.awaits_upload(&name(10, 19)), "held until resynced");
+        ledger.truncate(&tp, 10);
+        assert_eq!(ledger.pending_files(&tp), 0, "files from the resync offset on are forgotten");
+        assert_eq!(ledger.oldest_unconfirmed(&tp), None);
+        ledger.sealed(&name(10, 12));
+        assert!(ledger.awaits_upload(&name(10, 12)), "the hold is lifted");
+        assert!(!ledger.hold_for_resync(&TopicPartition::new("t", 1)), "not owned");
     }
 
     #[test]

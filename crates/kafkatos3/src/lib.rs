@@ -6,14 +6,17 @@
 //!   assignment ([`adopt`]) and revocation (hand-over).
 //! - [`spool`]: per-partition open MAK files in `inprogress/`, sealed into `tocompress/`.
 //! - [`compress`]: gzip into `tos3/`.
-//! - [`upload`]: to S3 ([`s3`] builds the client), confirmations to the [`ledger`].
+//! - [`upload`]: to S3 ([`s3`] builds the client, [`archive`] names the objects and reads how
+//!   far S3 holds a partition), confirmations to the [`ledger`].
 //! - [`ledger`]: the commit rule, in one place.
+//! - [`orphans`]: local files of partitions owned elsewhere, resolved after a timeout.
 //! - [`recover`]: startup recovery of the working directory ([`layout`]), [`durable`] file ops.
 //!
 //! Tools: [`parse`] (`kafkatos3_parse`), [`rotate`] (`kafkatos3_rotate`) and [`verify`]
 //! (`kafkatos3 verify`).
 
 pub mod adopt;
+pub mod archive;
 pub mod compress;
 pub mod config;
 pub mod consumer;
@@ -24,6 +27,7 @@ pub mod ledger;
 pub mod lock;
 pub mod logging;
 pub mod nice;
+pub mod orphans;
 pub mod parse;
 pub mod pipeline;
 pub mod rebalance;

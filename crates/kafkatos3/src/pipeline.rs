@@ -2,10 +2,16 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::future::Future;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+
+use crate::archive::Location;
 use crate::config::Config;
 use crate::layout::WorkDir;
 use crate::ledger::Ledger;
-use crate::shared::{Backlog, Legacy, PartitionLocks, Shutdown, Wake};
+use crate::shared::{Backlog, Legacy, PartitionLocks, Resyncs, Shutdown, Wake};
 
 #[derive(Debug)]
 pub struct Pipeline {
@@ -28,13 +34,18 @@ pub struct Pipeline {
     pub shutdown: Shutdown,
     /// Adoption and compression of the same partition exclude each other.
     pub partition_locks: PartitionLocks,
+    /// The archive: read by the consumers (frontier on assignment), written by the uploader.
+    pub s3: S3Access,
+    /// Partitions whose local files must be dropped from an offset on (a lost upload race or a
+    /// full disk); applied by the consumer that owns the partition.
+    pub resyncs: Resyncs,
     /// Set by the daemon once the consumers are gone (or the deadline passed): compressors and
     /// uploaders finish the file at hand and stop.
     stages_stop: AtomicBool,
 }
 
 impl Pipeline {
-    pub fn new(config: Config, work: WorkDir, legacy: Legacy, backlog_bytes: u64) -> Self {
+    pub fn new(config: Config, work: WorkDir, legacy: Legacy, backlog_bytes: u64, s3: S3Access) -> Self {
         let backlog = Backlog::default();
         backlog.add(backlog_bytes);
         Pipeline {
@@ -47,6 +58,8 @@ impl Pipeline {
             upload_wake: tokio::sync::Notify::new(),
             shutdown: Shutdown::default(),
             partition_locks: PartitionLocks::default(),
+            s3,
+            resyncs: Resyncs::default(),
             stages_stop: AtomicBool::new(false),
         }
     }
@@ -60,5 +73,24 @@ impl Pipeline {
 
     pub fn stages_stopped(&self) -> bool {
         self.stages_stop.load(Ordering::SeqCst)
+    }
+}
+
+/// The S3 client and the runtime its requests run on, for the stages that are plain threads.
+#[derive(Debug)]
+pub struct S3Access {
+    pub store: Arc<dyn ObjectStore>,
+    pub at: Location,
+    runtime: tokio::runtime::Handle,
+}
+
+impl S3Access {
+    pub fn new(store: Arc<dyn ObjectStore>, at: Location, runtime: tokio::runtime::Handle) -> Self {
+        S3Access { store, at, runtime }
+    }
+
+    /// Runs S3 requests from a thread outside the runtime (a consumer), giving up after `limit`.
+    pub fn block_on<F: Future>(&self, limit: std::time::Duration, requests: F) -> Option<F::Output> {
+        self.runtime.block_on(async { tokio::time::timeout(limit, requests).await.ok() })
     }
 }

@@ -6,23 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::path::Path as ObjectPath;
+use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
 use crate::config::S3Config;
-use crate::layout::SealedName;
-
-/// Object key of a sealed file: `<prefix>/<topic>/<partition>/<name>.mak.gz`.
-pub fn object_key(prefix: &str, name: &SealedName) -> ObjectPath {
-    let file = format!("{}{}", name.stem(), crate::layout::GZ_SUFFIX);
-    let key = if prefix.is_empty() {
-        format!("{}/{}/{}", name.tp.topic, name.tp.partition, file)
-    } else {
-        format!("{}/{}/{}/{}", prefix, name.tp.topic, name.tp.partition, file)
-    };
-    ObjectPath::from(key)
-}
 
 /// Where and as whom to connect: the `[s3]` settings, or `kafkatos3 verify`'s flags.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +72,9 @@ pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Erro
     // reported in our log instead of hanging inside one request for minutes.
     let retry =
         RetryConfig { backoff: BackoffConfig::default(), max_retries: 2, retry_timeout: Duration::from_secs(20) };
+    // Objects are created with If-None-Match (conditional put is on by default); multipart
+    // uploads get the same condition through a conditional server-side copy.
+    let builder = builder.with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
     Ok(Arc::new(builder.with_retry(retry).build()?))
 }
 
@@ -139,14 +129,6 @@ fn parse_credentials_profile(text: &str, profile: &str) -> Option<(String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::TopicPartition;
-
-    #[test]
-    fn object_key_matches_the_original_layout() {
-        let name = SealedName { tp: TopicPartition::new("test", 0), start: 0, end: 500, date: "160811".into() };
-        assert_eq!(object_key("kafkatos3", &name).as_ref(), "kafkatos3/test/0/test-0_0-500_160811.mak.gz");
-        assert_eq!(object_key("", &name).as_ref(), "test/0/test-0_0-500_160811.mak.gz");
-    }
 
     #[test]
     fn credentials_file_profile_is_selected_by_name() {

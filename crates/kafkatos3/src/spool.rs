@@ -94,6 +94,12 @@ impl PartitionSpool {
         self.rewind.take()
     }
 
+    /// Drops every record until the consumer has seeked to `offset` (a resync, or a seek that
+    /// failed and is tried again): taking a later one would leave a hole in the file.
+    pub fn await_position(&mut self, offset: i64) {
+        self.rewind = Some(offset);
+    }
+
     /// Appends one record; the hot path: no syscall unless the writer's buffer is full.
     pub fn append(
         &mut self,
@@ -221,6 +227,12 @@ impl PartitionSpool {
             tracing::warn!(partition = %tp, error = %source, "sealed, but syncing the directory failed");
         }
         Ok(Some((name, size)))
+    }
+
+    /// Drops the open file and its records (they are fetched again from Kafka).
+    pub fn discard(mut self) -> Result<(), FsError> {
+        drop(self.writer.take());
+        durable::remove_durable(&self.path)
     }
 
     /// Gives up the open file without sealing it: it stays durable up to its last flush point

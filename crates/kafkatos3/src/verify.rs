@@ -7,7 +7,7 @@
 //! between two objects is offsets nobody archived, and an overlap is offsets archived twice.
 //! Offsets Kafka itself skips (compaction, transaction markers) fall inside files, never between.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use flate2::read::MultiGzDecoder;
@@ -16,11 +16,8 @@ use mak::MakReader;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
-use crate::layout::{SealedName, TopicPartition};
-
-/// Compressed bytes fetched to read a header: the header is the first few hundred bytes of the
-/// MAK stream, which gzip keeps in its first block.
-const HEADER_FETCH: u64 = 64 * 1024;
+use crate::archive::{self, Location, ObjectName, HEADER_FETCH};
+use crate::layout::TopicPartition;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -35,7 +32,10 @@ pub type OffsetRange = (i64, i64);
 #[derive(Debug, Clone)]
 pub struct CheckedObject {
     pub key: String,
-    pub name: SealedName,
+    pub tp: TopicPartition,
+    pub start: i64,
+    /// Last offset, from the key (original naming) or the header; the start when unknown.
+    pub end: i64,
     /// Records decoded (`--deep` only).
     pub records: Option<u64>,
     /// Why the object cannot be trusted, if it cannot.
@@ -50,15 +50,20 @@ pub struct PartitionReport {
     pub gaps: Vec<OffsetRange>,
     /// Offset ranges (inclusive) covered by more than one object.
     pub overlaps: Vec<OffsetRange>,
+    /// Gaps, or their parts, below Kafka's log start: gone from Kafka (retention) before they
+    /// were archived. Reported, not failing: no archiver could have stored them.
+    pub expired: Vec<OffsetRange>,
+    /// Kafka's log start and high watermark, when the broker was asked.
+    pub kafka: Option<(i64, i64)>,
 }
 
 impl PartitionReport {
     pub fn first_offset(&self) -> Option<i64> {
-        self.objects.iter().map(|o| o.name.start).min()
+        self.objects.iter().map(|o| o.start).min()
     }
 
     pub fn last_offset(&self) -> Option<i64> {
-        self.objects.iter().map(|o| o.name.end).max()
+        self.objects.iter().map(|o| o.end).max()
     }
 
     pub fn is_clean(&self) -> bool {
@@ -71,6 +76,8 @@ pub struct Report {
     pub partitions: BTreeMap<TopicPartition, PartitionReport>,
     /// Keys under the prefix that are not archive objects (left alone, reported).
     pub foreign: Vec<String>,
+    /// Multipart uploads assembled under `_incoming/` and not cleaned up (a crash mid-upload).
+    pub staging: Vec<String>,
 }
 
 impl Report {
@@ -99,8 +106,12 @@ impl Report {
                 let _ = writeln!(out, "  UNREADABLE {}: {}", object.key, object.problem.as_deref().unwrap_or_default());
             }
         }
+        let _ = self.render_kafka(&mut out);
         for key in &self.foreign {
             let _ = writeln!(out, "ignored {key}: not an archive object name");
+        }
+        for key in &self.staging {
+            let _ = writeln!(out, "ignored {key}: an interrupted multipart upload's staging copy");
         }
         let bad = self.partitions.values().filter(|p| !p.is_clean()).count();
         let _ = writeln!(
@@ -114,6 +125,70 @@ impl Report {
     }
 }
 
+impl Report {
+    /// Splits each gap at Kafka's log start: the part below it is expired, not lost.
+    pub fn apply_kafka(&mut self, watermarks: &HashMap<TopicPartition, (i64, i64)>) {
+        for (tp, partition) in &mut self.partitions {
+            let Some(&(low, high)) = watermarks.get(tp) else {
+                continue;
+            };
+            partition.kafka = Some((low, high));
+            let mut lost = Vec::new();
+            for &(from, to) in &partition.gaps {
+                if to < low {
+                    partition.expired.push((from, to));
+                } else if from < low {
+                    partition.expired.push((from, low - 1));
+                    lost.push((low, to));
+                } else {
+                    lost.push((from, to));
+                }
+            }
+            partition.gaps = lost;
+        }
+    }
+
+    fn render_kafka(&self, out: &mut String) -> std::fmt::Result {
+        let mut first = true;
+        for (tp, partition) in &self.partitions {
+            let Some((low, high)) = partition.kafka else {
+                continue;
+            };
+            if first {
+                writeln!(out, "compared with kafka's log start and end:")?;
+                first = false;
+            }
+            for (from, to) in &partition.expired {
+                writeln!(out, "  {tp}: EXPIRED offsets {from}-{to}: removed from Kafka before they were archived (not counted as loss)")?;
+            }
+            let archived_to = partition.last_offset().unwrap_or(-1);
+            let pending = (high - 1 - archived_to).max(0);
+            writeln!(out, "  {tp}: kafka holds offsets {low}-{}: {pending} not archived yet", high - 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's log start and high watermark of each partition, asked with `client` (bootstrap and
+/// security settings). Partitions the broker cannot tell about are left out, with a warning.
+pub fn kafka_watermarks<'a>(
+    client: &rdkafka::ClientConfig,
+    partitions: impl Iterator<Item = &'a TopicPartition>,
+) -> Result<HashMap<TopicPartition, (i64, i64)>, rdkafka::error::KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = client.create()?;
+    let mut marks = HashMap::new();
+    for tp in partitions {
+        match consumer.fetch_watermarks(&tp.topic, tp.partition, std::time::Duration::from_secs(10)) {
+            Ok(range) => {
+                marks.insert(tp.clone(), range);
+            }
+            Err(error) => eprintln!("kafkatos3 verify: kafka cannot tell the offsets of {tp}: {error}"),
+        }
+    }
+    Ok(marks)
+}
+
 /// Verifies every archive object under `prefix` (an empty prefix means the whole bucket).
 pub async fn verify(store: &dyn ObjectStore, bucket: &str, prefix: &str, deep: bool) -> Result<Report, VerifyError> {
     let list_prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
@@ -122,35 +197,30 @@ pub async fn verify(store: &dyn ObjectStore, bucket: &str, prefix: &str, deep: b
         .try_collect()
         .await
         .map_err(|source| VerifyError::List { bucket: bucket.to_string(), prefix: prefix.to_string(), source })?;
+    let at = Location::new(prefix);
+    let staging_key = at.staging_key(&TopicPartition::new("x", 0), 0);
+    let staging_dir = staging_key.as_ref().rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
     let mut report = Report::default();
     for meta in listed {
         let key = meta.location.to_string();
-        let Some(name) = archive_name(prefix, &key) else {
-            report.foreign.push(key);
+        let Some(name) = at.parse_key(&key) else {
+            if key.starts_with(&format!("{staging_dir}/")) {
+                report.staging.push(key);
+            } else {
+                report.foreign.push(key);
+            }
             continue;
         };
         let checked = check_object(store, &meta, name, deep).await;
-        report.partitions.entry(checked.name.tp.clone()).or_default().objects.push(checked);
+        report.partitions.entry(checked.tp.clone()).or_default().objects.push(checked);
     }
     for partition in report.partitions.values_mut() {
-        partition.objects.sort_by_key(|o| (o.name.start, o.name.end));
-        let (gaps, overlaps) = coverage(partition.objects.iter().map(|o| (o.name.start, o.name.end)));
+        partition.objects.sort_by_key(|o| (o.start, o.end));
+        let (gaps, overlaps) = coverage(partition.objects.iter().map(|o| (o.start, o.end)));
         partition.gaps = gaps;
         partition.overlaps = overlaps;
     }
     Ok(report)
-}
-
-/// `<prefix>/<topic>/<partition>/<name>.mak.gz` with a name that agrees with its directories.
-fn archive_name(prefix: &str, key: &str) -> Option<SealedName> {
-    let rest = if prefix.is_empty() { key } else { key.strip_prefix(prefix)?.strip_prefix('/')? };
-    let mut parts = rest.split('/');
-    let (topic, partition, file) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || !file.ends_with(crate::layout::GZ_SUFFIX) {
-        return None;
-    }
-    let name = SealedName::parse(file)?;
-    (name.tp.topic == topic && name.tp.partition.to_string() == partition).then_some(name)
 }
 
 /// Gaps and overlaps between inclusive ranges sorted by start.
@@ -170,7 +240,7 @@ pub fn coverage(ranges: impl Iterator<Item = OffsetRange>) -> (Vec<OffsetRange>,
     (gaps, overlaps)
 }
 
-async fn check_object(store: &dyn ObjectStore, meta: &ObjectMeta, name: SealedName, deep: bool) -> CheckedObject {
+async fn check_object(store: &dyn ObjectStore, meta: &ObjectMeta, name: ObjectName, deep: bool) -> CheckedObject {
     let key = meta.location.to_string();
     let fetched = if deep || meta.size <= HEADER_FETCH {
         match store.get(&meta.location).await {
@@ -180,35 +250,32 @@ async fn check_object(store: &dyn ObjectStore, meta: &ObjectMeta, name: SealedNa
     } else {
         store.get_range(&meta.location, 0..HEADER_FETCH).await
     };
-    let (records, problem) = match fetched {
+    let (end, records, problem) = match fetched {
         Ok(bytes) => match check_bytes(&bytes, &name, deep) {
-            Ok(records) => (records, None),
-            Err(problem) => (None, Some(problem)),
+            Ok((end, records)) => (end, records, None),
+            Err(problem) => (name.end.unwrap_or(name.start), None, Some(problem)),
         },
-        Err(error) => (None, Some(format!("cannot be read: {error}"))),
+        Err(error) => (name.end.unwrap_or(name.start), None, Some(format!("cannot be read: {error}"))),
     };
-    CheckedObject { key, name, records, problem }
+    CheckedObject { key, tp: name.tp, start: name.start, end, records, problem }
 }
 
-/// Checks an object's (possibly partial, when not deep) bytes against its name.
-fn check_bytes(bytes: &[u8], name: &SealedName, deep: bool) -> Result<Option<u64>, String> {
+/// Checks an object's (possibly partial, when not deep) bytes against its key; returns its last
+/// offset and, when deep, its record count.
+fn check_bytes(bytes: &[u8], name: &ObjectName, deep: bool) -> Result<(i64, Option<u64>), String> {
     let mut reader = MakReader::new(MultiGzDecoder::new(bytes)).map_err(|e| format!("header: {e}"))?;
-    let header = reader.header();
-    if header.topic != name.tp.topic || header.partition != name.tp.partition || header.start_offset != name.start {
+    let header = archive::header_from(&reader)?;
+    if header.tp != name.tp || header.start != name.start {
         return Err(format!(
-            "header says {}:{} from offset {}, the name says {} from offset {}",
-            header.topic, header.partition, header.start_offset, name.tp, name.start
+            "header says {} from offset {}, the key says {} from offset {}",
+            header.tp, header.start, name.tp, name.start
         ));
     }
-    if reader.last_offset_field() != name.end as u64 {
-        return Err(format!(
-            "header's last offset {} differs from the name's {}",
-            reader.last_offset_field(),
-            name.end
-        ));
+    if name.end.is_some_and(|end| end != header.end) {
+        return Err(format!("header's last offset {} differs from the key's {:?}", header.end, name.end));
     }
     if !deep {
-        return Ok(None);
+        return Ok((header.end, None));
     }
     let (mut count, mut previous) = (0u64, None::<i64>);
     while let Some(record) = reader.next_record().map_err(|e| format!("record {count}: {e}"))? {
@@ -218,12 +285,12 @@ fn check_bytes(bytes: &[u8], name: &SealedName, deep: bool) -> Result<Option<u64
         previous = Some(record.offset);
         count += 1;
     }
-    if previous != Some(name.end) {
-        return Err(format!("last record has offset {previous:?}, the name says {}", name.end));
+    if previous != Some(header.end) {
+        return Err(format!("last record has offset {previous:?}, the header says {}", header.end));
     }
     // Reading to the end checks gzip's CRC and length trailer.
     std::io::copy(&mut reader.into_inner(), &mut std::io::sink()).map_err(|e| format!("gzip stream: {e}"))?;
-    Ok(Some(count))
+    Ok((header.end, Some(count)))
 }
 
 #[cfg(test)]
@@ -236,20 +303,28 @@ mod tests {
     }
 
     #[test]
+    fn gaps_below_kafkas_log_start_are_expired_and_only_the_rest_is_lost() {
+        let tp = TopicPartition::new("t", 0);
+        let object =
+            |start, end| CheckedObject { key: String::new(), tp: tp.clone(), start, end, records: None, problem: None };
+        let mut report = Report::default();
+        let partition = report.partitions.entry(tp.clone()).or_default();
+        partition.objects = vec![object(0, 9), object(20, 29), object(60, 69)];
+        partition.gaps = vec![(10, 19), (30, 59)];
+        report.apply_kafka(&HashMap::from([(tp.clone(), (40, 80))]));
+        let partition = &report.partitions[&tp];
+        assert_eq!(partition.expired, vec![(10, 19), (30, 39)]);
+        assert_eq!(partition.gaps, vec![(40, 59)], "still in Kafka's log: a real gap");
+        assert!(!report.is_clean());
+        let text = report.render();
+        assert!(text.contains("t:0: EXPIRED offsets 30-39"), "{text}");
+        assert!(text.contains("t:0: kafka holds offsets 40-79: 10 not archived yet"), "{text}");
+    }
+
+    #[test]
     fn holes_and_double_coverage_are_reported_as_offset_ranges() {
         let (gaps, overlaps) = coverage([(0, 9), (15, 19), (18, 30), (25, 26)].into_iter());
         assert_eq!(gaps, vec![(10, 14)]);
         assert_eq!(overlaps, vec![(18, 19), (25, 26)]);
-    }
-
-    #[test]
-    fn only_names_under_the_prefix_that_match_their_directories_are_archive_objects() {
-        let ok = archive_name("p", "p/t/0/t-0_0-9_240101.mak.gz").unwrap();
-        assert_eq!((ok.start, ok.end), (0, 9));
-        assert!(archive_name("", "t/0/t-0_0-9_240101.mak.gz").is_some());
-        assert!(archive_name("p", "p/t/1/t-0_0-9_240101.mak.gz").is_none(), "partition directory disagrees");
-        assert!(archive_name("p", "p/t/0/t-0_0-9_240101.mak").is_none());
-        assert!(archive_name("p", "p/t/0/x/t-0_0-9_240101.mak.gz").is_none());
-        assert!(archive_name("p", "q/t/0/t-0_0-9_240101.mak.gz").is_none());
     }
 }

@@ -177,17 +177,6 @@ async fn working_directory_of_the_python_original_is_adopted_and_uploaded() {
     assert!(status.success());
 }
 
-fn commit_offsets(env: &TestEnv, group: &str, topic: &str, offsets: &[(i32, i64)]) {
-    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    let consumer: BaseConsumer =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", &env.bootstrap).set("group.id", group).create().unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for &(partition, offset) in offsets {
-        tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset)).unwrap();
-    }
-    consumer.commit(&tpl, CommitMode::Sync).expect("commit as the original did");
-}
-
 /// utime + stime of a process, in clock ticks (1/100 s on Linux).
 fn cpu_ticks(pid: i32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

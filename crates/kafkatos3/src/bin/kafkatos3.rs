@@ -46,6 +46,13 @@ struct VerifyArgs {
     /// Decode every record and check offsets are strictly increasing (default: headers only)
     #[arg(long)]
     deep: bool,
+    /// Kafka brokers to compare with (default: the config's kafka_bootstrap and [kafka] settings):
+    /// gaps below Kafka's log start are reported as expired, not lost
+    #[arg(long)]
+    bootstrap: Option<String>,
+    /// Do not ask Kafka, only S3
+    #[arg(long, conflicts_with = "bootstrap")]
+    offline: bool,
 }
 
 fn main() -> ExitCode {
@@ -102,7 +109,22 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
     let result = (|| -> anyhow::Result<kafkatos3::verify::Report> {
         let store = kafkatos3::s3::connect(target)?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        Ok(runtime.block_on(kafkatos3::verify::verify(store.as_ref(), bucket, prefix, args.deep))?)
+        let mut report = runtime.block_on(kafkatos3::verify::verify(store.as_ref(), bucket, prefix, args.deep))?;
+        let kafka = match (&args.bootstrap, &config) {
+            _ if args.offline => None,
+            (Some(bootstrap), _) => {
+                let mut client = rdkafka::ClientConfig::new();
+                client.set("bootstrap.servers", bootstrap);
+                Some(client)
+            }
+            (None, Some(config)) => Some(kafkatos3::consumer::client_config(config, 0)),
+            (None, None) => None,
+        };
+        if let Some(client) = kafka {
+            let marks = kafkatos3::verify::kafka_watermarks(&client, report.partitions.keys())?;
+            report.apply_kafka(&marks);
+        }
+        Ok(report)
     })();
     match result {
         Ok(report) => {

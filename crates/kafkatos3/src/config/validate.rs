@@ -23,6 +23,7 @@ const CONSUMER_KEYS: &[&str] = &[
     "rebalance_timeout_seconds",
     "flush_interval_ms",
     "max_file_bytes",
+    "orphan_timeout_seconds",
 ];
 const COMPRESSION_KEYS: &[&str] = &["compression_check_interval", "compressor_workers", "compression_nice_level"];
 const S3_KEYS: &[&str] = &[
@@ -221,6 +222,7 @@ fn consumer(view: &View) -> Result<ConsumerConfig, ConfigError> {
             whole_number(v, 10, "a whole number of milliseconds >= 10").map(Duration::from_millis)
         })?,
         max_file_bytes: view.or_default("max_file_bytes", GIB, |v| byte_size(v, MIB, u64::MAX, "a size >= 1MiB"))?,
+        orphan_timeout: view.or_default("orphan_timeout_seconds", Duration::from_secs(600), whole_seconds)?,
     })
 }
 

@@ -154,8 +154,14 @@ pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
     for meta in &listed {
         let key = meta.location.to_string();
         let file = key.rsplit('/').next().unwrap().to_string();
-        let name = kafkatos3::layout::SealedName::parse(&file).unwrap_or_else(|| panic!("unexpected object {key}"));
-        assert_eq!(key, kafkatos3::s3::object_key(prefix, &name).to_string(), "object key layout");
+        let at = kafkatos3::archive::Location::new(prefix);
+        if key.starts_with(&format!("{prefix}/{}/", kafkatos3::archive::INCOMING)) {
+            continue; // a multipart upload being assembled
+        }
+        let name = at.parse_key(&key).unwrap_or_else(|| panic!("unexpected object {key} ({file})"));
+        if name.end.is_none() {
+            assert_eq!(key, at.object_key(&name.tp, name.start).to_string(), "object key layout");
+        }
         objects.push((name.tp.topic.clone(), name.tp.partition, name.start, key));
     }
     objects.sort();
@@ -176,8 +182,12 @@ pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
             last = Some(record.offset);
             into.push(Produced { offset: record.offset, key: record.key.to_vec(), value: record.value.to_vec() });
         }
-        let name = kafkatos3::layout::SealedName::parse(key.rsplit('/').next().unwrap()).unwrap();
-        assert_eq!(last, Some(name.end), "{key}: the name's end offset is the last record");
+        let header_end = reader.last_offset_field() as i64;
+        assert_eq!(last, Some(header_end), "{key}: the header's last offset is the last record");
+        let name = kafkatos3::archive::Location::new(prefix).parse_key(key).unwrap();
+        if let Some(end) = name.end {
+            assert_eq!(last, Some(end), "{key}: the name's end offset is the last record");
+        }
     }
     Archive { records, keys: objects.into_iter().map(|o| o.3).collect() }
 }
@@ -238,6 +248,19 @@ pub fn committed(env: &TestEnv, group: &str, partitions: &[(String, i32)]) -> BT
     // A list from committed() alive when its consumer drops hangs the drop (librdkafka).
     drop(result);
     offsets
+}
+
+/// Commits offsets for a group as another client would (the original, or a lost commit's
+/// predecessor).
+pub fn commit_offsets(env: &TestEnv, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    use rdkafka::consumer::CommitMode;
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &env.bootstrap).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for &(partition, offset) in offsets {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).unwrap();
+    }
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit offsets");
 }
 
 /// Settings of one daemon under test.

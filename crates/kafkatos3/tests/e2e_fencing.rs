@@ -1,0 +1,260 @@
+//! The fence against double archiving, against the real S3 server and broker: conditional
+//! creates, the S3 frontier, and whole daemons racing for the same offsets.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafkatos3::archive::{self, Location};
+use kafkatos3::layout::{SealedName, TopicPartition};
+use kafkatos3::upload::{Stored, Upload, UploadError};
+use object_store::ObjectStore;
+use support::*;
+
+/// The daemon's own client: conditional puts and conditional copies configured as in production.
+fn daemon_store(env: &TestEnv) -> Arc<dyn ObjectStore> {
+    kafkatos3::s3::connect(kafkatos3::s3::S3Target {
+        bucket: &env.bucket,
+        endpoint: Some(&env.s3_endpoint),
+        region: Some("us-east-1"),
+        credentials: Some((&env.access_key, &env.secret_key)),
+    })
+    .expect("s3 client")
+}
+
+/// A compressed sealed file holding offsets `start..=end` of `tp`.
+fn sealed_file(dir: &Path, tp: &TopicPartition, start: i64, end: i64) -> (SealedName, PathBuf) {
+    let name = SealedName { tp: tp.clone(), start, end, date: "261130".into() };
+    let mak = dir.join(format!("{}.mak", name.stem()));
+    let header = mak::Header { topic: tp.topic.clone(), partition: tp.partition, start_offset: start, start_time: 1.0 };
+    let mut writer = mak::MakWriter::create(&mak, &header).unwrap();
+    for offset in start..=end {
+        writer.append(offset, Some(b"k"), Some(format!("value {offset}").as_bytes())).unwrap();
+    }
+    writer.close().unwrap();
+    let gz = dir.join(format!("{}.mak.gz", name.stem()));
+    let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    encoder.write_all(&std::fs::read(&mak).unwrap()).unwrap();
+    encoder.finish().unwrap();
+    (name, gz)
+}
+
+async fn store_as(
+    store: &dyn ObjectStore,
+    env: &TestEnv,
+    at: &Location,
+    file: &(SealedName, PathBuf),
+    multipart_threshold: u64,
+) -> Result<Stored, UploadError> {
+    Upload { store, bucket: &env.bucket, at, name: &file.0, path: &file.1, multipart_threshold }.store().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_counts_its_twin_as_done_and_reports_a_conflict_for_other_offsets_single_and_multipart() {
+    let env = env();
+    let store = daemon_store(&env);
+    let dir = tempfile::tempdir().unwrap();
+    for (label, threshold) in [("single", u64::MAX), ("multipart", 1)] {
+        let at = Location::new(&unique(&format!("fence-{label}")));
+        let tp = TopicPartition::new("t", 0);
+        let ours = sealed_file(dir.path(), &tp, 0, 9);
+        let Stored::Created(_) = store_as(store.as_ref(), &env, &at, &ours, threshold).await.unwrap() else {
+            panic!("{label}: first upload creates the object");
+        };
+        assert_eq!(
+            store_as(store.as_ref(), &env, &at, &ours, threshold).await.unwrap(),
+            Stored::AlreadyThere,
+            "{label}"
+        );
+        let longer = sealed_file(dir.path(), &tp, 0, 14);
+        let other = store_as(store.as_ref(), &env, &at, &longer, threshold).await.unwrap();
+        assert_eq!(
+            other,
+            Stored::Conflict(archive::ObjectHeader { tp: tp.clone(), start: 0, end: 9 }),
+            "{label}: the first object stays"
+        );
+        let header = archive::read_header(store.as_ref(), &at.object_key(&tp, 0)).await.unwrap().unwrap();
+        assert_eq!(header.end, 9, "{label}: the object was not replaced");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_object_at_our_key_is_an_error_naming_the_key_and_is_left_alone() {
+    let env = env();
+    let store = daemon_store(&env);
+    let dir = tempfile::tempdir().unwrap();
+    let at = Location::new(&unique("fence-foreign"));
+    let tp = TopicPartition::new("t", 1);
+    let key = at.object_key(&tp, 0);
+    object_store::ObjectStoreExt::put(store.as_ref(), &key, b"not an archive".to_vec().into()).await.unwrap();
+    let error = store_as(store.as_ref(), &env, &at, &sealed_file(dir.path(), &tp, 0, 3), u64::MAX).await.unwrap_err();
+    assert!(matches!(error, UploadError::Foreign { .. }), "{error}");
+    assert!(error.to_string().contains(key.as_ref()), "{error}");
+    let body = object_store::ObjectStoreExt::get(store.as_ref(), &key).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&body[..], b"not an archive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_frontier_follows_the_chain_and_a_listing_finds_it_without_a_starting_point() {
+    let env = env();
+    let store = daemon_store(&env);
+    let dir = tempfile::tempdir().unwrap();
+    let at = Location::new(&unique("fence-frontier"));
+    let tp = TopicPartition::new("t", 2);
+    assert_eq!(archive::listed_end(store.as_ref(), &at, &tp).await.unwrap(), None, "nothing archived yet");
+    assert_eq!(archive::frontier(store.as_ref(), &at, &tp, 0).await.unwrap(), 0);
+    for (start, end) in [(0, 9), (10, 19), (20, 29)] {
+        store_as(store.as_ref(), &env, &at, &sealed_file(dir.path(), &tp, start, end), u64::MAX).await.unwrap();
+    }
+    for from in [0, 10, 20, 30] {
+        assert_eq!(archive::frontier(store.as_ref(), &at, &tp, from).await.unwrap(), 30, "from {from}");
+    }
+    assert_eq!(archive::listed_end(store.as_ref(), &at, &tp).await.unwrap(), Some(30));
+    let other = TopicPartition::new("t", 3);
+    assert_eq!(archive::listed_end(store.as_ref(), &at, &other).await.unwrap(), None, "partitions are apart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_commit_and_a_lost_disk_do_not_archive_anything_twice() {
+    let env = env();
+    let topic = unique("e2e-lostcommit");
+    create_topic(&env, &topic, 2).await;
+    let mut produced = ByPartition::new();
+    produce(&env, &topic, 2, 0, 200, &mut produced).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let config = dir.path().join("kafkatos3.cfg");
+    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix).write(&env, &config);
+    let s3 = store(&env, &env.s3_endpoint);
+
+    let daemon = Daemon::start(&config, &dir.path().join("first.log"));
+    let archive = wait_for_archive(s3.as_ref(), &prefix, 200, Duration::from_secs(60)).await;
+    assert_exactly_once(&produced, &archive);
+    daemon.terminate(Duration::from_secs(30));
+
+    // The commits are lost (as if the daemon died between upload and commit) and so is the
+    // machine's disk: only S3 knows how far the archive goes.
+    commit_offsets(&env, &group, &topic, &[(0, 0), (1, 0)]);
+    std::fs::remove_dir_all(dir.path().join("work")).unwrap();
+    produce(&env, &topic, 2, 200, 100, &mut produced).await;
+    let daemon = Daemon::start(&config, &dir.path().join("second.log"));
+    let archive = wait_for_archive(s3.as_ref(), &prefix, 300, Duration::from_secs(60)).await;
+    // Let a re-archiving daemon show itself: more than the 300 records would appear.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let archive_after = read_archive(s3.as_ref(), &prefix).await;
+    let log = daemon.log_tail();
+    daemon.terminate(Duration::from_secs(30));
+    assert_eq!(archive.total(), archive_after.total(), "{log}");
+    assert_exactly_once(&produced, &archive_after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_archivers_racing_on_one_prefix_with_different_rotation_archive_each_offset_once() {
+    let env = env();
+    let topic = unique("e2e-race");
+    create_topic(&env, &topic, 2).await;
+    let mut produced = ByPartition::new();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("archive");
+    // Two groups: both read every record, both try to archive it, with files cut at different
+    // points. Only one object may ever hold an offset.
+    let daemons: Vec<Daemon> = [(1u64, "a"), (3, "b")]
+        .into_iter()
+        .map(|(age, name)| {
+            let config = dir.path().join(format!("{name}.cfg"));
+            let mut settings = DaemonConfig::new(&env, &dir.path().join(name), &unique("g"), &[&topic], &prefix);
+            settings.max_age_seconds = age;
+            settings.write(&env, &config);
+            Daemon::start(&config, &dir.path().join(format!("{name}.log")))
+        })
+        .collect();
+    for round in 0..6 {
+        produce(&env, &topic, 2, round * 50, 50, &mut produced).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let archive = wait_for_archive(s3_of(&env).as_ref(), &prefix, 300, Duration::from_secs(90)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let archive_after = read_archive(s3_of(&env).as_ref(), &prefix).await;
+    let logs: String = daemons.iter().map(Daemon::log_tail).collect();
+    for daemon in daemons {
+        daemon.terminate(Duration::from_secs(30));
+    }
+    assert_eq!(archive.total(), archive_after.total(), "{logs}");
+    assert_exactly_once(&produced, &archive_after);
+}
+
+fn s3_of(env: &TestEnv) -> Arc<dyn ObjectStore> {
+    store(env, &env.s3_endpoint)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftovers_of_partitions_owned_elsewhere_are_uploaded_when_they_continue_our_uploads_else_deleted() {
+    let env = env();
+    let (topic, gone) = (unique("e2e-owned"), unique("e2e-gone"));
+    create_topic(&env, &topic, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let gone0 = TopicPartition::new(&gone, 0);
+    // Files this disk kept of partitions it no longer owns: the marker says 0-9 is in S3; 10-19
+    // (sealed) and 20-29 (compressed) continue it, 35-40 does not (a gap), and partition 1 has
+    // an open file but nothing uploaded from this disk.
+    let state = work.join(format!("state/{gone}/0"));
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("uploaded_through"), "9\n").unwrap();
+    let place = |stage: &str, file: (SealedName, PathBuf), suffix: &str| {
+        let target = work.join(format!("{stage}/{gone}/{}/{}{suffix}", file.0.tp.partition, file.0.stem()));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        if suffix == ".mak" {
+            let mut decoded = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(std::fs::File::open(&file.1).unwrap()),
+                &mut decoded,
+            )
+            .unwrap();
+            std::fs::write(&target, decoded).unwrap();
+        } else {
+            std::fs::copy(&file.1, &target).unwrap();
+        }
+    };
+    place("tocompress", sealed_file(dir.path(), &gone0, 10, 19), ".mak");
+    place("tos3", sealed_file(dir.path(), &gone0, 20, 29), ".mak.gz");
+    place("tos3", sealed_file(dir.path(), &gone0, 35, 40), ".mak.gz");
+    let open = work.join(format!("inprogress/{gone}/1/data.mak"));
+    std::fs::create_dir_all(open.parent().unwrap()).unwrap();
+    let header = mak::Header { topic: gone.clone(), partition: 1, start_offset: 5, start_time: 1.0 };
+    let mut writer = mak::MakWriter::create(&open, &header).unwrap();
+    writer.append(5, None, Some(b"v")).unwrap();
+    writer.close().unwrap();
+    std::fs::create_dir_all(work.join("state")).unwrap();
+
+    let prefix = unique("archive");
+    let config = dir.path().join("kafkatos3.cfg");
+    let mut settings = DaemonConfig::new(&env, &work, &unique("g"), &[&topic], &prefix);
+    settings.extra_consumer = "orphan_timeout_seconds = 2".into();
+    settings.write(&env, &config);
+    let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    let leftovers = || -> Vec<PathBuf> {
+        ["inprogress", "tocompress", "tos3"]
+            .iter()
+            .flat_map(|area| walk_files(&work.join(area)))
+            .filter(|p| p.to_string_lossy().contains(&gone))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while !leftovers().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let log = daemon.log_tail();
+    daemon.terminate(Duration::from_secs(30));
+    let s3 = store(&env, &env.s3_endpoint);
+    let archive = read_archive(s3.as_ref(), &prefix).await;
+    let offsets: Vec<i64> = archive.records.get(&(gone.clone(), 0)).unwrap().iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (10..=29).collect::<Vec<_>>(), "the files continuing the marker are uploaded: {log}");
+    assert!(!archive.records.contains_key(&(gone.clone(), 1)), "nothing continued partition 1's uploads");
+    let left = leftovers();
+    assert!(left.is_empty(), "every leftover resolved, left: {left:?}\n{log}");
+    assert_eq!(std::fs::read_to_string(state.join("uploaded_through")).unwrap().trim(), "29");
+}
