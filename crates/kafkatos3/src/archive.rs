@@ -211,8 +211,11 @@ pub async fn listed_end(
     tp: &TopicPartition,
 ) -> Result<Option<i64>, ArchiveError> {
     let dir = at.partition_dir(tp);
-    let listed: Vec<object_store::ObjectMeta> =
-        store.list(Some(&dir)).try_collect().await.map_err(|source| store_error(&dir, source))?;
+    let listed: Vec<object_store::ObjectMeta> = store
+        .list(Some(&dir))
+        .try_collect()
+        .await
+        .map_err(|source| ArchiveError::Store { key: format!("{dir}/"), source })?;
     let names = listed.iter().filter_map(|meta| at.parse_key(meta.location.as_ref()));
     let mut end: Option<i64> = None;
     let mut last_ours: Option<i64> = None;

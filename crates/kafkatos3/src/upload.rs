@@ -279,7 +279,15 @@ async fn upload_and_release(
         return Ok(());
     }
     let key = pipeline.s3.at.object_key(&file.name.tp, file.name.start);
-    if !confirm_base(store, pipeline, file).await? {
+    let confirmed = confirm_base(store, pipeline, file).await.map_err(|error| match error {
+        archive::ArchiveError::Store { key, source } => {
+            UploadError::Store { bucket: s3.s3_bucket_name.clone(), key, source }
+        }
+        archive::ArchiveError::Unreadable { key, problem } => {
+            UploadError::Foreign { bucket: s3.s3_bucket_name.clone(), key, problem }
+        }
+    })?;
+    if !confirmed {
         return Ok(());
     }
     match upload.store().await? {

@@ -56,8 +56,8 @@ async fn store_as(
 async fn an_upload_counts_its_twin_as_done_and_reports_a_conflict_for_other_offsets_single_and_multipart() {
     let env = env();
     let store = daemon_store(&env);
-    let dir = tempfile::tempdir().unwrap();
     for (label, threshold) in [("single", u64::MAX), ("multipart", 1)] {
+        let dir = tempfile::tempdir().unwrap();
         let at = Location::new(&unique(&format!("fence-{label}")));
         let tp = TopicPartition::new("t", 0);
         let ours = sealed_file(dir.path(), &tp, 0, 9);
