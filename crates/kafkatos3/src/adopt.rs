@@ -43,6 +43,12 @@ pub fn adopt_partition(
                 drop(writer);
                 durable::remove_durable(&inprogress)?;
             }
+            Err(_) if never_held_a_record(&inprogress) => {
+                // A crash between creating the file and making its header durable: no record
+                // can have been written to it, there is nothing to keep.
+                tracing::info!(partition = %tp, "removing an in-progress file cut before its header was complete");
+                durable::remove_durable(&inprogress)?;
+            }
             Err(error) => {
                 tracing::error!(partition = %tp, %error, "in-progress file is unreadable; setting it aside, its records are read again from Kafka");
                 set_aside(work, &inprogress, tp)?;
@@ -93,6 +99,12 @@ pub fn adopt_partition(
     pipeline.compress_wake.notify();
     tracing::info!(partition = %tp, committed, uploaded_through = marker, resume_at = plan.resume_at, pending_files = kept.len(), "adopted partition");
     Ok(spool)
+}
+
+/// True for a file shorter than a MAK header's fixed part: its header was never complete, and
+/// records are only written after it.
+fn never_held_a_record(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() < mak::HEADER_JSON_AT)
 }
 
 /// Deletes the partition's sealed files that start at `from` or later (their records are read
