@@ -133,7 +133,8 @@ impl Loop<'_> {
         };
         match spool.append(message.offset(), message.key(), message.payload(), self.now_secs) {
             Ok(Appended::Written) => {
-                if spool.is_full(self.pipeline.config.consumer.max_file_bytes) {
+                let consumer = &self.pipeline.config.consumer;
+                if spool.is_full(consumer.max_file_bytes, consumer.max_file_records) {
                     seal_into_pipeline(self.pipeline, spool);
                     drop(state);
                     // A failed seal reopened the file at its durable point: fetch again from there

@@ -198,9 +198,12 @@ impl PartitionSpool {
             .is_some_and(|w| w.record_count() > 0 && now_secs - w.header().start_time >= max_age.as_secs_f64())
     }
 
-    /// True when the open file has reached `max_bytes`.
-    pub fn is_full(&self, max_bytes: u64) -> bool {
-        self.writer.as_ref().is_some_and(|w| w.record_count() > 0 && w.len() >= max_bytes)
+    /// True when the open file has reached `max_bytes` or `max_records`.
+    pub fn is_full(&self, max_bytes: u64, max_records: Option<u64>) -> bool {
+        self.writer.as_ref().is_some_and(|w| {
+            let records = w.record_count();
+            records > 0 && (w.len() >= max_bytes || max_records.is_some_and(|max| records >= max))
+        })
     }
 
     /// Seals the open file into `tocompress/`, returning its name and size, or None when there
@@ -274,6 +277,21 @@ pub fn seal_existing(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(Seal
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_is_full_at_its_size_or_its_record_count_whichever_comes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        let mut spool = PartitionSpool::new(&work, TopicPartition::new("t", 0), Some(0));
+        assert!(!spool.is_full(1, Some(1)), "an empty file is never full");
+        for offset in 0..3 {
+            spool.append(offset, None, Some(b"v"), 1.0).unwrap();
+        }
+        assert!(!spool.is_full(u64::MAX, None));
+        assert!(!spool.is_full(u64::MAX, Some(4)));
+        assert!(spool.is_full(u64::MAX, Some(3)));
+        assert!(spool.is_full(10, None), "size alone");
+    }
 
     #[test]
     fn orphan_path_mirrors_the_partition_under_orphaned() {

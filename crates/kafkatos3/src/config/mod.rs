@@ -85,6 +85,8 @@ pub struct ConsumerConfig {
     /// `max_file_bytes`: an open file is also sealed once it is this large, so no single file
     /// outgrows what the disk can hold next to its compressed copy.
     pub max_file_bytes: u64,
+    /// `max_file_records`: an open file is also sealed once it holds this many records.
+    pub max_file_records: Option<u64>,
     /// `orphan_timeout_seconds`: local files of a partition this daemon has not owned for this
     /// long are resolved (uploaded if they continue this disk's own uploads, else deleted).
     pub orphan_timeout: Duration,

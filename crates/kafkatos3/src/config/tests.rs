@@ -85,6 +85,7 @@ fn original_example_gets_defaults_for_new_keys() {
     assert_eq!(config.consumer.flush_interval, Duration::from_millis(1000));
     assert_eq!(config.consumer.max_file_bytes, 1024 * 1024 * 1024);
     assert_eq!(config.consumer.orphan_timeout, Duration::from_secs(600));
+    assert_eq!(config.consumer.max_file_records, None);
     assert_eq!(config.s3.s3_endpoint, None);
     assert_eq!(config.s3.s3_region, None);
     assert_eq!(config.s3.s3_key_prefix, "kafkatos3");
@@ -113,6 +114,7 @@ fn full_example_sets_every_key() {
     assert_eq!(consumer.flush_interval, Duration::from_millis(250));
     assert_eq!(consumer.max_file_bytes, 512 * 1024 * 1024);
     assert_eq!(consumer.orphan_timeout, Duration::from_secs(300));
+    assert_eq!(consumer.max_file_records, Some(1_000_000));
 
     let compression = &config.compression;
     assert_eq!(compression.compression_check_interval, Duration::from_millis(2500));

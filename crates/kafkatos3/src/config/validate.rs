@@ -24,6 +24,7 @@ const CONSUMER_KEYS: &[&str] = &[
     "flush_interval_ms",
     "max_file_bytes",
     "orphan_timeout_seconds",
+    "max_file_records",
 ];
 const COMPRESSION_KEYS: &[&str] = &["compression_check_interval", "compressor_workers", "compression_nice_level"];
 const S3_KEYS: &[&str] = &[
@@ -222,6 +223,7 @@ fn consumer(view: &View) -> Result<ConsumerConfig, ConfigError> {
             whole_number(v, 10, "a whole number of milliseconds >= 10").map(Duration::from_millis)
         })?,
         max_file_bytes: view.or_default("max_file_bytes", GIB, |v| byte_size(v, MIB, u64::MAX, "a size >= 1MiB"))?,
+        max_file_records: view.optional("max_file_records", |v| whole_number(v, 1, "a whole number >= 1"))?,
         orphan_timeout: view.or_default("orphan_timeout_seconds", Duration::from_secs(600), whole_seconds)?,
     })
 }
