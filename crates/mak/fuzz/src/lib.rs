@@ -291,15 +291,34 @@ impl ValidFile {
 /// One way to damage a file.
 #[derive(Arbitrary, Debug)]
 pub enum Mutation {
-    FlipBit { at: u32, bit: u8 },
-    SetByte { at: u32, value: u8 },
+    FlipBit {
+        at: u32,
+        bit: u8,
+    },
+    SetByte {
+        at: u32,
+        value: u8,
+    },
     /// Overwrite 8 bytes with a big-endian integer: hits length prefixes and header fields.
-    SetU64 { at: u32, value: u64 },
+    SetU64 {
+        at: u32,
+        value: u64,
+    },
     /// Like `SetU64`, at one of the fixed header fields (last offset, write position, header length).
-    SetHeaderField { field: u8, value: u64 },
-    Overwrite { at: u32, bytes: Vec<u8> },
-    Truncate { at: u32 },
-    Extend { garbage: Vec<u8> },
+    SetHeaderField {
+        field: u8,
+        value: u64,
+    },
+    Overwrite {
+        at: u32,
+        bytes: Vec<u8>,
+    },
+    Truncate {
+        at: u32,
+    },
+    Extend {
+        garbage: Vec<u8>,
+    },
 }
 
 impl Mutation {
@@ -335,7 +354,8 @@ impl Mutation {
                 at
             }
             Mutation::SetHeaderField { field, value } => {
-                let at = [mak::LAST_OFFSET_AT, mak::WRITE_POSITION_AT, mak::HEADER_LEN_AT][*field as usize % 3] as usize;
+                let at =
+                    [mak::LAST_OFFSET_AT, mak::WRITE_POSITION_AT, mak::HEADER_LEN_AT][*field as usize % 3] as usize;
                 let at = at.min(bytes.len());
                 put(bytes, at, &value.to_be_bytes());
                 at
