@@ -1,5 +1,6 @@
-//! `kafkatos3_parse`: prints a MAK file's header and records in the original's format. Reads
-//! `.mak` and gzip-compressed files alike (detected by content, not by name).
+//! `kafkatos3_parse`: prints a MAK file's header and records in the original's format, or as
+//! JSON Lines. Reads `.mak` and gzip-compressed files alike (detected by content, not by
+//! name), from a local path or streamed from S3 (`s3://bucket/key`).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -18,56 +19,187 @@ pub enum ParseError {
     Trailer { path: std::path::PathBuf, source: io::Error },
     #[error("writing output: {0}")]
     Output(io::Error),
+    #[error("{name}: record at offset {offset}: its {field} is not UTF-8; use --bytes base64")]
+    NotUtf8 { name: String, offset: i64, field: &'static str },
+}
+
+/// How records are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The original's lines (`Processing message with offset: ...`).
+    Human,
+    /// One JSON object per record: topic, partition, offset, timestamp, key, value, headers.
+    /// Version 1 files carry no timestamps or headers (`null` and `[]`) and cannot tell a null
+    /// key or value from an empty one (both print as empty).
+    Json(BytesAs),
+}
+
+/// How keys and values appear in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BytesAs {
+    /// JSON strings; a record whose key or value is not UTF-8 is an error naming its offset.
+    Utf8,
+    /// Standard base64 strings.
+    Base64,
+}
+
+/// Which records to print: offsets `from..=to`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+impl Filter {
+    fn admits(&self, offset: i64) -> bool {
+        self.from.is_none_or(|from| offset >= from) && self.to.is_none_or(|to| offset <= to)
+    }
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// Opens a file as a stream of MAK bytes, decompressing gzip when the content is gzip.
-pub fn open_mak(path: &Path) -> Result<(Box<dyn Read>, Option<u64>), io::Error> {
-    let file = File::open(path)?;
-    let size = file.metadata()?.len();
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let gzip = reader.fill_buf()?.starts_with(&GZIP_MAGIC);
-    if gzip {
-        Ok((Box::new(MultiGzDecoder::new(reader)), None))
-    } else {
-        Ok((Box::new(reader), Some(size)))
-    }
+/// Prints the file to `out` in the original's format; returns the number of records.
+pub fn print_file(path: &Path, out: &mut impl Write) -> Result<u64, ParseError> {
+    let input = File::open(path).map_err(|source| ParseError::Open { path: path.to_path_buf(), source })?;
+    print_stream(&path.display().to_string(), input, Format::Human, Filter::default(), out)
 }
 
-/// Prints the file to `out`; returns the number of records.
-pub fn print_file(path: &Path, out: &mut impl Write) -> Result<u64, ParseError> {
-    let (input, _size) = open_mak(path).map_err(|source| ParseError::Open { path: path.to_path_buf(), source })?;
-    let read_error = |source| ParseError::Read { path: path.to_path_buf(), source };
+/// Prints a MAK stream (plain or gzip, detected by content) named `name` in the errors;
+/// returns the number of records printed.
+pub fn print_stream(
+    name: &str,
+    input: impl Read,
+    format: Format,
+    filter: Filter,
+    out: &mut impl Write,
+) -> Result<u64, ParseError> {
+    let path = std::path::PathBuf::from(name);
+    let mut input = BufReader::with_capacity(256 * 1024, input);
+    let gzip =
+        input.fill_buf().map_err(|source| ParseError::Open { path: path.clone(), source })?.starts_with(&GZIP_MAGIC);
+    let input: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(input)) } else { Box::new(input) };
+    let read_error = |source| ParseError::Read { path: path.clone(), source };
     // No size limit even for a plain file: a truncated file still shows the records before the
     // cut, then fails naming the byte where the data ends (the reader never allocates past what
     // it has read).
     let mut reader = MakReader::new(input).map_err(read_error)?;
     let header = reader.header().clone();
-    // The original's wording, typo included: scripts may match these lines.
-    let mut topic = String::new();
-    render_bytes(header.topic.as_bytes(), &mut topic);
-    writeln!(out, "File topic is {topic}").map_err(ParseError::Output)?;
-    writeln!(out, "File partition is {}", header.partition).map_err(ParseError::Output)?;
-    writeln!(out, "Staring offset is {}", header.start_offset).map_err(ParseError::Output)?;
-    writeln!(out, "File created at {}", python_float(header.start_time)).map_err(ParseError::Output)?;
+    if format == Format::Human {
+        // The original's wording, typo included: scripts may match these lines.
+        let mut topic = String::new();
+        render_bytes(header.topic.as_bytes(), &mut topic);
+        writeln!(out, "File topic is {topic}").map_err(ParseError::Output)?;
+        writeln!(out, "File partition is {}", header.partition).map_err(ParseError::Output)?;
+        writeln!(out, "Staring offset is {}", header.start_offset).map_err(ParseError::Output)?;
+        writeln!(out, "File created at {}", python_float(header.start_time)).map_err(ParseError::Output)?;
+    }
     let mut count = 0;
     let mut key_text = String::new();
     let mut value_text = String::new();
     while let Some(record) = reader.next_record().map_err(read_error)? {
-        key_text.clear();
-        value_text.clear();
-        render_bytes(record.key, &mut key_text);
-        render_bytes(record.value, &mut value_text);
-        writeln!(out, "Processing message with offset: {}, key: {}, value: {}", record.offset, key_text, value_text)
-            .map_err(ParseError::Output)?;
+        if !filter.admits(record.offset) {
+            continue;
+        }
+        match format {
+            Format::Human => {
+                key_text.clear();
+                value_text.clear();
+                render_bytes(record.key, &mut key_text);
+                render_bytes(record.value, &mut value_text);
+                writeln!(
+                    out,
+                    "Processing message with offset: {}, key: {}, value: {}",
+                    record.offset, key_text, value_text
+                )
+                .map_err(ParseError::Output)?;
+            }
+            Format::Json(bytes) => {
+                let field = |value: &[u8], field| json_bytes(value, bytes, name, record.offset, field);
+                let line = serde_json::json!({
+                    "topic": header.topic,
+                    "partition": header.partition,
+                    "offset": record.offset,
+                    "timestamp": null,
+                    "key": field(record.key, "key")?,
+                    "value": field(record.value, "value")?,
+                    "headers": [],
+                });
+                writeln!(out, "{line}").map_err(ParseError::Output)?;
+            }
+        }
         count += 1;
     }
     // Read the compressed stream to its end so gzip's CRC and length trailer are checked: a
     // corrupted archive must not pass as good.
-    io::copy(&mut reader.into_inner(), &mut io::sink())
-        .map_err(|source| ParseError::Trailer { path: path.to_path_buf(), source })?;
+    io::copy(&mut reader.into_inner(), &mut io::sink()).map_err(|source| ParseError::Trailer { path, source })?;
     Ok(count)
+}
+
+fn json_bytes(
+    value: &[u8],
+    bytes: BytesAs,
+    name: &str,
+    offset: i64,
+    field: &'static str,
+) -> Result<serde_json::Value, ParseError> {
+    use base64::Engine as _;
+    match bytes {
+        BytesAs::Base64 => Ok(base64::engine::general_purpose::STANDARD.encode(value).into()),
+        BytesAs::Utf8 => std::str::from_utf8(value).map(|text| text.into()).map_err(|_| ParseError::NotUtf8 {
+            name: name.to_string(),
+            offset,
+            field,
+        }),
+    }
+}
+
+/// A blocking reader of an S3 object's body, streamed in the chunks S3 sends (a small runtime
+/// of its own fetches them), so an object of any size is printed in bounded memory.
+pub struct S3Reader {
+    chunks: tokio::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+    _runtime: tokio::runtime::Runtime,
+}
+
+pub fn s3_reader(
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    key: object_store::path::Path,
+) -> io::Result<S3Reader> {
+    use futures::StreamExt;
+    use object_store::ObjectStoreExt;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let (tx, chunks) = tokio::sync::mpsc::channel(4);
+    runtime.spawn(async move {
+        let mut body = match store.get(&key).await {
+            Ok(result) => result.into_stream(),
+            Err(error) => {
+                let _ = tx.send(Err(io::Error::other(error))).await;
+                return;
+            }
+        };
+        while let Some(chunk) = body.next().await {
+            let failed = chunk.is_err();
+            if tx.send(chunk.map_err(io::Error::other)).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    Ok(S3Reader { chunks, chunk: bytes::Bytes::new(), _runtime: runtime })
+}
+
+impl Read for S3Reader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(error)) => return Err(error),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
 }
 
 /// The original printed `time.mktime(...)` floats: `1479000000.0`.
@@ -122,6 +254,40 @@ mod tests {
         assert_eq!(rendered(&[0x00, 0xff, b'a']), "b\"\\x00\\xffa\"");
         assert_eq!(rendered(b"line\nbreak"), "b\"line\\x0abreak\"");
         assert_eq!(rendered(b"b\"x\""), "b\"b\\\"x\\\"\"");
+    }
+
+    #[test]
+    fn json_lines_hold_every_record_field_and_the_filter_keeps_an_offset_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.mak");
+        let header = mak::Header { topic: "t".into(), partition: 2, start_offset: 10, start_time: 1.0 };
+        let mut writer = mak::MakWriter::create(&path, &header).unwrap();
+        for offset in 10..15 {
+            writer.append(offset, Some(b"k"), Some(&[0xff, offset as u8])).unwrap();
+        }
+        writer.close().unwrap();
+        let mut out = Vec::new();
+        let filter = Filter { from: Some(11), to: Some(12) };
+        let file = File::open(&path).unwrap();
+        let printed = print_stream("f.mak", file, Format::Json(BytesAs::Base64), filter, &mut out).unwrap();
+        assert_eq!(printed, 2);
+        let lines: Vec<serde_json::Value> =
+            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"topic": "t", "partition": 2, "offset": 11, "timestamp": null, "key": "aw==", "value": "/ws=", "headers": []})
+        );
+        assert_eq!(lines[1]["offset"], 12);
+
+        let error = print_stream(
+            "f.mak",
+            File::open(&path).unwrap(),
+            Format::Json(BytesAs::Utf8),
+            Filter::default(),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert_eq!(error.to_string(), "f.mak: record at offset 10: its value is not UTF-8; use --bytes base64");
     }
 
     #[test]

@@ -487,6 +487,60 @@ fn parse_prints_every_record_of_a_file_written_by_our_writer() {
 }
 
 #[test]
+fn parse_json_prints_one_object_per_record_in_base64_and_keeps_an_offset_range() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ours.mak.gz");
+    let records = varied_records();
+    let plain = dir.path().join("ours.mak");
+    write_mak(&plain, &header("events", 4, 1000), &records);
+    let mut gz = flate2::write::GzEncoder::new(fs::File::create(&path).unwrap(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &fs::read(&plain).unwrap()).unwrap();
+    gz.finish().unwrap();
+
+    let out = run(PARSE, [path.as_os_str(), OsStr::new("--json"), OsStr::new("--bytes"), OsStr::new("base64")]);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let lines: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), records.len());
+    let b64 = |bytes: &Option<Vec<u8>>| {
+        base64::engine::general_purpose::STANDARD.encode(bytes.as_deref().unwrap_or_default())
+    };
+    for (line, (offset, key, value)) in lines.iter().zip(&records) {
+        assert_eq!(line["topic"], "events");
+        assert_eq!(line["partition"], 4);
+        assert_eq!(line["offset"], *offset);
+        assert_eq!(line["key"], b64(key), "offset {offset}");
+        assert_eq!(line["value"], b64(value), "offset {offset}");
+        assert_eq!(line["headers"], serde_json::json!([]));
+    }
+
+    let (first, last) = (records[1].0, records[2].0);
+    let ranged = run(
+        PARSE,
+        [
+            path.as_os_str(),
+            OsStr::new("--json"),
+            OsStr::new("--bytes"),
+            OsStr::new("base64"),
+            OsStr::new("--from-offset"),
+            OsStr::new(&first.to_string()),
+            OsStr::new("--to-offset"),
+            OsStr::new(&last.to_string()),
+        ],
+    );
+    let offsets: Vec<i64> = ranged
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(offsets, vec![first, last]);
+
+    let utf8 = run(PARSE, [path.as_os_str(), OsStr::new("--json")]);
+    assert_eq!(utf8.code(), Some(1), "binary values need base64: {utf8:?}");
+    assert!(utf8.stderr.contains("is not UTF-8; use --bytes base64"), "{utf8:?}");
+}
+
+#[test]
 fn file_written_by_our_writer_is_read_by_the_original_python_reader() {
     python_available();
     let dir = tempfile::tempdir().unwrap();

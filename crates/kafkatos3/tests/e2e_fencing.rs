@@ -258,3 +258,38 @@ async fn leftovers_of_partitions_owned_elsewhere_are_uploaded_when_they_continue
     assert!(left.is_empty(), "every leftover resolved, left: {left:?}\n{log}");
     assert_eq!(std::fs::read_to_string(state.join("uploaded_through")).unwrap().trim(), "29");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parse_streams_an_archived_object_straight_from_s3() {
+    let env = env();
+    let store = daemon_store(&env);
+    let dir = tempfile::tempdir().unwrap();
+    let at = Location::new(&unique("parse-s3"));
+    let tp = TopicPartition::new("t", 0);
+    store_as(store.as_ref(), &env, &at, &sealed_file(dir.path(), &tp, 100, 104), u64::MAX).await.unwrap();
+    let url = format!("s3://{}/{}", env.bucket, at.object_key(&tp, 100));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3_parse"))
+        .args([&url, "--json", "--endpoint", &env.s3_endpoint, "--region", "us-east-1"])
+        .env("AWS_ACCESS_KEY_ID", &env.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &env.secret_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let offsets: Vec<i64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(offsets, (100..=104).collect::<Vec<_>>());
+
+    let missing = format!("s3://{}/{}", env.bucket, at.object_key(&tp, 999));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3_parse"))
+        .args([&missing, "--endpoint", &env.s3_endpoint])
+        .env("AWS_ACCESS_KEY_ID", &env.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &env.secret_key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&missing) && stderr.lines().count() == 1, "one line naming the object: {stderr}");
+}
