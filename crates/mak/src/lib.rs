@@ -73,12 +73,15 @@
 //! # }
 //! ```
 
+mod any;
 mod error;
 mod header;
 mod reader;
+pub mod v2;
 mod writer;
 
-pub use error::{Field, HeaderProblem, IoAction, ReadError, WriteError};
+pub use any::{AnyReader, Peeked, Version};
+pub use error::{Field, FrameProblem, HeaderProblem, IoAction, ReadError, SummaryField, SummarySource, WriteError};
 pub use header::Header;
 pub use reader::{MakReader, Record};
 pub use writer::{MakWriter, Recovered};
