@@ -395,3 +395,87 @@ pub fn scratch_path(name: &str) -> PathBuf {
     });
     dir.join(name)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Version 2
+// ---------------------------------------------------------------------------------------------
+
+/// A version 2 record as owned bytes, with everything the format keeps.
+pub type OwnedV2 = mak::v2::OwnedRecord;
+
+fn collect_v2<R: std::io::Read>(mut reader: mak::v2::MakReader<R>) -> Result<Vec<OwnedV2>, ReadError> {
+    let mut records = Vec::new();
+    while let Some(record) = reader.next_record()? {
+        // Iterating the headers of a record the reader accepted must not stop early.
+        assert_eq!(record.headers.count(), record.headers.len());
+        records.push(record.to_owned_record());
+    }
+    assert!(matches!(reader.next_record(), Ok(None)), "a reader at its end stays there");
+    assert_eq!(reader.write_position(), Some(reader.position()), "records end exactly at the write position");
+    Ok(records)
+}
+
+fn drain_v2_streaming(bytes: &[u8]) -> Result<u64, ReadError> {
+    let mut reader = mak::v2::MakReader::new(bytes)?;
+    while reader.next_record()?.is_some() {}
+    Ok(reader.records_read())
+}
+
+/// Reads `bytes` as a version 2 file every way the crate offers (size-limited, streaming,
+/// summary only, through `AnyReader`), checking that each returns records or an error inside
+/// the input, that they agree, and the heap each read takes on its own. Returns the
+/// size-limited result.
+pub fn read_and_check_v2(bytes: &[u8]) -> Result<Vec<OwnedV2>, ReadError> {
+    let len = bytes.len();
+    let (count, peak) = measure_peak(|| mak::v2::read_all(bytes));
+    check_heap("v2 read_all", peak, len);
+    let (streaming_count, peak) = measure_peak(|| drain_v2_streaming(bytes));
+    check_heap("v2 new (streaming)", peak, len);
+
+    let limited = mak::v2::MakReader::with_size_limit(bytes, len as u64).and_then(collect_v2);
+    let streaming = mak::v2::MakReader::new(bytes).and_then(collect_v2);
+    match (&count, &limited) {
+        (Ok(count), Ok(records)) => assert_eq!(*count, records.len() as u64),
+        (Err(err), Err(expected)) => {
+            check_error("v2 with_size_limit", err, len);
+            assert_eq!(err.to_string(), expected.to_string());
+        }
+        _ => panic!("v2 read_all {count:?} disagrees with with_size_limit {limited:?}"),
+    }
+    match (&streaming, &limited) {
+        (Err(err), _) => check_error("v2 new (streaming)", err, len),
+        (Ok(records), Ok(expected)) => assert_eq!(records, expected),
+        (Ok(_), Err(err)) => panic!("v2 streaming read succeeds where the size-limited one fails: {err:?}"),
+    }
+    match (&streaming, &streaming_count) {
+        (Ok(records), Ok(count)) => assert_eq!(records.len() as u64, *count),
+        (Err(err), Err(again)) => assert_eq!(err.to_string(), again.to_string()),
+        _ => panic!("two v2 streaming reads of the same bytes disagree"),
+    }
+
+    match mak::v2::read_summary(bytes) {
+        Ok(summary) => {
+            if let Ok(reader) = mak::v2::MakReader::new(bytes) {
+                assert_eq!(&summary.header, reader.header());
+                assert_eq!(summary.progress.as_ref(), reader.progress());
+            }
+        }
+        Err(err) => check_error("v2 read_summary", &err, len),
+    }
+
+    if bytes.first() == Some(&mak::v2::MAGIC[0]) {
+        let any = mak::AnyReader::with_size_limit(bytes, len as u64).and_then(|mut reader| {
+            let mut records = Vec::new();
+            while let Some(record) = reader.next_record()? {
+                records.push(record.to_owned_record());
+            }
+            Ok(records)
+        });
+        match (&any, &limited) {
+            (Ok(records), Ok(expected)) => assert_eq!(records, expected),
+            (Err(err), Err(expected)) => assert_eq!(err.to_string(), expected.to_string()),
+            _ => panic!("AnyReader {any:?} disagrees with the v2 reader {limited:?}"),
+        }
+    }
+    limited
+}

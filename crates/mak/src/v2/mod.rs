@@ -9,6 +9,39 @@
 //! - `writer`: the in-progress file writer with the durability protocol, and recovery.
 //!
 //! Every byte position is a constant below, each derived from the previous one.
+//!
+//! # Example
+//!
+//! ```
+//! use mak::v2::{Header, MakReader, MakWriter, RecordRef, TimestampType};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("data.mak");
+//! let header = Header { topic: "t".into(), partition: 0, start_offset: 5, created_ms: None, writer: None };
+//!
+//! let mut writer = MakWriter::create(&path, &header)?;
+//! let headers = [("trace", Some(&b"1"[..])), ("trace", None)];
+//! let record = RecordRef {
+//!     offset: 5,
+//!     timestamp: 1_700_000_000_000,
+//!     timestamp_type: TimestampType::CreateTime,
+//!     key: Some(b"k"),
+//!     value: None, // a tombstone, distinct from Some(b"")
+//!     headers: &headers,
+//! };
+//! writer.append(&record)?;
+//! writer.close()?; // seals the file with a footer
+//!
+//! let mut reader = MakReader::new(std::fs::File::open(&path)?)?;
+//! let read = reader.next_record()?.expect("one record");
+//! assert_eq!((read.offset, read.key, read.value), (5, Some(&b"k"[..]), None));
+//! assert_eq!(read.headers.collect::<Vec<_>>(), headers);
+//! assert!(reader.next_record()?.is_none());
+//! assert_eq!(reader.footer().map(|footer| footer.record_count), Some(1));
+//! # Ok(())
+//! # }
+//! ```
 
 mod frame;
 mod header;
