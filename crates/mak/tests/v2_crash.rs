@@ -108,6 +108,7 @@ fn the_next_sync_rewrites_a_torn_progress_block_even_without_appends() {
     let snaps = snapshots(dir.path());
     let mut torn = snaps.after_sync.last().unwrap().clone();
     torn[PROGRESS_AT as usize] ^= 1;
+    assert_eq!(v2::read_summary(&torn[..]).unwrap().progress, None, "a torn block is reported as unknown");
     let (mut writer, _) = recover(dir.path(), &torn);
     writer.sync().unwrap();
     let bytes = std::fs::read(dir.path().join("crashed.mak")).unwrap();
