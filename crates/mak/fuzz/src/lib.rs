@@ -479,3 +479,123 @@ pub fn read_and_check_v2(bytes: &[u8]) -> Result<Vec<OwnedV2>, ReadError> {
     }
     limited
 }
+
+/// A version 2 file to write with `v2::MakWriter`: records synced, then either sealed or
+/// followed by records appended but never synced (the writer is dropped, as in a crash).
+#[derive(Arbitrary, Debug)]
+pub struct ValidFileV2 {
+    topic: String,
+    partition: u32,
+    start_offset: u32,
+    synced: Vec<ArbRecordV2>,
+    unsynced: Vec<ArbRecordV2>,
+    sync_each: bool,
+    seal: bool,
+}
+
+#[derive(Arbitrary, Debug)]
+pub struct ArbRecordV2 {
+    /// Distance to the previous offset, minus one: offsets always increase.
+    gap: u16,
+    timestamp: i64,
+    timestamp_type: u8,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    /// Repeat the value this many times (x 1 KiB) so frames outgrow the writer's buffer.
+    value_kib: u8,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl ArbRecordV2 {
+    fn owned(&self, offset: i64) -> OwnedV2 {
+        let value = self.value.as_ref().map(|value| {
+            let mut out = value.clone();
+            if let Some(&first) = value.first() {
+                out.extend(std::iter::repeat_n(first, 1024 * (self.value_kib % 100) as usize));
+            }
+            out
+        });
+        let timestamp_type = match self.timestamp_type % 3 {
+            0 => mak::v2::TimestampType::NotAvailable,
+            1 => mak::v2::TimestampType::CreateTime,
+            _ => mak::v2::TimestampType::LogAppendTime,
+        };
+        OwnedV2 {
+            offset,
+            timestamp: self.timestamp,
+            timestamp_type,
+            key: self.key.clone(),
+            value,
+            headers: self.headers.clone(),
+        }
+    }
+}
+
+impl ValidFileV2 {
+    /// Writes the file at `path` and returns the records a reader must find (the synced ones).
+    pub fn write(&self, path: &Path) -> Vec<OwnedV2> {
+        let _ = fs::remove_file(path);
+        let header = mak::v2::Header {
+            topic: self.topic.clone(),
+            partition: (self.partition & i32::MAX as u32) as i32,
+            start_offset: i64::from(self.start_offset),
+            created_ms: Some(0),
+            writer: None,
+        };
+        let mut writer = mak::v2::MakWriter::create(path, &header).expect("create");
+        let mut offset = i64::from(self.start_offset);
+        let mut append = |writer: &mut mak::v2::MakWriter, record: &ArbRecordV2| {
+            let owned = record.owned(offset);
+            offset += i64::from(record.gap) + 1;
+            let headers = owned.header_refs();
+            writer.append(&owned.as_record_ref(&headers)).expect("append");
+            owned
+        };
+        let mut expected = Vec::new();
+        for record in &self.synced {
+            expected.push(append(&mut writer, record));
+            if self.sync_each {
+                writer.sync().expect("sync");
+            }
+        }
+        if self.seal {
+            writer.close().expect("close");
+            return expected;
+        }
+        writer.sync().expect("sync");
+        for record in &self.unsynced {
+            append(&mut writer, record);
+        }
+        drop(writer);
+        expected
+    }
+}
+
+/// Recomputes the progress block, header and frame CRCs of a damaged version 2 file, as far
+/// as its lengths let it be walked, so the damage reaches the checks behind the CRCs.
+pub fn resign_v2(bytes: &mut [u8]) {
+    let block = mak::v2::PROGRESS_AT as usize;
+    let header_len_at = mak::v2::HEADER_LEN_AT as usize;
+    if bytes.len() < header_len_at + 4 {
+        return;
+    }
+    let crc = crc32c::crc32c(&bytes[block..block + 44]);
+    bytes[block + 44..block + 48].copy_from_slice(&crc.to_be_bytes());
+    let json_len = u32::from_be_bytes(bytes[header_len_at..header_len_at + 4].try_into().unwrap());
+    let mut at = mak::v2::data_start(json_len) as usize;
+    if at > bytes.len() {
+        return;
+    }
+    let crc = crc32c::crc32c(&bytes[header_len_at..at - 4]);
+    bytes[at - 4..at].copy_from_slice(&crc.to_be_bytes());
+    while at + 4 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let end = at + 4 + len;
+        if len < 4 || end > bytes.len() {
+            return;
+        }
+        let crc = crc32c::crc32c(&bytes[at..end - 4]);
+        bytes[end - 4..end].copy_from_slice(&crc.to_be_bytes());
+        at = end;
+    }
+}
