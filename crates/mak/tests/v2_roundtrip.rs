@@ -125,3 +125,20 @@ fn version_detection_goes_by_the_first_byte() {
     assert_eq!(Version::detect(0x89), Some(Version::V2));
     assert_eq!(Version::detect(b'P'), None);
 }
+
+#[test]
+fn appends_stay_in_the_buffer_until_a_sync_or_a_full_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.mak");
+    let mut writer = MakWriter::create(&path, &header("t", 0, 0)).unwrap();
+    let created_len = std::fs::metadata(&path).unwrap().len();
+    for offset in 0..100 {
+        append(&mut writer, &simple(offset, b"small value"));
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), created_len, "no write for small appends");
+    assert!(writer.is_dirty());
+    writer.sync().unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), writer.len());
+    let progress = v2::read_summary(std::fs::File::open(&path).unwrap()).unwrap().progress.unwrap();
+    assert_eq!((progress.record_count, progress.write_position), (100, writer.len()));
+}
