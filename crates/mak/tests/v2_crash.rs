@@ -176,3 +176,40 @@ fn dropping_a_writer_loses_only_unsynced_records() {
     let (_, again) = MakWriter::open_append(&path).unwrap();
     assert_eq!(again.record_count, 1, "suspend leaves the file open and resumable");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    #[test]
+    fn open_append_recovers_the_last_sync_whatever_tail_a_crash_leaves(
+        records in records_strategy(12, 200),
+        synced in 0usize..13,
+        garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100),
+        torn_block: bool,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.mak");
+        let synced = synced.min(records.len());
+        let mut writer = MakWriter::create(&path, &header("t", 0, 0)).unwrap();
+        for record in &records[..synced] {
+            append(&mut writer, record);
+        }
+        writer.sync().unwrap();
+        for record in &records[synced..] {
+            append(&mut writer, record);
+        }
+        drop(writer);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let synced_len = bytes.len() as u64;
+        bytes.extend_from_slice(&garbage);
+        if torn_block {
+            bytes[PROGRESS_AT as usize + 40] ^= 0x10;
+        }
+        let (writer, recovered) = recover(dir.path(), &bytes);
+        proptest::prop_assert_eq!(recovered.record_count, synced as u64);
+        proptest::prop_assert_eq!(recovered.scanned, torn_block);
+        proptest::prop_assert_eq!(recovered.truncated_bytes, garbage.len() as u64);
+        proptest::prop_assert_eq!(writer.len(), synced_len);
+        resume_and_check(dir.path(), writer, &records[..synced]);
+    }
+}
