@@ -27,6 +27,16 @@ pub enum Field {
     Value,
     /// A record's offset.
     Offset,
+    /// Version 2: the 8-byte magic, the version and the flags (bytes 0..12).
+    Preamble,
+    /// Version 2: the progress block at byte 12.
+    ProgressBlock,
+    /// Version 2: the header CRC after the header JSON.
+    HeaderCrc,
+    /// Version 2: a frame's length prefix.
+    FrameLength,
+    /// Version 2: a frame's bytes after its length prefix.
+    Frame,
 }
 
 impl fmt::Display for Field {
@@ -42,6 +52,11 @@ impl fmt::Display for Field {
             Field::ValueLength => "record value length",
             Field::Value => "record value",
             Field::Offset => "record offset",
+            Field::Preamble => "magic, version and flags",
+            Field::ProgressBlock => "progress block",
+            Field::HeaderCrc => "header crc",
+            Field::FrameLength => "frame length",
+            Field::Frame => "frame",
         })
     }
 }
@@ -64,6 +79,88 @@ impl fmt::Display for HeaderProblem {
             HeaderProblem::NegativeStartOffset(o) => write!(f, "start offset {o} is negative"),
             HeaderProblem::NonFiniteStartTime(t) => write!(f, "start time {t} is not finite"),
         }
+    }
+}
+
+/// Why a version 2 frame whose CRC matches is still not a valid frame (a writer bug, or
+/// damage the CRC happened not to catch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameProblem {
+    /// The frame length is below the smallest frame of any kind.
+    TooShort { length: u32 },
+    /// The kind byte is neither record (1) nor footer (2).
+    UnknownKind(u8),
+    /// A footer frame's length is not 49.
+    FooterLength { length: u32 },
+    /// The timestamp type is not 0, 1 or 2.
+    UnknownTimestampType(u8),
+    /// A record offset below 0.
+    NegativeOffset(i64),
+    /// A key, value or header value length below -1.
+    NegativeLength(i32),
+    /// A field runs past the end of the frame.
+    FieldPastFrame { field: &'static str, at: u32 },
+    /// The record's fields end before the frame does.
+    TrailingBytes { unused: u32 },
+    /// A header key is not UTF-8.
+    HeaderKeyNotUtf8 { index: u32 },
+}
+
+impl fmt::Display for FrameProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameProblem::TooShort { length } => write!(f, "frame length {length} is too short for any frame"),
+            FrameProblem::UnknownKind(kind) => write!(f, "unknown frame kind {kind}"),
+            FrameProblem::FooterLength { length } => write!(f, "footer frame length {length} is not 49"),
+            FrameProblem::UnknownTimestampType(t) => write!(f, "unknown timestamp type {t}"),
+            FrameProblem::NegativeOffset(o) => write!(f, "record offset {o} is negative"),
+            FrameProblem::NegativeLength(l) => write!(f, "length {l} is below -1"),
+            FrameProblem::FieldPastFrame { field, at } => {
+                write!(f, "{field} at frame byte {at} runs past the end of the frame")
+            }
+            FrameProblem::TrailingBytes { unused } => write!(f, "{unused} bytes left after the record's fields"),
+            FrameProblem::HeaderKeyNotUtf8 { index } => write!(f, "key of header {index} is not utf-8"),
+        }
+    }
+}
+
+/// Which summary of a version 2 file disagrees with its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummarySource {
+    ProgressBlock,
+    Footer,
+}
+
+impl fmt::Display for SummarySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SummarySource::ProgressBlock => "progress block",
+            SummarySource::Footer => "footer frame",
+        })
+    }
+}
+
+/// A field of a version 2 summary (progress block or footer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryField {
+    RecordCount,
+    FirstOffset,
+    LastOffset,
+    FirstTimestamp,
+    LastTimestamp,
+    BodyCrc,
+}
+
+impl fmt::Display for SummaryField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SummaryField::RecordCount => "the record count",
+            SummaryField::FirstOffset => "the first offset",
+            SummaryField::LastOffset => "the last offset",
+            SummaryField::FirstTimestamp => "the first timestamp",
+            SummaryField::LastTimestamp => "the last timestamp",
+            SummaryField::BodyCrc => "the body crc",
+        })
     }
 }
 
@@ -112,6 +209,46 @@ pub enum ReadError {
     /// A record offset does not fit a Kafka offset (`i64`).
     #[error("record offset {offset} at byte {position} is larger than the largest kafka offset")]
     OffsetOutOfRange { position: u64, offset: u64 },
+    /// Version 2: the file does not start with the version 2 magic.
+    #[error("bad magic at byte 0: expected 89 4d 41 4b 0d 0a 1a 0a, found {found:02x?}")]
+    BadMagicV2 { found: [u8; 8] },
+    /// Version 2: the version field (byte 8) holds a version this reader does not read.
+    #[error("unsupported mak version {version} at byte 8: this reader reads version 2")]
+    UnsupportedVersion { version: u16 },
+    /// Version 2: the flags field (byte 10) has a bit this reader does not know.
+    #[error("unknown flags {flags:#06x} at byte 10")]
+    UnknownFlags { flags: u16 },
+    /// Version 2: the header CRC does not match the header length and JSON.
+    #[error("header crc mismatch at byte {position}: stored {stored:#010x}, computed {computed:#010x}")]
+    HeaderCrc { position: u64, stored: u32, computed: u32 },
+    /// Version 2: the progress block's write position is outside the data.
+    #[error("write position {write_position} in the progress block (byte 12) is outside the data, bytes {data_start}..={limit}")]
+    WritePositionOutOfRange { write_position: u64, data_start: u64, limit: u64 },
+    /// Version 2: a progress block whose CRC matches holds a state other than open (0) or sealed (1).
+    #[error("unknown state {state} in the progress block (byte 12)")]
+    UnknownState { state: u32 },
+    /// Version 2: a frame's CRC does not match its bytes.
+    #[error("frame crc mismatch in the frame at byte {position}: stored {stored:#010x}, computed {computed:#010x}")]
+    FrameCrc { position: u64, stored: u32, computed: u32 },
+    /// Version 2: a frame whose CRC matches is not a valid frame.
+    #[error("invalid frame at byte {position}: {problem}")]
+    BadFrame { position: u64, problem: FrameProblem },
+    /// Version 2: a record offset is not greater than the previous record's.
+    #[error(
+        "record offset {offset} in the frame at byte {position} is not greater than the previous offset {previous}"
+    )]
+    OffsetNotIncreasing { position: u64, offset: i64, previous: i64 },
+    /// Version 2: the footer or the progress block disagrees with the records read, or the
+    /// footer with the progress block. `position` is the footer's byte, or 12 for the block.
+    #[error("{summary} at byte {position} says {stated} for {what}, the data says {actual}")]
+    SummaryMismatch { position: u64, summary: SummarySource, what: SummaryField, stated: i64, actual: i64 },
+    /// Version 2: the progress block's state (sealed or open) disagrees with the data
+    /// (a footer ending exactly at the write position, or none).
+    #[error("progress block (byte 12) says the file is {}, but {}", if *sealed { "sealed" } else { "open" }, if *sealed { "no footer ends the data" } else { "a footer frame is in the data" })]
+    StateMismatch { sealed: bool },
+    /// Version 2: a footer frame is followed by more frames.
+    #[error("footer frame at byte {position} is not the last frame before the write position {write_position}")]
+    FooterNotLast { position: u64, write_position: u64 },
     /// `next_record` was called again after it returned an error.
     #[error("reader already stopped by an error at byte {position}")]
     Poisoned { position: u64 },
@@ -129,7 +266,19 @@ impl ReadError {
             | ReadError::MissingHeaderField { position, .. }
             | ReadError::InvalidHeader { position, .. }
             | ReadError::OffsetOutOfRange { position, .. }
+            | ReadError::HeaderCrc { position, .. }
+            | ReadError::FrameCrc { position, .. }
+            | ReadError::BadFrame { position, .. }
+            | ReadError::OffsetNotIncreasing { position, .. }
+            | ReadError::SummaryMismatch { position, .. }
+            | ReadError::FooterNotLast { position, .. }
             | ReadError::Poisoned { position } => Some(*position),
+            ReadError::BadMagicV2 { .. } => Some(crate::v2::MAGIC_AT),
+            ReadError::UnsupportedVersion { .. } => Some(crate::v2::VERSION_AT),
+            ReadError::UnknownFlags { .. } => Some(crate::v2::FLAGS_AT),
+            ReadError::WritePositionOutOfRange { .. }
+            | ReadError::StateMismatch { .. }
+            | ReadError::UnknownState { .. } => Some(crate::v2::PROGRESS_AT),
             ReadError::BadMagic { .. } => Some(crate::MAGIC_AT),
             ReadError::WritePositionBeforeData { .. } | ReadError::WritePositionPastEnd { .. } => {
                 Some(crate::WRITE_POSITION_AT)
@@ -193,6 +342,16 @@ pub enum WriteError {
     /// Kafka offsets are at least 0.
     #[error("cannot append offset {offset} to {}: offsets are never negative", path.display())]
     NegativeOffset { path: PathBuf, offset: i64 },
+    /// Version 2: offsets must increase strictly within a file.
+    #[error("cannot append offset {offset} to {}: not greater than the previous offset {previous}", path.display())]
+    OffsetNotIncreasing { path: PathBuf, offset: i64, previous: i64 },
+    /// Version 2: a key, value or header does not fit its length field (`i32`/`u32`), or the
+    /// frame does not fit its `u32` length.
+    #[error("cannot append offset {offset} to {}: the record is too large for a frame", path.display())]
+    RecordTooLarge { path: PathBuf, offset: i64 },
+    /// Version 2: a sealed file (a footer ends its data) cannot be appended to.
+    #[error("cannot resume {}: the file is sealed", path.display())]
+    Sealed { path: PathBuf },
     /// An earlier write or sync failed, so the file's tail is in an unknown state.
     #[error("writer for {} stopped after an earlier i/o error; reopen the file to resume", path.display())]
     Poisoned { path: PathBuf },

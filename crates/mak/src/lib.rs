@@ -1,7 +1,9 @@
-//! Reader and writer for MAK (Message Archive Kafka) files, version 1: the archive format of
-//! kafkatos3, byte-compatible with the Python KafkatoS3 daemon (`kafkatos3==0.2.0`). The
-//! format is specified in `docs/format.md`; the byte positions of the fixed header are the
-//! constants below.
+//! Reader and writer for MAK (Message Archive Kafka) files, the archive format of kafkatos3.
+//! Version 1 (this module's root) is byte-compatible with the Python KafkatoS3 daemon
+//! (`kafkatos3==0.2.0`); version 2 ([`v2`]) keeps what version 1 loses (null versus empty,
+//! headers, timestamps) and checksums every frame. Both are specified in `docs/format.md`; the
+//! byte positions of version 1's fixed header are the constants below, version 2's are in [`v2`].
+//! [`AnyReader`] reads either, told apart by the first byte.
 //!
 //! The crate is pure and synchronous: it reads from any [`Read`](std::io::Read) (a `File`, a
 //! `GzDecoder`, a byte slice) and writes to a [`File`](std::fs::File). It takes no locks.
@@ -42,10 +44,42 @@
 //! pub struct Recovered { pub header: Header, pub record_count: u64, pub last_offset: Option<i64>, pub truncated_bytes: u64 }
 //!
 //! pub fn read_all(bytes: &[u8]) -> Result<u64, ReadError>; // whole file from a slice, returns the record count
+//!
+//! // Version 2 (mak::v2). Same shapes; records carry timestamps, headers and null-vs-empty.
+//! pub struct v2::Header { pub topic: String, pub partition: i32, pub start_offset: i64, pub created_ms: Option<i64>, pub writer: Option<String> }
+//! pub struct v2::RecordRef<'a> { pub offset: i64, pub timestamp: i64, pub timestamp_type: TimestampType,
+//!                                pub key: Option<&'a [u8]>, pub value: Option<&'a [u8]>, pub headers: &'a [(&'a str, Option<&'a [u8]>)] }
+//! pub struct v2::Record<'a> { /* the same fields, */ pub headers: Headers<'a> /* iterator of (&str, Option<&[u8]>) */ }
+//! pub struct v2::OwnedRecord { .. }                  // Record::to_owned_record(); as_record_ref() to append it again
+//! impl<R: Read> v2::MakReader<R> {
+//!     pub fn new(reader: R) -> Result<Self, ReadError>;
+//!     pub fn with_size_limit(reader: R, max_len: u64) -> Result<Self, ReadError>;
+//!     pub fn header(&self) -> &v2::Header;
+//!     pub fn progress(&self) -> Option<&Progress>;     // None: the block was torn, frames are scanned
+//!     pub fn next_record(&mut self) -> Result<Option<v2::Record<'_>>, ReadError>; // None at the end, after checking footer and block
+//!     pub fn footer(&self) -> Option<&Footer>;         // Some at the end of a sealed file
+//!     pub fn write_position(&self) -> Option<u64>; pub fn data_start(&self) -> u64; pub fn position(&self) -> u64; pub fn records_read(&self) -> u64;
+//! }
+//! pub fn v2::read_summary(reader: impl Read) -> Result<Summary, ReadError>; // header + progress block from the first bytes only
+//! pub fn v2::read_all(bytes: &[u8]) -> Result<u64, ReadError>;
+//! impl v2::MakWriter {                                 // same protocol as MakWriter; the sync pwrites the 48-byte progress block
+//!     pub fn create(path: &Path, header: &v2::Header) -> Result<Self, WriteError>;
+//!     pub fn open_append(path: &Path) -> Result<(Self, v2::Recovered), WriteError>; // scans when the block is torn; refuses a sealed file
+//!     pub fn append(&mut self, record: &RecordRef<'_>) -> Result<(), WriteError>;  // offsets must increase strictly
+//!     pub fn sync(&mut self) -> Result<(), WriteError>;
+//!     pub fn close(self) -> Result<(), WriteError>;    // seals: footer frame, state = sealed, sync, fsync
+//!     pub fn suspend(self) -> Result<(), WriteError>;  // sync + fsync, left open and resumable
+//!     // header, record_count, last_offset, len, is_empty, is_dirty, path as MakWriter
+//! }
+//!
+//! // Either version, by the first byte ('M' or 0x89); version 1 records come out with key and
+//! // value Some, timestamp -1 (NotAvailable) and no headers.
+//! impl<R: Read> AnyReader<R> { pub fn new(reader: R) -> Result<Self, ReadError>; pub fn with_size_limit(..);
+//!                              pub fn version(&self) -> Version; pub fn next_record(&mut self) -> Result<Option<v2::Record<'_>>, ReadError>; }
 //! ```
 //!
 //! Version 1 cannot tell a null key or value from an empty one: both are written with length
-//! 0 and read back as an empty slice.
+//! 0 and read back as an empty slice. Version 2 can.
 //!
 //! # Example
 //!
@@ -73,12 +107,15 @@
 //! # }
 //! ```
 
+mod any;
 mod error;
 mod header;
 mod reader;
+pub mod v2;
 mod writer;
 
-pub use error::{Field, HeaderProblem, IoAction, ReadError, WriteError};
+pub use any::{AnyReader, Peeked, Version};
+pub use error::{Field, FrameProblem, HeaderProblem, IoAction, ReadError, SummaryField, SummarySource, WriteError};
 pub use header::Header;
 pub use reader::{MakReader, Record};
 pub use writer::{MakWriter, Recovered};

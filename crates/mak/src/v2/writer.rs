@@ -1,0 +1,347 @@
+//! Writer for an in-progress version 2 file, with version 1's durability protocol: append
+//! frames into a buffer; at each sync write it, `fdatasync`, then `pwrite` the progress block;
+//! close seals the file with a footer frame.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoAction, ReadError, WriteError};
+use crate::v2::frame::FOOTER_BYTES;
+use crate::v2::reader::MakReader;
+use crate::v2::{
+    Footer, Header, Progress, RecordRef, State, FLAGS_AT, HEADER_LEN_AT, KNOWN_FLAGS, MAGIC, PROGRESS_AT, VERSION,
+};
+
+/// Capacity of the append buffer. It never grows: a frame part that does not fit is written
+/// around it.
+const BUFFER_CAPACITY: usize = 64 * 1024;
+
+/// What [`MakWriter::open_append`] found in an existing file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub header: Header,
+    /// Records before the write position.
+    pub record_count: u64,
+    /// Offset of the last record, `None` when there is none.
+    pub last_offset: Option<i64>,
+    /// Bytes past the write position (a torn tail) that were cut off.
+    pub truncated_bytes: u64,
+    /// The progress block was torn, so the write position was found by scanning frames.
+    pub scanned: bool,
+}
+
+/// The running summary of the records in the file, as the progress block and footer state it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Totals {
+    pub(crate) count: u64,
+    pub(crate) first_offset: i64,
+    pub(crate) last_offset: i64,
+    pub(crate) first_timestamp: i64,
+    pub(crate) last_timestamp: i64,
+}
+
+impl Totals {
+    pub(crate) const EMPTY: Totals =
+        Totals { count: 0, first_offset: -1, last_offset: -1, first_timestamp: -1, last_timestamp: -1 };
+
+    pub(crate) fn add(&mut self, offset: i64, timestamp: i64) {
+        if self.count == 0 {
+            self.first_offset = offset;
+            self.first_timestamp = timestamp;
+        }
+        self.count += 1;
+        self.last_offset = offset;
+        self.last_timestamp = timestamp;
+    }
+}
+
+/// An open in-progress version 2 file. Appends are buffered; [`MakWriter::sync`] makes them
+/// durable and only then moves the progress block over them, so a reader (or a crash) never
+/// sees unsynced records. After an I/O error the writer refuses further work
+/// ([`WriteError::Poisoned`]); reopen the file with [`MakWriter::open_append`]. Dropping a
+/// writer without closing it discards unsynced records (the file stays valid up to the last
+/// sync).
+#[derive(Debug)]
+pub struct MakWriter {
+    file: File,
+    path: PathBuf,
+    header: Header,
+    buf: Vec<u8>,
+    /// Bytes handed to the file (the file length without `buf`).
+    written: u64,
+    /// CRC-32C of bytes 60 to the end of `buf`: the footer's body CRC if sealed now.
+    body_crc: u32,
+    totals: Totals,
+    /// Appended since the last sync.
+    dirty: bool,
+    /// The on-disk progress block differs from ours even though nothing was appended.
+    progress_stale: bool,
+    poisoned: bool,
+}
+
+impl MakWriter {
+    /// Creates a new file (never overwrites one) and makes its header durable: the file
+    /// data, then the parent directory entry.
+    pub fn create(path: &Path, header: &Header) -> Result<MakWriter, WriteError> {
+        header.validate().map_err(|problem| WriteError::InvalidHeader { path: path.to_path_buf(), problem })?;
+        let io_err = |action| {
+            let path = path.to_path_buf();
+            move |source| WriteError::Io { path, action, source }
+        };
+        let json = header.to_json();
+        let json_len = u32::try_from(json.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "header json longer than 4 GiB"))
+            .map_err(io_err(IoAction::Create))?;
+        let data_start = crate::v2::data_start(json_len);
+        let progress = Progress {
+            write_position: data_start,
+            record_count: 0,
+            last_offset: -1,
+            first_timestamp: -1,
+            last_timestamp: -1,
+            state: State::Open,
+        };
+        let mut bytes = Vec::with_capacity(data_start as usize);
+        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&VERSION.to_be_bytes());
+        bytes.extend_from_slice(&KNOWN_FLAGS.to_be_bytes());
+        debug_assert_eq!(bytes.len() as u64, FLAGS_AT + 2);
+        bytes.extend_from_slice(&progress.encode());
+        debug_assert_eq!(bytes.len() as u64, HEADER_LEN_AT);
+        bytes.extend_from_slice(&json_len.to_be_bytes());
+        bytes.extend_from_slice(&json);
+        let header_crc = crc32c::crc32c(&bytes[HEADER_LEN_AT as usize..]);
+        bytes.extend_from_slice(&header_crc.to_be_bytes());
+        let body_crc = crc32c::crc32c(&bytes[HEADER_LEN_AT as usize..]);
+
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path).map_err(io_err(IoAction::Create))?;
+        file.write_all(&bytes).map_err(io_err(IoAction::Write))?;
+        file.sync_data().map_err(io_err(IoAction::Sync))?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(parent).and_then(|dir| dir.sync_all()).map_err(io_err(IoAction::SyncDirectory))?;
+
+        Ok(MakWriter {
+            file,
+            path: path.to_path_buf(),
+            header: header.clone(),
+            buf: Vec::with_capacity(BUFFER_CAPACITY),
+            written: data_start,
+            body_crc,
+            totals: Totals::EMPTY,
+            dirty: false,
+            progress_stale: false,
+            poisoned: false,
+        })
+    }
+
+    /// Opens an existing open (unsealed) file to append to it: reads every frame up to the
+    /// write position (found by scanning when the progress block is torn), truncates the torn
+    /// tail past it and recomputes the body CRC. A corrupt frame before the write position is
+    /// an error; so is a sealed file.
+    pub fn open_append(path: &Path) -> Result<(MakWriter, Recovered), WriteError> {
+        let io_err = |action| {
+            let path = path.to_path_buf();
+            move |source| WriteError::Io { path, action, source }
+        };
+        let corrupt = |source: ReadError| match source {
+            ReadError::Io { source, .. } => WriteError::Io { path: path.to_path_buf(), action: IoAction::Read, source },
+            source => {
+                WriteError::Corrupt { path: path.to_path_buf(), position: source.position().unwrap_or(0), source }
+            }
+        };
+        let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(io_err(IoAction::Open))?;
+        let file_len = file.metadata().map_err(io_err(IoAction::Read))?.len();
+
+        let mut reader = MakReader::with_size_limit(&file, file_len).map_err(corrupt)?;
+        while reader.next_record().map_err(corrupt)?.is_some() {}
+        if reader.footer().is_some() {
+            return Err(WriteError::Sealed { path: path.to_path_buf() });
+        }
+        let header = reader.header().clone();
+        let write_position = reader.position();
+        let scanned = reader.progress().is_none();
+        let totals = reader.totals();
+        let body_crc = reader.body_crc();
+        drop(reader);
+
+        // The reader never reads past file_len.
+        let truncated_bytes = file_len.saturating_sub(write_position);
+        if truncated_bytes > 0 {
+            file.set_len(write_position).map_err(io_err(IoAction::Truncate))?;
+        }
+        file.seek(SeekFrom::Start(write_position)).map_err(io_err(IoAction::Seek))?;
+
+        let last_offset = (totals.count > 0).then_some(totals.last_offset);
+        let writer = MakWriter {
+            file,
+            path: path.to_path_buf(),
+            header: header.clone(),
+            buf: Vec::with_capacity(BUFFER_CAPACITY),
+            written: write_position,
+            body_crc,
+            totals,
+            dirty: false,
+            // A torn block is rewritten at the next sync even if nothing is appended.
+            progress_stale: scanned,
+            poisoned: false,
+        };
+        let recovered = Recovered { header, record_count: totals.count, last_offset, truncated_bytes, scanned };
+        Ok((writer, recovered))
+    }
+
+    /// Appends a record frame to the buffer. No system call unless the buffer fills, then
+    /// one write; nothing is durable or visible to readers before [`MakWriter::sync`].
+    pub fn append(&mut self, record: &RecordRef<'_>) -> Result<(), WriteError> {
+        self.check_poisoned()?;
+        let offset = record.offset;
+        if offset < 0 {
+            return Err(WriteError::NegativeOffset { path: self.path.clone(), offset });
+        }
+        if self.totals.count > 0 && offset <= self.totals.last_offset {
+            let previous = self.totals.last_offset;
+            return Err(WriteError::OffsetNotIncreasing { path: self.path.clone(), offset, previous });
+        }
+        let frame_len = record.frame_len().ok_or(WriteError::RecordTooLarge { path: self.path.clone(), offset })?;
+        let mut frame_crc = 0u32;
+        let result = record
+            .encode(frame_len, |bytes| {
+                frame_crc = crc32c::crc32c_append(frame_crc, bytes);
+                self.put(bytes)
+            })
+            .and_then(|()| self.put(&frame_crc.to_be_bytes()));
+        self.dirty = true;
+        self.totals.add(offset, record.timestamp);
+        result.map_err(|source| self.fail(IoAction::Write, source))
+    }
+
+    /// Durability point: writes the buffer, `fdatasync`s, then writes the progress block at
+    /// byte 12 in one `pwrite`. Does nothing when clean.
+    pub fn sync(&mut self) -> Result<(), WriteError> {
+        self.check_poisoned()?;
+        if !self.dirty && !self.progress_stale {
+            return Ok(());
+        }
+        self.make_durable(State::Open)
+    }
+
+    /// Seals the file: appends the footer frame, syncs with state = sealed, then `fsync`s.
+    /// A sealed file cannot be resumed.
+    pub fn close(mut self) -> Result<(), WriteError> {
+        self.check_poisoned()?;
+        let totals = self.totals;
+        let footer = Footer {
+            record_count: totals.count,
+            first_offset: totals.first_offset,
+            last_offset: totals.last_offset,
+            first_timestamp: totals.first_timestamp,
+            last_timestamp: totals.last_timestamp,
+            body_crc: self.body_crc,
+        };
+        let bytes: [u8; FOOTER_BYTES] = footer.encode();
+        self.put(&bytes).map_err(|source| self.fail(IoAction::Write, source))?;
+        self.make_durable(State::Sealed)?;
+        self.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
+    }
+
+    /// Syncs and `fsync`s without sealing, so the file can be resumed with
+    /// [`MakWriter::open_append`] (giving up a partition, shutting down).
+    pub fn suspend(mut self) -> Result<(), WriteError> {
+        self.sync()?;
+        self.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
+    }
+
+    /// The file's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Records in the file, including appended but unsynced ones.
+    pub fn record_count(&self) -> u64 {
+        self.totals.count
+    }
+
+    /// Offset of the last appended record, `None` when the file has no record.
+    pub fn last_offset(&self) -> Option<i64> {
+        (self.totals.count > 0).then_some(self.totals.last_offset)
+    }
+
+    /// File length including buffered bytes: the write position after the next sync.
+    pub fn len(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+
+    /// Whether the file has no record (appended or synced).
+    pub fn is_empty(&self) -> bool {
+        self.totals.count == 0
+    }
+
+    /// Whether records were appended since the last sync.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn make_durable(&mut self, state: State) -> Result<(), WriteError> {
+        self.flush_buf().map_err(|source| self.fail(IoAction::Write, source))?;
+        self.file.sync_data().map_err(|source| self.fail(IoAction::Sync, source))?;
+        let totals = self.totals;
+        let progress = Progress {
+            write_position: self.written,
+            record_count: totals.count,
+            last_offset: totals.last_offset,
+            first_timestamp: totals.first_timestamp,
+            last_timestamp: totals.last_timestamp,
+            state,
+        };
+        self.file.write_all_at(&progress.encode(), PROGRESS_AT).map_err(|source| self.fail(IoAction::Write, source))?;
+        self.dirty = false;
+        self.progress_stale = false;
+        Ok(())
+    }
+
+    /// Copies `bytes` into the buffer (and the body CRC), writing the buffer out first if
+    /// they do not fit and writing `bytes` directly if they are larger than the whole buffer.
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.body_crc = crc32c::crc32c_append(self.body_crc, bytes);
+        if bytes.len() > self.buf.capacity() - self.buf.len() {
+            self.flush_buf()?;
+            if bytes.len() > self.buf.capacity() {
+                self.file.write_all(bytes)?;
+                self.written += bytes.len() as u64;
+                return Ok(());
+            }
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.file.write_all(&self.buf)?;
+            self.written += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn check_poisoned(&self) -> Result<(), WriteError> {
+        if self.poisoned {
+            return Err(WriteError::Poisoned { path: self.path.clone() });
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, action: IoAction, source: io::Error) -> WriteError {
+        self.poisoned = true;
+        WriteError::Io { path: self.path.clone(), action, source }
+    }
+}
