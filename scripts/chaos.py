@@ -101,7 +101,7 @@ class Mode:
 SHORT = Mode("short", records=50_000, partitions=6, rate=500, kills=8, terms=1, extra_toggles=2, s3_outages=1,
              broker_restarts=1, outage_s=(8, 14), max_age_s=2, shutdown_timeout_s=15, rebalance_timeout_s=10,
              drain_timeout_s=150, watchdog_s=60)
-FULL = Mode("full", records=1_000_000, partitions=8, rate=800, kills=64, terms=8, extra_toggles=12, s3_outages=4,
+FULL = Mode("full", records=1_000_000, partitions=6, rate=1000, kills=64, terms=8, extra_toggles=12, s3_outages=4,
             broker_restarts=3, outage_s=(10, 30), max_age_s=3, shutdown_timeout_s=20, rebalance_timeout_s=15,
             drain_timeout_s=600, watchdog_s=90)
 
@@ -406,6 +406,11 @@ class SeqProducer(threading.Thread):
     def __init__(self, bootstrap: str, partitions: int, target: int, rate: int, idempotent: bool = False):
         super().__init__(name="producer", daemon=True)
         self.idempotent = idempotent
+        # Tansu's s3:// storage keeps one S3 object per produced batch and serves a fetch at ~20-35 ms per batch
+        # object, more as a partition's object count grows: small batches (linger 20 ms -> ~8 records each) made
+        # both the daemons and the read-back crawl at a few records per second. 2 s batches keep it to a few hundred
+        # records per object.
+        self.linger_ms = 2000
         self.bootstrap, self.partitions, self.target, self.rate = bootstrap, partitions, target, rate
         self.confirmed = bytearray(target * 2 + 1000)   # 1 = delivery confirmed (index = seq)
         self.n_confirmed = 0
@@ -424,7 +429,7 @@ class SeqProducer(threading.Thread):
         return Producer({
             "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": self.idempotent,
             "max.in.flight.requests.per.connection": 5 if self.idempotent else 1,
-            "linger.ms": 20, "message.timeout.ms": 300_000, "queue.buffering.max.messages": 200_000,
+            "linger.ms": self.linger_ms, "message.timeout.ms": 300_000, "queue.buffering.max.messages": 200_000,
             "reconnect.backoff.max.ms": 1000, "error_cb": self._on_error,
         })
 
@@ -841,7 +846,7 @@ class Chaos:
 # Independent checks: Kafka read-back, MAK v1 reader, verify
 # --------------------------------------------------------------------------------------------------------------
 
-def read_back(bootstrap: str, partitions: int, min_ends: list[int], timeout_s: float = 300):
+def read_back(bootstrap: str, partitions: int, min_ends: list[int], timeout_s: float = 900):
     """The topic as Kafka holds it: per partition an array offset -> seq (-1 for none), read with a fresh group
     until each partition signals EOF (the fetch high watermark: quirk 2 makes ListOffsets unreliable on Tansu)
     at or past the confirmed end."""
