@@ -1208,7 +1208,8 @@ def run_verify(binary: Path, config: Path, state: Path) -> tuple[int, str]:
 
 def log_stats(instances: list[Instance]) -> dict[str, int]:
     """Counted from the daemon logs (all restarts appended): assignments, hand-overs, panics."""
-    stats = {"assigned": 0, "revoked": 0, "handover_timeouts": 0, "late_uploads": 0, "orphaned": 0, "panics": 0}
+    stats = {"assigned": 0, "revoked": 0, "handover_timeouts": 0, "late_uploads": 0, "orphaned": 0, "panics": 0,
+             "gave_way": 0, "resyncs": 0, "retry_found_own": 0}
     for inst in instances:
         try:
             text = inst.log.read_text(errors="replace")
@@ -1227,6 +1228,13 @@ def log_stats(instances: list[Instance]) -> dict[str, int]:
                 stats["orphaned"] += 1
             if "panicked" in line:
                 stats["panics"] += 1
+            # Fenced uploads (conditional create): a lost race, a resync to S3's end, a retry that found its object.
+            if "giving way" in line:
+                stats["gave_way"] += 1
+            if "resyncing to it" in line:
+                stats["resyncs"] += 1
+            if "already in S3 with the same offsets" in line:
+                stats["retry_found_own"] += 1
     return stats
 
 
@@ -1370,6 +1378,9 @@ def main() -> int:
             ("  hand-over timeouts in logs", stats["handover_timeouts"]),
             ("  uploads after hand-over (logs)", stats["late_uploads"]),
             ("  files set aside in orphaned/", stats["orphaned"]),
+            ("  fenced: gave way to another", stats["gave_way"]),
+            ("  fenced: resynced to S3's end", stats["resyncs"]),
+            ("  fenced: retry found own object", stats["retry_found_own"]),
             ("S3 outages (of which SIGSTOP)", f"{c.s3_outages} ({c.s3_freezes})"),
             ("broker restarts", c.broker_restarts),
             ("watchdog restarts (all daemons)", c.watchdog_restarts),
