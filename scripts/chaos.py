@@ -354,7 +354,11 @@ class Instance:
 
 def daemon_config(mode: Mode, services: Services, group: str) -> str:
     """A config like the tests' (crates/kafkatos3/tests/support/mod.rs): session.timeout.ms=6000 because the test
-    broker makes every join wait half of it; small max_age/max_file_bytes so many objects are made."""
+    broker makes every join wait half of it; small max_age/max_file_bytes so many objects are made.
+    max.poll.interval.ms is also the group's rebalance timeout: how long a join phase may wait for a member that
+    has not rejoined. With librdkafka's 300 s default, a member killed mid-rebalance held the whole group for
+    minutes while the next kills kept re-arming it (no partition assigned to anyone); 30 s bounds that and is still
+    well above rebalance_timeout_seconds, as the daemon requires."""
     return f"""[main]
 log.level = INFO
 working_directory = @WORK@
@@ -391,6 +395,7 @@ s3_key_prefix = {PREFIX}
 [kafka]
 session.timeout.ms = 6000
 heartbeat.interval.ms = 500
+max.poll.interval.ms = 30000
 """
 
 
