@@ -6,12 +6,15 @@
 #            RUNNER ARGS   passed to `cargo nextest run` (or `cargo test` when nextest is missing), e.g.
 #                          scripts/test.sh --no-lint -E 'test(e2e)'   or   scripts/test.sh ledger
 # Env:     CI=true         also run every test after a failure (nextest --no-fail-fast)
+#          KAFKATOS3_CHAOS=0        skip the short chaos run that follows the tests (scripts/chaos.py --short)
+#          KAFKATOS3_CHAOS_SEED=N   run it with this seed (default: a random one, printed, to replay a failure)
 #          KAFKATOS3_KEEP_INFRA=1   keep the run's state dir (logs, S3 data) even when everything passed
 #
 # Steps: install-deps.sh; cargo fmt --check; cargo clippy -D warnings; start a fresh Tansu broker and a fresh
 # s3s-fs server on free loopback ports with a fresh state dir (mktemp -d) and one bucket; run the tests with the
-# KAFKATOS3_TEST_* variables below; stop both services on exit, whatever happened (trap), printing their log
-# tails if anything failed. Exit code = the first failing step's, else the test runner's.
+# KAFKATOS3_TEST_* variables below; then, unless KAFKATOS3_CHAOS=0, the short chaos run (scripts/chaos.py --short,
+# its own services); stop both services on exit, whatever happened (trap), printing their log tails if anything
+# failed. Exit code = the first failing step's, else the chaos run's.
 #
 # What the tests see (exported):
 #   KAFKATOS3_TEST_BOOTSTRAP      127.0.0.1:PORT of the broker (Tansu: give clients session.timeout.ms=6000, each
@@ -149,4 +152,15 @@ else
   [[ "${CI:-}" == true ]] && args+=(--no-fail-fast)
   log "== cargo test ${args[*]} $* (cargo-nextest not installed)"
   run_group cargo test "${args[@]}" "$@"
+fi
+
+# --- chaos (short form) ------------------------------------------------------------------------------------------
+# Exactly-once under faults: kill -9 (some on an empty working dir), SIGTERM restarts, instances joining and
+# leaving the group, the archive S3 server stopped or frozen, the broker restarted; then `verify --deep` and an
+# independent reader must find every sequence number exactly once. ~2-3 min, with its own broker and S3 servers
+# (the ones above are not touched). It tests the binary the test runner just built.
+if [[ "${KAFKATOS3_CHAOS:-1}" != 0 ]]; then
+  chaos_args=(--short --daemon "$ROOT/target/release/kafkatos3")
+  [[ -n "${KAFKATOS3_CHAOS_SEED:-}" ]] && chaos_args+=(--seed "$KAFKATOS3_CHAOS_SEED")
+  timed "chaos --short" run_group python3 "$ROOT/scripts/chaos.py" "${chaos_args[@]}"
 fi
