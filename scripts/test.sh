@@ -7,7 +7,7 @@
 #                          scripts/test.sh --no-lint -E 'test(e2e)'   or   scripts/test.sh ledger
 # Env:     CI=true         also run every test after a failure (nextest --no-fail-fast)
 #          KAFKATOS3_CHAOS=0        skip the short chaos run that follows the tests (scripts/chaos.py --short)
-#          KAFKATOS3_CHAOS_SEED=N   run it with this seed (default: a random one, printed, to replay a failure)
+#          KAFKATOS3_CHAOS_SEED=N   run it with this seed (default 2: CI replays a known plan; `random` for a new one)
 #          KAFKATOS3_KEEP_INFRA=1   keep the run's state dir (logs, S3 data) even when everything passed
 #
 # Steps: install-deps.sh; cargo fmt --check; cargo clippy -D warnings; start a fresh Tansu broker and a fresh
@@ -161,6 +161,8 @@ fi
 # (the ones above are not touched). It tests the binary the test runner just built.
 if [[ "${KAFKATOS3_CHAOS:-1}" != 0 ]]; then
   chaos_args=(--short --daemon "$ROOT/target/release/kafkatos3")
-  [[ -n "${KAFKATOS3_CHAOS_SEED:-}" ]] && chaos_args+=(--seed "$KAFKATOS3_CHAOS_SEED")
+  # A fixed plan by default keeps CI's verdict about the code, not about the dice; timing still varies.
+  seed="${KAFKATOS3_CHAOS_SEED:-2}"
+  [[ "$seed" != random ]] && chaos_args+=(--seed "$seed")
   timed "chaos --short" run_group python3 "$ROOT/scripts/chaos.py" "${chaos_args[@]}"
 fi
