@@ -67,14 +67,21 @@ pub fn spawn(pipeline: Arc<Pipeline>) -> Vec<thread::JoinHandle<()>> {
                         Ok(file) => {
                             // Once stopping, queued files wait for the next start; a partition
                             // being adopted is skipped and comes back with the next wake-up.
+                            let mut attempted = false;
                             if !pipeline.stages_stopped() {
                                 if let Some(_moving) = pipeline.partition_locks.try_lock(&file.name.tp) {
                                     if file.path.exists() {
                                         compress_one(&pipeline, &file);
+                                        attempted = true;
                                     }
                                 }
                             }
                             in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&file.path);
+                            if attempted {
+                                // The partition's next file, held back while this one was being
+                                // compressed, goes now rather than at the next periodic rescan.
+                                pipeline.compress_wake.notify();
+                            }
                         }
                         Err(mpsc::RecvTimeoutError::Timeout) if pipeline.stages_stopped() => return,
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -153,5 +160,52 @@ fn compress_one(pipeline: &Pipeline, file: &SealedFile) {
             tracing::error!(%error, file = %file.name.stem(), "compression failed; will retry");
             thread::sleep(Duration::from_secs(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{SealedName, TopicPartition, WorkDir};
+
+    #[test]
+    fn a_partitions_files_are_compressed_one_after_another_without_waiting_for_the_rescan() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[main]\nworking_directory = {}\n[consumer]\nkafka_bootstrap = k:9092\nkafka_consumer_group = g\n\
+             topic_whitelist = t\n[compression]\ncompression_check_interval = 600\n[s3]\ns3_bucket_name = bucket\n",
+            dir.path().display()
+        );
+        let config = crate::config::parse(&text, std::path::Path::new("test.cfg")).unwrap();
+        let work = WorkDir::new(dir.path());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let s3 = crate::pipeline::S3Access::new(store, crate::archive::Location::new("p"), runtime.handle().clone());
+        let legacy = crate::shared::Legacy::load(&work).unwrap();
+        let pipeline = Arc::new(Pipeline::new(config, work.clone(), legacy, 0, s3));
+        let tp = TopicPartition::new("t", 0);
+        for start in [0, 10, 20] {
+            let name = SealedName { tp: tp.clone(), start, end: start + 9, date: "261130".into() };
+            let path = work.sealed_path(Stage::ToCompress, &name);
+            let header = mak::Header { topic: "t".into(), partition: 0, start_offset: start, start_time: 1.0 };
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let mut writer = mak::MakWriter::create(&path, &header).unwrap();
+            for offset in start..start + 10 {
+                writer.append(offset, None, Some(b"v")).unwrap();
+            }
+            writer.close().unwrap();
+        }
+        let handles = spawn(pipeline.clone());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while pipeline.work.list_sealed(Stage::ToS3).unwrap().len() < 3 && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        let compressed = pipeline.work.list_sealed(Stage::ToS3).unwrap().len();
+        pipeline.stop_stages();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        assert_eq!(compressed, 3, "all three files compressed well before the 600 s rescan");
+        assert!(pipeline.work.list_sealed(Stage::ToCompress).unwrap().is_empty());
     }
 }
