@@ -401,12 +401,12 @@ max_age_seconds = {args.max_age_seconds}
 max_file_bytes = {args.max_file_bytes}
 
 [compression]
-compression_check_interval = 60
+compression_check_interval = {args.ours_check_interval}
 compressor_workers = {args.compressor_workers}
 compression_nice_level = 0
 
 [s3]
-s3upload_check_interval = 60
+s3upload_check_interval = {args.ours_check_interval}
 s3uploader_workers = {args.uploader_workers}
 s3_bucket_name = {bucket}
 s3_endpoint = {svc.endpoint}
@@ -444,6 +444,16 @@ def run_ours(args, svc, end_offsets, state, codec):
                                 env=env, start_new_session=True)
     sampler = RssSampler(proc.pid)
     sampler.start()
+    perf = None
+    if args.perf:
+        # Profiling only: perf's own cost makes this run's numbers unfit for the table. Attach once the
+        # process has exec'd the daemon (perf -p on a process still in fork/exec records nothing);
+        # threads the daemon starts later are followed.
+        while os.readlink(f"/proc/{proc.pid}/exe") != os.path.realpath(args.daemon):
+            time.sleep(0.01)
+        perf = subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", "dwarf,16384", "-p", str(proc.pid),
+                                 "-o", os.path.join(work, "perf.data")],
+                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "perf.log"), "w"))
     try:
         while True:
             committed = probe.committed()
@@ -458,6 +468,9 @@ def run_ours(args, svc, end_offsets, state, codec):
         cpu, rss, method = measure_before_stop(proc.pid, sampler)
     finally:
         sampler.stop_flag.set()
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(120)
         rc = stop_tree(proc, 60)
         probe.close()
     objects, size = bucket_objects(svc.s3(), bucket)
@@ -608,11 +621,18 @@ def main():
     ap.add_argument("--max-age-seconds", type=int, default=5,
                     help="max_age_seconds for both daemons (seals the tail of the drain)")
     ap.add_argument("--max-file-bytes", default="64MiB", help="kafkatos3's max_file_bytes (the original has none)")
+    ap.add_argument("--ours-check-interval", type=float, default=60,
+                    help="kafkatos3's compression_check_interval and s3upload_check_interval (its default, 60: "
+                         "a fallback rescan only; the original gets 1 s, it relies on the rescan alone)")
+    ap.add_argument("--perf", action="store_true",
+                    help="profile each kafkatos3 run with perf record (STATE/ours-CODEC/perf.data; implies --keep; "
+                         "its timings are then perf-distorted)")
     ap.add_argument("--compressor-workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--uploader-workers", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=3600, help="seconds each run may take")
     ap.add_argument("--python", default=sys.executable, help="python3 with confluent-kafka, boto3, kafkatos3 0.2.0")
     args = ap.parse_args()
+    args.keep = args.keep or args.perf
 
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
     for c in codecs:
@@ -653,7 +673,7 @@ def main():
             log(f"(b) kafkatos3 {args.daemon}, codec {codec}; load average {loadavg()}")
             r = run_ours(args, svc, end_offsets, state, codec)
             r["load_after"] = loadavg()
-            runs[f"kafkatos3 {codec}"] = r
+            runs[f"kafkatos3 {codec}" + (" (under perf)" if args.perf else "")] = r
             log(f"  {r['wall_s']:.1f} s, {r['objects']} objects")
         if not args.skip_original:
             log(f"(c) original kafkatos3 0.2.0 (gzip); load average {loadavg()}")
