@@ -578,7 +578,7 @@ def table(results, total_records, payload_bytes):
     original = next((r for k, r in results.items() if k.startswith("original")), None)
     gib = payload_bytes / (1 << 30)
     head = ["run", "wall s", "records/s", "MB/s", "CPU s", "peak RSS MB", "S3 PUT+POST /GiB", "ours/ceiling",
-            "ours/original"]
+            "ours/original", "load 1m at end"]
     rows = []
     for name, r in results.items():
         if not isinstance(r, dict) or "wall_s" not in r:
@@ -588,7 +588,8 @@ def table(results, total_records, payload_bytes):
         r.update(records_per_s=rps, mb_per_s=mbps)
         writes = r.get("s3_writes")
         row = [name, f"{r['wall_s']:.1f}", f"{rps:,.0f}", f"{mbps:.1f}", f"{r['cpu_s']:.1f}",
-               f"{r['peak_rss_mb']:.0f}", f"{writes / gib:.1f}" if writes is not None else "-", "", ""]
+               f"{r['peak_rss_mb']:.0f}", f"{writes / gib:.1f}" if writes is not None else "-", "", "",
+               f"{r['load_after'][0]:.2f}" if r.get("load_after") else "-"]
         if name.startswith("kafkatos3"):
             if ceiling:
                 r["ratio_ceiling"] = ceiling["wall_s"] / r["wall_s"]
@@ -668,6 +669,7 @@ def main():
         if not args.skip_ceiling:
             log("(a) read ceiling")
             runs["ceiling (librdkafka read)"] = run_ceiling(args, svc, total_records, state)
+            runs["ceiling (librdkafka read)"]["load_after"] = loadavg()
             log(f"  {runs['ceiling (librdkafka read)']['wall_s']:.1f} s")
         for codec in codecs:
             log(f"(b) kafkatos3 {args.daemon}, codec {codec}; load average {loadavg()}")
