@@ -474,8 +474,20 @@ def run_ours(args, svc, end_offsets, state, codec):
         rc = stop_tree(proc, 60)
         probe.close()
     objects, size = bucket_objects(svc.s3(), bucket)
-    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "rss_method": method, "exit_status": rc,
-            "objects": objects, "object_bytes": size, "bucket": bucket, "config": cfg}
+    result = {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "rss_method": method, "exit_status": rc,
+              "objects": objects, "object_bytes": size, "bucket": bucket, "config": cfg}
+    if args.verify:
+        # After the measurement: `kafkatos3 verify --deep` decodes every archived record (its GETs
+        # land in the S3 log but only PUT/POST are counted).
+        v = subprocess.run([args.daemon, "verify", "--config", cfg, "--offline", "--deep"], capture_output=True,
+                           text=True, env=env)
+        with open(os.path.join(work, "verify.txt"), "w") as f:
+            f.write(v.stdout + v.stderr)
+        result["verify_exit_status"] = v.returncode
+        log(f"  kafkatos3 verify --deep: exit {v.returncode} ({os.path.join(work, 'verify.txt')})")
+        if v.returncode != 0:
+            raise RuntimeError(f"kafkatos3 verify found a problem in the archive: {v.stdout[-2000:]}")
+    return result
 
 
 def original_config(args, svc, work, group, bucket):
@@ -628,6 +640,8 @@ def main():
     ap.add_argument("--perf", action="store_true",
                     help="profile each kafkatos3 run with perf record (STATE/ours-CODEC/perf.data; implies --keep; "
                          "its timings are then perf-distorted)")
+    ap.add_argument("--verify", action="store_true",
+                    help="after each kafkatos3 run, check its archive with `kafkatos3 verify --deep --offline`")
     ap.add_argument("--compressor-workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--uploader-workers", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=3600, help="seconds each run may take")
