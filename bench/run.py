@@ -231,8 +231,9 @@ def count_s3_requests(log_path):
             bucket = parts[0]
             copy = "x-amz-copy-source" in line
             if method == "POST":
-                op = "CreateMultipartUpload" if "uploads" in query.split("&") or query.startswith("uploads") \
-                    else "CompleteMultipartUpload" if "uploadId=" in query else "POST"
+                op = "CreateMultipartUpload" if query.startswith("uploads") or "&uploads" in query \
+                    else "CompleteMultipartUpload" if "uploadId=" in query \
+                    else "DeleteObjects" if query.startswith("delete") else "POST"
             elif method == "PUT":
                 if len(parts) == 1 or not parts[1]:
                     op = "CreateBucket"
@@ -708,8 +709,11 @@ def main():
                 if "bucket" in r:
                     ops = counts.get(r["bucket"], {})
                     r["s3_requests"] = ops
-                    r["s3_writes"] = sum(v for k, v in ops.items() if k not in ("GET", "HEAD", "CreateBucket")
-                                         and not k.startswith("Delete") and not k.startswith("Abort"))
+                    # Every PUT and POST but the bucket's creation (POST ?delete, DeleteObjects, counts:
+                    # it is a POST); GET, HEAD and DELETE are not counted.
+                    r["s3_writes"] = sum(v for k, v in ops.items()
+                                         if k not in ("GET", "HEAD", "CreateBucket", "DeleteObject",
+                                                      "AbortMultipartUpload"))
         results["runs"] = runs
         text = table(runs, total_records, payload) if runs else "(no run completed)"
         json_path = args.json or os.path.join(state, "results.json")
