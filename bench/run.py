@@ -475,7 +475,12 @@ def run_ours(args, svc, end_offsets, state, codec):
         rc = stop_tree(proc, 60)
         probe.close()
     objects, size = bucket_objects(svc.s3(), bucket)
-    result = {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "rss_method": method, "exit_status": rc,
+    stall = longest_compress_wait(log_path)
+    if stall and stall[0] > 10:
+        log(f"  note: {stall[1]} waited {stall[0]:.1f} s between sealed and compressed (a missed wake-up: "
+            f"it was picked up by the compression_check_interval rescan)")
+    result = {"longest_seal_to_compress_s": stall[0] if stall else None,
+              "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "rss_method": method, "exit_status": rc,
               "objects": objects, "object_bytes": size, "bucket": bucket, "config": cfg}
     if args.verify:
         # After the measurement: `kafkatos3 verify --deep` decodes every archived record (its GETs
@@ -489,6 +494,25 @@ def run_ours(args, svc, end_offsets, state, codec):
         if v.returncode != 0:
             raise RuntimeError(f"kafkatos3 verify found a problem in the archive: {v.stdout[-2000:]}")
     return result
+
+
+def longest_compress_wait(log_path):
+    """(seconds, file) of the file that waited longest between sealed and compressed, from the daemon log."""
+    from datetime import datetime
+    sealed, worst = {}, None
+    with open(log_path, errors="replace") as f:
+        for line in f:
+            m = re.search(r"^(\S+Z) .* (sealed|compressed) file=(\S+)", line)
+            if not m:
+                continue
+            t = datetime.fromisoformat(m.group(1).rstrip("Z"))
+            if m.group(2) == "sealed":
+                sealed[m.group(3)] = t
+            elif m.group(3) in sealed:
+                wait = (t - sealed[m.group(3)]).total_seconds()
+                if worst is None or wait > worst[0]:
+                    worst = (wait, m.group(3))
+    return worst
 
 
 def original_config(args, svc, work, group, bucket):
