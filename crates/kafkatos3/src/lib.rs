@@ -3,7 +3,8 @@
 //! The pipeline, one module per stage, wired back to front in [`daemon`]:
 //!
 //! - [`consumer`]: librdkafka consumers in the group; [`rebalance`] settles partitions on
-//!   assignment ([`adopt`]) and revocation (hand-over).
+//!   assignment ([`frontiers`] asks S3 where each resumes, [`adopt`] judges local files) and
+//!   revocation (hand-over).
 //! - [`spool`]: per-partition open MAK files in `inprogress/`, sealed into `tocompress/`.
 //! - [`compress`]: gzip into `tos3/`.
 //! - [`upload`]: to S3 ([`s3`] builds the client, [`archive`] names the objects and reads how
@@ -22,6 +23,7 @@ pub mod config;
 pub mod consumer;
 pub mod daemon;
 pub mod durable;
+pub mod frontiers;
 pub mod layout;
 pub mod ledger;
 pub mod lock;
