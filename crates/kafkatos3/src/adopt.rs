@@ -65,10 +65,8 @@ pub fn adopt_partition(
         match fate {
             FileFate::Keep => kept.push(file.name),
             FileFate::Covered => {
-                let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
                 tracing::info!(file = %file.name.stem(), "already in S3; removing the local copy");
-                durable::remove_durable(&file.path)?;
-                pipeline.backlog.sub(bytes);
+                pipeline.remove_sealed(&file.path)?;
             }
             FileFate::SetAside => {
                 let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
@@ -116,9 +114,7 @@ pub fn drop_files_from(pipeline: &Pipeline, tp: &TopicPartition, from: i64) -> R
         if file.name.start < from || pipeline.legacy.contains(&file.name) {
             continue;
         }
-        let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
-        durable::remove_durable(&file.path)?;
-        pipeline.backlog.sub(bytes);
+        pipeline.remove_sealed(&file.path)?;
         dropped += 1;
     }
     pipeline.ledger.truncate(tp, from);

@@ -114,7 +114,7 @@ fn resolve(pipeline: &Pipeline, tp: &TopicPartition) -> Result<(), Box<dyn std::
             }
         } else {
             tracing::info!(file = %file.name.stem(), uploaded_through = marker, "deleting a leftover that does not continue this disk's uploads; its records are in S3 or read again by the partition's owner");
-            remove(pipeline, &file)?;
+            pipeline.remove_sealed(&file.path)?;
         }
     }
     Ok(())
@@ -153,20 +153,13 @@ fn upload_leftover(
         Stored::Created(_) | Stored::AlreadyThere => {
             tracing::info!(key = %key, "uploaded a leftover that continued this disk's uploads");
             pipeline.ledger.write_marker(&file.name.tp, file.name.end)?;
-            remove(pipeline, &file)?;
+            pipeline.remove_sealed(&file.path)?;
             Ok(Some(file.name.end))
         }
         Stored::Conflict(other) => {
             tracing::info!(key = %key, theirs_end = other.end, "a leftover's offsets were archived by the partition's owner; deleting it");
-            remove(pipeline, &file)?;
+            pipeline.remove_sealed(&file.path)?;
             Ok(None)
         }
     }
-}
-
-fn remove(pipeline: &Pipeline, file: &SealedFile) -> Result<(), FsError> {
-    let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
-    durable::remove_durable(&file.path)?;
-    pipeline.backlog.sub(bytes);
-    Ok(())
 }

@@ -74,6 +74,14 @@ impl Pipeline {
     pub fn stages_stopped(&self) -> bool {
         self.stages_stop.load(Ordering::SeqCst)
     }
+
+    /// Deletes a sealed file durably and takes its bytes off the local backlog.
+    pub fn remove_sealed(&self, path: &std::path::Path) -> Result<(), crate::durable::FsError> {
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        crate::durable::remove_durable(path)?;
+        self.backlog.sub(bytes);
+        Ok(())
+    }
 }
 
 /// The S3 client and the runtime its requests run on, for the stages that are plain threads.

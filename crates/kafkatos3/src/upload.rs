@@ -274,8 +274,7 @@ async fn upload_and_release(
         let size = upload.overwrite(&key).await?;
         tracing::info!(key = %key, bytes = size, ms = started.elapsed().as_millis() as u64, "uploaded");
         pipeline.legacy.uploaded(&file.name)?;
-        durable::remove_durable(&file.path)?;
-        pipeline.backlog.sub(size);
+        pipeline.remove_sealed(&file.path)?;
         return Ok(());
     }
     let key = pipeline.s3.at.object_key(&file.name.tp, file.name.start);
@@ -351,10 +350,7 @@ fn give_way(
         pipeline.resyncs.request(tp, Resync { drop_from: file.name.start, resume_at: None });
         return Ok(());
     }
-    let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
-    durable::remove_durable(&file.path)?;
-    pipeline.backlog.sub(bytes);
-    Ok(())
+    pipeline.remove_sealed(&file.path)
 }
 
 /// Tells the ledger a file is in S3 and deletes the local files it releases. Idempotent, so a
@@ -366,9 +362,7 @@ fn release_confirmed(pipeline: &Pipeline, name: &SealedName) -> Result<(), crate
     }
     for name in released.deletable {
         let path = pipeline.work.sealed_path(Stage::ToS3, &name);
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        durable::remove_durable(&path)?;
-        pipeline.backlog.sub(bytes);
+        pipeline.remove_sealed(&path)?;
     }
     Ok(())
 }

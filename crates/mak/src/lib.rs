@@ -108,6 +108,7 @@
 //! ```
 
 mod any;
+mod append;
 mod error;
 mod header;
 mod reader;

@@ -6,14 +6,11 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::append::Appender;
 use crate::error::{IoAction, ReadError, WriteError};
 use crate::header::Header;
 use crate::reader::MakReader;
 use crate::{HEADER_JSON_AT, LAST_OFFSET_AT, MAGIC, U64_LEN};
-
-/// Capacity of the append buffer. It never grows: a record that does not fit is written
-/// around it.
-const BUFFER_CAPACITY: usize = 64 * 1024;
 
 /// What [`MakWriter::open_append`] found in an existing file.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,12 +33,9 @@ pub struct Recovered {
 /// [`MakWriter::close`] discards unsynced records (the file stays valid up to the last sync).
 #[derive(Debug)]
 pub struct MakWriter {
-    file: File,
+    out: Appender,
     path: PathBuf,
     header: Header,
-    buf: Vec<u8>,
-    /// Bytes handed to the file (the file length without `buf`).
-    written: u64,
     record_count: u64,
     last_offset: Option<i64>,
     /// Appended since the last sync.
@@ -80,11 +74,9 @@ impl MakWriter {
         File::open(parent).and_then(|dir| dir.sync_all()).map_err(io_err(IoAction::SyncDirectory))?;
 
         Ok(MakWriter {
-            file,
+            out: Appender::new(file, data_start),
             path: path.to_path_buf(),
             header: header.clone(),
-            buf: Vec::with_capacity(BUFFER_CAPACITY),
-            written: data_start,
             record_count: 0,
             last_offset: None,
             dirty: false,
@@ -131,11 +123,9 @@ impl MakWriter {
 
         let expected_field = last_offset.unwrap_or(header.start_offset) as u64;
         let writer = MakWriter {
-            file,
+            out: Appender::new(file, write_position),
             path: path.to_path_buf(),
             header: header.clone(),
-            buf: Vec::with_capacity(BUFFER_CAPACITY),
-            written: write_position,
             record_count,
             last_offset,
             dirty: false,
@@ -175,13 +165,13 @@ impl MakWriter {
         if !self.dirty && !self.header_stale {
             return Ok(());
         }
-        self.flush_buf().map_err(|source| self.fail(IoAction::Write, source))?;
-        self.file.sync_data().map_err(|source| self.fail(IoAction::Sync, source))?;
+        self.out.flush().map_err(|source| self.fail(IoAction::Write, source))?;
+        self.out.file.sync_data().map_err(|source| self.fail(IoAction::Sync, source))?;
         let last = self.last_offset.unwrap_or(self.header.start_offset) as u64;
         let mut fields = [0u8; 2 * U64_LEN as usize];
         fields[..8].copy_from_slice(&last.to_be_bytes());
-        fields[8..].copy_from_slice(&self.written.to_be_bytes());
-        self.file.write_all_at(&fields, LAST_OFFSET_AT).map_err(|source| self.fail(IoAction::Write, source))?;
+        fields[8..].copy_from_slice(&self.out.written().to_be_bytes());
+        self.out.file.write_all_at(&fields, LAST_OFFSET_AT).map_err(|source| self.fail(IoAction::Write, source))?;
         self.dirty = false;
         self.header_stale = false;
         Ok(())
@@ -204,7 +194,7 @@ impl MakWriter {
 
     /// File length including buffered bytes: the write position after the next sync.
     pub fn len(&self) -> u64 {
-        self.written + self.buf.len() as u64
+        self.out.len()
     }
 
     /// Whether the file has no record (appended or synced).
@@ -225,31 +215,12 @@ impl MakWriter {
     /// Syncs, then `fsync`s (making the last header update durable too) and closes.
     pub fn close(mut self) -> Result<(), WriteError> {
         self.sync()?;
-        self.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
+        self.out.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
     }
 
-    /// Copies `bytes` into the buffer, writing the buffer out first if they do not fit and
-    /// writing `bytes` directly if they are larger than the whole buffer.
+    /// Appends `bytes` (buffered, see [`Appender::put`]).
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if bytes.len() > self.buf.capacity() - self.buf.len() {
-            self.flush_buf()?;
-            if bytes.len() > self.buf.capacity() {
-                self.file.write_all(bytes)?;
-                self.written += bytes.len() as u64;
-                return Ok(());
-            }
-        }
-        self.buf.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn flush_buf(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            self.file.write_all(&self.buf)?;
-            self.written += self.buf.len() as u64;
-            self.buf.clear();
-        }
-        Ok(())
+        self.out.put(bytes)
     }
 
     fn check_poisoned(&self) -> Result<(), WriteError> {

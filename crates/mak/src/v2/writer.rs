@@ -7,16 +7,13 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::append::Appender;
 use crate::error::{IoAction, ReadError, WriteError};
 use crate::v2::frame::FOOTER_BYTES;
 use crate::v2::reader::MakReader;
 use crate::v2::{
     Footer, Header, Progress, RecordRef, State, FLAGS_AT, HEADER_LEN_AT, KNOWN_FLAGS, MAGIC, PROGRESS_AT, VERSION,
 };
-
-/// Capacity of the append buffer. It never grows: a frame part that does not fit is written
-/// around it.
-const BUFFER_CAPACITY: usize = 64 * 1024;
 
 /// What [`MakWriter::open_append`] found in an existing file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,12 +62,9 @@ impl Totals {
 /// sync).
 #[derive(Debug)]
 pub struct MakWriter {
-    file: File,
+    out: Appender,
     path: PathBuf,
     header: Header,
-    buf: Vec<u8>,
-    /// Bytes handed to the file (the file length without `buf`).
-    written: u64,
     /// CRC-32C of bytes 60 to the end of `buf`: the footer's body CRC if sealed now.
     body_crc: u32,
     totals: Totals,
@@ -126,11 +120,9 @@ impl MakWriter {
         File::open(parent).and_then(|dir| dir.sync_all()).map_err(io_err(IoAction::SyncDirectory))?;
 
         Ok(MakWriter {
-            file,
+            out: Appender::new(file, data_start),
             path: path.to_path_buf(),
             header: header.clone(),
-            buf: Vec::with_capacity(BUFFER_CAPACITY),
-            written: data_start,
             body_crc,
             totals: Totals::EMPTY,
             dirty: false,
@@ -178,11 +170,9 @@ impl MakWriter {
 
         let last_offset = (totals.count > 0).then_some(totals.last_offset);
         let writer = MakWriter {
-            file,
+            out: Appender::new(file, write_position),
             path: path.to_path_buf(),
             header: header.clone(),
-            buf: Vec::with_capacity(BUFFER_CAPACITY),
-            written: write_position,
             body_crc,
             totals,
             dirty: false,
@@ -245,14 +235,14 @@ impl MakWriter {
         let bytes: [u8; FOOTER_BYTES] = footer.encode();
         self.put(&bytes).map_err(|source| self.fail(IoAction::Write, source))?;
         self.make_durable(State::Sealed)?;
-        self.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
+        self.out.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
     }
 
     /// Syncs and `fsync`s without sealing, so the file can be resumed with
     /// [`MakWriter::open_append`] (giving up a partition, shutting down).
     pub fn suspend(mut self) -> Result<(), WriteError> {
         self.sync()?;
-        self.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
+        self.out.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
     }
 
     /// The file's header.
@@ -272,7 +262,7 @@ impl MakWriter {
 
     /// File length including buffered bytes: the write position after the next sync.
     pub fn len(&self) -> u64 {
-        self.written + self.buf.len() as u64
+        self.out.len()
     }
 
     /// Whether the file has no record (appended or synced).
@@ -291,46 +281,30 @@ impl MakWriter {
     }
 
     fn make_durable(&mut self, state: State) -> Result<(), WriteError> {
-        self.flush_buf().map_err(|source| self.fail(IoAction::Write, source))?;
-        self.file.sync_data().map_err(|source| self.fail(IoAction::Sync, source))?;
+        self.out.flush().map_err(|source| self.fail(IoAction::Write, source))?;
+        self.out.file.sync_data().map_err(|source| self.fail(IoAction::Sync, source))?;
         let totals = self.totals;
         let progress = Progress {
-            write_position: self.written,
+            write_position: self.out.written(),
             record_count: totals.count,
             last_offset: totals.last_offset,
             first_timestamp: totals.first_timestamp,
             last_timestamp: totals.last_timestamp,
             state,
         };
-        self.file.write_all_at(&progress.encode(), PROGRESS_AT).map_err(|source| self.fail(IoAction::Write, source))?;
+        self.out
+            .file
+            .write_all_at(&progress.encode(), PROGRESS_AT)
+            .map_err(|source| self.fail(IoAction::Write, source))?;
         self.dirty = false;
         self.progress_stale = false;
         Ok(())
     }
 
-    /// Copies `bytes` into the buffer (and the body CRC), writing the buffer out first if
-    /// they do not fit and writing `bytes` directly if they are larger than the whole buffer.
+    /// Appends `bytes` (buffered, see [`Appender::put`]) and adds them to the body CRC.
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.body_crc = crc32c::crc32c_append(self.body_crc, bytes);
-        if bytes.len() > self.buf.capacity() - self.buf.len() {
-            self.flush_buf()?;
-            if bytes.len() > self.buf.capacity() {
-                self.file.write_all(bytes)?;
-                self.written += bytes.len() as u64;
-                return Ok(());
-            }
-        }
-        self.buf.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn flush_buf(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            self.file.write_all(&self.buf)?;
-            self.written += self.buf.len() as u64;
-            self.buf.clear();
-        }
-        Ok(())
+        self.out.put(bytes)
     }
 
     fn check_poisoned(&self) -> Result<(), WriteError> {
