@@ -109,6 +109,7 @@
 
 mod any;
 mod append;
+pub mod codec;
 mod error;
 mod header;
 mod reader;
