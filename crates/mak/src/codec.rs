@@ -200,7 +200,8 @@ impl<W: Write> Write for Encoder<W> {
 /// A streaming decompressor for whichever codec the input starts with.
 pub enum Decoder<R: BufRead> {
     None(R),
-    Gzip(flate2::bufread::MultiGzDecoder<R>),
+    // Boxed: a decoder is made once per file, and the gzip state would make every variant large.
+    Gzip(Box<flate2::bufread::MultiGzDecoder<R>>),
     Zstd(zstd::stream::read::Decoder<'static, R>),
     Lz4(Lz4Reader<R>),
 }
@@ -223,7 +224,7 @@ impl<R: BufRead> Decoder<R> {
     pub fn new(codec: Codec, input: R) -> io::Result<Decoder<R>> {
         Ok(match codec {
             Codec::None => Decoder::None(input),
-            Codec::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(input)),
+            Codec::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(input))),
             Codec::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(input)?),
             Codec::Lz4 => Decoder::Lz4(Lz4Reader { decoder: Some(lz4::Decoder::new(input)?) }),
         })
