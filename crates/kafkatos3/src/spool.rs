@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mak::{Header, MakWriter};
 
 use crate::durable::{self, FsError};
-use crate::layout::{today_yymmdd, SealedName, Stage, TopicPartition, WorkDir};
+use crate::layout::{today_yymmdd, SealedName, TopicPartition, WorkDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -220,7 +220,7 @@ impl PartitionSpool {
             return Err(self.fail(SpoolError::Write { tp, source }));
         }
         let name = SealedName { tp: tp.clone(), start, end, date: today_yymmdd() };
-        let sealed = work.sealed_path(Stage::ToCompress, &name);
+        let sealed = work.tocompress_path(&name);
         if let Err(source) = durable::rename_durable(&self.path, &sealed) {
             if !sealed.exists() {
                 return Err(self.fail(SpoolError::Fs { tp, source }));
