@@ -3,7 +3,8 @@
 //! (`kafkatos3==0.2.0`); version 2 ([`v2`]) keeps what version 1 loses (null versus empty,
 //! headers, timestamps) and checksums every frame. Both are specified in `docs/format.md`; the
 //! byte positions of version 1's fixed header are the constants below, version 2's are in [`v2`].
-//! [`AnyReader`] reads either, told apart by the first byte.
+//! [`AnyReader`] reads either, told apart by the first byte. [`crypt`] is the age encryption
+//! layer that wraps a whole (compressed) file.
 //!
 //! The crate is pure and synchronous: it reads from any [`Read`](std::io::Read) (a `File`, a
 //! `GzDecoder`, a byte slice) and writes to a [`File`](std::fs::File). It takes no locks.
@@ -110,6 +111,7 @@
 mod any;
 mod append;
 pub mod codec;
+pub mod crypt;
 mod error;
 mod header;
 mod reader;
