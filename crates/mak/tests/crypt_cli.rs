@@ -4,7 +4,7 @@
 //! fail under CI (CI=true, where it is installed) and are skipped with a message elsewhere.
 //!
 //! The age CLI reads passphrases only from a terminal, so the passphrase tests run it under
-//! `script` (util-linux), which gives it a pseudo-terminal fed from our stdin.
+//! `script` (Debian bsdutils), which gives it a pseudo-terminal fed from our stdin.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
