@@ -1,6 +1,7 @@
 //! Interoperability with the reference age command-line tool (Debian package `age`, installed by
 //! scripts/install-deps.sh): what we encrypt, `age -d` decrypts; what `age` encrypts (binary or
-//! armored, to `-r` keys, a `-R` file or a passphrase), we decrypt. Without the tool these tests
+//! armored, to `-r` keys, a `-R` file or a passphrase), we decrypt; and the whole stack with the
+//! codec tools (`age -d | zstd -d` reads our `.mak.zst.age`). Without the tools these tests
 //! fail under CI (CI=true, where it is installed) and are skipped with a message elsewhere.
 //!
 //! The age CLI reads passphrases only from a terminal, so the passphrase tests run it under
@@ -161,4 +162,46 @@ fn passphrase_files_interoperate_with_age_cli_both_ways() {
     );
     let spec = DecryptionSpec { passphrase: Some(source), ..Default::default() };
     assert!(decrypt_with(&std::fs::read(&theirs).unwrap(), &spec) == plain, "our decryption of age -p differs");
+}
+
+/// The whole stack against the reference tools: our `.mak.<codec>.age` is read by
+/// `age -d | <codec> -d`, and `<codec> | age -r` output is read by our layered reader.
+#[test]
+fn compressed_and_encrypted_files_interoperate_with_age_and_codec_clis() {
+    use mak::codec::{Codec, Compression};
+    use mak::layers::{archive_reader, archive_writer};
+    if !have_tools(&["age", "age-keygen", "gzip", "zstd", "lz4"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "key.txt");
+    let encryption =
+        Encryption::new(&EncryptionSpec { recipients: vec![key.public.clone()], ..Default::default() }).unwrap();
+    let decryption = Decryption::new(&identity_spec(&key)).unwrap();
+    let plain = sample();
+    for (codec, tool) in [(Codec::Gzip, "gzip"), (Codec::Zstd, "zstd"), (Codec::Lz4, "lz4")] {
+        let ours = dir.path().join(format!("ours{}", mak::layers::suffix(codec, true)));
+        let mut writer = archive_writer(
+            std::fs::File::create(&ours).unwrap(),
+            &Compression::new(codec, None).unwrap(),
+            Some(&encryption),
+        )
+        .unwrap();
+        writer.write_all(&plain).unwrap();
+        writer.finish().unwrap();
+        let pipeline = format!("age -d -i '{}' '{}' | {tool} -dc", key.identity_file.display(), ours.display());
+        let output = run(Command::new("bash").args(["-o", "pipefail", "-c", &pipeline]), b"");
+        assert!(output.stdout == plain, "{pipeline}: output differs");
+
+        let theirs = run(
+            Command::new("bash").args(["-o", "pipefail", "-c", &format!("{tool} -c | age -r {}", key.public)]),
+            &plain,
+        )
+        .stdout;
+        let mut reader = archive_reader(&theirs[..], Some(&decryption)).unwrap();
+        assert_eq!(reader.codec(), codec);
+        let mut mak = Vec::new();
+        reader.read_to_end(&mut mak).unwrap();
+        assert!(mak == plain, "{tool} | age: our reading differs");
+    }
 }
