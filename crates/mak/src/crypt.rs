@@ -157,6 +157,11 @@ impl SecretSource {
                     zeroize_vec(&mut bytes);
                     return Err(CryptError::TooLarge { what, from: self.clone() });
                 }
+                // `age -p` can protect an identity file with a passphrase; we would need a terminal
+                // to ask for it, so say what the file is rather than "not UTF-8" or "line 1".
+                if is_encrypted(&bytes) {
+                    return Err(CryptError::EncryptedKeyFile { what, from: self.clone() });
+                }
                 match String::from_utf8(bytes) {
                     Ok(text) => Ok(SecretString::from(text)),
                     Err(error) => {
@@ -280,6 +285,14 @@ pub enum CryptError {
     /// A key file above [`KEY_FILE_LIMIT`].
     #[error("{what} {from}: larger than {KEY_FILE_LIMIT} bytes")]
     TooLarge {
+        /// What it should hold.
+        what: KeyFileKind,
+        /// The file.
+        from: SecretSource,
+    },
+    /// A key file that is itself age-encrypted (a passphrase-protected identity file).
+    #[error("{what} {from}: is age-encrypted (passphrase-protected); give the plain identity file")]
+    EncryptedKeyFile {
         /// What it should hold.
         what: KeyFileKind,
         /// The file.

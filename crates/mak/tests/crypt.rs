@@ -386,6 +386,37 @@ fn is_encrypted_recognises_binary_and_armored_age_only() {
     assert!(!is_encrypted(b""));
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Any bytes, written in any pieces, read back in any pieces, are the same bytes.
+    #[test]
+    fn any_bytes_in_any_pieces_round_trip(
+        plain in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200_000),
+        write_piece in 1usize..100_000,
+        read_piece in 1usize..100_000,
+    ) {
+        let key = new_key();
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = encrypt_writer(Vec::new(), &to_recipients(&[&key])).unwrap();
+        for piece in plain.chunks(write_piece) {
+            writer.write_all(piece).unwrap();
+        }
+        let ciphertext = writer.finish().unwrap();
+        let mut reader = decrypt_reader(&ciphertext[..], &identity_decryption(dir.path(), &key)).unwrap();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; read_piece];
+        loop {
+            let n = reader.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        proptest::prop_assert!(out == plain, "{} bytes differ", plain.len());
+    }
+}
+
 // ---- key files, secret sources and their errors ----
 
 fn identity_error(dir: &Path, text: &str) -> (PathBuf, CryptError) {
@@ -433,6 +464,27 @@ fn plugin_identity_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let (_, error) = identity_error(dir.path(), "AGE-PLUGIN-YUBIKEY-1QQQQQQ\n");
     assert!(matches!(error, CryptError::BadLine { line: 1, problem: LineProblem::Plugin, .. }), "{error:?}");
+}
+
+#[test]
+fn passphrase_protected_identity_file_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = passphrase_file(dir.path(), "pw");
+    // What `age-keygen | age -p > key.age` makes: an age file whose plaintext is an identity file.
+    let protected = encrypt(new_key().secret.as_bytes(), &passphrase_encryption(&source));
+    let path = dir.path().join("key.age");
+    std::fs::write(&path, protected).unwrap();
+    let error =
+        Decryption::new(&DecryptionSpec { identities: vec![SecretSource::File(path.clone())], ..Default::default() })
+            .err()
+            .unwrap();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "age identity file {}: is age-encrypted (passphrase-protected); give the plain identity file",
+            path.display()
+        )
+    );
 }
 
 #[test]
