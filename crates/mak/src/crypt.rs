@@ -22,9 +22,8 @@
 //! `tests/crypt.rs`, 2026-11): 0.74 s to encrypt and 0.83 s to decrypt a 12-byte file on an idle
 //! machine, about 1.0 s each with the other core busy, and 260 MiB peak resident memory (scrypt needs
 //! 128 * 8 * 2^18 = 256 MiB), per file, whatever its size. So each compression worker in passphrase
-//! mode adds 256 MiB while it starts a file. Recipient mode costs
-//! one X25519 operation per recipient: well under a millisecond. For many small files, prefer
-//! recipients.
+//! mode adds 256 MiB while it starts a file. Recipient mode costs one X25519 operation per
+//! recipient: well under a millisecond. For many small files, prefer recipients.
 //!
 //! Streaming: [`encrypt_writer`] and [`decrypt_reader`] hold one 64 KiB chunk (age's STREAM), so
 //! memory is bounded whatever the file size. Every chunk is authenticated and the last one is
@@ -123,7 +122,8 @@ impl SecretSource {
         if looks_like_secret_key(spec) {
             return Err(CryptError::LiteralIdentity);
         }
-        if spec.is_empty() {
+        // `file:` or `env:` with nothing usable after it, rather than a file named "file:".
+        if spec.is_empty() || spec.starts_with("file:") || spec.starts_with("env:") {
             return Err(CryptError::EmptySourceSpec);
         }
         Ok(SecretSource::File(PathBuf::from(spec)))
@@ -262,8 +262,8 @@ pub enum CryptError {
     /// A secret key given where an identity file path belongs.
     #[error("an identity must be given as a file path, file:/path or env:NAME, never literally")]
     LiteralIdentity,
-    /// An empty path or name.
-    #[error("empty identity file name")]
+    /// An identity spec with an empty path or an unusable variable name.
+    #[error("an identity source must name a file or an environment variable (PATH, file:PATH or env:NAME)")]
     EmptySourceSpec,
     /// `env:NAME` names an unset variable.
     #[error("env var {name} is not set")]
@@ -291,7 +291,7 @@ pub enum CryptError {
         from: SecretSource,
     },
     /// A key file that is itself age-encrypted (a passphrase-protected identity file).
-    #[error("{what} {from}: is age-encrypted (passphrase-protected); give the plain identity file")]
+    #[error("{what} {from}: is itself age-encrypted (passphrase-protected key files are not supported)")]
     EncryptedKeyFile {
         /// What it should hold.
         what: KeyFileKind,

@@ -481,7 +481,7 @@ fn passphrase_protected_identity_file_is_named_as_such() {
     assert_eq!(
         error.to_string(),
         format!(
-            "age identity file {}: is age-encrypted (passphrase-protected); give the plain identity file",
+            "age identity file {}: is itself age-encrypted (passphrase-protected key files are not supported)",
             path.display()
         )
     );
@@ -559,6 +559,9 @@ fn identity_spec_is_a_path_or_env_never_a_literal_key() {
     assert_eq!(SecretSource::identity("/keys/a.txt").unwrap(), SecretSource::File("/keys/a.txt".into()));
     assert_eq!(SecretSource::identity("file:/keys/a.txt").unwrap(), SecretSource::File("/keys/a.txt".into()));
     assert_eq!(SecretSource::identity("env:KEYS").unwrap(), SecretSource::Env("KEYS".into()));
+    for empty in ["", "file:", "env:", "env:A=B"] {
+        assert!(matches!(SecretSource::identity(empty).unwrap_err(), CryptError::EmptySourceSpec), "{empty:?}");
+    }
     let secret = new_key().secret;
     let error = SecretSource::identity(&secret).unwrap_err();
     assert!(matches!(error, CryptError::LiteralIdentity));
