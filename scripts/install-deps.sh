@@ -7,6 +7,10 @@
 # Installs only what is missing, and says what and how long:
 #   - build tools (apt, only if missing): python3 + pip, gcc/make (librdkafka and aws-lc are built from C),
 #     pkg-config, flock. The Rust toolchain itself cannot be fetched here: it must already be on the machine.
+#   - reference command-line tools the tests and benchmarks compare against (apt, only if missing): age and
+#     age-keygen for the mak::crypt interop tests, with `script` (bsdutils) to type a passphrase into age on a
+#     pseudo-terminal; zstd, lz4 and gzip for the codec tests and benchmarks. Under CI=true a test that needs a
+#     missing one fails instead of skipping.
 #   - python packages (pip, into the python3 on PATH): boto3 (S3 checks), confluent-kafka 2.x (an independent
 #     Kafka client; needs librdkafka >= 2.1 to talk to Tansu, which the PyPI wheel bundles), and the original
 #     Python kafkatos3 0.2.0 (+ portalocker) whose MAK reader/writer is the compatibility reference.
@@ -55,6 +59,17 @@ system_tools() {
   # fmt and clippy are rustup components; rustup's server is unreachable here, so just check.
   cargo fmt --version >/dev/null 2>&1 || die "cargo fmt missing (rustup component add rustfmt)"
   cargo clippy --version >/dev/null 2>&1 || die "cargo clippy missing (rustup component add clippy)"
+}
+
+reference_clis() {
+  local pkgs=()
+  { command -v age >/dev/null && command -v age-keygen >/dev/null; } || pkgs+=(age)
+  command -v script >/dev/null || pkgs+=(bsdutils)
+  command -v zstd >/dev/null || pkgs+=(zstd)
+  command -v lz4 >/dev/null || pkgs+=(lz4)
+  command -v gzip >/dev/null || pkgs+=(gzip)
+  if ((${#pkgs[@]})); then apt_install "${pkgs[@]}"; fi
+  return 0
 }
 
 python_packages() {
@@ -109,6 +124,7 @@ nextest() {
 }
 
 step "system tools" system_tools
+step "reference CLIs" reference_clis
 step "python packages" python_packages
 step "tansu broker" tansu
 step "s3s-fs" s3s_fs

@@ -3,7 +3,9 @@
 //! (`kafkatos3==0.2.0`); version 2 ([`v2`]) keeps what version 1 loses (null versus empty,
 //! headers, timestamps) and checksums every frame. Both are specified in `docs/format.md`; the
 //! byte positions of version 1's fixed header are the constants below, version 2's are in [`v2`].
-//! [`AnyReader`] reads either, told apart by the first byte.
+//! [`AnyReader`] reads either, told apart by the first byte. Around the MAK bytes a file may have
+//! a compression codec ([`codec`]) and, outside that, age encryption ([`crypt`]); [`layers`] writes
+//! and reads the whole stack, recognising each layer by content.
 //!
 //! The crate is pure and synchronous: it reads from any [`Read`](std::io::Read) (a `File`, a
 //! `GzDecoder`, a byte slice) and writes to a [`File`](std::fs::File). It takes no locks.
@@ -72,6 +74,11 @@
 //!     // header, record_count, last_offset, len, is_empty, is_dirty, path as MakWriter
 //! }
 //!
+//! // Layers around the MAK bytes (mak::codec, mak::crypt, mak::layers): MAK -> codec -> optional age.
+//! pub fn layers::archive_writer<W: Write>(out: W, &Compression, Option<&crypt::Encryption>) -> Result<ArchiveWriter<W>, LayerError>; // + finish()
+//! pub fn layers::archive_reader<R: Read>(input: R, Option<&crypt::Decryption>) -> Result<ArchiveReader<R>, LayerError>; // age? codec? by content
+//! pub fn crypt::encrypt_writer(out, &Encryption); pub fn crypt::decrypt_reader(input, &Decryption); pub fn crypt::is_encrypted(&[u8]) -> bool;
+//!
 //! // Either version, by the first byte ('M' or 0x89); version 1 records come out with key and
 //! // value Some, timestamp -1 (NotAvailable) and no headers.
 //! impl<R: Read> AnyReader<R> { pub fn new(reader: R) -> Result<Self, ReadError>; pub fn with_size_limit(..);
@@ -110,8 +117,10 @@
 mod any;
 mod append;
 pub mod codec;
+pub mod crypt;
 mod error;
 mod header;
+pub mod layers;
 mod reader;
 pub mod v2;
 mod writer;
