@@ -1,6 +1,6 @@
-//! The compress stage: `tocompress/*.mak` -> `tos3/*.mak<codec suffix>`, in-process with the
-//! configured codec ([`mak::codec`]: each readable by its own command-line tool), streaming,
-//! `compressor_workers` files at a time.
+//! The compress stage: `tocompress/*.mak` -> `tos3/*.mak<codec suffix>[.age]`, in-process with the
+//! configured codec ([`mak::codec`]: each readable by its own command-line tool) and, when
+//! configured, age encryption ([`mak::crypt`]), streaming, `compressor_workers` files at a time.
 //!
 //! A dispatcher rescans `tocompress/` when the spool seals a file and every
 //! `compression_check_interval`; the directory itself is the queue, so nothing is lost between
@@ -16,17 +16,18 @@ use std::thread;
 use std::time::Duration;
 
 use crate::durable::{self, FsError};
-use crate::layout::{SealedFile, Stage, MAK_SUFFIX};
+use crate::layout::{SealedFile, Stage};
 use crate::pipeline::Pipeline;
 use crate::shared::Resync;
 
 /// Read and write buffers: large enough that the codec, not syscalls, sets the pace.
 const IO_BUFFER: usize = 256 * 1024;
 
-/// Where `file` goes once compressed with the configured codec.
+/// Where `file` goes once compressed with the configured codec (and encrypted, if configured).
 fn target_path(pipeline: &Pipeline, file: &SealedFile) -> PathBuf {
     let codec = pipeline.config.compression.compression.codec();
-    pipeline.work.tos3_path(&file.name, &format!("{MAK_SUFFIX}{}", codec.suffix()))
+    let suffix = mak::layers::suffix(codec, pipeline.config.encryption.is_some());
+    pipeline.work.tos3_path(&file.name, &suffix)
 }
 
 /// Compresses one sealed file into the `tos3/` stage durably, then removes the source.
@@ -39,9 +40,9 @@ pub fn compress_file(pipeline: &Pipeline, file: &SealedFile) -> Result<(PathBuf,
     let source = File::open(&file.path).map_err(|e| FsError::new("open", &file.path, e))?;
     let out = File::create(&tmp).map_err(|e| FsError::new("create", &tmp, e))?;
     let compression = &pipeline.config.compression.compression;
-    let mut encoder = compression
-        .encoder(BufWriter::with_capacity(IO_BUFFER, out))
-        .map_err(|e| FsError::new("start compressing", &file.path, e))?;
+    let encryption = pipeline.config.encryption.as_ref().map(|e| e.keys.as_ref());
+    let mut encoder = mak::layers::archive_writer(BufWriter::with_capacity(IO_BUFFER, out), compression, encryption)
+        .map_err(|e| FsError::new("start compressing", &file.path, std::io::Error::other(e)))?;
     io::copy(&mut BufReader::with_capacity(IO_BUFFER, source), &mut encoder)
         .map_err(|e| FsError::new("compress", &file.path, e))?;
     let mut writer = encoder.finish().map_err(|e| FsError::new("write", &tmp, e))?;

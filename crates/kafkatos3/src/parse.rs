@@ -1,6 +1,6 @@
 //! `kafkatos3_parse`: prints a MAK file's header and records in the original's format, or as
-//! JSON Lines. Reads `.mak` and gzip-compressed files alike (detected by content, not by
-//! name), from a local path or streamed from S3 (`s3://bucket/key`).
+//! JSON Lines. Reads every codec, encrypted or not (detected by content, not by name), from a
+//! local path or streamed from S3 (`s3://bucket/key`).
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -14,6 +14,8 @@ pub enum ParseError {
     Open { path: std::path::PathBuf, source: io::Error },
     #[error("{}: {source}", path.display())]
     Read { path: std::path::PathBuf, source: mak::ReadError },
+    #[error("{}: {source}", path.display())]
+    Layers { path: std::path::PathBuf, source: mak::layers::LayerError },
     #[error("{}: after the last record: {source}", path.display())]
     Trailer { path: std::path::PathBuf, source: io::Error },
     #[error("writing output: {0}")]
@@ -58,21 +60,23 @@ impl Filter {
 /// Prints the file to `out` in the original's format; returns the number of records.
 pub fn print_file(path: &Path, out: &mut impl Write) -> Result<u64, ParseError> {
     let input = File::open(path).map_err(|source| ParseError::Open { path: path.to_path_buf(), source })?;
-    print_stream(&path.display().to_string(), input, Format::Human, Filter::default(), out)
+    print_stream(&path.display().to_string(), input, Format::Human, Filter::default(), None, out)
 }
 
-/// Prints a MAK stream (plain or gzip, detected by content) named `name` in the errors;
-/// returns the number of records printed.
+/// Prints a MAK stream named `name` in the errors, whatever its codec and encryption (detected by
+/// content; an encrypted one needs `decryption`); returns the number of records printed.
 pub fn print_stream(
     name: &str,
     input: impl Read,
     format: Format,
     filter: Filter,
+    decryption: Option<&mak::crypt::Decryption>,
     out: &mut impl Write,
 ) -> Result<u64, ParseError> {
     let path = std::path::PathBuf::from(name);
     let input = BufReader::with_capacity(256 * 1024, input);
-    let input = mak::codec::Decoder::detect(input).map_err(|source| ParseError::Open { path: path.clone(), source })?;
+    let input = mak::layers::archive_reader(input, decryption)
+        .map_err(|source| ParseError::Layers { path: path.clone(), source })?;
     let read_error = |source| ParseError::Read { path: path.clone(), source };
     // No size limit even for a plain file: a truncated file still shows the records before the
     // cut, then fails naming the byte where the data ends (the reader never allocates past what
@@ -264,7 +268,7 @@ mod tests {
         let mut out = Vec::new();
         let filter = Filter { from: Some(11), to: Some(12) };
         let file = File::open(&path).unwrap();
-        let printed = print_stream("f.mak", file, Format::Json(BytesAs::Base64), filter, &mut out).unwrap();
+        let printed = print_stream("f.mak", file, Format::Json(BytesAs::Base64), filter, None, &mut out).unwrap();
         assert_eq!(printed, 2);
         let lines: Vec<serde_json::Value> =
             String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -279,6 +283,7 @@ mod tests {
             File::open(&path).unwrap(),
             Format::Json(BytesAs::Utf8),
             Filter::default(),
+            None,
             &mut Vec::new(),
         )
         .unwrap_err();

@@ -68,3 +68,103 @@ async fn each_codec_archives_under_its_suffix_readable_by_its_tool_and_a_codec_c
         assert!(archive.unclaimed.is_empty(), "no unclaimed objects: {:?}", archive.unclaimed);
     }
 }
+
+/// Runs `command`, asserting success, and returns its stdout.
+fn run(command: &mut std::process::Command) -> Vec<u8> {
+    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(out.status.success(), "{command:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_archives_are_read_with_the_key_by_parse_and_by_the_age_tool_and_never_without_it() {
+    let env = env();
+    let topic = unique("age");
+    create_topic(&env, &topic, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("age"));
+    let s3 = store(&env, &env.s3_endpoint);
+    // A fresh key pair from the real age-keygen: the daemon gets the public key only.
+    let identity = dir.path().join("identity.txt");
+    run(std::process::Command::new("age-keygen").arg("-o").arg(&identity));
+    let public = run(std::process::Command::new("age-keygen").arg("-y").arg(&identity));
+    let public = String::from_utf8(public).unwrap().trim().to_string();
+    let passphrase = dir.path().join("passphrase.txt");
+    std::fs::write(&passphrase, "correct horse battery staple\n").unwrap();
+    let decryption = mak::crypt::Decryption::new(&mak::crypt::DecryptionSpec {
+        identities: vec![mak::crypt::SecretSource::identity(identity.to_str().unwrap()).unwrap()],
+        passphrase: Some(mak::crypt::SecretSource::passphrase(&format!("file:{}", passphrase.display())).unwrap()),
+    })
+    .unwrap();
+    let mut produced = ByPartition::new();
+    let runs = [
+        ("compression = zstd".to_string(), format!("age_recipients = {public}"), ".mak.zst.age"),
+        ("compression = gzip".to_string(), format!("age_passphrase = file:{}", passphrase.display()), ".mak.gz.age"),
+    ];
+    for (round, (compression, encryption, suffix)) in runs.into_iter().enumerate() {
+        let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+        config.extra_compression = format!("{compression}\n\n[encryption]\n{encryption}");
+        config.write(&env, &dir.path().join("kafkatos3.cfg"));
+        let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join(format!("daemon-{round}.log")));
+        produce(&env, &topic, 1, round as u64 * 50, 50, &mut produced).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let archive = loop {
+            let archive = read_archive_with(s3.as_ref(), &prefix, Some(&decryption)).await;
+            if archive.total() >= (round + 1) * 50 || std::time::Instant::now() > deadline {
+                break archive;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let (status, _) = daemon.terminate(Duration::from_secs(40));
+        assert!(status.success(), "run {round} exits cleanly");
+        assert_exactly_once(&produced, &archive);
+        let key = archive.keys.iter().rev().find(|k| k.ends_with(suffix)).expect("an object of this run").clone();
+        let url = format!("s3://{}/{key}", env.bucket);
+        let parse = |extra: &[&str]| {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3_parse"));
+            command.args([
+                &url,
+                "--json",
+                "--bytes",
+                "base64",
+                "--endpoint",
+                &env.s3_endpoint,
+                "--region",
+                "us-east-1",
+            ]);
+            command.args(extra);
+            command.env("AWS_ACCESS_KEY_ID", &env.access_key).env("AWS_SECRET_ACCESS_KEY", &env.secret_key);
+            command.output().unwrap()
+        };
+        let refused = parse(&[]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success() && stderr.contains(&url), "no key, no records: {stderr}");
+        assert!(stderr.contains("--identity") && stderr.lines().count() == 1, "one line saying what to give: {stderr}");
+        let key_flag = if round == 0 {
+            ["--identity".to_string(), identity.display().to_string()]
+        } else {
+            ["--passphrase".to_string(), format!("file:{}", passphrase.display())]
+        };
+        let read = parse(&[&key_flag[0], &key_flag[1]]);
+        assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+        let offsets: Vec<i64> = String::from_utf8(read.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["offset"].as_i64().unwrap())
+            .collect();
+        assert!(!offsets.is_empty() && offsets.windows(2).all(|w| w[1] == w[0] + 1), "{key}: {offsets:?}");
+        if round == 0 {
+            // Without kafkatos3: `age -d -i identity | zstd -d` gives the MAK file back.
+            let bytes = object_store::ObjectStoreExt::get(s3.as_ref(), &key.as_str().into()).await.unwrap();
+            let bytes = bytes.bytes().await.unwrap();
+            let object = dir.path().join("object.mak.zst.age");
+            std::fs::write(&object, &bytes).unwrap();
+            let zst = dir.path().join("object.mak.zst");
+            run(std::process::Command::new("age").arg("-d").arg("-i").arg(&identity).arg("-o").arg(&zst).arg(&object));
+            let plain = decompress_with_cli(".mak.zst", &std::fs::read(&zst).unwrap());
+            let mut ours = Vec::new();
+            mak::layers::archive_reader(&bytes[..], Some(&decryption)).unwrap().read_to_end(&mut ours).unwrap();
+            assert!(plain == ours, "the age and zstd tools read what we read");
+        }
+    }
+}

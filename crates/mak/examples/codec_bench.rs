@@ -41,9 +41,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write_corpus(&corpus, mib << 20)?;
     let size = std::fs::metadata(&corpus)?.len();
     let mb = size as f64 / 1e6;
-    println!("corpus: {} ({:.1} MB, MAK v2, ~100-byte log-like values); best of {rounds} rounds, one thread", corpus.display(), mb);
-    println!("{:<6} {:>5} {:>7} | {:>10} {:>10} {:>6} | {:>10} {:>10} {:>6}", "codec", "level", "ratio",
-        "ours MB/s", "tool MB/s", "ours/t", "unz ours", "unz tool", "ours/t");
+    println!(
+        "corpus: {} ({:.1} MB, MAK v2, ~100-byte log-like values); best of {rounds} rounds, one thread",
+        corpus.display(),
+        mb
+    );
+    println!(
+        "{:<6} {:>5} {:>7} | {:>10} {:>10} {:>6} | {:>10} {:>10} {:>6}",
+        "codec", "level", "ratio", "ours MB/s", "tool MB/s", "ours/t", "unz ours", "unz tool", "ours/t"
+    );
     for (codec, levels) in LEVELS {
         for &level in *levels {
             let packed = dir.join(format!("corpus.mak{}", codec.suffix()));
@@ -56,8 +62,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let rate = |d: Duration| mb / d.as_secs_f64();
             println!(
                 "{:<6} {:>5} {:>7.2} | {:>10.1} {:>10.1} {:>6.2} | {:>10.1} {:>10.1} {:>6.2}",
-                codec.name(), level, ratio, rate(ours), rate(tool), tool.as_secs_f64() / ours.as_secs_f64(),
-                rate(unz_ours), rate(unz_tool), unz_tool.as_secs_f64() / unz_ours.as_secs_f64(),
+                codec.name(),
+                level,
+                ratio,
+                rate(ours),
+                rate(tool),
+                tool.as_secs_f64() / ours.as_secs_f64(),
+                rate(unz_ours),
+                rate(unz_tool),
+                unz_tool.as_secs_f64() / unz_ours.as_secs_f64(),
             );
         }
     }
@@ -67,8 +80,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// The benchmark's record values from a fixed seed, into a MAK v2 file of about `bytes`.
 fn write_corpus(path: &Path, bytes: u64) -> Result<(), Box<dyn std::error::Error>> {
-    const WORDS: &[&str] = &["GET", "POST", "/api/v1/orders", "/api/v1/users", "200", "404", "status", "user",
-        "latency_ms", "region=eu-west-1", "region=us-east-1", "ok", "cache=miss", "cache=hit"];
+    const WORDS: &[&str] = &[
+        "GET",
+        "POST",
+        "/api/v1/orders",
+        "/api/v1/users",
+        "200",
+        "404",
+        "status",
+        "user",
+        "latency_ms",
+        "region=eu-west-1",
+        "region=us-east-1",
+        "ok",
+        "cache=miss",
+        "cache=hit",
+    ];
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         state ^= state << 13;
@@ -85,7 +112,8 @@ fn write_corpus(path: &Path, bytes: u64) -> Result<(), Box<dyn std::error::Error
             text
         })
         .collect();
-    let header = mak::v2::Header { topic: "bench".into(), partition: 0, start_offset: 0, created_ms: Some(0), writer: None };
+    let header =
+        mak::v2::Header { topic: "bench".into(), partition: 0, start_offset: 0, created_ms: Some(0), writer: None };
     let mut writer = MakWriter::create(path, &header)?;
     let mut value = Vec::with_capacity(128);
     let mut offset = 0i64;

@@ -1,4 +1,4 @@
-//! `kafkatos3_parse FILE`: print a MAK archive (`.mak` or `.mak.gz`, a local path or
+//! `kafkatos3_parse FILE`: print a MAK archive (any codec, encrypted or not, a local path or
 //! `s3://bucket/key`), in the original's format or as JSON Lines.
 
 use std::io::{BufWriter, ErrorKind, Read, Write};
@@ -11,8 +11,14 @@ use kafkatos3::parse::{print_stream, BytesAs, Filter, Format, ParseError};
 #[derive(Parser)]
 #[command(name = "kafkatos3_parse", version, about = "Print the header and records of a MAK file")]
 struct Args {
-    /// filename to parse (.mak or .mak.gz), or s3://bucket/key
+    /// filename to parse (.mak, .mak.gz, .mak.zst, .mak.lz4, each maybe .age), or s3://bucket/key
     file: String,
+    /// For .age files: an age identity file (PATH, file:PATH or env:NAME holding the key); repeatable
+    #[arg(long, value_name = "SOURCE")]
+    identity: Vec<String>,
+    /// For .age files encrypted to a passphrase: file:PATH or env:NAME (never the passphrase itself)
+    #[arg(long, value_name = "SOURCE")]
+    passphrase: Option<String>,
     /// One JSON object per record (topic, partition, offset, timestamp, key, value, headers)
     #[arg(long)]
     json: bool,
@@ -57,18 +63,41 @@ fn main() -> ExitCode {
         (true, Bytes::Base64) => Format::Json(BytesAs::Base64),
     };
     let filter = Filter { from: args.from_offset, to: args.to_offset };
+    let decryption = match decryption(&args) {
+        Ok(decryption) => decryption,
+        Err(error) => {
+            eprintln!("kafkatos3_parse: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut out = BufWriter::new(std::io::stdout().lock());
-    let result =
-        print_stream(&args.file, input, format, filter, &mut out).and_then(|_| out.flush().map_err(ParseError::Output));
+    let result = print_stream(&args.file, input, format, filter, decryption.as_ref(), &mut out)
+        .and_then(|_| out.flush().map_err(ParseError::Output));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `kafkatos3_parse f | head` is not an error.
         Err(ParseError::Output(e)) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error @ ParseError::Layers { source: mak::layers::LayerError::NeedsDecryption, .. }) => {
+            eprintln!("kafkatos3_parse: {error} (--identity or --passphrase)");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("kafkatos3_parse: {error}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The identities and passphrase given, read once; None when none was given.
+fn decryption(args: &Args) -> Result<Option<mak::crypt::Decryption>, mak::crypt::CryptError> {
+    if args.identity.is_empty() && args.passphrase.is_none() {
+        return Ok(None);
+    }
+    let spec = mak::crypt::DecryptionSpec {
+        identities: args.identity.iter().map(|i| mak::crypt::SecretSource::identity(i)).collect::<Result<_, _>>()?,
+        passphrase: args.passphrase.as_deref().map(mak::crypt::SecretSource::passphrase).transpose()?,
+    };
+    mak::crypt::Decryption::new(&spec).map(Some)
 }
 
 fn open(args: &Args) -> anyhow::Result<Box<dyn Read>> {

@@ -38,11 +38,29 @@ pub struct Config {
     pub consumer: ConsumerConfig,
     /// `[compression]`: the stage that compresses sealed files.
     pub compression: CompressionConfig,
+    /// `[encryption]`: age recipients or passphrase source the compressed files are encrypted
+    /// to; None when the section is absent or empty. Validated (key files read) at load time.
+    pub encryption: Option<EncryptionConfig>,
     /// `[s3]`: the stage that uploads compressed files.
     pub s3: S3Config,
     /// `[kafka]`: extra librdkafka properties, in file order, passed to the consumer as they are.
     /// The properties the daemon sets itself are refused at load time, so these never conflict.
     pub kafka: Vec<(String, KafkaValue)>,
+}
+
+/// `[encryption]` section, validated: the keys were read once, at load time.
+#[derive(Debug, Clone)]
+pub struct EncryptionConfig {
+    /// `age_recipients`, `age_recipients_file`, `age_passphrase` as given.
+    pub spec: mak::crypt::EncryptionSpec,
+    /// What every file is encrypted to.
+    pub keys: std::sync::Arc<mak::crypt::Encryption>,
+}
+
+impl PartialEq for EncryptionConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
 }
 
 /// `[main]` section.

@@ -2,13 +2,14 @@
 //! value syntax, and the checks that span several keys.
 
 use mak::codec::{Codec, Compression};
+use mak::crypt::{CryptError, Encryption, EncryptionSpec, SecretSource};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ini::{Entry, Ini, Section};
 use super::{
-    CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, KafkaValue, KeySuggestion, LogLevel,
-    MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
+    CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, EncryptionConfig, KafkaValue, KeySuggestion,
+    LogLevel, MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
 };
 
 const MAIN_KEYS: &[&str] = &["log.level", "working_directory", "shutdown_timeout_seconds"];
@@ -43,8 +44,14 @@ const S3_KEYS: &[&str] = &[
     "multipart_threshold_bytes",
 ];
 /// Sections with a fixed set of keys; `[kafka]` accepts any key and is handled apart.
-const FIXED_SECTIONS: &[(&str, &[&str])] =
-    &[("main", MAIN_KEYS), ("consumer", CONSUMER_KEYS), ("compression", COMPRESSION_KEYS), ("s3", S3_KEYS)];
+const ENCRYPTION_KEYS: &[&str] = &["age_recipients", "age_recipients_file", "age_passphrase"];
+const FIXED_SECTIONS: &[(&str, &[&str])] = &[
+    ("main", MAIN_KEYS),
+    ("consumer", CONSUMER_KEYS),
+    ("compression", COMPRESSION_KEYS),
+    ("encryption", ENCRYPTION_KEYS),
+    ("s3", S3_KEYS),
+];
 const KAFKA_SECTION: &str = "kafka";
 
 /// librdkafka properties the daemon sets itself, with what to do instead. Offsets in particular
@@ -82,9 +89,10 @@ pub(super) fn validate(file: &Ini, path: &Path) -> Result<Config, ConfigError> {
     let main = main(&view("main"))?;
     let consumer = consumer(&view("consumer"))?;
     let compression = compression(&view("compression"))?;
+    let encryption = encryption(&view("encryption"))?;
     let s3 = s3(&view("s3"), &consumer)?;
     let kafka = kafka(&view(KAFKA_SECTION), &view("consumer"), &consumer)?;
-    Ok(Config { main, consumer, compression, s3, kafka })
+    Ok(Config { main, consumer, compression, encryption, s3, kafka })
 }
 
 /// Refuses unknown sections and keys before any value is looked at, so a typo is reported as a
@@ -260,6 +268,33 @@ fn codec_and_level(view: &View) -> Result<Compression, ConfigError> {
         let entry = view.entry("compression_level").expect("a level out of range was set");
         view.invalid("compression_level", entry, expected)
     })
+}
+
+/// `[encryption]`: absent or empty means no encryption. The keys are read here, once, so a bad
+/// recipient or an unreadable passphrase stops startup naming the line that set it.
+fn encryption(view: &View) -> Result<Option<EncryptionConfig>, ConfigError> {
+    let recipients: Vec<String> = view
+        .optional("age_recipients", |v| Ok(v.split([',', ' ']).filter(|r| !r.is_empty()).map(String::from).collect()))?
+        .unwrap_or_default();
+    let recipients_files: Vec<PathBuf> =
+        view.optional("age_recipients_file", |v| Ok(vec![PathBuf::from(v)]))?.unwrap_or_default();
+    let passphrase = view.optional("age_passphrase", |v| SecretSource::passphrase(v).map_err(|e| e.to_string()))?;
+    if recipients.is_empty() && recipients_files.is_empty() && passphrase.is_none() {
+        return Ok(None);
+    }
+    let spec = EncryptionSpec { recipients, recipients_files, passphrase };
+    let keys = Encryption::new(&spec).map_err(|error| {
+        // The key the problem comes from: the passphrase, else the file, else the literal keys.
+        let key = match &error {
+            CryptError::BadRecipient { .. } => "age_recipients",
+            _ if spec.passphrase.is_some() => "age_passphrase",
+            _ if !spec.recipients_files.is_empty() => "age_recipients_file",
+            _ => "age_recipients",
+        };
+        let entry = view.entry(key).expect("the key was set");
+        view.invalid(key, entry, format!("usable age keys ({error})"))
+    })?;
+    Ok(Some(EncryptionConfig { spec, keys: std::sync::Arc::new(keys) }))
 }
 
 fn s3(view: &View, consumer: &ConsumerConfig) -> Result<S3Config, ConfigError> {

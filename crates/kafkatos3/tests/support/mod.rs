@@ -155,6 +155,15 @@ impl Archive {
 /// original's objects (no claims). Data objects no claim names are not part of it (listed in
 /// `unclaimed`). Checks every claim against its object and every object's header and records.
 pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
+    read_archive_with(store, prefix, None).await
+}
+
+/// [`read_archive`] of an archive whose objects may be age-encrypted.
+pub async fn read_archive_with(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    decryption: Option<&mak::crypt::Decryption>,
+) -> Archive {
     use kafkatos3::archive::{ArchiveKey, Location};
     let at = Location::new(prefix);
     let listed: Vec<_> = store.list(Some(&prefix.into())).try_collect().await.expect("list archive");
@@ -194,7 +203,10 @@ pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
     for (topic, partition, start, end, key) in &objects {
         let bytes = store.get(&key.as_str().into()).await.expect("get object").bytes().await.expect("object body");
         let mut decoded = Vec::new();
-        mak::codec::Decoder::detect(&bytes[..]).unwrap().read_to_end(&mut decoded).expect("object decompresses");
+        mak::layers::archive_reader(&bytes[..], decryption)
+            .expect("object's layers open")
+            .read_to_end(&mut decoded)
+            .expect("object decrypts and decompresses");
         let mut reader =
             mak::MakReader::with_size_limit(&decoded[..], decoded.len() as u64).expect("object is a MAK file");
         assert_eq!(&reader.header().topic, topic, "{key}: header topic");
