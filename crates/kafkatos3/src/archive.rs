@@ -13,7 +13,7 @@ use std::io::Read;
 
 use flate2::read::MultiGzDecoder;
 use futures::TryStreamExt;
-use mak::MakReader;
+use mak::AnyReader;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
@@ -121,23 +121,28 @@ pub fn parse_file_name(file: &str) -> Option<ObjectName> {
 pub struct ObjectHeader {
     pub tp: TopicPartition,
     pub start: i64,
-    /// The last offset written, from the header's last-offset field.
+    /// The last offset written: version 1's last-offset header field, version 2's progress block.
     pub end: i64,
 }
 
-/// Reads the MAK header from the (possibly partial) gzip bytes of an object.
+/// Reads the MAK header (either version) from the (possibly partial) gzip bytes of an object.
 pub fn header_of(bytes: &[u8]) -> Result<ObjectHeader, String> {
-    let reader = MakReader::new(MultiGzDecoder::new(bytes)).map_err(|e| format!("header: {e}"))?;
+    let reader = AnyReader::new(MultiGzDecoder::new(bytes)).map_err(|e| format!("header: {e}"))?;
     header_from(&reader)
 }
 
-pub fn header_from<R: Read>(reader: &MakReader<R>) -> Result<ObjectHeader, String> {
-    let header = reader.header();
-    let end = i64::try_from(reader.last_offset_field()).map_err(|_| "last offset out of range".to_string())?;
-    if end < header.start_offset {
-        return Err(format!("last offset {end} before the first offset {}", header.start_offset));
+/// The range the fixed part of the file states, read before any record: enough from the
+/// first 64 KiB of an object.
+pub fn header_from<R: Read>(reader: &AnyReader<R>) -> Result<ObjectHeader, String> {
+    let start = reader.start_offset();
+    let end = reader.last_offset_hint().ok_or_else(|| match reader.version() {
+        mak::Version::V1 => "last offset out of range".to_string(),
+        mak::Version::V2 => "no last offset: the progress block is torn or the file is empty".to_string(),
+    })?;
+    if end < start {
+        return Err(format!("last offset {end} before the first offset {start}"));
     }
-    Ok(ObjectHeader { tp: TopicPartition::new(&header.topic, header.partition), start: header.start_offset, end })
+    Ok(ObjectHeader { tp: TopicPartition::new(reader.topic(), reader.partition()), start, end })
 }
 
 /// The header of the object at `key`, or None when there is no such object (one ranged GET).

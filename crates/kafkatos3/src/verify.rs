@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use flate2::read::MultiGzDecoder;
 use futures::TryStreamExt;
-use mak::MakReader;
+use mak::AnyReader;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
@@ -269,7 +269,7 @@ async fn check_object(store: &dyn ObjectStore, meta: &ObjectMeta, name: ObjectNa
 /// Checks an object's (possibly partial, when not deep) bytes against its key; returns its last
 /// offset and, when deep, its record count.
 fn check_bytes(bytes: &[u8], name: &ObjectName, deep: bool) -> Result<(i64, Option<u64>), String> {
-    let mut reader = MakReader::new(MultiGzDecoder::new(bytes)).map_err(|e| format!("header: {e}"))?;
+    let mut reader = AnyReader::new(MultiGzDecoder::new(bytes)).map_err(|e| format!("header: {e}"))?;
     let header = archive::header_from(&reader)?;
     if header.tp != name.tp || header.start != name.start {
         return Err(format!(

@@ -173,6 +173,14 @@ async fn working_directory_of_the_python_original_is_adopted_and_uploaded() {
             archive.keys
         );
     }
+    // The original's files, its in-progress one included (sealed at startup), stay version 1;
+    // the files this daemon starts follow the config's default, version 2.
+    for (key, version) in &archive.versions {
+        let originals_name = kafkatos3::archive::Location::new(&prefix).parse_key(key).unwrap().end.is_some();
+        let expected = if originals_name { mak::Version::V1 } else { mak::Version::V2 };
+        assert_eq!(*version, expected, "{key}");
+    }
+    assert!(archive.versions.values().any(|v| *v == mak::Version::V2), "{:?}", archive.versions);
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
 }

@@ -135,8 +135,64 @@ impl Footer {
     }
 }
 
+/// The headers of a record to append, read by index: a caller hands over its own container
+/// (e.g. a Kafka client's borrowed headers) instead of copying them into a slice per record,
+/// which would cost an allocation on the hot path.
+pub trait HeaderSource {
+    /// Number of headers.
+    fn header_count(&self) -> usize;
+    /// The header at `index` (`< header_count()`): key, and value (`None` for a null value).
+    fn header_at(&self, index: usize) -> (&str, Option<&[u8]>);
+}
+
+impl HeaderSource for [(&str, Option<&[u8]>)] {
+    fn header_count(&self) -> usize {
+        self.len()
+    }
+    fn header_at(&self, index: usize) -> (&str, Option<&[u8]>) {
+        self[index]
+    }
+}
+
+impl<const N: usize> HeaderSource for [(&str, Option<&[u8]>); N] {
+    fn header_count(&self) -> usize {
+        N
+    }
+    fn header_at(&self, index: usize) -> (&str, Option<&[u8]>) {
+        self[index]
+    }
+}
+
+impl HeaderSource for Vec<(&str, Option<&[u8]>)> {
+    fn header_count(&self) -> usize {
+        self.len()
+    }
+    fn header_at(&self, index: usize) -> (&str, Option<&[u8]>) {
+        self[index]
+    }
+}
+
+impl HeaderSource for Vec<(String, Option<Vec<u8>>)> {
+    fn header_count(&self) -> usize {
+        self.len()
+    }
+    fn header_at(&self, index: usize) -> (&str, Option<&[u8]>) {
+        let (key, value) = &self[index];
+        (key, value.as_deref())
+    }
+}
+
+impl std::fmt::Debug for dyn HeaderSource + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries((0..self.header_count()).map(|index| self.header_at(index))).finish()
+    }
+}
+
+/// No headers, for a [`RecordRef`] without any.
+pub const NO_HEADERS: &[(&str, Option<&[u8]>); 0] = &[];
+
 /// A record to append. Headers keep their order; repeated keys are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct RecordRef<'a> {
     /// Kafka offset, `>= 0` and greater than the previous record's.
     pub offset: i64,
@@ -147,8 +203,9 @@ pub struct RecordRef<'a> {
     pub key: Option<&'a [u8]>,
     /// `None` is a null value (a tombstone), distinct from an empty one.
     pub value: Option<&'a [u8]>,
-    /// (key, value) pairs; a `None` value is a null header value.
-    pub headers: &'a [(&'a str, Option<&'a [u8]>)],
+    /// (key, value) pairs in order; a `None` value is a null header value. A slice, array or
+    /// `Vec` of pairs works, as does any other [`HeaderSource`].
+    pub headers: &'a dyn HeaderSource,
 }
 
 /// Bytes of the fixed fields at the start of a record frame: length, kind, offset, timestamp,
@@ -165,10 +222,11 @@ impl RecordRef<'_> {
             i32::try_from(len).ok().map(|_| len as u64)
         };
         let mut total = u64::from(MIN_RECORD_FRAME_LEN) + nullable(self.key)? + nullable(self.value)?;
-        u32::try_from(self.headers.len()).ok()?;
-        for (key, value) in self.headers {
+        u32::try_from(self.headers.header_count()).ok()?;
+        for index in 0..self.headers.header_count() {
+            let (key, value) = self.headers.header_at(index);
             u32::try_from(key.len()).ok()?;
-            let header = 4 + key.len() as u64 + 4 + nullable(*value)?;
+            let header = 4 + key.len() as u64 + 4 + nullable(value)?;
             total = total.checked_add(header)?;
         }
         u32::try_from(total).ok()
@@ -191,8 +249,9 @@ impl RecordRef<'_> {
         };
         nullable(self.key)?;
         nullable(self.value)?;
-        emit(&(self.headers.len() as u32).to_be_bytes())?;
-        for (key, value) in self.headers {
+        emit(&(self.headers.header_count() as u32).to_be_bytes())?;
+        for index in 0..self.headers.header_count() {
+            let (key, value) = self.headers.header_at(index);
             emit(&(key.len() as u32).to_be_bytes())?;
             emit(key.as_bytes())?;
             let len = value.map_or(-1, |b| b.len() as i32);
@@ -287,13 +346,14 @@ impl Record<'_> {
 }
 
 impl OwnedRecord {
-    /// The headers as the slice [`RecordRef::headers`] takes.
+    /// The headers as borrowed pairs.
     pub fn header_refs(&self) -> Vec<(&str, Option<&[u8]>)> {
         self.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect()
     }
 
-    /// This record for appending, with `headers` from [`OwnedRecord::header_refs`].
-    pub fn as_record_ref<'a>(&'a self, headers: &'a [(&'a str, Option<&'a [u8]>)]) -> RecordRef<'a> {
+    /// This record for appending.
+    pub fn as_record_ref(&self) -> RecordRef<'_> {
+        let headers: &dyn HeaderSource = &self.headers;
         RecordRef {
             offset: self.offset,
             timestamp: self.timestamp,

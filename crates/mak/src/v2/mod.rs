@@ -43,12 +43,14 @@
 //! # }
 //! ```
 
-mod frame;
+pub(crate) mod frame;
 mod header;
 mod reader;
 mod writer;
 
-pub use frame::{Footer, Headers, OwnedRecord, Progress, Record, RecordRef, State, TimestampType};
+pub use frame::{
+    Footer, HeaderSource, Headers, OwnedRecord, Progress, Record, RecordRef, State, TimestampType, NO_HEADERS,
+};
 pub use header::Header;
 pub use reader::{read_all, read_summary, MakReader, Summary};
 pub use writer::{MakWriter, Recovered};
