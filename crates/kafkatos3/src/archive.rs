@@ -273,6 +273,50 @@ mod tests {
         assert!(at.parse_key("p/t/0/t-0_100.mak.gz").is_none(), "unpadded is not ours");
     }
 
+    /// A sealed file of `version` with records `start..start + count` of incompressible values,
+    /// gzipped: larger than the 64 KiB a header read fetches.
+    fn gzipped_file(version: mak::Version, start: i64, count: i64) -> Vec<u8> {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.mak");
+        let created = mak::FileStart { topic: "t", partition: 4, start_offset: start, created_secs: 1, writer: None };
+        let mut writer = mak::AnyWriter::create(&path, version, &created).unwrap();
+        let mut noise = 0x9e37_79b9_u32;
+        for offset in start..start + count {
+            let value: Vec<u8> = (0..2000)
+                .map(|_| {
+                    noise ^= noise << 13;
+                    noise ^= noise >> 17;
+                    noise ^= noise << 5;
+                    noise as u8
+                })
+                .collect();
+            let record = mak::v2::RecordRef {
+                offset,
+                timestamp: offset,
+                timestamp_type: mak::v2::TimestampType::CreateTime,
+                key: None,
+                value: Some(&value),
+                headers: &[("h", None)],
+            };
+            writer.append(&record).unwrap();
+        }
+        writer.seal().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&std::fs::read(&path).unwrap()).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn the_range_of_either_version_is_read_from_the_first_64_kib_of_the_gzipped_object() {
+        for version in [mak::Version::V1, mak::Version::V2] {
+            let gz = gzipped_file(version, 100, 200);
+            assert!(gz.len() as u64 > 2 * HEADER_FETCH, "{} bytes", gz.len());
+            let header = header_of(&gz[..HEADER_FETCH as usize]).unwrap();
+            assert_eq!(header, ObjectHeader { tp: TopicPartition::new("t", 4), start: 100, end: 299 }, "{version:?}");
+        }
+    }
+
     #[test]
     fn keys_sort_by_offset() {
         let at = Location::new("p");

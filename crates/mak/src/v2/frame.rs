@@ -3,6 +3,7 @@
 //! the reader before [`decode`] sees the bytes, so decoding finds writer bugs, not torn writes.
 
 use crate::error::FrameProblem;
+use crate::v2::HeaderSource;
 use crate::v2::{FOOTER_FRAME_LEN, FRAME_LEN_LEN, KIND_FOOTER, KIND_RECORD, MIN_RECORD_FRAME_LEN, PROGRESS_LEN};
 
 /// Kafka's timestamp type of a record.
@@ -134,62 +135,6 @@ impl Footer {
         out
     }
 }
-
-/// The headers of a record to append, read by index: a caller hands over its own container
-/// (e.g. a Kafka client's borrowed headers) instead of copying them into a slice per record,
-/// which would cost an allocation on the hot path.
-pub trait HeaderSource {
-    /// Number of headers.
-    fn header_count(&self) -> usize;
-    /// The header at `index` (`< header_count()`): key, and value (`None` for a null value).
-    fn header_at(&self, index: usize) -> (&str, Option<&[u8]>);
-}
-
-impl HeaderSource for [(&str, Option<&[u8]>)] {
-    fn header_count(&self) -> usize {
-        self.len()
-    }
-    fn header_at(&self, index: usize) -> (&str, Option<&[u8]>) {
-        self[index]
-    }
-}
-
-impl<const N: usize> HeaderSource for [(&str, Option<&[u8]>); N] {
-    fn header_count(&self) -> usize {
-        N
-    }
-    fn header_at(&self, index: usize) -> (&str, Option<&[u8]>) {
-        self[index]
-    }
-}
-
-impl HeaderSource for Vec<(&str, Option<&[u8]>)> {
-    fn header_count(&self) -> usize {
-        self.len()
-    }
-    fn header_at(&self, index: usize) -> (&str, Option<&[u8]>) {
-        self[index]
-    }
-}
-
-impl HeaderSource for Vec<(String, Option<Vec<u8>>)> {
-    fn header_count(&self) -> usize {
-        self.len()
-    }
-    fn header_at(&self, index: usize) -> (&str, Option<&[u8]>) {
-        let (key, value) = &self[index];
-        (key, value.as_deref())
-    }
-}
-
-impl std::fmt::Debug for dyn HeaderSource + '_ {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries((0..self.header_count()).map(|index| self.header_at(index))).finish()
-    }
-}
-
-/// No headers, for a [`RecordRef`] without any.
-pub const NO_HEADERS: &[(&str, Option<&[u8]>); 0] = &[];
 
 /// A record to append. Headers keep their order; repeated keys are kept.
 #[derive(Debug, Clone, Copy)]
