@@ -150,3 +150,27 @@ fn set_aside(work: &WorkDir, path: &Path, tp: &TopicPartition) -> Result<(), FsE
         .join(format!("{stamp}-{file_name}"));
     durable::rename_durable(path, &target)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_cut_inside_the_fixed_header_of_its_version_never_held_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.mak");
+        let v2_magic = mak::v2::MAGIC.to_vec();
+        let cases: [(Vec<u8>, bool); 6] = [
+            (vec![], true),
+            (b"MAK".to_vec(), true),
+            ([b"MAK".as_slice(), &[0; 24]].concat(), false), // v1's 27 fixed bytes complete
+            ([v2_magic.as_slice(), &[0; 40]].concat(), true), // 48 bytes: inside v2's 64
+            ([v2_magic.as_slice(), &[0; 56]].concat(), false), // v2's 64 fixed bytes complete
+            ([v2_magic.as_slice(), &[0; 20]].concat(), true), // longer than v1's 27, still short for v2
+        ];
+        for (bytes, expected) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(never_held_a_record(&path), expected, "{} bytes starting {:02x?}", bytes.len(), bytes.first());
+        }
+    }
+}
