@@ -62,7 +62,6 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import boto3
@@ -534,24 +533,25 @@ class SeqProducer(threading.Thread):
 # Archive view during the run (object names only): progress, drain, watchdog
 # --------------------------------------------------------------------------------------------------------------
 
-# Two namings of an archive object (README "Working directory and S3 layout"): kafkatos3 0.3 and the Python original
-# name the object <topic>-<p>_<first>-<last>_<yymmdd>.mak.gz; fenced uploads name it by its first offset only,
-# <topic>-<p>_<first, 20 digits>.mak.gz, and the last offset is in the MAK header. <prefix>/_incoming/ holds staging
-# copies of multipart uploads, not archive objects.
+# The archive's keys (README "Working directory and S3 layout"): data objects
+# <topic>-<p>_<first, 20 digits>-<last, 20 digits>.mak<codec>[.age], each counted once a claim
+# <topic>-<p>_<first, 20 digits>.claim names it (a data object no claim names is left by a crash or a lost race and is
+# not part of the archive); the Python original's objects <topic>-<p>_<first>-<last>_<yymmdd>.mak.gz have no claim.
 RANGE_NAME_RE = re.compile(
     rf"^{re.escape(PREFIX)}/{re.escape(TOPIC)}/(\d+)/{re.escape(TOPIC)}-(\d+)_(\d+)-(\d+)_(\d{{6}})\.mak\.gz$")
-FIRST_NAME_RE = re.compile(rf"^{re.escape(PREFIX)}/{re.escape(TOPIC)}/(\d+)/{re.escape(TOPIC)}-(\d+)_(\d{{20}})\.mak\.gz$")
-STAGING_PREFIX = f"{PREFIX}/_incoming/"
+OBJECT_NAME_RE = re.compile(
+    rf"^{re.escape(PREFIX)}/{re.escape(TOPIC)}/(\d+)/{re.escape(TOPIC)}-(\d+)_(\d{{20}})-(\d{{20}})\.mak(\.gz|\.zst|\.lz4)?(\.age)?$")
+CLAIM_NAME_RE = re.compile(rf"^{re.escape(PREFIX)}/{re.escape(TOPIC)}/(\d+)/{re.escape(TOPIC)}-(\d+)_(\d{{20}})\.claim$")
 
 
-def parse_key(key: str, partitions: int) -> tuple[int, int, int | None] | None:
-    """(partition, first offset, last offset or None when only the header knows it), or None for a foreign key."""
-    m = RANGE_NAME_RE.match(key)
-    if m and m.group(1) == m.group(2) and int(m.group(1)) < partitions:
-        return int(m.group(1)), int(m.group(3)), int(m.group(4))
-    m = FIRST_NAME_RE.match(key)
-    if m and m.group(1) == m.group(2) and int(m.group(1)) < partitions:
-        return int(m.group(1)), int(m.group(3)), None
+def parse_key(key: str, partitions: int) -> tuple[str, int, int, int | None, bool] | None:
+    """(kind, partition, first offset, last offset, original) for an archive key, kind "object" or "claim" (whose
+    last offset is in its body: None); None for a foreign key."""
+    for kind, regex in (("original", RANGE_NAME_RE), ("object", OBJECT_NAME_RE), ("claim", CLAIM_NAME_RE)):
+        m = regex.match(key)
+        if m and m.group(1) == m.group(2) and int(m.group(1)) < partitions:
+            last = int(m.group(4)) if kind != "claim" else None
+            return ("claim" if kind == "claim" else "object"), int(m.group(1)), int(m.group(3)), last, kind == "original"
     return None
 
 
@@ -562,42 +562,60 @@ def list_keys(s3) -> list[str]:
     return keys
 
 
-def header_last_offset(s3, key: str) -> int:
-    """From the object's first 4 KiB: MAK v1's last-offset field (byte 3 of the gunzipped stream), or MAK v2's
-    progress block's last offset (byte 12 + 16)."""
-    head = s3.get_object(Bucket=ARCHIVE_BUCKET, Key=key, Range="bytes=0-4095")["Body"].read()
-    data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 64)
-    if data[:8] == MAK_V2_MAGIC and len(data) >= 60:
-        return struct.unpack_from(">q", data, 12 + 16)[0]
-    if data[:3] != b"MAK" or len(data) < 11:
-        raise MakError(f"{key}: no MAK header in its first bytes")
-    return struct.unpack_from(">Q", data, 3)[0]
+def claimed_objects(s3, keys: list[str], partitions: int) -> tuple[dict[str, tuple[int, int, int]], list[str]]:
+    """The archive: {object key: (partition, first, last)} for every object a claim names and every original object,
+    read as a reader must (one GET per claim); and the data objects no claim names."""
+    objects: dict[str, tuple[int, int, int]] = {}
+    archive: dict[str, tuple[int, int, int]] = {}
+    claims = []
+    for key in keys:
+        parsed = parse_key(key, partitions)
+        if parsed is None:
+            continue
+        kind, p, first, last, original = parsed
+        if kind == "claim":
+            claims.append((key, p, first))
+        elif original:
+            archive[key] = (p, first, last)
+        else:
+            objects[key] = (p, first, last)
+
+    def fetch(claim: tuple[str, int, int]) -> tuple[str, int, int, dict]:
+        key, p, first = claim
+        return key, p, first, json.loads(s3.get_object(Bucket=ARCHIVE_BUCKET, Key=key)["Body"].read())
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for key, p, first, body in pool.map(fetch, claims):
+            target = key.rsplit("/", 1)[0] + "/" + body["object"]
+            if body.get("first") != first or target not in objects or objects[target][2] != body.get("last"):
+                raise MakError(f"claim {key} ({body}) does not name a listed object holding its offsets")
+            archive[target] = objects.pop(target)
+    return archive, sorted(objects)
 
 
 class ArchiveView:
-    """Per partition, 1 + the highest last offset in the bucket: the cheap progress measure for the drain and the
-    watchdog. For first-offset names it reads the header of each partition's newest object (cached: objects are
-    never rewritten)."""
+    """Per partition, 1 + the highest last offset of a claimed object: the cheap progress measure for the drain and
+    the watchdog. Object names carry both offsets; an object counts when its first offset has a claim (names only:
+    no GET)."""
 
     def __init__(self, partitions: int):
         self.partitions = partitions
-        self.last_cache: dict[str, int] = {}
 
     def through(self, s3, keys: list[str]) -> list[int]:
-        newest: dict[int, tuple[int, str, int | None]] = {}
+        claimed: set[tuple[int, int]] = set()
+        objects: list[tuple[int, int, int, bool]] = []
         for key in keys:
             parsed = parse_key(key, self.partitions)
             if parsed:
-                p, first, last = parsed
-                if p not in newest or first > newest[p][0]:
-                    newest[p] = (first, key, last)
+                kind, p, first, last, original = parsed
+                if kind == "claim":
+                    claimed.add((p, first))
+                else:
+                    objects.append((p, first, last, original))
         top = [0] * self.partitions
-        for p, (first, key, last) in newest.items():
-            if last is None:
-                if key not in self.last_cache:
-                    self.last_cache[key] = header_last_offset(s3, key)
-                last = self.last_cache[key]
-            top[p] = last + 1
+        for p, first, last, original in objects:
+            if original or (p, first) in claimed:
+                top[p] = max(top[p], last + 1)
         return top
 
 
@@ -1135,7 +1153,7 @@ def parse_mak(data: bytes):
 class Findings:
     objects: int = 0
     foreign_objects: int = 0
-    staging_objects: int = 0
+    unclaimed_objects: int = 0
     unreadable: int = 0
     name_mismatches: int = 0
     archived_records: int = 0
@@ -1188,17 +1206,11 @@ def check_archive(services: Services, producer: SeqProducer, kafka: list[array.a
         except Exception as e:  # noqa: BLE001 - reported as unreadable
             return key, e
 
-    parsed = []
-    for key in keys:
-        name = parse_key(key, partitions)
-        if name is None:
-            if key.startswith(STAGING_PREFIX):
-                f.staging_objects += 1
-            else:
-                f.foreign_objects += 1
-                f.notes.append(f"object not named like an archive object: {key}")
-            continue
-        parsed.append((key, *name))
+    archive, unclaimed = claimed_objects(s3, keys, partitions)
+    f.unclaimed_objects = len(unclaimed)
+    f.foreign_objects = sum(1 for k in keys if parse_key(k, partitions) is None)
+    f.notes.extend(f"object not named like an archive object: {k}" for k in keys if parse_key(k, partitions) is None)
+    parsed = [(k, p, s, e) for k, (p, s, e) in sorted(archive.items())]
     f.objects = len(parsed)
     meta = {k: (p, s, e) for k, p, s, e in parsed}
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -1430,7 +1442,7 @@ def main() -> int:
             ("  offsets with no record (holes)", findings.kafka_holes),
             ("archived records", findings.archived_records),
             ("archived objects", findings.objects),
-            ("  staging objects (_incoming/)", findings.staging_objects),
+            ("  unclaimed objects (not archive)", findings.unclaimed_objects),
             ("  foreign objects", findings.foreign_objects),
             ("DUPLICATES", findings.duplicates),
             ("  offsets archived twice", findings.duplicate_offsets),

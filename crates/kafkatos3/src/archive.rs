@@ -1,31 +1,42 @@
 //! The archive in S3: where a partition's objects live, what they are called, and how far S3
 //! already holds a partition (its *frontier*).
 //!
-//! An object's key names its partition and its first offset only:
-//! `<prefix>/<topic>/<partition>/<topic>-<partition>_<first offset, 20 digits>.mak.gz`. The last
-//! offset is in the object's MAK header. Keys therefore sort by offset, a retry of the same file
-//! writes the same key, and two files that start at the same offset - the only way two
-//! instances can overlap, see docs/design.md - compete for one key that S3 creates once
-//! (`If-None-Match: *`). Objects uploaded by the Python original, or by kafkatos3 before 0.4,
-//! are named `<topic>-<partition>_<first>-<last>_<yymmdd>.mak.gz` and are read alike.
+//! A partition's folder `<prefix>/<topic>/<partition>/` holds two kinds of keys:
+//! - data objects, `<topic>-<partition>_<first>-<last>.mak<codec suffix>[.age]` with both
+//!   offsets zero-padded to 20 digits (keys sort by offset), written whatever is there;
+//! - claims, `<topic>-<partition>_<first>.claim`: a few bytes of JSON naming the one data object
+//!   that holds the partition from `first` on, and its last offset. A claim is created once
+//!   (`If-None-Match: *`) and never changed: it is the fence. Two files that start at the same
+//!   offset - the only way two instances can overlap, see docs/design.md - compete for one claim
+//!   key whatever their last offsets, codecs or encryption, and exactly one wins. The loser
+//!   deletes its data object (no claim names it) and gives way.
+//!
+//! A data object counts once its claim names it: it is written before its claim, so a claim
+//! never names a missing object, and an object left unclaimed by a crash or a lost race is not
+//! part of the archive (`verify` lists such objects). Claims are plain text even when the data
+//! is encrypted, so the frontier and `verify` need no key. Objects uploaded by the Python
+//! original are named `<topic>-<partition>_<first>-<last>_<yymmdd>.mak.gz`, have no claim,
+//! and are read alike.
 
 use std::io::Read;
 
-use flate2::read::MultiGzDecoder;
 use futures::TryStreamExt;
 use mak::AnyReader;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
 
-use crate::layout::{SealedName, TopicPartition, GZ_SUFFIX};
+use crate::layout::{split_archive_suffix, SealedName, TopicPartition, GZ_SUFFIX};
 
-/// Folder under the prefix where multipart uploads are assembled before their conditional copy
-/// to the final key. A lifecycle rule may expire it (see the README).
-pub const INCOMING: &str = "_incoming";
+/// The file name suffix of claims.
+pub const CLAIM_SUFFIX: &str = ".claim";
 
 /// Compressed bytes fetched to read a header: the MAK header is the first few hundred bytes of
-/// the stream, which gzip keeps in its first block.
+/// the stream, which every codec keeps in its first block.
 pub const HEADER_FETCH: u64 = 64 * 1024;
+
+/// A claim larger than this is not one of ours.
+const CLAIM_MAX: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -54,19 +65,19 @@ impl Location {
         }
     }
 
-    /// `<prefix>/<topic>/<partition>`: every object of the partition is directly below it.
+    /// `<prefix>/<topic>/<partition>`: every object and claim of the partition is directly below it.
     pub fn partition_dir(&self, tp: &TopicPartition) -> ObjectPath {
         self.key(format!("{}/{}", tp.topic, tp.partition))
     }
 
-    /// The key of the object whose first offset is `start`.
-    pub fn object_key(&self, tp: &TopicPartition, start: i64) -> ObjectPath {
-        self.key(format!("{}/{}/{}", tp.topic, tp.partition, file_name(tp, start)))
+    /// The key of the data object holding `name`'s offsets, stored with `suffix` (`.mak.zst`...).
+    pub fn object_key(&self, name: &SealedName, suffix: &str) -> ObjectPath {
+        self.key(format!("{}/{}/{}", name.tp.topic, name.tp.partition, object_file_name(name, suffix)))
     }
 
-    /// Where a multipart upload of that object is assembled.
-    pub fn staging_key(&self, tp: &TopicPartition, start: i64) -> ObjectPath {
-        self.key(format!("{INCOMING}/{}", file_name(tp, start)))
+    /// The key of the claim on the partition's offsets from `start` on.
+    pub fn claim_key(&self, tp: &TopicPartition, start: i64) -> ObjectPath {
+        self.key(format!("{}/{}/{}", tp.topic, tp.partition, claim_file_name(tp, start)))
     }
 
     /// The original's key of a file adopted from the Python daemon, which keeps its name.
@@ -74,46 +85,136 @@ impl Location {
         self.key(format!("{}/{}/{}{GZ_SUFFIX}", name.tp.topic, name.tp.partition, name.stem()))
     }
 
-    /// The archive name of an object key under this prefix, if it is one.
-    pub fn parse_key(&self, key: &str) -> Option<ObjectName> {
+    /// What an object key under this prefix is, if it is an archive key.
+    pub fn parse_key(&self, key: &str) -> Option<ArchiveKey> {
         let rest = if self.prefix.is_empty() { key } else { key.strip_prefix(&self.prefix)?.strip_prefix('/')? };
         let mut parts = rest.split('/');
         let (topic, partition, file) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() {
             return None;
         }
-        let name = parse_file_name(file)?;
-        (name.tp.topic == topic && name.tp.partition.to_string() == partition).then_some(name)
+        let parsed = parse_file_name(file)?;
+        let tp = parsed.tp();
+        (tp.topic == topic && tp.partition.to_string() == partition).then_some(parsed)
     }
 }
 
-/// `<topic>-<partition>_<start, 20 digits>.mak.gz`: zero padding makes keys sort by offset.
-pub fn file_name(tp: &TopicPartition, start: i64) -> String {
-    format!("{}-{}_{start:020}{GZ_SUFFIX}", tp.topic, tp.partition)
+/// `<topic>-<partition>_<first, 20 digits>-<last, 20 digits><suffix>`.
+pub fn object_file_name(name: &SealedName, suffix: &str) -> String {
+    format!("{}-{}_{:020}-{:020}{suffix}", name.tp.topic, name.tp.partition, name.start, name.end)
 }
 
-/// An archive object as its key names it.
+/// `<topic>-<partition>_<first, 20 digits>.claim`.
+pub fn claim_file_name(tp: &TopicPartition, start: i64) -> String {
+    format!("{}-{}_{start:020}{CLAIM_SUFFIX}", tp.topic, tp.partition)
+}
+
+/// An archive key, as its name tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveKey {
+    Object(ObjectName),
+    Claim { tp: TopicPartition, start: i64 },
+}
+
+impl ArchiveKey {
+    pub fn tp(&self) -> &TopicPartition {
+        match self {
+            ArchiveKey::Object(name) => &name.tp,
+            ArchiveKey::Claim { tp, .. } => tp,
+        }
+    }
+}
+
+/// A data object as its key names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectName {
     pub tp: TopicPartition,
     pub start: i64,
-    /// Named by the original's keys; for ours it is in the header.
-    pub end: Option<i64>,
+    pub end: i64,
+    /// Named by the Python original (`_<first>-<last>_<yymmdd>.mak.gz`, no claim).
+    pub original: bool,
 }
 
-/// Parses either naming: ours (first offset only) or the original's (first and last offset).
-pub fn parse_file_name(file: &str) -> Option<ObjectName> {
+/// Parses a claim's or a data object's file name, in either naming.
+pub fn parse_file_name(file: &str) -> Option<ArchiveKey> {
+    if let Some(stem) = file.strip_suffix(CLAIM_SUFFIX) {
+        let (tp, start) = split_padded(stem)?;
+        return Some(ArchiveKey::Claim { tp, start });
+    }
     if let Some(original) = SealedName::parse(file).filter(|_| file.ends_with(GZ_SUFFIX)) {
-        return Some(ObjectName { tp: original.tp, start: original.start, end: Some(original.end) });
+        let name = ObjectName { tp: original.tp, start: original.start, end: original.end, original: true };
+        return Some(ArchiveKey::Object(name));
     }
-    let stem = file.strip_suffix(GZ_SUFFIX)?;
-    let (rest, start) = stem.rsplit_once('_')?;
-    if start.len() != 20 || !start.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
+    let (stem, _suffix) = split_archive_suffix(file)?;
+    let (rest, end) = stem.rsplit_once('-')?;
+    let end = padded_offset(end)?;
+    let (tp, start) = split_padded(rest)?;
+    (end >= start).then_some(ArchiveKey::Object(ObjectName { tp, start, end, original: false }))
+}
+
+/// `<topic>-<partition>_<offset, 20 digits>`.
+fn split_padded(stem: &str) -> Option<(TopicPartition, i64)> {
+    let (rest, offset) = stem.rsplit_once('_')?;
+    let offset = padded_offset(offset)?;
     let (topic, partition) = rest.rsplit_once('-')?;
     let tp = TopicPartition::new(topic, partition.parse().ok()?);
-    (!tp.topic.is_empty()).then_some(ObjectName { tp, start: start.parse().ok()?, end: None })
+    (!tp.topic.is_empty() && tp.partition >= 0).then_some((tp, offset))
+}
+
+fn padded_offset(digits: &str) -> Option<i64> {
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+}
+
+/// The body of a claim: which data object holds the partition from `first` to `last`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub topic: String,
+    pub partition: i32,
+    pub first: i64,
+    pub last: i64,
+    /// The data object's file name, in the same folder.
+    pub object: String,
+}
+
+impl Claim {
+    pub fn new(name: &SealedName, suffix: &str) -> Claim {
+        Claim {
+            topic: name.tp.topic.clone(),
+            partition: name.tp.partition,
+            first: name.start,
+            last: name.end,
+            object: object_file_name(name, suffix),
+        }
+    }
+
+    pub fn tp(&self) -> TopicPartition {
+        TopicPartition::new(&self.topic, self.partition)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec(self).expect("a claim serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// The claim at `key`, or None when there is none (one GET of a few bytes).
+pub async fn read_claim(store: &dyn ObjectStore, key: &ObjectPath) -> Result<Option<Claim>, ArchiveError> {
+    let result = match store.get(key).await {
+        Ok(result) => result,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(source) => return Err(store_error(key, source)),
+    };
+    let unreadable = |problem: String| ArchiveError::Unreadable { key: key.to_string(), problem };
+    if result.meta.size > CLAIM_MAX {
+        return Err(unreadable(format!("{} bytes: too large for a claim", result.meta.size)));
+    }
+    let bytes = result.bytes().await.map_err(|source| store_error(key, source))?;
+    let claim: Claim = serde_json::from_slice(&bytes).map_err(|e| unreadable(format!("not a claim: {e}")))?;
+    if claim.last < claim.first {
+        return Err(unreadable(format!("claims offsets {} to {}", claim.first, claim.last)));
+    }
+    Ok(Some(claim))
 }
 
 /// What an object's MAK header says it holds.
@@ -125,9 +226,11 @@ pub struct ObjectHeader {
     pub end: i64,
 }
 
-/// Reads the MAK header (either version) from the (possibly partial) gzip bytes of an object.
+/// Reads the MAK header (either version) from the (possibly partial) compressed bytes of an
+/// object (any codec, detected by content).
 pub fn header_of(bytes: &[u8]) -> Result<ObjectHeader, String> {
-    let reader = AnyReader::new(MultiGzDecoder::new(bytes)).map_err(|e| format!("header: {e}"))?;
+    let decoder = mak::codec::Decoder::detect(bytes).map_err(|e| format!("header: {e}"))?;
+    let reader = AnyReader::new(decoder).map_err(|e| format!("header: {e}"))?;
     header_from(&reader)
 }
 
@@ -145,54 +248,33 @@ pub fn header_from<R: Read>(reader: &AnyReader<R>) -> Result<ObjectHeader, Strin
     Ok(ObjectHeader { tp: TopicPartition::new(reader.topic(), reader.partition()), start, end })
 }
 
-/// The header of the object at `key`, or None when there is no such object (one ranged GET).
-pub async fn read_header(store: &dyn ObjectStore, key: &ObjectPath) -> Result<Option<ObjectHeader>, ArchiveError> {
-    let bytes = match store.get_range(key, 0..HEADER_FETCH).await {
-        Ok(bytes) => bytes,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        // A store that refuses a range past the end of a small object: read it whole.
-        Err(object_store::Error::Generic { .. }) | Err(object_store::Error::NotImplemented { .. }) => {
-            match store.get(key).await {
-                Ok(result) => result.bytes().await.map_err(|source| store_error(key, source))?,
-                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(source) => return Err(store_error(key, source)),
-            }
-        }
-        Err(source) => return Err(store_error(key, source)),
-    };
-    header_of(&bytes).map(Some).map_err(|problem| ArchiveError::Unreadable { key: key.to_string(), problem })
-}
-
 fn store_error(key: &ObjectPath, source: object_store::Error) -> ArchiveError {
     ArchiveError::Store { key: key.to_string(), source }
 }
 
-/// The header at `key`, checked to be the object its key names.
-async fn chain_link(
+/// The claim on the partition from `start`, checked to be the one its key names.
+pub async fn chain_link(
     store: &dyn ObjectStore,
     at: &Location,
     tp: &TopicPartition,
     start: i64,
-) -> Result<Option<ObjectHeader>, ArchiveError> {
-    let key = at.object_key(tp, start);
-    let Some(header) = read_header(store, &key).await? else {
+) -> Result<Option<Claim>, ArchiveError> {
+    let key = at.claim_key(tp, start);
+    let Some(claim) = read_claim(store, &key).await? else {
         return Ok(None);
     };
-    if header.tp != *tp || header.start != start {
+    if claim.tp() != *tp || claim.first != start {
         return Err(ArchiveError::Unreadable {
             key: key.to_string(),
-            problem: format!(
-                "holds {}:{} from offset {}, not what its key names",
-                header.tp.topic, header.tp.partition, header.start
-            ),
+            problem: format!("claims {} from offset {}, not what its key names", claim.tp(), claim.first),
         });
     }
-    Ok(Some(header))
+    Ok(Some(claim))
 }
 
 /// The first offset at or after `from` that S3 does not hold for the partition, following the
-/// chain of objects that start where the previous one ended: one GET per object found, and one
-/// answered "not found" at the end. `from` must be a point of the chain (a committed offset or
+/// chain of claims that start where the previous one ended: one small GET per claim found, and
+/// one answered "not found" at the end. `from` must be a point of the chain (a committed offset or
 /// the end of an uploaded file plus one), which every offset this daemon resumes at is.
 pub async fn frontier(
     store: &dyn ObjectStore,
@@ -201,15 +283,15 @@ pub async fn frontier(
     from: i64,
 ) -> Result<i64, ArchiveError> {
     let mut next = from;
-    while let Some(header) = chain_link(store, at, tp, next).await? {
-        next = header.end + 1;
+    while let Some(claim) = chain_link(store, at, tp, next).await? {
+        next = claim.last + 1;
     }
     Ok(next)
 }
 
 /// One past the highest offset any object of the partition holds, or None when S3 holds none:
 /// for a partition nothing else is known about (no committed offset, no local state). Lists
-/// the partition's own folder only, then reads the header of the last object.
+/// the partition's own folder only, then reads the last claim.
 pub async fn listed_end(
     store: &dyn ObjectStore,
     at: &Location,
@@ -221,21 +303,22 @@ pub async fn listed_end(
         .try_collect()
         .await
         .map_err(|source| ArchiveError::Store { key: format!("{dir}/"), source })?;
-    let names = listed.iter().filter_map(|meta| at.parse_key(meta.location.as_ref()));
     let mut end: Option<i64> = None;
-    let mut last_ours: Option<i64> = None;
-    for name in names.filter(|n| n.tp == *tp) {
-        match name.end {
-            Some(e) => end = Some(end.map_or(e, |x| x.max(e))),
-            None => last_ours = Some(last_ours.map_or(name.start, |x| x.max(name.start))),
+    let mut last_claim: Option<i64> = None;
+    for key in listed.iter().filter_map(|meta| at.parse_key(meta.location.as_ref())).filter(|k| k.tp() == tp) {
+        match key {
+            // The original's objects have no claims: their names tell their offsets.
+            ArchiveKey::Object(name) if name.original => end = Some(end.map_or(name.end, |x| x.max(name.end))),
+            ArchiveKey::Object(_) => {}
+            ArchiveKey::Claim { start, .. } => last_claim = Some(last_claim.map_or(start, |x| x.max(start))),
         }
     }
-    if let Some(start) = last_ours {
-        let key = at.object_key(tp, start);
-        let header = chain_link(store, at, tp, start)
+    if let Some(start) = last_claim {
+        let key = at.claim_key(tp, start);
+        let claim = chain_link(store, at, tp, start)
             .await?
             .ok_or_else(|| ArchiveError::Unreadable { key: key.to_string(), problem: "listed but not found".into() })?;
-        end = Some(end.map_or(header.end, |x| x.max(header.end)));
+        end = Some(end.map_or(claim.last, |x| x.max(claim.last)));
     }
     // The chain may go on past the last listed object if one was created meanwhile.
     match end {
@@ -248,29 +331,43 @@ pub async fn listed_end(
 mod tests {
     use super::*;
 
+    fn sealed(topic: &str, partition: i32, start: i64, end: i64) -> SealedName {
+        SealedName { tp: TopicPartition::new(topic, partition), start, end, date: "261130".into() }
+    }
+
     #[test]
-    fn keys_name_the_partition_and_the_zero_padded_first_offset() {
-        let tp = TopicPartition::new("my-topic_x", 3);
+    fn keys_name_the_partition_and_the_zero_padded_offsets() {
+        let name = sealed("my-topic_x", 3, 42, 99);
         let at = Location::new("archive/");
-        assert_eq!(at.object_key(&tp, 42).as_ref(), "archive/my-topic_x/3/my-topic_x-3_00000000000000000042.mak.gz");
-        assert_eq!(at.staging_key(&tp, 42).as_ref(), "archive/_incoming/my-topic_x-3_00000000000000000042.mak.gz");
         assert_eq!(
-            Location::new("").object_key(&tp, 0).as_ref(),
-            "my-topic_x/3/my-topic_x-3_00000000000000000000.mak.gz"
+            at.object_key(&name, ".mak.zst").as_ref(),
+            "archive/my-topic_x/3/my-topic_x-3_00000000000000000042-00000000000000000099.mak.zst"
+        );
+        assert_eq!(at.claim_key(&name.tp, 42).as_ref(), "archive/my-topic_x/3/my-topic_x-3_00000000000000000042.claim");
+        assert_eq!(
+            Location::new("").object_key(&sealed("t", 0, 0, 0), ".mak.gz.age").as_ref(),
+            "t/0/t-0_00000000000000000000-00000000000000000000.mak.gz.age"
         );
     }
 
     #[test]
-    fn both_namings_parse_and_must_agree_with_their_folders() {
+    fn every_naming_parses_and_must_agree_with_its_folder() {
         let at = Location::new("p");
-        let ours = at.parse_key("p/t-1/0/t-1-0_00000000000000000100.mak.gz").unwrap();
-        assert_eq!(ours, ObjectName { tp: TopicPartition::new("t-1", 0), start: 100, end: None });
+        let tp = TopicPartition::new("t-1", 0);
+        let ours = at.parse_key("p/t-1/0/t-1-0_00000000000000000100-00000000000000000199.mak.lz4").unwrap();
+        assert_eq!(ours, ArchiveKey::Object(ObjectName { tp: tp.clone(), start: 100, end: 199, original: false }));
+        let encrypted = at.parse_key("p/t-1/0/t-1-0_00000000000000000100-00000000000000000199.mak.age").unwrap();
+        assert_eq!(encrypted, ours);
+        let claim = at.parse_key("p/t-1/0/t-1-0_00000000000000000100.claim").unwrap();
+        assert_eq!(claim, ArchiveKey::Claim { tp, start: 100 });
         let original = at.parse_key("p/t/2/t-2_5-9_160811.mak.gz").unwrap();
-        assert_eq!(original, ObjectName { tp: TopicPartition::new("t", 2), start: 5, end: Some(9) });
+        let tp = TopicPartition::new("t", 2);
+        assert_eq!(original, ArchiveKey::Object(ObjectName { tp, start: 5, end: 9, original: true }));
         assert!(at.parse_key("p/t/1/t-2_5-9_160811.mak.gz").is_none(), "folder disagrees");
-        assert!(at.parse_key("p/_incoming/t-0_00000000000000000100.mak.gz").is_none());
-        assert!(at.parse_key("q/t/0/t-0_00000000000000000100.mak.gz").is_none());
-        assert!(at.parse_key("p/t/0/t-0_100.mak.gz").is_none(), "unpadded is not ours");
+        assert!(at.parse_key("q/t/0/t-0_00000000000000000100.claim").is_none(), "other prefix");
+        assert!(at.parse_key("p/t/0/t-0_100.claim").is_none(), "unpadded is not ours");
+        assert!(at.parse_key("p/t/0/t-0_00000000000000000100-00000000000000000099.mak").is_none(), "end before start");
+        assert!(at.parse_key("p/t/0/t-0_00000000000000000100-00000000000000000199.mak.bz2").is_none(), "no such codec");
     }
 
     /// A sealed file of `version` with records `start..start + count` of incompressible values,
@@ -321,7 +418,21 @@ mod tests {
     fn keys_sort_by_offset() {
         let at = Location::new("p");
         let tp = TopicPartition::new("t", 0);
-        let (a, b) = (at.object_key(&tp, 999), at.object_key(&tp, 1000));
+        let (a, b) = (at.claim_key(&tp, 999), at.claim_key(&tp, 1000));
         assert!(a.as_ref() < b.as_ref());
+        let (a, b) =
+            (at.object_key(&sealed("t", 0, 999, 999), ".mak"), at.object_key(&sealed("t", 0, 1000, 1000), ".mak"));
+        assert!(a.as_ref() < b.as_ref());
+    }
+
+    #[test]
+    fn a_claim_round_trips_as_one_line_of_json() {
+        let claim = Claim::new(&sealed("t", 1, 5, 9), ".mak.gz");
+        let bytes = claim.to_bytes();
+        assert_eq!(
+            String::from_utf8(bytes.clone()).unwrap(),
+            "{\"topic\":\"t\",\"partition\":1,\"first\":5,\"last\":9,\"object\":\"t-1_00000000000000000005-00000000000000000009.mak.gz\"}\n"
+        );
+        assert_eq!(serde_json::from_slice::<Claim>(&bytes).unwrap(), claim);
     }
 }

@@ -1,5 +1,6 @@
-//! The compress stage: `tocompress/*.mak` -> `tos3/*.mak.gz`, in-process gzip (readable by
-//! `gzip -d`), `compressor_workers` files at a time.
+//! The compress stage: `tocompress/*.mak` -> `tos3/*.mak<codec suffix>`, in-process with the
+//! configured codec ([`mak::codec`]: each readable by its own command-line tool), streaming,
+//! `compressor_workers` files at a time.
 //!
 //! A dispatcher rescans `tocompress/` when the spool seals a file and every
 //! `compression_check_interval`; the directory itself is the queue, so nothing is lost between
@@ -14,27 +15,33 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
-
 use crate::durable::{self, FsError};
-use crate::layout::{SealedFile, Stage};
+use crate::layout::{SealedFile, Stage, MAK_SUFFIX};
 use crate::pipeline::Pipeline;
 use crate::shared::Resync;
 
 /// Read and write buffers: large enough that the codec, not syscalls, sets the pace.
 const IO_BUFFER: usize = 256 * 1024;
 
+/// Where `file` goes once compressed with the configured codec.
+fn target_path(pipeline: &Pipeline, file: &SealedFile) -> PathBuf {
+    let codec = pipeline.config.compression.compression.codec();
+    pipeline.work.tos3_path(&file.name, &format!("{MAK_SUFFIX}{}", codec.suffix()))
+}
+
 /// Compresses one sealed file into the `tos3/` stage durably, then removes the source.
-/// Returns the compressed size.
-pub fn compress_file(pipeline: &Pipeline, file: &SealedFile) -> Result<u64, FsError> {
-    let target = pipeline.work.sealed_path(Stage::ToS3, &file.name);
+/// Returns the compressed file and its size.
+pub fn compress_file(pipeline: &Pipeline, file: &SealedFile) -> Result<(PathBuf, u64), FsError> {
+    let target = target_path(pipeline, file);
     let dir = target.parent().expect("sealed path has a directory");
     durable::create_dir_all_durable(dir)?;
     let tmp = durable::tmp_path(&target);
     let source = File::open(&file.path).map_err(|e| FsError::new("open", &file.path, e))?;
     let out = File::create(&tmp).map_err(|e| FsError::new("create", &tmp, e))?;
-    let mut encoder = GzEncoder::new(BufWriter::with_capacity(IO_BUFFER, out), Compression::new(6));
+    let compression = &pipeline.config.compression.compression;
+    let mut encoder = compression
+        .encoder(BufWriter::with_capacity(IO_BUFFER, out))
+        .map_err(|e| FsError::new("start compressing", &file.path, e))?;
     io::copy(&mut BufReader::with_capacity(IO_BUFFER, source), &mut encoder)
         .map_err(|e| FsError::new("compress", &file.path, e))?;
     let mut writer = encoder.finish().map_err(|e| FsError::new("write", &tmp, e))?;
@@ -45,7 +52,7 @@ pub fn compress_file(pipeline: &Pipeline, file: &SealedFile) -> Result<u64, FsEr
     fs::rename(&tmp, &target).map_err(|e| FsError::new("rename", &tmp, e))?;
     durable::fsync_dir(dir)?;
     durable::remove_durable(&file.path)?;
-    Ok(compressed)
+    Ok((target, compressed))
 }
 
 /// Starts the dispatcher and the worker threads. They stop once shutdown is requested and the
@@ -138,7 +145,7 @@ fn compress_one(pipeline: &Pipeline, file: &SealedFile) {
     let before = fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
     let started = std::time::Instant::now();
     match compress_file(pipeline, file) {
-        Ok(after) => {
+        Ok((_, after)) => {
             pipeline.backlog.sub(before);
             pipeline.backlog.add(after);
             tracing::info!(file = %file.name.stem(), bytes_in = before, bytes_out = after, ms = started.elapsed().as_millis() as u64, "compressed");
@@ -147,7 +154,7 @@ fn compress_one(pipeline: &Pipeline, file: &SealedFile) {
         Err(error) => {
             // Left in tocompress: the next scan retries it. The partial output goes now, so a
             // full disk gets its space back for the uploads that resolve it.
-            let _ = fs::remove_file(durable::tmp_path(&pipeline.work.sealed_path(Stage::ToS3, &file.name)));
+            let _ = fs::remove_file(durable::tmp_path(&target_path(pipeline, file)));
             let tp = &file.name.tp;
             if error.is_out_of_space() && pipeline.ledger.oldest_unconfirmed(tp) == Some(file.name.start) {
                 // The partition's oldest file is the one to upload next and nothing of the
@@ -186,7 +193,7 @@ mod tests {
         let tp = TopicPartition::new("t", 0);
         for start in [0, 10, 20] {
             let name = SealedName { tp: tp.clone(), start, end: start + 9, date: "261130".into() };
-            let path = work.sealed_path(Stage::ToCompress, &name);
+            let path = work.tocompress_path(&name);
             let header = mak::Header { topic: "t".into(), partition: 0, start_offset: start, start_time: 1.0 };
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             let mut writer = mak::MakWriter::create(&path, &header).unwrap();

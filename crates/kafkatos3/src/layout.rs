@@ -41,6 +41,18 @@ impl fmt::Display for TopicPartition {
 
 pub const MAK_SUFFIX: &str = ".mak";
 pub const GZ_SUFFIX: &str = ".mak.gz";
+/// The suffix of an age-encrypted file, after the codec's.
+pub const AGE_SUFFIX: &str = ".age";
+
+/// Splits a compressed file's name into its stem and its suffix: `.mak`, then the codec's
+/// (`.gz`, `.zst`, `.lz4` or none), then `.age` when encrypted. None for any other name.
+pub fn split_archive_suffix(file_name: &str) -> Option<(&str, &str)> {
+    let plain = file_name.strip_suffix(AGE_SUFFIX).unwrap_or(file_name);
+    mak::codec::Codec::ALL.iter().find_map(|codec| {
+        let stem = plain.strip_suffix(codec.suffix())?.strip_suffix(MAK_SUFFIX)?;
+        Some((stem, &file_name[stem.len()..]))
+    })
+}
 pub const INPROGRESS_FILE: &str = "data.mak";
 
 /// The name of a sealed file: which partition and which offsets it holds.
@@ -60,10 +72,10 @@ impl SealedName {
         format!("{}-{}_{}-{}_{}", self.tp.topic, self.tp.partition, self.start, self.end, self.date)
     }
 
-    /// Parses `<topic>-<partition>_<start>-<end>_<yymmdd>.mak[.gz]`. Topics may themselves
-    /// contain `-` and `_`, so the name is taken apart from the right.
+    /// Parses `<topic>-<partition>_<start>-<end>_<yymmdd>.mak[<codec>][.age]`. Topics may
+    /// themselves contain `-` and `_`, so the name is taken apart from the right.
     pub fn parse(file_name: &str) -> Option<SealedName> {
-        let stem = file_name.strip_suffix(GZ_SUFFIX).or_else(|| file_name.strip_suffix(MAK_SUFFIX))?;
+        let (stem, _) = split_archive_suffix(file_name)?;
         let (rest, date) = stem.rsplit_once('_')?;
         if date.len() != 6 || !date.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -102,16 +114,13 @@ impl Stage {
         }
     }
 
-    /// True for a file name of this stage's kind (a `.mak.gz` in `tocompress/` is the original's
-    /// in-place gzip output, which recovery deals with).
+    /// True for a file name of this stage's kind: `.mak` in `tocompress/` (a `.mak.gz` there is
+    /// the original's in-place gzip output, which recovery deals with); in `tos3/` whatever the
+    /// codec and encryption it was stored with when it was compressed.
     fn holds(self, file_name: &str) -> bool {
-        file_name.ends_with(self.suffix()) && !(self == Stage::ToCompress && file_name.ends_with(GZ_SUFFIX))
-    }
-
-    fn suffix(self) -> &'static str {
         match self {
-            Stage::ToCompress => MAK_SUFFIX,
-            Stage::ToS3 => GZ_SUFFIX,
+            Stage::ToCompress => file_name.ends_with(MAK_SUFFIX),
+            Stage::ToS3 => split_archive_suffix(file_name).is_some(),
         }
     }
 }
@@ -122,6 +131,14 @@ pub struct SealedFile {
     pub path: PathBuf,
     pub name: SealedName,
     pub stage: Stage,
+}
+
+impl SealedFile {
+    /// The file's suffix: `.mak` before compression, then as it was stored (`.mak.zst.age`...).
+    pub fn suffix(&self) -> &str {
+        let file = self.path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        split_archive_suffix(file).map_or(MAK_SUFFIX, |(_, suffix)| suffix)
+    }
 }
 
 /// Paths inside one working directory.
@@ -147,8 +164,28 @@ impl WorkDir {
         self.partition_dir("inprogress", tp).join(INPROGRESS_FILE)
     }
 
-    pub fn sealed_path(&self, stage: Stage, name: &SealedName) -> PathBuf {
-        self.partition_dir(stage.dir_name(), &name.tp).join(format!("{}{}", name.stem(), stage.suffix()))
+    /// Where a sealed file waits for compression.
+    pub fn tocompress_path(&self, name: &SealedName) -> PathBuf {
+        self.partition_dir(Stage::ToCompress.dir_name(), &name.tp).join(format!("{}{MAK_SUFFIX}", name.stem()))
+    }
+
+    /// Where a file compressed (and maybe encrypted) into `suffix` (`.mak.zst`...) waits for upload.
+    pub fn tos3_path(&self, name: &SealedName, suffix: &str) -> PathBuf {
+        self.partition_dir(Stage::ToS3.dir_name(), &name.tp).join(format!("{}{suffix}", name.stem()))
+    }
+
+    /// The files waiting for upload under `name`: one, unless a crash left a second one stored
+    /// with another codec after a change of configuration.
+    pub fn tos3_files(&self, name: &SealedName) -> Result<Vec<PathBuf>, FsError> {
+        let dir = self.partition_dir(Stage::ToS3.dir_name(), &name.tp);
+        let stem = name.stem();
+        Ok(read_dir_sorted(&dir)?
+            .into_iter()
+            .filter(|path| {
+                let file = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                split_archive_suffix(file).is_some_and(|(s, _)| s == stem)
+            })
+            .collect())
     }
 
     pub fn uploaded_marker(&self, tp: &TopicPartition) -> PathBuf {
@@ -296,7 +333,11 @@ mod tests {
         let work = WorkDir::new(dir.path());
         let tp = TopicPartition::new("t", 0);
         for (stage, start, end) in [(Stage::ToS3, 0, 9), (Stage::ToCompress, 20, 29), (Stage::ToS3, 10, 19)] {
-            let path = work.sealed_path(stage, &SealedName { tp: tp.clone(), start, end, date: "240101".into() });
+            let name = SealedName { tp: tp.clone(), start, end, date: "240101".into() };
+            let path = match stage {
+                Stage::ToCompress => work.tocompress_path(&name),
+                Stage::ToS3 => work.tos3_path(&name, GZ_SUFFIX),
+            };
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(path, b"").unwrap();
         }

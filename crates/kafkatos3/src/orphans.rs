@@ -129,14 +129,10 @@ fn upload_leftover(
 ) -> Result<Option<i64>, Box<dyn std::error::Error + Send + Sync>> {
     if file.stage == Stage::ToCompress {
         let before = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
-        let after = crate::compress::compress_file(pipeline, &file)?;
+        let (path, after) = crate::compress::compress_file(pipeline, &file)?;
         pipeline.backlog.sub(before);
         pipeline.backlog.add(after);
-        file = SealedFile {
-            path: pipeline.work.sealed_path(Stage::ToS3, &file.name),
-            name: file.name,
-            stage: Stage::ToS3,
-        };
+        file = SealedFile { path, name: file.name, stage: Stage::ToS3 };
     }
     let s3 = &pipeline.config.s3;
     let upload = Upload {
@@ -145,10 +141,11 @@ fn upload_leftover(
         at: &pipeline.s3.at,
         name: &file.name,
         path: &file.path,
+        suffix: file.suffix(),
         multipart_threshold: s3.multipart_threshold_bytes,
     };
     let stored = pipeline.s3.block_on(UPLOAD_LIMIT, upload.store()).ok_or("upload timed out")??;
-    let key = pipeline.s3.at.object_key(&file.name.tp, file.name.start);
+    let key = upload.object_key();
     match stored {
         Stored::Created(_) | Stored::AlreadyThere => {
             tracing::info!(key = %key, "uploaded a leftover that continued this disk's uploads");

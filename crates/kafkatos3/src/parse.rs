@@ -3,10 +3,9 @@
 //! name), from a local path or streamed from S3 (`s3://bucket/key`).
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
-use flate2::read::MultiGzDecoder;
 use mak::v2::{Record, TimestampType};
 use mak::{AnyReader, Version};
 
@@ -62,8 +61,6 @@ impl Filter {
     }
 }
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
 /// Prints the file to `out` in the original's format; returns the number of records.
 pub fn print_file(path: &Path, out: &mut impl Write) -> Result<u64, ParseError> {
     let input = File::open(path).map_err(|source| ParseError::Open { path: path.to_path_buf(), source })?;
@@ -80,10 +77,8 @@ pub fn print_stream(
     out: &mut impl Write,
 ) -> Result<u64, ParseError> {
     let path = std::path::PathBuf::from(name);
-    let mut input = BufReader::with_capacity(256 * 1024, input);
-    let gzip =
-        input.fill_buf().map_err(|source| ParseError::Open { path: path.clone(), source })?.starts_with(&GZIP_MAGIC);
-    let input: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(input)) } else { Box::new(input) };
+    let input = BufReader::with_capacity(256 * 1024, input);
+    let input = mak::codec::Decoder::detect(input).map_err(|source| ParseError::Open { path: path.clone(), source })?;
     let read_error = |source| ParseError::Read { path: path.clone(), source };
     // No size limit even for a plain file: a truncated file still shows the records before the
     // cut, then fails naming the byte where the data ends (the reader never allocates past what

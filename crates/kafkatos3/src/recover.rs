@@ -45,7 +45,7 @@ pub fn recover(work: &WorkDir) -> Result<Recovery, RecoverError> {
                 durable::remove_durable(&path)?;
                 removed_partial += 1;
             } else if let Some(sealed) = SealedName::parse(&name) {
-                durable::rename_durable(&path, &work.sealed_path(Stage::ToS3, &sealed))?;
+                durable::rename_durable(&path, &work.tos3_path(&sealed, GZ_SUFFIX))?;
             }
             continue;
         }
@@ -53,7 +53,7 @@ pub fn recover(work: &WorkDir) -> Result<Recovery, RecoverError> {
             // Compression completed (the .gz is renamed into place only once durable) but the
             // crash came before the source was removed.
             if let Some(sealed) = SealedName::parse(&name) {
-                if work.sealed_path(Stage::ToS3, &sealed).exists() {
+                if !work.tos3_files(&sealed)?.is_empty() {
                     durable::remove_durable(&path)?;
                 }
             }
@@ -137,9 +137,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let work = WorkDir::new(dir.path());
         fs::create_dir_all(work.state_dir()).unwrap();
-        let source = work.sealed_path(Stage::ToCompress, &name(0, 0, 9));
+        let source = work.tocompress_path(&name(0, 0, 9));
         write_mak(&source, 0, 10);
-        let partial = durable::tmp_path(&work.sealed_path(Stage::ToS3, &name(0, 0, 9)));
+        let partial = durable::tmp_path(&work.tos3_path(&name(0, 0, 9), GZ_SUFFIX));
         fs::create_dir_all(partial.parent().unwrap()).unwrap();
         fs::write(&partial, b"half a gzip").unwrap();
         let recovery = recover(&work).unwrap();
@@ -154,8 +154,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let work = WorkDir::new(dir.path());
         fs::create_dir_all(work.state_dir()).unwrap();
-        let source = work.sealed_path(Stage::ToCompress, &name(0, 0, 9));
-        let done = work.sealed_path(Stage::ToS3, &name(0, 0, 9));
+        let source = work.tocompress_path(&name(0, 0, 9));
+        let done = work.tos3_path(&name(0, 0, 9), GZ_SUFFIX);
         write_mak(&source, 0, 10);
         fs::create_dir_all(done.parent().unwrap()).unwrap();
         fs::write(&done, b"complete gzip").unwrap();
@@ -173,14 +173,14 @@ mod tests {
         let complete = work.stage_dir(Stage::ToCompress).join("t/1/t-1_0-4_161110.mak.gz");
         fs::create_dir_all(complete.parent().unwrap()).unwrap();
         fs::write(&complete, b"gzip").unwrap();
-        let pending = work.sealed_path(Stage::ToCompress, &name(2, 0, 2));
+        let pending = work.tocompress_path(&name(2, 0, 2));
         write_mak(&pending, 2, 3);
         let partial = pending.with_file_name("t-2_0-2_161110.mak.gz");
         fs::write(&partial, b"partial").unwrap();
         write_mak(&work.inprogress_file(&TopicPartition::new("t", 0)), 0, 5);
 
         let recovery = recover(&work).unwrap();
-        assert!(work.sealed_path(Stage::ToS3, &name(1, 0, 4)).exists(), "complete gzip moved on to tos3");
+        assert!(work.tos3_path(&name(1, 0, 4), GZ_SUFFIX).exists(), "complete gzip moved on to tos3");
         assert!(!partial.exists() && pending.exists(), "partial gzip removed, its source kept");
         assert!(!work.inprogress_file(&TopicPartition::new("t", 0)).exists(), "in-progress file sealed");
         let sealed = work.list_sealed_for(&TopicPartition::new("t", 0)).unwrap();

@@ -11,7 +11,7 @@ use mak::v2::RecordRef;
 use mak::{AnyWriter, FileStart, Version};
 
 use crate::durable::{self, FsError};
-use crate::layout::{today_yymmdd, SealedName, Stage, TopicPartition, WorkDir};
+use crate::layout::{today_yymmdd, SealedName, TopicPartition, WorkDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -237,7 +237,7 @@ impl PartitionSpool {
             Err(source) => return Err(self.fail(SpoolError::Write { tp, source })),
         };
         let name = SealedName { tp: tp.clone(), start, end, date: today_yymmdd() };
-        let sealed = work.sealed_path(Stage::ToCompress, &name);
+        let sealed = work.tocompress_path(&name);
         if let Err(source) = durable::rename_durable(&self.path, &sealed) {
             if !sealed.exists() {
                 return Err(self.fail(SpoolError::Fs { tp, source }));
@@ -312,7 +312,7 @@ fn finish_seal(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName
         return Ok(None);
     };
     let name = SealedName { tp: tp.clone(), start, end: footer.last_offset, date: today_yymmdd() };
-    durable::rename_durable(&path, &work.sealed_path(Stage::ToCompress, &name))
+    durable::rename_durable(&path, &work.tocompress_path(&name))
         .map_err(|source| SpoolError::Fs { tp: tp.clone(), source })?;
     tracing::info!(file = %name.stem(), "moved on an in-progress file sealed before a crash");
     Ok(Some((name, size)))

@@ -1,13 +1,13 @@
-//! The upload stage: `tos3/*.mak.gz` -> one S3 object per file (keys: [`crate::archive`]),
-//! `s3uploader_workers` at a time across partitions, one at a time and oldest first within a
-//! partition. A confirmed upload goes to the ledger, which decides when the local file may go
-//! and what Kafka may be told.
+//! The upload stage: `tos3/*` -> one S3 data object per file plus its claim (keys and the
+//! claim rule: [`crate::archive`]), `s3uploader_workers` at a time across partitions, one at a
+//! time and oldest first within a partition. A confirmed upload goes to the ledger, which decides
+//! when the local file may go and what Kafka may be told.
 //!
-//! Every object is created conditionally (`If-None-Match: *`; above the multipart threshold
-//! the parts are assembled under `_incoming/` and copied to the key with the same condition).
-//! "Already exists" is resolved by reading the existing object's header: the same offsets mean
-//! an earlier attempt of ours (or a twin) succeeded; other offsets mean another instance
-//! archived the partition from here, and this one gives way (see [`give_way`]).
+//! The data object is written first (one PUT, or a multipart upload above the threshold), then
+//! its claim is created conditionally (`If-None-Match: *`). "Claim exists" is resolved by
+//! reading it: naming our very object means an earlier attempt of ours (or a twin) succeeded;
+//! naming another object means another instance archived the partition from here: this one
+//! deletes its unclaimed object and gives way (see [`give_way`]).
 //!
 //! Failures (S3 unreachable, bucket missing, credentials refused) leave the file in `tos3/` and
 //! retry it with exponential backoff; the error names bucket and key.
@@ -22,7 +22,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
-use crate::archive::{self, Location, ObjectHeader};
+use crate::archive::{self, Claim, Location, ObjectHeader};
 use crate::durable;
 use crate::layout::{SealedFile, SealedName, Stage};
 use crate::pipeline::Pipeline;
@@ -37,19 +37,19 @@ pub enum UploadError {
     Store { bucket: String, key: String, source: object_store::Error },
     #[error("upload of {}: {source}", path.display())]
     Local { path: PathBuf, source: std::io::Error },
-    #[error("upload of s3://{bucket}/{key}: the key is taken by an object that is not this partition's ({problem}); left alone")]
+    #[error("upload of s3://{bucket}/{key}: the claim key is taken by something that is not this partition's claim ({problem}); left alone")]
     Foreign { bucket: String, key: String, problem: String },
 }
 
 /// What became of an upload.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stored {
-    /// The object was created with this many bytes.
+    /// The object was written with this many bytes and claimed.
     Created(u64),
-    /// An object with the same partition and offsets was there already (an earlier attempt).
+    /// The claim already named this very object (an earlier attempt).
     AlreadyThere,
-    /// The key holds the same partition from the same offset but up to another last offset:
-    /// another instance archived this part of the partition.
+    /// The claim names another object from the same offset: another instance archived this
+    /// part of the partition. Our object was deleted.
     Conflict(ObjectHeader),
 }
 
@@ -60,38 +60,36 @@ pub struct Upload<'a> {
     pub at: &'a Location,
     pub name: &'a SealedName,
     pub path: &'a Path,
+    /// How the file is stored (`.mak.zst`...): part of the object's name.
+    pub suffix: &'a str,
     pub multipart_threshold: u64,
 }
 
 impl Upload<'_> {
-    /// Creates the object of `name` unless its key is taken, and tells what the key holds.
+    /// The data object's key.
+    pub fn object_key(&self) -> ObjectPath {
+        self.at.object_key(self.name, self.suffix)
+    }
+
+    /// Writes the data object, then claims it unless the claim is taken, and tells what the
+    /// claim holds.
     pub async fn store(&self) -> Result<Stored, UploadError> {
-        let key = self.at.object_key(&self.name.tp, self.name.start);
-        let mut handle = tokio::fs::File::open(self.path).await.map_err(|e| self.local_error(e))?;
-        let size = handle.metadata().await.map_err(|e| self.local_error(e))?.len();
-        let created = if size < self.multipart_threshold {
-            let mut body = Vec::with_capacity(size as usize);
-            handle.read_to_end(&mut body).await.map_err(|e| self.local_error(e))?;
-            let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-            self.store.put_opts(&key, PutPayload::from(body), options).await.map(|_| ())
-        } else {
-            let staging = self.at.staging_key(&self.name.tp, self.name.start);
-            self.put_in_parts(&staging, handle).await?;
-            let copied = self.store.copy_if_not_exists(&staging, &key).await;
-            // Best effort: a leftover is expired by the lifecycle rule on _incoming/.
-            let _ = self.store.delete(&staging).await;
-            copied
-        };
-        match created {
-            Ok(()) => Ok(Stored::Created(size)),
+        let object = self.object_key();
+        let size = self.overwrite(&object).await?;
+        let claim = Claim::new(self.name, self.suffix);
+        let claim_key = self.at.claim_key(&self.name.tp, self.name.start);
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&claim_key, PutPayload::from(claim.to_bytes()), options).await {
+            Ok(_) => Ok(Stored::Created(size)),
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                self.existing(&key).await
+                self.existing(&claim_key, &claim, &object).await
             }
-            Err(source) => Err(self.store_error(&key, source)),
+            Err(source) => Err(self.store_error(&claim_key, source)),
         }
     }
 
-    /// Writes the file to `key` whatever is there (files adopted from the original only).
+    /// Writes the file to `key` whatever is there: a data object (only its claim counts), or a
+    /// file adopted from the original under the name it would have given it.
     pub async fn overwrite(&self, key: &ObjectPath) -> Result<u64, UploadError> {
         let mut handle = tokio::fs::File::open(self.path).await.map_err(|e| self.local_error(e))?;
         let size = handle.metadata().await.map_err(|e| self.local_error(e))?.len();
@@ -105,29 +103,32 @@ impl Upload<'_> {
         Ok(size)
     }
 
-    /// Judges the object that holds our key.
-    async fn existing(&self, key: &ObjectPath) -> Result<Stored, UploadError> {
+    /// Judges the claim that holds our claim key.
+    async fn existing(&self, key: &ObjectPath, ours: &Claim, object: &ObjectPath) -> Result<Stored, UploadError> {
         let foreign =
             |problem: String| UploadError::Foreign { bucket: self.bucket.to_string(), key: key.to_string(), problem };
-        let header = match archive::read_header(self.store, key).await {
-            Ok(Some(header)) => header,
-            // Deleted between the refusal and the read: not ours to decide, try again later.
+        let theirs = match archive::read_claim(self.store, key).await {
+            Ok(Some(claim)) => claim,
+            // Claims are never deleted: someone else is at work on this bucket.
             Ok(None) => return Err(foreign("it disappeared after refusing our write".into())),
             Err(archive::ArchiveError::Store { source, .. }) => return Err(self.store_error(key, source)),
             Err(archive::ArchiveError::Unreadable { problem, .. }) => return Err(foreign(problem)),
         };
-        if header.tp != self.name.tp || header.start != self.name.start {
-            return Err(foreign(format!("it holds {} from offset {}", header.tp, header.start)));
+        if theirs.tp() != self.name.tp || theirs.first != self.name.start {
+            return Err(foreign(format!("it claims {} from offset {}", theirs.tp(), theirs.first)));
         }
-        if header.end == self.name.end {
-            Ok(Stored::AlreadyThere)
-        } else {
-            Ok(Stored::Conflict(header))
+        if theirs.object == ours.object {
+            return Ok(Stored::AlreadyThere);
         }
+        // No claim can ever name our object (its first offset is claimed for another): it goes.
+        if let Err(source) = self.store.delete(object).await {
+            tracing::warn!(key = %object, error = %source, "deleting our unclaimed object failed; verify lists it as unclaimed");
+        }
+        Ok(Stored::Conflict(ObjectHeader { tp: theirs.tp(), start: theirs.first, end: theirs.last }))
     }
 
-    async fn put_in_parts(&self, staging: &ObjectPath, mut handle: tokio::fs::File) -> Result<(), UploadError> {
-        let upload = self.store.put_multipart(staging).await.map_err(|e| self.store_error(staging, e))?;
+    async fn put_in_parts(&self, key: &ObjectPath, mut handle: tokio::fs::File) -> Result<(), UploadError> {
+        let upload = self.store.put_multipart(key).await.map_err(|e| self.store_error(key, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, MULTIPART_CHUNK);
         let mut chunk = vec![0u8; MULTIPART_CHUNK];
         loop {
@@ -141,11 +142,11 @@ impl Upload<'_> {
             };
             if let Err(source) = writer.wait_for_capacity(2).await {
                 let _ = writer.abort().await;
-                return Err(self.store_error(staging, source));
+                return Err(self.store_error(key, source));
             }
             writer.write(&chunk[..read]);
         }
-        writer.finish().await.map(|_| ()).map_err(|e| self.store_error(staging, e))
+        writer.finish().await.map(|_| ()).map_err(|e| self.store_error(key, e))
     }
 
     fn store_error(&self, key: &ObjectPath, source: object_store::Error) -> UploadError {
@@ -265,6 +266,7 @@ async fn upload_and_release(
         at: &pipeline.s3.at,
         name: &file.name,
         path: &file.path,
+        suffix: file.suffix(),
         multipart_threshold: s3.multipart_threshold_bytes,
     };
     if legacy {
@@ -277,7 +279,7 @@ async fn upload_and_release(
         pipeline.remove_sealed(&file.path)?;
         return Ok(());
     }
-    let key = pipeline.s3.at.object_key(&file.name.tp, file.name.start);
+    let key = upload.object_key();
     let confirmed = confirm_base(store, pipeline, file).await.map_err(|error| match error {
         archive::ArchiveError::Store { key, source } => {
             UploadError::Store { bucket: s3.s3_bucket_name.clone(), key, source }
@@ -361,8 +363,9 @@ fn release_confirmed(pipeline: &Pipeline, name: &SealedName) -> Result<(), crate
         tracing::warn!(file = %name.stem(), "uploaded after the partition was handed over; local file kept for the next adoption to judge");
     }
     for name in released.deletable {
-        let path = pipeline.work.sealed_path(Stage::ToS3, &name);
-        pipeline.remove_sealed(&path)?;
+        for path in pipeline.work.tos3_files(&name)? {
+            pipeline.remove_sealed(&path)?;
+        }
     }
     Ok(())
 }

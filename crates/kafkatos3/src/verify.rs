@@ -1,7 +1,10 @@
 //! `kafkatos3 verify`: checks an archive in S3 on its own, without the daemon or its working
-//! directory. It lists the objects under a prefix, reads each object's header (a ranged GET of
-//! its first bytes) or, with `--deep`, every record, and reports per partition the offset ranges
-//! covered, the gaps and overlaps between objects, and the objects that cannot be read.
+//! directory. It lists the keys under a prefix and reads every claim (a few bytes each); the
+//! archive is the objects the claims name (and the original's objects, which have no claims).
+//! With `--deep` it also reads every record of every object. It reports per partition the offset
+//! ranges covered, the gaps and overlaps between objects, claims naming missing objects, objects
+//! that cannot be read, and the objects no claim names (left by a crash or a lost race; not part
+//! of the archive).
 //!
 //! Objects tile a partition's offsets: each file starts where the previous one ended, so a hole
 //! between two objects is offsets nobody archived, and an overlap is offsets archived twice.
@@ -10,14 +13,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use flate2::read::MultiGzDecoder;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mak::AnyReader;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
-use crate::archive::{self, Location, ObjectName, HEADER_FETCH};
+use crate::archive::{self, ArchiveKey, Claim, Location, ObjectName, HEADER_FETCH};
 use crate::layout::TopicPartition;
+use crate::layout::AGE_SUFFIX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -34,7 +37,7 @@ pub struct CheckedObject {
     pub key: String,
     pub tp: TopicPartition,
     pub start: i64,
-    /// Last offset, from the key (original naming) or the header; the start when unknown.
+    /// Last offset, from the key.
     pub end: i64,
     /// Records decoded (`--deep` only).
     pub records: Option<u64>,
@@ -55,6 +58,9 @@ pub struct PartitionReport {
     pub expired: Vec<OffsetRange>,
     /// Kafka's log start and high watermark, when the broker was asked.
     pub kafka: Option<(i64, i64)>,
+    /// Claims naming a data object that is not in the bucket: (claim key, object, first, last).
+    /// Their offsets are gaps.
+    pub missing: Vec<(String, String, i64, i64)>,
 }
 
 impl PartitionReport {
@@ -67,7 +73,10 @@ impl PartitionReport {
     }
 
     pub fn is_clean(&self) -> bool {
-        self.gaps.is_empty() && self.overlaps.is_empty() && self.objects.iter().all(|o| o.problem.is_none())
+        self.gaps.is_empty()
+            && self.overlaps.is_empty()
+            && self.missing.is_empty()
+            && self.objects.iter().all(|o| o.problem.is_none())
     }
 }
 
@@ -76,8 +85,9 @@ pub struct Report {
     pub partitions: BTreeMap<TopicPartition, PartitionReport>,
     /// Keys under the prefix that are not archive objects (left alone, reported).
     pub foreign: Vec<String>,
-    /// Multipart uploads assembled under `_incoming/` and not cleaned up (a crash mid-upload).
-    pub staging: Vec<String>,
+    /// Data objects no claim names: a crash between writing an object and claiming it, or an
+    /// instance that lost the claim and could not delete its object. Not part of the archive.
+    pub unclaimed: Vec<String>,
 }
 
 impl Report {
@@ -102,6 +112,12 @@ impl Report {
             for (from, to) in &partition.overlaps {
                 let _ = writeln!(out, "  OVERLAP offsets {from}-{to}: in more than one object");
             }
+            for (claim, object, first, last) in &partition.missing {
+                let _ = writeln!(
+                    out,
+                    "  MISSING {object}: {claim} claims it for offsets {first}-{last}, not in the bucket"
+                );
+            }
             for object in partition.objects.iter().filter(|o| o.problem.is_some()) {
                 let _ = writeln!(out, "  UNREADABLE {}: {}", object.key, object.problem.as_deref().unwrap_or_default());
             }
@@ -110,8 +126,8 @@ impl Report {
         for key in &self.foreign {
             let _ = writeln!(out, "ignored {key}: not an archive object name");
         }
-        for key in &self.staging {
-            let _ = writeln!(out, "ignored {key}: an interrupted multipart upload's staging copy");
+        for key in &self.unclaimed {
+            let _ = writeln!(out, "ignored {key}: no claim names it (an interrupted or losing upload; safe to delete)");
         }
         let bad = self.partitions.values().filter(|p| !p.is_clean()).count();
         let _ = writeln!(
@@ -195,7 +211,7 @@ pub fn kafka_watermarks<'a>(
     Ok(marks)
 }
 
-/// Verifies every archive object under `prefix` (an empty prefix means the whole bucket).
+/// Verifies the archive under `prefix` (an empty prefix means the whole bucket).
 pub async fn verify(store: &dyn ObjectStore, bucket: &str, prefix: &str, deep: bool) -> Result<Report, VerifyError> {
     let list_prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
     let listed: Vec<ObjectMeta> = store
@@ -204,19 +220,62 @@ pub async fn verify(store: &dyn ObjectStore, bucket: &str, prefix: &str, deep: b
         .await
         .map_err(|source| VerifyError::List { bucket: bucket.to_string(), prefix: prefix.to_string(), source })?;
     let at = Location::new(prefix);
-    let staging_key = at.staging_key(&TopicPartition::new("x", 0), 0);
-    let staging_dir = staging_key.as_ref().rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
     let mut report = Report::default();
+    let mut objects: HashMap<String, (ObjectMeta, ObjectName)> = HashMap::new();
+    let mut claims = Vec::new();
     for meta in listed {
         let key = meta.location.to_string();
-        let Some(name) = at.parse_key(&key) else {
-            if key.starts_with(&format!("{staging_dir}/")) {
-                report.staging.push(key);
-            } else {
-                report.foreign.push(key);
+        match at.parse_key(&key) {
+            Some(ArchiveKey::Object(name)) => {
+                objects.insert(key, (meta, name));
             }
-            continue;
+            Some(ArchiveKey::Claim { tp, start }) => claims.push((meta.location, tp, start)),
+            None => report.foreign.push(key),
+        }
+    }
+    // The archive: the original's objects, and the objects the claims name.
+    let mut archived: Vec<(ObjectMeta, ObjectName)> = Vec::new();
+    let read = futures::stream::iter(claims)
+        .map(|(key, tp, start)| async move { (archive::read_claim(store, &key).await, key, tp, start) })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    for (claim, key, tp, start) in read {
+        let problem = match claim {
+            Ok(Some(claim)) => match claimed_object(&claim, &tp, start, &key, &mut objects) {
+                Ok(Some(found)) => {
+                    archived.push(found);
+                    continue;
+                }
+                Ok(None) => {
+                    let missing = (key.to_string(), claim.object, claim.first, claim.last);
+                    report.partitions.entry(tp).or_default().missing.push(missing);
+                    continue;
+                }
+                Err(problem) => problem,
+            },
+            Ok(None) => "listed but gone".to_string(),
+            Err(error) => error.to_string(),
         };
+        let checked = CheckedObject {
+            key: key.to_string(),
+            tp: tp.clone(),
+            start,
+            end: start,
+            records: None,
+            problem: Some(problem),
+        };
+        report.partitions.entry(tp).or_default().objects.push(checked);
+    }
+    for (key, (meta, name)) in objects {
+        if name.original {
+            archived.push((meta, name));
+        } else {
+            report.unclaimed.push(key);
+        }
+    }
+    report.unclaimed.sort();
+    for (meta, name) in archived {
         let checked = check_object(store, &meta, name, deep).await;
         report.partitions.entry(checked.tp.clone()).or_default().objects.push(checked);
     }
@@ -227,6 +286,29 @@ pub async fn verify(store: &dyn ObjectStore, bucket: &str, prefix: &str, deep: b
         partition.overlaps = overlaps;
     }
     Ok(report)
+}
+
+/// The listed object `claim` names, taken out of `objects` (None: not in the bucket); or why the
+/// claim is not sound.
+fn claimed_object(
+    claim: &Claim,
+    tp: &TopicPartition,
+    start: i64,
+    key: &ObjectPath,
+    objects: &mut HashMap<String, (ObjectMeta, ObjectName)>,
+) -> Result<Option<(ObjectMeta, ObjectName)>, String> {
+    if claim.tp() != *tp || claim.first != start {
+        return Err(format!("claims {} from offset {}, not what its key names", claim.tp(), claim.first));
+    }
+    let dir = key.as_ref().rsplit_once('/').map_or("", |(dir, _)| dir);
+    let object_key = format!("{dir}/{}", claim.object);
+    let expected = archive::parse_file_name(&claim.object);
+    let fits = matches!(&expected, Some(ArchiveKey::Object(name))
+        if name.tp == *tp && name.start == claim.first && name.end == claim.last && !name.original);
+    if !fits {
+        return Err(format!("names {}, whose name does not hold offsets {}-{}", claim.object, claim.first, claim.last));
+    }
+    Ok(objects.remove(&object_key))
 }
 
 /// Gaps and overlaps between inclusive ranges sorted by start.
@@ -248,28 +330,35 @@ pub fn coverage(ranges: impl Iterator<Item = OffsetRange>) -> (Vec<OffsetRange>,
 
 async fn check_object(store: &dyn ObjectStore, meta: &ObjectMeta, name: ObjectName, deep: bool) -> CheckedObject {
     let key = meta.location.to_string();
-    let fetched = if deep || meta.size <= HEADER_FETCH {
-        match store.get(&meta.location).await {
-            Ok(result) => result.bytes().await,
-            Err(error) => Err(error),
-        }
+    let checked = if key.ends_with(AGE_SUFFIX) {
+        // Encrypted: its claim and name are all that can be checked without a key.
+        Ok(None)
     } else {
-        store.get_range(&meta.location, 0..HEADER_FETCH).await
+        let fetched = if deep || meta.size <= HEADER_FETCH {
+            match store.get(&meta.location).await {
+                Ok(result) => result.bytes().await,
+                Err(error) => Err(error),
+            }
+        } else {
+            store.get_range(&meta.location, 0..HEADER_FETCH).await
+        };
+        match fetched {
+            Ok(bytes) => check_bytes(&bytes, &name, deep),
+            Err(error) => Err(format!("cannot be read: {error}")),
+        }
     };
-    let (end, records, problem) = match fetched {
-        Ok(bytes) => match check_bytes(&bytes, &name, deep) {
-            Ok((end, records)) => (end, records, None),
-            Err(problem) => (name.end.unwrap_or(name.start), None, Some(problem)),
-        },
-        Err(error) => (name.end.unwrap_or(name.start), None, Some(format!("cannot be read: {error}"))),
+    let (records, problem) = match checked {
+        Ok(records) => (records, None),
+        Err(problem) => (None, Some(problem)),
     };
-    CheckedObject { key, tp: name.tp, start: name.start, end, records, problem }
+    CheckedObject { key, tp: name.tp, start: name.start, end: name.end, records, problem }
 }
 
-/// Checks an object's (possibly partial, when not deep) bytes against its key; returns its last
-/// offset and, when deep, its record count.
-fn check_bytes(bytes: &[u8], name: &ObjectName, deep: bool) -> Result<(i64, Option<u64>), String> {
-    let mut reader = AnyReader::new(MultiGzDecoder::new(bytes)).map_err(|e| format!("header: {e}"))?;
+/// Checks an object's header (from its first bytes unless `deep`) against its key and, when
+/// deep, reads every record; returns the record count when deep.
+fn check_bytes(bytes: &[u8], name: &ObjectName, deep: bool) -> Result<Option<u64>, String> {
+    let decoder = mak::codec::Decoder::detect(bytes).map_err(|e| format!("header: {e}"))?;
+    let mut reader = AnyReader::new(decoder).map_err(|e| format!("header: {e}"))?;
     let header = archive::header_from(&reader)?;
     if header.tp != name.tp || header.start != name.start {
         return Err(format!(
@@ -277,11 +366,11 @@ fn check_bytes(bytes: &[u8], name: &ObjectName, deep: bool) -> Result<(i64, Opti
             header.tp, header.start, name.tp, name.start
         ));
     }
-    if name.end.is_some_and(|end| end != header.end) {
-        return Err(format!("header's last offset {} differs from the key's {:?}", header.end, name.end));
+    if header.end != name.end {
+        return Err(format!("header's last offset {} differs from the key's {}", header.end, name.end));
     }
     if !deep {
-        return Ok((header.end, None));
+        return Ok(None);
     }
     let (mut count, mut previous) = (0u64, None::<i64>);
     while let Some(record) = reader.next_record().map_err(|e| format!("record {count}: {e}"))? {
@@ -294,9 +383,9 @@ fn check_bytes(bytes: &[u8], name: &ObjectName, deep: bool) -> Result<(i64, Opti
     if previous != Some(header.end) {
         return Err(format!("last record has offset {previous:?}, the header says {}", header.end));
     }
-    // Reading to the end checks gzip's CRC and length trailer.
-    std::io::copy(&mut reader.into_inner(), &mut std::io::sink()).map_err(|e| format!("gzip stream: {e}"))?;
-    Ok((header.end, Some(count)))
+    // Reading to the end checks the codec's checksum and end mark.
+    std::io::copy(&mut reader.into_inner(), &mut std::io::sink()).map_err(|e| format!("compressed stream: {e}"))?;
+    Ok(Some(count))
 }
 
 #[cfg(test)]

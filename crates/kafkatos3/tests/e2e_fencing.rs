@@ -11,6 +11,7 @@ use std::time::Duration;
 use kafkatos3::archive::{self, Location};
 use kafkatos3::layout::{SealedName, TopicPartition};
 use kafkatos3::upload::{Stored, Upload, UploadError};
+use mak::codec::{Codec, Compression};
 use object_store::ObjectStore;
 use support::*;
 
@@ -25,40 +26,77 @@ fn daemon_store(env: &TestEnv) -> Arc<dyn ObjectStore> {
     .expect("s3 client")
 }
 
-/// A compressed sealed file holding offsets `start..=end` of `tp`.
-fn sealed_file(dir: &Path, tp: &TopicPartition, start: i64, end: i64) -> (SealedName, PathBuf) {
+/// A sealed file holding offsets `start..=end` of `tp`, compressed with `codec`.
+struct Sealed {
+    name: SealedName,
+    path: PathBuf,
+    suffix: String,
+}
+
+fn sealed_with(dir: &Path, tp: &TopicPartition, start: i64, end: i64, codec: Codec) -> Sealed {
     let name = SealedName { tp: tp.clone(), start, end, date: "261130".into() };
-    let mak = dir.join(format!("{}.mak", name.stem()));
+    let mak = dir.join(format!("{}.{}.mak", name.stem(), codec.name()));
     let header = mak::Header { topic: tp.topic.clone(), partition: tp.partition, start_offset: start, start_time: 1.0 };
     let mut writer = mak::MakWriter::create(&mak, &header).unwrap();
     for offset in start..=end {
         writer.append(offset, Some(b"k"), Some(format!("value {offset}").as_bytes())).unwrap();
     }
     writer.close().unwrap();
-    let gz = dir.join(format!("{}.mak.gz", name.stem()));
-    let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    let suffix = format!(".mak{}", codec.suffix());
+    let path = dir.join(format!("{}{suffix}.{}", name.stem(), codec.name()));
+    let mut encoder = Compression::new(codec, None).unwrap().encoder(std::fs::File::create(&path).unwrap()).unwrap();
     encoder.write_all(&std::fs::read(&mak).unwrap()).unwrap();
     encoder.finish().unwrap();
-    (name, gz)
+    Sealed { name, path, suffix }
+}
+
+fn sealed_file(dir: &Path, tp: &TopicPartition, start: i64, end: i64) -> Sealed {
+    sealed_with(dir, tp, start, end, Codec::Gzip)
+}
+
+fn upload<'a>(
+    store: &'a dyn ObjectStore,
+    env: &'a TestEnv,
+    at: &'a Location,
+    file: &'a Sealed,
+    threshold: u64,
+) -> Upload<'a> {
+    Upload {
+        store,
+        bucket: &env.bucket,
+        at,
+        name: &file.name,
+        path: &file.path,
+        suffix: &file.suffix,
+        multipart_threshold: threshold,
+    }
 }
 
 async fn store_as(
     store: &dyn ObjectStore,
     env: &TestEnv,
     at: &Location,
-    file: &(SealedName, PathBuf),
+    file: &Sealed,
     multipart_threshold: u64,
 ) -> Result<Stored, UploadError> {
-    Upload { store, bucket: &env.bucket, at, name: &file.0, path: &file.1, multipart_threshold }.store().await
+    upload(store, env, at, file, multipart_threshold).store().await
+}
+
+async fn exists(store: &dyn ObjectStore, key: &object_store::path::Path) -> bool {
+    match object_store::ObjectStoreExt::head(store, key).await {
+        Ok(_) => true,
+        Err(object_store::Error::NotFound { .. }) => false,
+        Err(error) => panic!("head {key}: {error}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upload_counts_its_twin_as_done_and_reports_a_conflict_for_other_offsets_single_and_multipart() {
+async fn an_upload_counts_its_twin_as_done_and_gives_way_to_other_offsets_or_codecs_single_and_multipart() {
     let env = env();
     let store = daemon_store(&env);
     for (label, threshold) in [("single", u64::MAX), ("multipart", 1)] {
         let dir = tempfile::tempdir().unwrap();
-        let at = Location::new(&unique(&format!("fence-{label}")));
+        let at = Location::new(&unique(label));
         let tp = TopicPartition::new("t", 0);
         let ours = sealed_file(dir.path(), &tp, 0, 9);
         let Stored::Created(_) = store_as(store.as_ref(), &env, &at, &ours, threshold).await.unwrap() else {
@@ -69,32 +107,38 @@ async fn an_upload_counts_its_twin_as_done_and_reports_a_conflict_for_other_offs
             Stored::AlreadyThere,
             "{label}"
         );
+        let winner = archive::ObjectHeader { tp: tp.clone(), start: 0, end: 9 };
         let longer = sealed_file(dir.path(), &tp, 0, 14);
-        let other = store_as(store.as_ref(), &env, &at, &longer, threshold).await.unwrap();
-        assert_eq!(
-            other,
-            Stored::Conflict(archive::ObjectHeader { tp: tp.clone(), start: 0, end: 9 }),
-            "{label}: the first object stays"
+        let other_codec = sealed_with(dir.path(), &tp, 0, 9, Codec::Zstd);
+        for loser in [&longer, &other_codec] {
+            let other = store_as(store.as_ref(), &env, &at, loser, threshold).await.unwrap();
+            assert_eq!(other, Stored::Conflict(winner.clone()), "{label} {}: the first claim stays", loser.suffix);
+            let key = upload(store.as_ref(), &env, &at, loser, threshold).object_key();
+            assert!(!exists(store.as_ref(), &key).await, "{label}: the loser deleted its unclaimed {key}");
+        }
+        let claim = archive::read_claim(store.as_ref(), &at.claim_key(&tp, 0)).await.unwrap().unwrap();
+        assert_eq!((claim.last, claim.object.ends_with(".mak.gz")), (9, true), "{label}: the claim was not replaced");
+        assert!(
+            exists(store.as_ref(), &at.object_key(&ours.name, ".mak.gz")).await,
+            "{label}: the claimed object stays"
         );
-        let header = archive::read_header(store.as_ref(), &at.object_key(&tp, 0)).await.unwrap().unwrap();
-        assert_eq!(header.end, 9, "{label}: the object was not replaced");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_foreign_object_at_our_key_is_an_error_naming_the_key_and_is_left_alone() {
+async fn a_foreign_object_at_our_claim_key_is_an_error_naming_the_key_and_is_left_alone() {
     let env = env();
     let store = daemon_store(&env);
     let dir = tempfile::tempdir().unwrap();
     let at = Location::new(&unique("fence-foreign"));
     let tp = TopicPartition::new("t", 1);
-    let key = at.object_key(&tp, 0);
-    object_store::ObjectStoreExt::put(store.as_ref(), &key, b"not an archive".to_vec().into()).await.unwrap();
+    let key = at.claim_key(&tp, 0);
+    object_store::ObjectStoreExt::put(store.as_ref(), &key, b"not a claim".to_vec().into()).await.unwrap();
     let error = store_as(store.as_ref(), &env, &at, &sealed_file(dir.path(), &tp, 0, 3), u64::MAX).await.unwrap_err();
     assert!(matches!(error, UploadError::Foreign { .. }), "{error}");
     assert!(error.to_string().contains(key.as_ref()), "{error}");
     let body = object_store::ObjectStoreExt::get(store.as_ref(), &key).await.unwrap().bytes().await.unwrap();
-    assert_eq!(&body[..], b"not an archive");
+    assert_eq!(&body[..], b"not a claim");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,19 +248,19 @@ async fn leftovers_of_partitions_owned_elsewhere_are_uploaded_when_they_continue
     let state = work.join(format!("state/{gone}/0"));
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(state.join("uploaded_through"), "9\n").unwrap();
-    let place = |stage: &str, file: (SealedName, PathBuf), suffix: &str| {
-        let target = work.join(format!("{stage}/{gone}/{}/{}{suffix}", file.0.tp.partition, file.0.stem()));
+    let place = |stage: &str, file: Sealed, suffix: &str| {
+        let target = work.join(format!("{stage}/{gone}/{}/{}{suffix}", file.name.tp.partition, file.name.stem()));
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         if suffix == ".mak" {
             let mut decoded = Vec::new();
             std::io::Read::read_to_end(
-                &mut flate2::read::GzDecoder::new(std::fs::File::open(&file.1).unwrap()),
+                &mut flate2::read::GzDecoder::new(std::fs::File::open(&file.path).unwrap()),
                 &mut decoded,
             )
             .unwrap();
             std::fs::write(&target, decoded).unwrap();
         } else {
-            std::fs::copy(&file.1, &target).unwrap();
+            std::fs::copy(&file.path, &target).unwrap();
         }
     };
     place("tocompress", sealed_file(dir.path(), &gone0, 10, 19), ".mak");
@@ -266,8 +310,9 @@ async fn parse_streams_an_archived_object_straight_from_s3() {
     let dir = tempfile::tempdir().unwrap();
     let at = Location::new(&unique("parse-s3"));
     let tp = TopicPartition::new("t", 0);
-    store_as(store.as_ref(), &env, &at, &sealed_file(dir.path(), &tp, 100, 104), u64::MAX).await.unwrap();
-    let url = format!("s3://{}/{}", env.bucket, at.object_key(&tp, 100));
+    let file = sealed_with(dir.path(), &tp, 100, 104, Codec::Zstd);
+    store_as(store.as_ref(), &env, &at, &file, u64::MAX).await.unwrap();
+    let url = format!("s3://{}/{}", env.bucket, at.object_key(&file.name, &file.suffix));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3_parse"))
         .args([&url, "--json", "--endpoint", &env.s3_endpoint, "--region", "us-east-1"])
         .env("AWS_ACCESS_KEY_ID", &env.access_key)
@@ -282,7 +327,7 @@ async fn parse_streams_an_archived_object_straight_from_s3() {
         .collect();
     assert_eq!(offsets, (100..=104).collect::<Vec<_>>());
 
-    let missing = format!("s3://{}/{}", env.bucket, at.object_key(&tp, 999));
+    let missing = format!("s3://{}/{}", env.bucket, at.claim_key(&tp, 999));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3_parse"))
         .args([&missing, "--endpoint", &env.s3_endpoint])
         .env("AWS_ACCESS_KEY_ID", &env.access_key)

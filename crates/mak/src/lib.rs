@@ -126,6 +126,7 @@
 mod any;
 mod any_writer;
 mod append;
+pub mod codec;
 mod error;
 mod header;
 mod reader;

@@ -36,7 +36,7 @@ pub struct Config {
     pub main: MainConfig,
     /// `[consumer]`: what to consume from Kafka and how.
     pub consumer: ConsumerConfig,
-    /// `[compression]`: the stage that gzips sealed files.
+    /// `[compression]`: the stage that compresses sealed files.
     pub compression: CompressionConfig,
     /// `[s3]`: the stage that uploads compressed files.
     pub s3: S3Config,
@@ -105,6 +105,9 @@ pub struct CompressionConfig {
     pub compressor_workers: usize,
     /// `compression_nice_level`: the compressors' scheduling niceness, -20..=19.
     pub compression_nice_level: i32,
+    /// `compression` (gzip, zstd, lz4, none; default gzip) and `compression_level` (the codec's
+    /// command-line numbering; default the tool's default).
+    pub compression: mak::codec::Compression,
 }
 
 /// `[s3]` section.

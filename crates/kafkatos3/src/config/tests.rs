@@ -742,3 +742,35 @@ fn secret_debug_is_redacted_and_expose_returns_the_value() {
     assert!(!format!("{value:?}").contains("swordfish"));
     assert_eq!(value.expose(), "swordfish");
 }
+
+#[test]
+fn compression_defaults_to_gzip_6_and_takes_each_codec_with_its_own_level_range() {
+    use mak::codec::Codec;
+    let default = parse_ok(MINIMAL).compression.compression;
+    assert_eq!((default.codec(), default.level()), (Codec::Gzip, 6));
+    let zstd = parse_ok(&with("compression", "compression = zstd\ncompression_level = 19")).compression.compression;
+    assert_eq!((zstd.codec(), zstd.level()), (Codec::Zstd, 19));
+    let lz4 = parse_ok(&with("compression", "compression = lz4")).compression.compression;
+    assert_eq!((lz4.codec(), lz4.level()), (Codec::Lz4, 1));
+    assert_eq!(parse_ok(&with("compression", "compression = none")).compression.compression.codec(), Codec::None);
+}
+
+#[test]
+fn an_unknown_codec_or_a_level_outside_its_range_stops_startup_naming_the_line() {
+    assert_eq!(
+        message(&with("compression", "compression = bz2")),
+        "test.cfg:10: [compression] compression = 'bz2': expected one of gzip, zstd, lz4, none"
+    );
+    assert_eq!(
+        message(&with("compression", "compression = zstd\ncompression_level = 22")),
+        "test.cfg:11: [compression] compression_level = '22': expected a zstd level from 1 to 19"
+    );
+    assert_eq!(
+        message(&with("compression", "compression_level = 10")),
+        "test.cfg:10: [compression] compression_level = '10': expected a gzip level from 1 to 9"
+    );
+    assert_eq!(
+        message(&with("compression", "compression = none\ncompression_level = 3")),
+        "test.cfg:11: [compression] compression_level = '3': expected no level: none has none"
+    );
+}

@@ -1,6 +1,7 @@
 //! Turns the raw INI sections into a typed [`Config`]: the list of known keys, their defaults,
 //! value syntax, and the checks that span several keys.
 
+use mak::codec::{Codec, Compression};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,7 +27,8 @@ const CONSUMER_KEYS: &[&str] = &[
     "orphan_timeout_seconds",
     "max_file_records",
 ];
-const COMPRESSION_KEYS: &[&str] = &["compression_check_interval", "compressor_workers", "compression_nice_level"];
+const COMPRESSION_KEYS: &[&str] =
+    &["compression_check_interval", "compressor_workers", "compression_nice_level", "compression", "compression_level"];
 const S3_KEYS: &[&str] = &[
     "s3upload_check_interval",
     "s3uploader_workers",
@@ -238,6 +240,26 @@ fn compression(view: &View) -> Result<CompressionConfig, ConfigError> {
         )?,
         compressor_workers: view.or_default("compressor_workers", 1, count)?,
         compression_nice_level: view.or_default("compression_nice_level", 0, nice_level)?,
+        compression: codec_and_level(view)?,
+    })
+}
+
+/// `compression` and `compression_level`: the level's range depends on the codec, so a bad
+/// level is reported on its own line with the codec's range.
+fn codec_and_level(view: &View) -> Result<Compression, ConfigError> {
+    let codec = view.or_default("compression", Codec::Gzip, |v| {
+        Codec::from_name(v).ok_or_else(|| "one of gzip, zstd, lz4, none".to_owned())
+    })?;
+    let level = view.optional("compression_level", |v| v.parse::<i32>().map_err(|_| "a whole number".to_owned()))?;
+    Compression::new(codec, level).map_err(|_| {
+        let levels = codec.levels();
+        let expected = match (levels.start(), levels.end()) {
+            (only, last) if only == last => format!("no level: {codec} has none"),
+            (first, last) => format!("a {codec} level from {first} to {last}"),
+        };
+        // The level is set: without one the codec's default is used, which is in range.
+        let entry = view.entry("compression_level").expect("a level out of range was set");
+        view.invalid("compression_level", entry, expected)
     })
 }
 

@@ -139,9 +139,12 @@ pub fn store(env: &TestEnv, endpoint: &str) -> Arc<AmazonS3> {
 /// them (objects sorted by start offset), plus the object keys.
 pub struct Archive {
     pub records: ByPartition,
+    /// The archive's data objects, in (topic, partition, offset) order.
     pub keys: Vec<String>,
     /// The MAK version of each object, by key.
     pub versions: BTreeMap<String, mak::Version>,
+    /// Data objects no claim names.
+    pub unclaimed: Vec<String>,
 }
 
 impl Archive {
@@ -150,29 +153,51 @@ impl Archive {
     }
 }
 
+/// Reads the archive under `prefix` as a reader must: the objects the claims name, and the
+/// original's objects (no claims). Data objects no claim names are not part of it (listed in
+/// `unclaimed`). Checks every claim against its object and every object's header and records.
 pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
+    use kafkatos3::archive::{ArchiveKey, Location};
+    let at = Location::new(prefix);
     let listed: Vec<_> = store.list(Some(&prefix.into())).try_collect().await.expect("list archive");
-    let mut objects: Vec<(String, i32, i64, String)> = Vec::new();
+    let mut data: BTreeMap<String, kafkatos3::archive::ObjectName> = BTreeMap::new();
+    let mut claims = Vec::new();
     for meta in &listed {
         let key = meta.location.to_string();
-        let file = key.rsplit('/').next().unwrap().to_string();
-        let at = kafkatos3::archive::Location::new(prefix);
-        if key.starts_with(&format!("{prefix}/{}/", kafkatos3::archive::INCOMING)) {
-            continue; // a multipart upload being assembled
+        match at.parse_key(&key).unwrap_or_else(|| panic!("unexpected object {key}")) {
+            ArchiveKey::Object(name) => {
+                data.insert(key, name);
+            }
+            ArchiveKey::Claim { tp, start } => claims.push((key, tp, start)),
         }
-        let name = at.parse_key(&key).unwrap_or_else(|| panic!("unexpected object {key} ({file})"));
-        if name.end.is_none() {
-            assert_eq!(key, at.object_key(&name.tp, name.start).to_string(), "object key layout");
+    }
+    let mut objects: Vec<(String, i32, i64, i64, String)> = Vec::new();
+    for (key, tp, start) in claims {
+        let claim = kafkatos3::archive::read_claim(store, &key.as_str().into())
+            .await
+            .expect("read claim")
+            .unwrap_or_else(|| panic!("claim {key} listed but gone"));
+        assert_eq!((claim.tp(), claim.first), (tp.clone(), start), "{key}: claim body agrees with its key");
+        let object_key = format!("{}/{}", key.rsplit_once('/').unwrap().0, claim.object);
+        let name = data.remove(&object_key).unwrap_or_else(|| panic!("{key} names {object_key}, not in the bucket"));
+        assert_eq!((name.start, name.end), (claim.first, claim.last), "{object_key}: name agrees with its claim");
+        objects.push((tp.topic, tp.partition, start, claim.last, object_key));
+    }
+    let mut unclaimed = Vec::new();
+    for (key, name) in data {
+        if name.original {
+            objects.push((name.tp.topic, name.tp.partition, name.start, name.end, key));
+        } else {
+            unclaimed.push(key);
         }
-        objects.push((name.tp.topic.clone(), name.tp.partition, name.start, key));
     }
     objects.sort();
     let mut records = ByPartition::new();
     let mut versions = BTreeMap::new();
-    for (topic, partition, start, key) in &objects {
+    for (topic, partition, start, end, key) in &objects {
         let bytes = store.get(&key.as_str().into()).await.expect("get object").bytes().await.expect("object body");
         let mut decoded = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut decoded).expect("object is gzip");
+        mak::codec::Decoder::detect(&bytes[..]).unwrap().read_to_end(&mut decoded).expect("object decompresses");
         let mut reader =
             mak::AnyReader::with_size_limit(&decoded[..], decoded.len() as u64).expect("object is a MAK file");
         versions.insert(key.clone(), reader.version());
@@ -191,12 +216,9 @@ pub async fn read_archive(store: &dyn ObjectStore, prefix: &str) -> Archive {
             into.push(Produced { offset: record.offset, key: record_key.to_vec(), value: value.to_vec() });
         }
         assert_eq!(last, Some(header_end), "{key}: the header's last offset is the last record");
-        let name = kafkatos3::archive::Location::new(prefix).parse_key(key).unwrap();
-        if let Some(end) = name.end {
-            assert_eq!(last, Some(end), "{key}: the name's end offset is the last record");
-        }
+        assert_eq!(last, Some(*end), "{key}: the name's end offset is the last record");
     }
-    Archive { records, keys: objects.into_iter().map(|o| o.3).collect(), versions }
+    Archive { records, keys: objects.into_iter().map(|o| o.4).collect(), unclaimed, versions }
 }
 
 /// Waits until the archive holds at least `expected` records, then returns it.
@@ -281,6 +303,7 @@ pub struct DaemonConfig {
     pub max_age_seconds: u64,
     pub extra_main: String,
     pub extra_consumer: String,
+    pub extra_compression: String,
     pub extra_s3: String,
 }
 
@@ -296,6 +319,7 @@ impl DaemonConfig {
             max_age_seconds: 2,
             extra_main: String::new(),
             extra_consumer: String::new(),
+            extra_compression: String::new(),
             extra_s3: String::new(),
         }
     }
@@ -309,13 +333,14 @@ impl DaemonConfig {
              [consumer]\nconsumer_processes = {processes}\nkafka_bootstrap = {bootstrap}\nkafka_consumer_group = {group}\n\
              kafka_auto_offset_reset = earliest\nconsumer_nice_level = 5\ntopic_whitelist = {topics}\nmax_age_seconds = {max_age}\n\
              consumer_class = KafkaConfluentConsumer\nrebalance_timeout_seconds = 20\nflush_interval_ms = 200\n{extra_consumer}\n\n\
-             [compression]\ncompression_check_interval = 2\ncompressor_workers = 2\ncompression_nice_level = 10\n\n\
+             [compression]\ncompression_check_interval = 2\ncompressor_workers = 2\ncompression_nice_level = 10\n{extra_compression}\n\n\
              [s3]\ns3upload_check_interval = 2\ns3uploader_workers = 2\ns3_bucket_name = {bucket}\ns3_access_key = {ak}\n\
              s3_secret_key = {sk}\ntopic_whitelist = {topics}\ns3_endpoint = {endpoint}\ns3_region = us-east-1\ns3_key_prefix = {prefix}\n{extra_s3}\n\n\
              [kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n",
             workdir = self.workdir.display(),
             extra_main = self.extra_main,
             extra_consumer = self.extra_consumer,
+            extra_compression = self.extra_compression,
             processes = self.consumer_processes,
             bootstrap = env.bootstrap,
             group = self.group,
