@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use mak::MakWriter;
+use mak::AnyWriter;
 
 use crate::durable::{self, FsError};
 use crate::layout::{TopicPartition, WorkDir};
 use crate::ledger::{self, FileFate};
 use crate::pipeline::Pipeline;
-use crate::spool::PartitionSpool;
+use crate::spool::{self, PartitionSpool};
 
 /// Adopts a newly assigned partition and returns its spool, positioned where consumption must
 /// resume (`next_offset() == None`: let Kafka decide from the committed offset or the reset
@@ -26,13 +26,25 @@ pub fn adopt_partition(
     // A resync asked for under an earlier ownership is superseded by this adoption.
     drop(pipeline.resyncs.take(|t| t == tp));
     let marker = pipeline.ledger.read_marker(tp);
+    let inprogress = work.inprogress_file(tp);
+    if mak::is_sealed(&inprogress) {
+        // A version 2 seal completed but the rename after it did not (a failed rename; startup
+        // recovery handles a crash): only the move into tocompress/ is left, then it is judged
+        // with the other sealed files.
+        match spool::seal_existing(work, tp) {
+            Ok(Some((_, bytes))) => pipeline.backlog.add(bytes),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(partition = %tp, %error, "moving on a sealed in-progress file"),
+        }
+    }
     let mut sealed = work.list_sealed_for(tp)?;
     sealed.retain(|f| !pipeline.legacy.contains(&f.name));
 
-    let inprogress = work.inprogress_file(tp);
+    let version = pipeline.config.main.mak_format_version;
     let mut open = None;
     if inprogress.exists() {
-        match MakWriter::open_append(&inprogress) {
+        // In its own version: a version 1 file stays version 1 until sealed, whatever the config.
+        match AnyWriter::open_append(&inprogress) {
             Ok((writer, recovered)) if recovered.last_offset.is_some() => {
                 if recovered.truncated_bytes > 0 {
                     tracing::info!(partition = %tp, bytes = recovered.truncated_bytes, "cut the torn tail of the in-progress file");
@@ -57,7 +69,7 @@ pub fn adopt_partition(
     }
 
     let ranges: Vec<(i64, i64)> = sealed.iter().map(|f| (f.name.start, f.name.end)).collect();
-    let open_range = open.as_ref().map(|w| (w.header().start_offset, w.last_offset().expect("checked above")));
+    let open_range = open.as_ref().map(|w| (w.start_offset(), w.last_offset().expect("checked above")));
     let plan = ledger::plan_adoption(committed, marker, pipeline.legacy.end_for(tp), &ranges, open_range);
 
     let mut kept = Vec::new();
@@ -79,7 +91,7 @@ pub fn adopt_partition(
     pipeline.ledger.adopt(tp, &kept);
 
     let spool = match (open, plan.open) {
-        (Some(writer), Some(FileFate::Keep)) => PartitionSpool::resume(work, tp.clone(), writer),
+        (Some(writer), Some(FileFate::Keep)) => PartitionSpool::resume(work, tp.clone(), writer, version),
         (Some(writer), Some(fate)) => {
             drop(writer);
             if fate == FileFate::Covered {
@@ -88,9 +100,9 @@ pub fn adopt_partition(
                 tracing::warn!(partition = %tp, "in-progress file does not continue the archived offsets; set aside in orphaned/");
                 set_aside(work, &inprogress, tp)?;
             }
-            PartitionSpool::new(work, tp.clone(), plan.resume_at)
+            PartitionSpool::new(work, tp.clone(), plan.resume_at, version)
         }
-        _ => PartitionSpool::new(work, tp.clone(), plan.resume_at),
+        _ => PartitionSpool::new(work, tp.clone(), plan.resume_at, version),
     };
     // Compressions skipped while this partition was locked can go ahead now.
     drop(moving);
@@ -99,10 +111,14 @@ pub fn adopt_partition(
     Ok(spool)
 }
 
-/// True for a file shorter than a MAK header's fixed part: its header was never complete, and
-/// records are only written after it.
+/// True for a file shorter than the fixed part of its version's header (version 1's 27 bytes,
+/// version 2's 64; an empty file has neither): its header was never complete, and records are
+/// only written after it.
 fn never_held_a_record(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.len() < mak::HEADER_JSON_AT)
+    let Ok(version) = mak::detect_version(path) else {
+        return false;
+    };
+    std::fs::metadata(path).is_ok_and(|m| m.len() < mak::fixed_header_len(version))
 }
 
 /// Deletes the partition's sealed files that start at `from` or later (their records are read
@@ -133,4 +149,28 @@ fn set_aside(work: &WorkDir, path: &Path, tp: &TopicPartition) -> Result<(), FsE
         .join(tp.partition.to_string())
         .join(format!("{stamp}-{file_name}"));
     durable::rename_durable(path, &target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_cut_inside_the_fixed_header_of_its_version_never_held_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.mak");
+        let v2_magic = mak::v2::MAGIC.to_vec();
+        let cases: [(Vec<u8>, bool); 6] = [
+            (vec![], true),
+            (b"MAK".to_vec(), true),
+            ([b"MAK".as_slice(), &[0; 24]].concat(), false), // v1's 27 fixed bytes complete
+            ([v2_magic.as_slice(), &[0; 40]].concat(), true), // 48 bytes: inside v2's 64
+            ([v2_magic.as_slice(), &[0; 56]].concat(), false), // v2's 64 fixed bytes complete
+            ([v2_magic.as_slice(), &[0; 20]].concat(), true), // longer than v1's 27, still short for v2
+        ];
+        for (bytes, expected) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(never_held_a_record(&path), expected, "{} bytes starting {:02x?}", bytes.len(), bytes.first());
+        }
+    }
 }

@@ -21,7 +21,7 @@
 use std::io::Read;
 
 use futures::TryStreamExt;
-use mak::MakReader;
+use mak::AnyReader;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
@@ -222,24 +222,30 @@ pub async fn read_claim(store: &dyn ObjectStore, key: &ObjectPath) -> Result<Opt
 pub struct ObjectHeader {
     pub tp: TopicPartition,
     pub start: i64,
-    /// The last offset written, from the header's last-offset field.
+    /// The last offset written: version 1's last-offset header field, version 2's progress block.
     pub end: i64,
 }
 
-/// Reads the MAK header from the (possibly partial) gzip bytes of an object.
+/// Reads the MAK header (either version) from the (possibly partial) compressed bytes of an
+/// object (any codec, detected by content).
 pub fn header_of(bytes: &[u8]) -> Result<ObjectHeader, String> {
     let decoder = mak::codec::Decoder::detect(bytes).map_err(|e| format!("header: {e}"))?;
-    let reader = MakReader::new(decoder).map_err(|e| format!("header: {e}"))?;
+    let reader = AnyReader::new(decoder).map_err(|e| format!("header: {e}"))?;
     header_from(&reader)
 }
 
-pub fn header_from<R: Read>(reader: &MakReader<R>) -> Result<ObjectHeader, String> {
-    let header = reader.header();
-    let end = i64::try_from(reader.last_offset_field()).map_err(|_| "last offset out of range".to_string())?;
-    if end < header.start_offset {
-        return Err(format!("last offset {end} before the first offset {}", header.start_offset));
+/// The range the fixed part of the file states, read before any record: enough from the
+/// first 64 KiB of an object.
+pub fn header_from<R: Read>(reader: &AnyReader<R>) -> Result<ObjectHeader, String> {
+    let start = reader.start_offset();
+    let end = reader.last_offset_hint().ok_or_else(|| match reader.version() {
+        mak::Version::V1 => "last offset out of range".to_string(),
+        mak::Version::V2 => "no last offset: the progress block is torn or the file is empty".to_string(),
+    })?;
+    if end < start {
+        return Err(format!("last offset {end} before the first offset {start}"));
     }
-    Ok(ObjectHeader { tp: TopicPartition::new(&header.topic, header.partition), start: header.start_offset, end })
+    Ok(ObjectHeader { tp: TopicPartition::new(reader.topic(), reader.partition()), start, end })
 }
 
 fn store_error(key: &ObjectPath, source: object_store::Error) -> ArchiveError {
@@ -362,6 +368,50 @@ mod tests {
         assert!(at.parse_key("p/t/0/t-0_100.claim").is_none(), "unpadded is not ours");
         assert!(at.parse_key("p/t/0/t-0_00000000000000000100-00000000000000000099.mak").is_none(), "end before start");
         assert!(at.parse_key("p/t/0/t-0_00000000000000000100-00000000000000000199.mak.bz2").is_none(), "no such codec");
+    }
+
+    /// A sealed file of `version` with records `start..start + count` of incompressible values,
+    /// gzipped: larger than the 64 KiB a header read fetches.
+    fn gzipped_file(version: mak::Version, start: i64, count: i64) -> Vec<u8> {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.mak");
+        let created = mak::FileStart { topic: "t", partition: 4, start_offset: start, created_secs: 1, writer: None };
+        let mut writer = mak::AnyWriter::create(&path, version, &created).unwrap();
+        let mut noise = 0x9e37_79b9_u32;
+        for offset in start..start + count {
+            let value: Vec<u8> = (0..2000)
+                .map(|_| {
+                    noise ^= noise << 13;
+                    noise ^= noise >> 17;
+                    noise ^= noise << 5;
+                    noise as u8
+                })
+                .collect();
+            let record = mak::v2::RecordRef {
+                offset,
+                timestamp: offset,
+                timestamp_type: mak::v2::TimestampType::CreateTime,
+                key: None,
+                value: Some(&value),
+                headers: &[("h", None)],
+            };
+            writer.append(&record).unwrap();
+        }
+        writer.seal().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&std::fs::read(&path).unwrap()).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn the_range_of_either_version_is_read_from_the_first_64_kib_of_the_gzipped_object() {
+        for version in [mak::Version::V1, mak::Version::V2] {
+            let gz = gzipped_file(version, 100, 200);
+            assert!(gz.len() as u64 > 2 * HEADER_FETCH, "{} bytes", gz.len());
+            let header = header_of(&gz[..HEADER_FETCH as usize]).unwrap();
+            assert_eq!(header, ObjectHeader { tp: TopicPartition::new("t", 4), start: 100, end: 299 }, "{version:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::layout::TopicPartition;
 use crate::pipeline::Pipeline;
 use crate::rebalance::{seal_into_pipeline, ArchiverContext, ConsumerState};
+use crate::record::{record_of, KafkaHeaders};
 use crate::spool::{now_secs, Appended, PartitionSpool};
 use crate::throttle::LogThrottle;
 
@@ -131,7 +132,8 @@ impl Loop<'_> {
         let Some(spool) = state.topics.get_mut(message.topic()).and_then(|p| p.get_mut(&message.partition())) else {
             return;
         };
-        match spool.append(message.offset(), message.key(), message.payload(), self.now_secs) {
+        let headers = KafkaHeaders(message.headers());
+        match spool.append(&record_of(message, &headers), self.now_secs) {
             Ok(Appended::Written) => {
                 let consumer = &self.pipeline.config.consumer;
                 if spool.is_full(consumer.max_file_bytes, consumer.max_file_records) {
@@ -231,7 +233,12 @@ impl Loop<'_> {
             {
                 Ok(dropped) => {
                     tracing::warn!(partition = %tp, dropped_files = dropped, from = resync.drop_from, resume_at = resume, "resynced: local files dropped, records read again from Kafka");
-                    let mut spool = PartitionSpool::new(&pipeline.work, tp.clone(), Some(resume));
+                    let mut spool = PartitionSpool::new(
+                        &pipeline.work,
+                        tp.clone(),
+                        Some(resume),
+                        pipeline.config.main.mak_format_version,
+                    );
                     spool.await_position(resume);
                     spool
                 }
@@ -239,7 +246,12 @@ impl Loop<'_> {
                     tracing::error!(partition = %tp, %error, "dropping local files for a resync failed; retried");
                     pipeline.resyncs.request(&tp, resync);
                     self.resync_retry_at = Some(Instant::now() + RESYNC_RETRY);
-                    let mut spool = PartitionSpool::new(&pipeline.work, tp.clone(), Some(resync.drop_from));
+                    let mut spool = PartitionSpool::new(
+                        &pipeline.work,
+                        tp.clone(),
+                        Some(resync.drop_from),
+                        pipeline.config.main.mak_format_version,
+                    );
                     spool.await_position(resync.drop_from);
                     spool
                 }

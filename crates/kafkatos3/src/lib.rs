@@ -5,7 +5,8 @@
 //! - [`consumer`]: librdkafka consumers in the group; [`rebalance`] settles partitions on
 //!   assignment ([`frontiers`] asks S3 where each resumes, [`adopt`] judges local files) and
 //!   revocation (hand-over).
-//! - [`spool`]: per-partition open MAK files in `inprogress/`, sealed into `tocompress/`.
+//! - [`spool`]: per-partition open MAK files in `inprogress/`, sealed into `tocompress/`;
+//!   [`record`] turns a consumed message into the record appended (no copy, no allocation).
 //! - [`compress`]: gzip into `tos3/`.
 //! - [`upload`]: to S3 ([`s3`] builds the client, [`archive`] names the objects and reads how
 //!   far S3 holds a partition), confirmations to the [`ledger`].
@@ -33,6 +34,7 @@ pub mod orphans;
 pub mod parse;
 pub mod pipeline;
 pub mod rebalance;
+pub mod record;
 pub mod recover;
 pub mod rotate;
 pub mod s3;

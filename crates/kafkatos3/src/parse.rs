@@ -6,7 +6,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
-use mak::MakReader;
+use mak::v2::{Record, TimestampType};
+use mak::{AnyReader, Version};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
@@ -27,11 +28,16 @@ pub enum ParseError {
 /// How records are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// The original's lines (`Processing message with offset: ...`).
+    /// The original's lines (`Processing message with offset: ...`), exactly, for version 1
+    /// files. Version 2 records print a null key or value as `None` (and text that is exactly
+    /// `None` as `b"None"`), then `, timestamp: MS (TYPE)` and, when there are any,
+    /// `, headers: [KEY: VALUE, ...]` in order.
     Human,
-    /// One JSON object per record: topic, partition, offset, timestamp, key, value, headers.
-    /// Version 1 files carry no timestamps or headers (`null` and `[]`) and cannot tell a null
-    /// key or value from an empty one (both print as empty).
+    /// One JSON object per record: topic, partition, offset, timestamp (milliseconds, `null` when
+    /// not available), timestamp_type (`CreateTime`, `LogAppendTime`, `NotAvailable`), key and
+    /// value (`null` when null), headers (an ordered list of `{"key", "value"}`, value `null`
+    /// when null). Version 1 files carry no timestamps or headers (`null`, `NotAvailable`,
+    /// `[]`) and cannot tell a null key or value from an empty one (both print as empty).
     Json(BytesAs),
 }
 
@@ -81,49 +87,34 @@ pub fn print_stream(
     // No size limit even for a plain file: a truncated file still shows the records before the
     // cut, then fails naming the byte where the data ends (the reader never allocates past what
     // it has read).
-    let mut reader = MakReader::new(input).map_err(read_error)?;
-    let header = reader.header().clone();
+    let mut reader = AnyReader::new(input).map_err(read_error)?;
+    let version = reader.version();
+    let (topic, partition) = (reader.topic().to_string(), reader.partition());
     if format == Format::Human {
         // The original's wording, typo included: scripts may match these lines.
-        let mut topic = String::new();
-        render_bytes(header.topic.as_bytes(), &mut topic);
-        writeln!(out, "File topic is {topic}").map_err(ParseError::Output)?;
-        writeln!(out, "File partition is {}", header.partition).map_err(ParseError::Output)?;
-        writeln!(out, "Staring offset is {}", header.start_offset).map_err(ParseError::Output)?;
-        writeln!(out, "File created at {}", python_float(header.start_time)).map_err(ParseError::Output)?;
+        let mut topic_text = String::new();
+        render_bytes(topic.as_bytes(), &mut topic_text);
+        let created = reader.created_secs().map_or_else(|| "unknown".to_string(), python_float);
+        writeln!(out, "File topic is {topic_text}").map_err(ParseError::Output)?;
+        writeln!(out, "File partition is {partition}").map_err(ParseError::Output)?;
+        writeln!(out, "Staring offset is {}", reader.start_offset()).map_err(ParseError::Output)?;
+        writeln!(out, "File created at {created}").map_err(ParseError::Output)?;
     }
     let mut count = 0;
-    let mut key_text = String::new();
-    let mut value_text = String::new();
+    let mut line = String::new();
     while let Some(record) = reader.next_record().map_err(read_error)? {
         if !filter.admits(record.offset) {
             continue;
         }
         match format {
             Format::Human => {
-                key_text.clear();
-                value_text.clear();
-                render_bytes(record.key, &mut key_text);
-                render_bytes(record.value, &mut value_text);
-                writeln!(
-                    out,
-                    "Processing message with offset: {}, key: {}, value: {}",
-                    record.offset, key_text, value_text
-                )
-                .map_err(ParseError::Output)?;
+                line.clear();
+                human_line(&record, version, &mut line);
+                writeln!(out, "{line}").map_err(ParseError::Output)?;
             }
             Format::Json(bytes) => {
-                let field = |value: &[u8], field| json_bytes(value, bytes, name, record.offset, field);
-                let line = serde_json::json!({
-                    "topic": header.topic,
-                    "partition": header.partition,
-                    "offset": record.offset,
-                    "timestamp": null,
-                    "key": field(record.key, "key")?,
-                    "value": field(record.value, "value")?,
-                    "headers": [],
-                });
-                writeln!(out, "{line}").map_err(ParseError::Output)?;
+                let json = json_line(&record, &topic, partition, bytes, name)?;
+                writeln!(out, "{json}").map_err(ParseError::Output)?;
             }
         }
         count += 1;
@@ -132,6 +123,87 @@ pub fn print_stream(
     // corrupted archive must not pass as good.
     io::copy(&mut reader.into_inner(), &mut io::sink()).map_err(|source| ParseError::Trailer { path, source })?;
     Ok(count)
+}
+
+/// The original's record line; for version 2 with null shown as `None`, the timestamp, and
+/// the headers when there are any (see [`Format::Human`]).
+fn human_line(record: &Record<'_>, version: Version, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "Processing message with offset: {}, key: ", record.offset);
+    if version == Version::V1 {
+        // Version 1 records always have a key and value (null was written as empty).
+        render_bytes(record.key.unwrap_or_default(), out);
+        out.push_str(", value: ");
+        render_bytes(record.value.unwrap_or_default(), out);
+        return;
+    }
+    render_nullable(record.key, out);
+    out.push_str(", value: ");
+    render_nullable(record.value, out);
+    let _ = write!(out, ", timestamp: {} ({})", record.timestamp, timestamp_type_name(record.timestamp_type));
+    if !record.headers.is_empty() {
+        out.push_str(", headers: [");
+        for (index, (key, value)) in record.headers.enumerate() {
+            if index > 0 {
+                out.push_str(", ");
+            }
+            render_bytes(key.as_bytes(), out);
+            out.push_str(": ");
+            render_nullable(value, out);
+        }
+        out.push(']');
+    }
+}
+
+/// `None` for null; bytes as [`render_bytes`] shows them, with text that is exactly `None`
+/// escaped so it cannot pass for a null.
+fn render_nullable(bytes: Option<&[u8]>, out: &mut String) {
+    match bytes {
+        None => out.push_str("None"),
+        Some(b"None") => out.push_str("b\"None\""),
+        Some(bytes) => render_bytes(bytes, out),
+    }
+}
+
+fn timestamp_type_name(timestamp_type: TimestampType) -> &'static str {
+    match timestamp_type {
+        TimestampType::NotAvailable => "NotAvailable",
+        TimestampType::CreateTime => "CreateTime",
+        TimestampType::LogAppendTime => "LogAppendTime",
+    }
+}
+
+/// One JSON Lines object (see [`Format::Json`]).
+fn json_line(
+    record: &Record<'_>,
+    topic: &str,
+    partition: i32,
+    bytes: BytesAs,
+    name: &str,
+) -> Result<serde_json::Value, ParseError> {
+    let offset = record.offset;
+    let nullable = |value: Option<&[u8]>, field| match value {
+        None => Ok(serde_json::Value::Null),
+        Some(value) => json_bytes(value, bytes, name, offset, field),
+    };
+    let headers = record
+        .headers
+        .map(|(key, value)| Ok(serde_json::json!({"key": key, "value": nullable(value, "header value")?})))
+        .collect::<Result<Vec<_>, ParseError>>()?;
+    let timestamp = match record.timestamp_type {
+        TimestampType::NotAvailable => serde_json::Value::Null,
+        _ => record.timestamp.into(),
+    };
+    Ok(serde_json::json!({
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "timestamp": timestamp,
+        "timestamp_type": timestamp_type_name(record.timestamp_type),
+        "key": nullable(record.key, "key")?,
+        "value": nullable(record.value, "value")?,
+        "headers": headers,
+    }))
 }
 
 fn json_bytes(
@@ -274,7 +346,7 @@ mod tests {
             String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(
             lines[0],
-            serde_json::json!({"topic": "t", "partition": 2, "offset": 11, "timestamp": null, "key": "aw==", "value": "/ws=", "headers": []})
+            serde_json::json!({"topic": "t", "partition": 2, "offset": 11, "timestamp": null, "timestamp_type": "NotAvailable", "key": "aw==", "value": "/ws=", "headers": []})
         );
         assert_eq!(lines[1]["offset"], 12);
 
@@ -294,5 +366,89 @@ mod tests {
     fn start_time_prints_like_python() {
         assert_eq!(python_float(1479000000.0), "1479000000.0");
         assert_eq!(python_float(1.5), "1.5");
+    }
+
+    /// A sealed version 2 file holding what version 1 loses, and its path.
+    fn v2_file(dir: &std::path::Path) -> std::path::PathBuf {
+        use mak::v2::{MakWriter, RecordRef};
+        let path = dir.join("v2.mak");
+        let header = mak::v2::Header {
+            topic: "t".into(),
+            partition: 1,
+            start_offset: 7,
+            created_ms: Some(1_479_000_000_500),
+            writer: None,
+        };
+        let mut writer = MakWriter::create(&path, &header).unwrap();
+        let headers = [("trace", Some(&b"abc"[..])), ("trace", None), ("e", Some(&b""[..]))];
+        let records = [
+            RecordRef {
+                offset: 7,
+                timestamp: 1_700_000_000_000,
+                timestamp_type: TimestampType::CreateTime,
+                key: None,
+                value: Some(b"\x00"),
+                headers: &headers,
+            },
+            RecordRef {
+                offset: 8,
+                timestamp: 42,
+                timestamp_type: TimestampType::LogAppendTime,
+                key: Some(b""),
+                value: None,
+                headers: mak::v2::NO_HEADERS,
+            },
+            RecordRef {
+                offset: 9,
+                timestamp: -1,
+                timestamp_type: TimestampType::NotAvailable,
+                key: Some(b"None"),
+                value: Some(b"v"),
+                headers: mak::v2::NO_HEADERS,
+            },
+        ];
+        for record in &records {
+            writer.append(record).unwrap();
+        }
+        writer.close().unwrap();
+        path
+    }
+
+    #[test]
+    fn version_2_human_lines_show_null_as_none_then_the_timestamp_and_headers_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = v2_file(dir.path());
+        let mut out = Vec::new();
+        assert_eq!(print_file(&path, &mut out).unwrap(), 3);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "File topic is t\nFile partition is 1\nStaring offset is 7\nFile created at 1479000000.5\n\
+             Processing message with offset: 7, key: None, value: b\"\\x00\", timestamp: 1700000000000 (CreateTime), headers: [trace: abc, trace: None, e: ]\n\
+             Processing message with offset: 8, key: , value: None, timestamp: 42 (LogAppendTime)\n\
+             Processing message with offset: 9, key: b\"None\", value: v, timestamp: -1 (NotAvailable)\n"
+        );
+    }
+
+    #[test]
+    fn version_2_json_lines_keep_null_timestamps_and_ordered_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = v2_file(dir.path());
+        let mut out = Vec::new();
+        let file = File::open(&path).unwrap();
+        print_stream("v2.mak", file, Format::Json(BytesAs::Base64), Filter::default(), &mut out).unwrap();
+        let lines: Vec<serde_json::Value> =
+            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(
+            lines,
+            [
+                serde_json::json!({"topic": "t", "partition": 1, "offset": 7, "timestamp": 1_700_000_000_000_i64,
+                    "timestamp_type": "CreateTime", "key": null, "value": "AA==",
+                    "headers": [{"key": "trace", "value": "YWJj"}, {"key": "trace", "value": null}, {"key": "e", "value": ""}]}),
+                serde_json::json!({"topic": "t", "partition": 1, "offset": 8, "timestamp": 42,
+                    "timestamp_type": "LogAppendTime", "key": "", "value": null, "headers": []}),
+                serde_json::json!({"topic": "t", "partition": 1, "offset": 9, "timestamp": null,
+                    "timestamp_type": "NotAvailable", "key": "Tm9uZQ==", "value": "dg==", "headers": []}),
+            ]
+        );
     }
 }

@@ -1,10 +1,14 @@
 //! The spool stage: one open MAK file per partition under `inprogress/`, appended in memory and
 //! made durable at flush points, then sealed into `tocompress/` by age or on hand-over.
+//!
+//! New files are written in the configured MAK version; a file found on disk is finished in the
+//! version it was started in (`mak::AnyWriter` hides the difference).
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mak::{Header, MakWriter};
+use mak::v2::RecordRef;
+use mak::{AnyWriter, FileStart, Version};
 
 use crate::durable::{self, FsError};
 use crate::layout::{today_yymmdd, SealedName, TopicPartition, WorkDir};
@@ -15,6 +19,8 @@ pub enum SpoolError {
     Write { tp: TopicPartition, source: mak::WriteError },
     #[error("partition {tp}: {source}")]
     Fs { tp: TopicPartition, source: FsError },
+    #[error("partition {tp}: {}: {source}", path.display())]
+    Read { tp: TopicPartition, path: PathBuf, source: mak::ReadError },
 }
 
 impl SpoolError {
@@ -22,6 +28,7 @@ impl SpoolError {
         match self {
             SpoolError::Fs { source, .. } => source.is_out_of_space(),
             SpoolError::Write { source, .. } => write_error_is_out_of_space(source),
+            SpoolError::Read { .. } => false,
         }
     }
 }
@@ -42,7 +49,9 @@ fn write_error_is_out_of_space(error: &mak::WriteError) -> bool {
 pub struct PartitionSpool {
     pub tp: TopicPartition,
     path: PathBuf,
-    writer: Option<MakWriter>,
+    writer: Option<AnyWriter>,
+    /// The version new files are created in (`mak_format_version`); a resumed file keeps its own.
+    version: Version,
     /// Offset expected next: one past the last record written, or the resume position.
     next_offset: Option<i64>,
     /// Set when a write failed and unsynced records were dropped: the consumer must fetch again
@@ -51,6 +60,9 @@ pub struct PartitionSpool {
     /// File length at the last durability point.
     synced_len: u64,
 }
+
+/// Version 2's informational `writer` header field.
+const WRITER: &str = concat!("kafkatos3 ", env!("CARGO_PKG_VERSION"));
 
 /// Unsynced bytes that trigger a durability point on append.
 const FLUSH_BYTES: u64 = 1024 * 1024;
@@ -66,18 +78,20 @@ pub enum Appended {
 }
 
 impl PartitionSpool {
-    /// A partition with no open file, resuming at `next_offset` (None: wherever Kafka starts us).
-    pub fn new(work: &WorkDir, tp: TopicPartition, next_offset: Option<i64>) -> Self {
+    /// A partition with no open file, resuming at `next_offset` (None: wherever Kafka starts us);
+    /// its files are created in `version`.
+    pub fn new(work: &WorkDir, tp: TopicPartition, next_offset: Option<i64>, version: Version) -> Self {
         let path = work.inprogress_file(&tp);
-        PartitionSpool { tp, path, writer: None, next_offset, rewind: None, synced_len: 0 }
+        PartitionSpool { tp, path, writer: None, version, next_offset, rewind: None, synced_len: 0 }
     }
 
-    /// Continues an existing in-progress file (torn tail already cut by the writer).
-    pub fn resume(work: &WorkDir, tp: TopicPartition, writer: MakWriter) -> Self {
+    /// Continues an existing in-progress file (torn tail already cut by the writer) in its own
+    /// version; the files after it are created in `version`.
+    pub fn resume(work: &WorkDir, tp: TopicPartition, writer: AnyWriter, version: Version) -> Self {
         let path = work.inprogress_file(&tp);
         let next_offset = writer.last_offset().map(|last| last + 1);
         let synced_len = writer.len();
-        PartitionSpool { tp, path, writer: Some(writer), next_offset, rewind: None, synced_len }
+        PartitionSpool { tp, path, writer: Some(writer), version, next_offset, rewind: None, synced_len }
     }
 
     pub fn next_offset(&self) -> Option<i64> {
@@ -86,7 +100,7 @@ impl PartitionSpool {
 
     /// Start offset of the open file when it holds records.
     pub fn open_start(&self) -> Option<i64> {
-        self.writer.as_ref().filter(|w| w.record_count() > 0).map(|w| w.header().start_offset)
+        self.writer.as_ref().filter(|w| w.record_count() > 0).map(AnyWriter::start_offset)
     }
 
     /// The offset to fetch again from after a failed write, once.
@@ -100,14 +114,10 @@ impl PartitionSpool {
         self.rewind = Some(offset);
     }
 
-    /// Appends one record; the hot path: no syscall unless the writer's buffer is full.
-    pub fn append(
-        &mut self,
-        offset: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        now_secs: f64,
-    ) -> Result<Appended, SpoolError> {
+    /// Appends one record; the hot path: no syscall unless the writer's buffer is full, and no
+    /// allocation (the record, headers included, is copied straight into the writer's buffer).
+    pub fn append(&mut self, record: &RecordRef<'_>, now_secs: f64) -> Result<Appended, SpoolError> {
+        let offset = record.offset;
         if self.next_offset.is_some_and(|next| offset < next) {
             return Ok(Appended::AlreadyHeld);
         }
@@ -124,7 +134,7 @@ impl PartitionSpool {
             self.writer = Some(writer);
         }
         let writer = self.writer.as_mut().expect("opened above");
-        if let Err(source) = writer.append(offset, key, value) {
+        if let Err(source) = writer.append(record) {
             return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
         }
         self.next_offset = Some(offset + 1);
@@ -136,21 +146,27 @@ impl PartitionSpool {
         Ok(Appended::Written)
     }
 
-    fn open_file(&self, start: i64, now_secs: f64) -> Result<MakWriter, SpoolError> {
+    fn open_file(&self, start: i64, now_secs: f64) -> Result<AnyWriter, SpoolError> {
         let tp = &self.tp;
         let dir = self.path.parent().expect("inprogress file has a directory");
         durable::create_dir_all_durable(dir).map_err(|source| SpoolError::Fs { tp: tp.clone(), source })?;
-        let header =
-            Header { topic: tp.topic.clone(), partition: tp.partition, start_offset: start, start_time: now_secs };
-        MakWriter::create(&self.path, &header).map_err(|source| SpoolError::Write { tp: tp.clone(), source })
+        let start = FileStart {
+            topic: &tp.topic,
+            partition: tp.partition,
+            start_offset: start,
+            created_secs: now_secs as u64,
+            writer: Some(WRITER),
+        };
+        AnyWriter::create(&self.path, self.version, &start)
+            .map_err(|source| SpoolError::Write { tp: tp.clone(), source })
     }
 
     /// After a failed write (a full disk): the file is valid up to its last durable point, so
     /// it is reopened there, and the records after it are to be fetched again.
     fn fail(&mut self, error: SpoolError) -> SpoolError {
-        let file_start = self.writer.take().map(|w| w.header().start_offset);
+        let file_start = self.writer.take().map(|w| w.start_offset());
         if self.path.exists() {
-            match MakWriter::open_append(&self.path) {
+            match AnyWriter::open_append(&self.path) {
                 Ok((writer, recovered)) if recovered.last_offset.is_some() => {
                     self.next_offset = recovered.last_offset.map(|last| last + 1);
                     self.synced_len = writer.len();
@@ -160,7 +176,7 @@ impl PartitionSpool {
                     // Nothing durable in it: start the file again from its start offset.
                     drop(writer);
                     let _ = durable::remove_durable(&self.path);
-                    self.next_offset = Some(recovered.header.start_offset);
+                    self.next_offset = Some(recovered.start_offset);
                 }
                 Err(reopen) => {
                     // Unreadable (e.g. its header was cut by the full disk): move it out of the
@@ -191,11 +207,12 @@ impl PartitionSpool {
     }
 
     /// True when the open file holds records and was started more than `max_age` ago. Age
-    /// counts from the header's start time, so it survives a restart as the original's did.
+    /// counts from the header's start time, so it survives a restart as the original's did. A
+    /// version 2 file without a creation time (not written by us) is due at once.
     pub fn is_due(&self, max_age: Duration, now_secs: f64) -> bool {
-        self.writer
-            .as_ref()
-            .is_some_and(|w| w.record_count() > 0 && now_secs - w.header().start_time >= max_age.as_secs_f64())
+        self.writer.as_ref().is_some_and(|w| {
+            w.record_count() > 0 && w.created_secs().is_none_or(|created| now_secs - created >= max_age.as_secs_f64())
+        })
     }
 
     /// True when the open file has reached `max_bytes` or `max_records`.
@@ -213,12 +230,12 @@ impl PartitionSpool {
             return Ok(None);
         };
         let tp = self.tp.clone();
-        let start = writer.header().start_offset;
+        let start = writer.start_offset();
         let end = writer.last_offset().expect("a file with records has a last offset");
-        let size = writer.len();
-        if let Err(source) = writer.close() {
-            return Err(self.fail(SpoolError::Write { tp, source }));
-        }
+        let size = match writer.seal() {
+            Ok(size) => size,
+            Err(source) => return Err(self.fail(SpoolError::Write { tp, source })),
+        };
         let name = SealedName { tp: tp.clone(), start, end, date: today_yymmdd() };
         let sealed = work.tocompress_path(&name);
         if let Err(source) = durable::rename_durable(&self.path, &sealed) {
@@ -242,7 +259,7 @@ impl PartitionSpool {
     /// and is resumed, or judged, by whoever adopts the partition next on this disk.
     pub fn close(mut self) -> Result<(), SpoolError> {
         match self.writer.take() {
-            Some(writer) => writer.close().map_err(|source| SpoolError::Write { tp: self.tp.clone(), source }),
+            Some(writer) => writer.suspend().map_err(|source| SpoolError::Write { tp: self.tp.clone(), source }),
             None => Ok(()),
         }
     }
@@ -264,59 +281,43 @@ pub fn now_secs() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs() as f64)
 }
 
-/// Seals an in-progress file found on disk (recovery, the rotate tool). Returns None when the
-/// file holds no records (it is left in place).
+/// Seals an in-progress file found on disk (recovery, the rotate tool, leftovers) in its own
+/// version. Returns None when the file holds no records (it is left in place). A version 2 file
+/// already sealed (a crash between sealing it and moving it on) is only moved on.
 pub fn seal_existing(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName, u64)>, SpoolError> {
     let path = work.inprogress_file(tp);
-    let (writer, _recovered) =
-        MakWriter::open_append(&path).map_err(|source| SpoolError::Write { tp: tp.clone(), source })?;
-    let mut spool = PartitionSpool::resume(work, tp.clone(), writer);
+    let writer = match AnyWriter::open_append(&path) {
+        Ok((writer, _recovered)) => writer,
+        Err(mak::WriteError::Sealed { .. }) => return finish_seal(work, tp),
+        Err(source) => return Err(SpoolError::Write { tp: tp.clone(), source }),
+    };
+    // The version only matters for files created after this one: none are.
+    let version = writer.version();
+    let mut spool = PartitionSpool::resume(work, tp.clone(), writer, version);
     spool.seal(work)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_file_is_full_at_its_size_or_its_record_count_whichever_comes_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let work = WorkDir::new(dir.path());
-        let mut spool = PartitionSpool::new(&work, TopicPartition::new("t", 0), Some(0));
-        assert!(!spool.is_full(1, Some(1)), "an empty file is never full");
-        for offset in 0..3 {
-            spool.append(offset, None, Some(b"v"), 1.0).unwrap();
-        }
-        assert!(!spool.is_full(u64::MAX, None));
-        assert!(!spool.is_full(u64::MAX, Some(4)));
-        assert!(spool.is_full(u64::MAX, Some(3)));
-        assert!(spool.is_full(10, None), "size alone");
-    }
-
-    #[test]
-    fn orphan_path_mirrors_the_partition_under_orphaned() {
-        let path = orphan_path(std::path::Path::new("/w/inprogress/my-topic/7/data.mak"));
-        assert!(path.starts_with("/w/orphaned/my-topic/7/"), "{}", path.display());
-        assert!(path.to_string_lossy().ends_with("-data.mak"));
-    }
-
-    #[test]
-    fn an_unreadable_in_progress_file_is_set_aside_and_its_records_fetched_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let work = WorkDir::new(dir.path());
-        let tp = TopicPartition::new("t", 0);
-        let mut spool = PartitionSpool::new(&work, tp.clone(), Some(40));
-        assert_eq!(spool.append(40, Some(b"k"), Some(b"v"), 1.0).unwrap(), Appended::Written);
-        spool.flush().unwrap();
-        // The header is destroyed behind the writer's back; the next failure cannot reopen it.
-        std::fs::write(work.inprogress_file(&tp), b"MA").unwrap();
-        let error =
-            SpoolError::Fs { tp: tp.clone(), source: FsError::new("test", dir.path(), std::io::Error::other("x")) };
-        let _ = spool.fail(error);
-        assert_eq!(spool.take_rewind(), Some(40), "fetch again from the file's start");
-        assert!(!work.inprogress_file(&tp).exists());
-        let orphaned = dir.path().join("orphaned/t/0");
-        assert_eq!(std::fs::read_dir(orphaned).unwrap().count(), 1, "kept, not deleted");
-        assert_eq!(spool.append(40, Some(b"k"), Some(b"v"), 1.0).unwrap(), Appended::Written, "a fresh file starts");
-    }
+/// Moves a sealed version 2 in-progress file on into `tocompress/`, named by the offsets its
+/// footer states (read in full, so the footer is checked against the records).
+fn finish_seal(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName, u64)>, SpoolError> {
+    let path = work.inprogress_file(tp);
+    let read_error = |source| SpoolError::Read { tp: tp.clone(), path: path.clone(), source };
+    let io_error = |source| read_error(mak::ReadError::Io { position: 0, source });
+    let file = std::fs::File::open(&path).map_err(io_error)?;
+    let size = file.metadata().map_err(io_error)?.len();
+    let mut reader = mak::v2::MakReader::with_size_limit(file, size).map_err(read_error)?;
+    while reader.next_record().map_err(read_error)?.is_some() {}
+    let start = reader.header().start_offset;
+    let Some(footer) = reader.footer().filter(|footer| footer.record_count > 0) else {
+        return Ok(None);
+    };
+    let name = SealedName { tp: tp.clone(), start, end: footer.last_offset, date: today_yymmdd() };
+    durable::rename_durable(&path, &work.tocompress_path(&name))
+        .map_err(|source| SpoolError::Fs { tp: tp.clone(), source })?;
+    tracing::info!(file = %name.stem(), "moved on an in-progress file sealed before a crash");
+    Ok(Some((name, size)))
 }
+
+#[cfg(test)]
+#[path = "spool_tests.rs"]
+mod tests;

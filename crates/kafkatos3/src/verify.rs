@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use futures::{StreamExt, TryStreamExt};
-use mak::MakReader;
+use mak::AnyReader;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
@@ -358,7 +358,7 @@ async fn check_object(store: &dyn ObjectStore, meta: &ObjectMeta, name: ObjectNa
 /// deep, reads every record; returns the record count when deep.
 fn check_bytes(bytes: &[u8], name: &ObjectName, deep: bool) -> Result<Option<u64>, String> {
     let decoder = mak::codec::Decoder::detect(bytes).map_err(|e| format!("header: {e}"))?;
-    let mut reader = MakReader::new(decoder).map_err(|e| format!("header: {e}"))?;
+    let mut reader = AnyReader::new(decoder).map_err(|e| format!("header: {e}"))?;
     let header = archive::header_from(&reader)?;
     if header.tp != name.tp || header.start != name.start {
         return Err(format!(

@@ -1,7 +1,7 @@
 //! Reading a file of either version, told apart by its first byte: `M` (the `MAK` magic) for
 //! version 1, `0x89` for version 2.
 
-use std::io::{self, Cursor, Read};
+use std::io::{self, BufReader, Cursor, Read};
 
 use crate::error::ReadError;
 use crate::reader::MakReader as ReaderV1;
@@ -83,6 +83,60 @@ impl<R: Read> AnyReader<R> {
         match self {
             AnyReader::V1(_) => Version::V1,
             AnyReader::V2(_) => Version::V2,
+        }
+    }
+
+    /// The header's topic.
+    pub fn topic(&self) -> &str {
+        match self {
+            AnyReader::V1(reader) => &reader.header().topic,
+            AnyReader::V2(reader) => &reader.header().topic,
+        }
+    }
+
+    /// The header's partition.
+    pub fn partition(&self) -> i32 {
+        match self {
+            AnyReader::V1(reader) => reader.header().partition,
+            AnyReader::V2(reader) => reader.header().partition,
+        }
+    }
+
+    /// The header's start offset (the first offset the file was created for).
+    pub fn start_offset(&self) -> i64 {
+        match self {
+            AnyReader::V1(reader) => reader.header().start_offset,
+            AnyReader::V2(reader) => reader.header().start_offset,
+        }
+    }
+
+    /// When the file was created, in seconds since the epoch: version 1's `start_time`,
+    /// version 2's `created_ms` (`None` when absent).
+    pub fn created_secs(&self) -> Option<f64> {
+        match self {
+            AnyReader::V1(reader) => Some(reader.header().start_time),
+            AnyReader::V2(reader) => reader.header().created_ms.map(|ms| ms as f64 / 1000.0),
+        }
+    }
+
+    /// The last offset as the fixed part of the file states it, known before any record is
+    /// read (so from the first bytes of a compressed object): version 1's last-offset field
+    /// (the start offset when empty; `None` beyond `i64`), version 2's progress block (`None`
+    /// when the file is empty or the block was torn).
+    pub fn last_offset_hint(&self) -> Option<i64> {
+        match self {
+            AnyReader::V1(reader) => i64::try_from(reader.last_offset_field()).ok(),
+            AnyReader::V2(reader) => {
+                reader.progress().filter(|progress| progress.record_count > 0).map(|progress| progress.last_offset)
+            }
+        }
+    }
+
+    /// The underlying stream after the last record read (see either reader's `into_inner`).
+    pub fn into_inner(self) -> BufReader<Peeked<R>> {
+        match self {
+            AnyReader::V1(reader) => reader.into_inner(),
+            AnyReader::V2(reader) => reader.into_inner(),
         }
     }
 

@@ -50,7 +50,9 @@
 //! // Version 2 (mak::v2). Same shapes; records carry timestamps, headers and null-vs-empty.
 //! pub struct v2::Header { pub topic: String, pub partition: i32, pub start_offset: i64, pub created_ms: Option<i64>, pub writer: Option<String> }
 //! pub struct v2::RecordRef<'a> { pub offset: i64, pub timestamp: i64, pub timestamp_type: TimestampType,
-//!                                pub key: Option<&'a [u8]>, pub value: Option<&'a [u8]>, pub headers: &'a [(&'a str, Option<&'a [u8]>)] }
+//!                                pub key: Option<&'a [u8]>, pub value: Option<&'a [u8]>, pub headers: &'a dyn HeaderSource }
+//! pub trait v2::HeaderSource { fn header_count(&self) -> usize; fn header_at(&self, index: usize) -> (&str, Option<&[u8]>); }
+//!                                                  // for slices, arrays and Vecs of pairs; a client's own header list without copying
 //! pub struct v2::Record<'a> { /* the same fields, */ pub headers: Headers<'a> /* iterator of (&str, Option<&[u8]>) */ }
 //! pub struct v2::OwnedRecord { .. }                  // Record::to_owned_record(); as_record_ref() to append it again
 //! impl<R: Read> v2::MakReader<R> {
@@ -82,7 +84,21 @@
 //! // Either version, by the first byte ('M' or 0x89); version 1 records come out with key and
 //! // value Some, timestamp -1 (NotAvailable) and no headers.
 //! impl<R: Read> AnyReader<R> { pub fn new(reader: R) -> Result<Self, ReadError>; pub fn with_size_limit(..);
-//!                              pub fn version(&self) -> Version; pub fn next_record(&mut self) -> Result<Option<v2::Record<'_>>, ReadError>; }
+//!                              pub fn version(&self) -> Version; pub fn next_record(&mut self) -> Result<Option<v2::Record<'_>>, ReadError>;
+//!                              pub fn topic/partition/start_offset/created_secs(&self); pub fn into_inner(self);
+//!                              pub fn last_offset_hint(&self) -> Option<i64>; } // from v1's header field or v2's progress block
+//!
+//! // Writing either version through one API (the daemon's spool): create in a version, resume
+//! // in the file's own version (by its first byte), seal (v2: footer) or suspend (resumable).
+//! pub struct FileStart<'a> { pub topic: &'a str, pub partition: i32, pub start_offset: i64, pub created_secs: u64, pub writer: Option<&'a str> }
+//! impl AnyWriter {
+//!     pub fn create(path: &Path, version: Version, start: &FileStart<'_>) -> Result<Self, WriteError>;
+//!     pub fn open_append(path: &Path) -> Result<(Self, AnyRecovered), WriteError>;
+//!     pub fn append(&mut self, record: &v2::RecordRef<'_>) -> Result<(), WriteError>; // v1 keeps offset, key, value
+//!     pub fn sync(&mut self); pub fn seal(self); pub fn suspend(self);
+//!     // version, start_offset, created_secs, record_count, last_offset, len, is_empty, is_dirty, path
+//! }
+//! pub fn detect_version(path: &Path) -> Result<Option<Version>, WriteError>; pub fn is_sealed(path: &Path) -> bool;
 //! ```
 //!
 //! Version 1 cannot tell a null key or value from an empty one: both are written with length
@@ -115,6 +131,7 @@
 //! ```
 
 mod any;
+mod any_writer;
 mod append;
 pub mod codec;
 pub mod crypt;
@@ -126,6 +143,7 @@ pub mod v2;
 mod writer;
 
 pub use any::{AnyReader, Peeked, Version};
+pub use any_writer::{detect_version, fixed_header_len, is_sealed, AnyRecovered, AnyWriter, FileStart};
 pub use error::{Field, FrameProblem, HeaderProblem, IoAction, ReadError, SummaryField, SummarySource, WriteError};
 pub use header::Header;
 pub use reader::{MakReader, Record};

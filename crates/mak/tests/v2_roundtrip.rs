@@ -97,7 +97,7 @@ fn append_refuses_offsets_that_do_not_increase() {
     append(&mut writer, &simple(5, b"a"));
     for offset in [5, 4, -1] {
         let record = simple(offset, b"b");
-        let err = writer.append(&record.as_record_ref(&[])).unwrap_err();
+        let err = writer.append(&record.as_record_ref()).unwrap_err();
         assert!(
             matches!(err, mak::WriteError::OffsetNotIncreasing { .. } | mak::WriteError::NegativeOffset { .. }),
             "{err:?}"

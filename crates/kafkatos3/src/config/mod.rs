@@ -74,6 +74,10 @@ pub struct MainConfig {
     /// `shutdown_timeout_seconds`: how long a graceful shutdown may take before the remaining work
     /// is abandoned (and redone after restart).
     pub shutdown_timeout: Duration,
+    /// `mak_format_version`: the MAK version new files are written in (1: the original's, for
+    /// downstream readers that expect it; 2: keeps null versus empty, headers and timestamps).
+    /// An in-progress file found on disk is finished in the version it was started in.
+    pub mak_format_version: mak::Version,
 }
 
 /// `[consumer]` section.

@@ -81,6 +81,7 @@ fn original_example_parses_unchanged() {
 fn original_example_gets_defaults_for_new_keys() {
     let config = load(&fixture("original-example.cfg")).expect("the original example is valid");
     assert_eq!(config.main.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(config.main.mak_format_version, mak::Version::V2, "new installs write version 2");
     assert_eq!(config.consumer.rebalance_timeout, Duration::from_secs(60));
     assert_eq!(config.consumer.flush_interval, Duration::from_millis(1000));
     assert_eq!(config.consumer.max_file_bytes, 1024 * 1024 * 1024);
@@ -100,6 +101,7 @@ fn full_example_sets_every_key() {
     assert_eq!(main.log_level, LogLevel::Debug);
     assert_eq!(main.working_directory, PathBuf::from("/var/lib/kafkatos3"));
     assert_eq!(main.shutdown_timeout, Duration::from_secs(45));
+    assert_eq!(main.mak_format_version, mak::Version::V1);
 
     let consumer = &config.consumer;
     assert_eq!(consumer.consumer_processes, 3);
@@ -298,6 +300,23 @@ fn unknown_enum_values_are_rejected() {
     assert_eq!(
         message(&with("main", "log.level = verbose")),
         "test.cfg:2: [main] log.level = 'verbose': expected one of DEBUG, INFO, WARNING, ERROR"
+    );
+}
+
+#[test]
+fn mak_format_version_is_1_or_2_and_anything_else_stops_startup_naming_file_line_and_key() {
+    assert_eq!(parse_ok(&with("main", "mak_format_version = 1")).main.mak_format_version, mak::Version::V1);
+    assert_eq!(parse_ok(&with("main", "mak_format_version = 2")).main.mak_format_version, mak::Version::V2);
+    for bad in ["3", "0", "v2", "2.0", "", "two"] {
+        let error = parse_err(&with("main", &format!("mak_format_version = {bad}")));
+        assert!(
+            matches!(&error, ConfigError::InvalidValue { line: 2, key, .. } if *key == "mak_format_version"),
+            "{bad:?}: {error:?}"
+        );
+    }
+    assert_eq!(
+        message(&with("main", "mak_format_version = 3")),
+        "test.cfg:2: [main] mak_format_version = '3': expected 1 (the original's format) or 2"
     );
 }
 

@@ -12,7 +12,7 @@ use super::{
     LogLevel, MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
 };
 
-const MAIN_KEYS: &[&str] = &["log.level", "working_directory", "shutdown_timeout_seconds"];
+const MAIN_KEYS: &[&str] = &["log.level", "working_directory", "shutdown_timeout_seconds", "mak_format_version"];
 const CONSUMER_KEYS: &[&str] = &[
     "consumer_processes",
     "kafka_bootstrap",
@@ -215,6 +215,7 @@ fn main(view: &View) -> Result<MainConfig, ConfigError> {
         shutdown_timeout: view.or_default("shutdown_timeout_seconds", Duration::from_secs(30), |v| {
             seconds(v, 0.0, false, "a number of seconds > 0")
         })?,
+        mak_format_version: view.or_default("mak_format_version", mak::Version::V2, mak_format_version)?,
     })
 }
 
@@ -480,6 +481,14 @@ fn log_level(value: &str) -> Result<LogLevel, String> {
         "WARNING" | "WARN" => Ok(LogLevel::Warning),
         "ERROR" | "CRITICAL" => Ok(LogLevel::Error),
         _ => Err("one of DEBUG, INFO, WARNING, ERROR".to_owned()),
+    }
+}
+
+fn mak_format_version(value: &str) -> Result<mak::Version, String> {
+    match value {
+        "1" => Ok(mak::Version::V1),
+        "2" => Ok(mak::Version::V2),
+        _ => Err("1 (the original's format) or 2".to_owned()),
     }
 }
 

@@ -141,6 +141,8 @@ pub struct Archive {
     pub records: ByPartition,
     /// The archive's data objects, in (topic, partition, offset) order.
     pub keys: Vec<String>,
+    /// The MAK version of each object, by key.
+    pub versions: BTreeMap<String, mak::Version>,
     /// Data objects no claim names.
     pub unclaimed: Vec<String>,
 }
@@ -200,6 +202,7 @@ pub async fn read_archive_with(
     }
     objects.sort();
     let mut records = ByPartition::new();
+    let mut versions = BTreeMap::new();
     for (topic, partition, start, end, key) in &objects {
         let bytes = store.get(&key.as_str().into()).await.expect("get object").bytes().await.expect("object body");
         let mut decoded = Vec::new();
@@ -208,22 +211,26 @@ pub async fn read_archive_with(
             .read_to_end(&mut decoded)
             .expect("object decrypts and decompresses");
         let mut reader =
-            mak::MakReader::with_size_limit(&decoded[..], decoded.len() as u64).expect("object is a MAK file");
-        assert_eq!(&reader.header().topic, topic, "{key}: header topic");
-        assert_eq!(reader.header().partition, *partition, "{key}: header partition");
-        assert_eq!(reader.header().start_offset, *start, "{key}: header start offset");
+            mak::AnyReader::with_size_limit(&decoded[..], decoded.len() as u64).expect("object is a MAK file");
+        versions.insert(key.clone(), reader.version());
+        assert_eq!(reader.topic(), topic, "{key}: header topic");
+        assert_eq!(reader.partition(), *partition, "{key}: header partition");
+        assert_eq!(reader.start_offset(), *start, "{key}: header start offset");
+        // What verify and the frontier read from the object's first bytes, before any record.
+        let header_end = kafkatos3::archive::header_from(&reader).expect("header range").end;
         let into = records.entry((topic.clone(), *partition)).or_default();
         let mut last = None;
         while let Some(record) = reader.next_record().expect("record decodes") {
             assert!(record.offset >= *start, "{key}: offset {} before the file's start", record.offset);
             last = Some(record.offset);
-            into.push(Produced { offset: record.offset, key: record.key.to_vec(), value: record.value.to_vec() });
+            // Null as empty: the comparison the v1 files allow (see `Produced`).
+            let (record_key, value) = (record.key.unwrap_or_default(), record.value.unwrap_or_default());
+            into.push(Produced { offset: record.offset, key: record_key.to_vec(), value: value.to_vec() });
         }
-        let header_end = reader.last_offset_field() as i64;
         assert_eq!(last, Some(header_end), "{key}: the header's last offset is the last record");
         assert_eq!(last, Some(*end), "{key}: the name's end offset is the last record");
     }
-    Archive { records, keys: objects.into_iter().map(|o| o.4).collect(), unclaimed }
+    Archive { records, keys: objects.into_iter().map(|o| o.4).collect(), unclaimed, versions }
 }
 
 /// Waits until the archive holds at least `expected` records, then returns it.

@@ -3,6 +3,7 @@
 //! the reader before [`decode`] sees the bytes, so decoding finds writer bugs, not torn writes.
 
 use crate::error::FrameProblem;
+use crate::v2::HeaderSource;
 use crate::v2::{FOOTER_FRAME_LEN, FRAME_LEN_LEN, KIND_FOOTER, KIND_RECORD, MIN_RECORD_FRAME_LEN, PROGRESS_LEN};
 
 /// Kafka's timestamp type of a record.
@@ -136,7 +137,7 @@ impl Footer {
 }
 
 /// A record to append. Headers keep their order; repeated keys are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct RecordRef<'a> {
     /// Kafka offset, `>= 0` and greater than the previous record's.
     pub offset: i64,
@@ -147,8 +148,9 @@ pub struct RecordRef<'a> {
     pub key: Option<&'a [u8]>,
     /// `None` is a null value (a tombstone), distinct from an empty one.
     pub value: Option<&'a [u8]>,
-    /// (key, value) pairs; a `None` value is a null header value.
-    pub headers: &'a [(&'a str, Option<&'a [u8]>)],
+    /// (key, value) pairs in order; a `None` value is a null header value. A slice, array or
+    /// `Vec` of pairs works, as does any other [`HeaderSource`].
+    pub headers: &'a dyn HeaderSource,
 }
 
 /// Bytes of the fixed fields at the start of a record frame: length, kind, offset, timestamp,
@@ -165,10 +167,11 @@ impl RecordRef<'_> {
             i32::try_from(len).ok().map(|_| len as u64)
         };
         let mut total = u64::from(MIN_RECORD_FRAME_LEN) + nullable(self.key)? + nullable(self.value)?;
-        u32::try_from(self.headers.len()).ok()?;
-        for (key, value) in self.headers {
+        u32::try_from(self.headers.header_count()).ok()?;
+        for index in 0..self.headers.header_count() {
+            let (key, value) = self.headers.header_at(index);
             u32::try_from(key.len()).ok()?;
-            let header = 4 + key.len() as u64 + 4 + nullable(*value)?;
+            let header = 4 + key.len() as u64 + 4 + nullable(value)?;
             total = total.checked_add(header)?;
         }
         u32::try_from(total).ok()
@@ -191,8 +194,9 @@ impl RecordRef<'_> {
         };
         nullable(self.key)?;
         nullable(self.value)?;
-        emit(&(self.headers.len() as u32).to_be_bytes())?;
-        for (key, value) in self.headers {
+        emit(&(self.headers.header_count() as u32).to_be_bytes())?;
+        for index in 0..self.headers.header_count() {
+            let (key, value) = self.headers.header_at(index);
             emit(&(key.len() as u32).to_be_bytes())?;
             emit(key.as_bytes())?;
             let len = value.map_or(-1, |b| b.len() as i32);
@@ -287,13 +291,14 @@ impl Record<'_> {
 }
 
 impl OwnedRecord {
-    /// The headers as the slice [`RecordRef::headers`] takes.
+    /// The headers as borrowed pairs.
     pub fn header_refs(&self) -> Vec<(&str, Option<&[u8]>)> {
         self.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect()
     }
 
-    /// This record for appending, with `headers` from [`OwnedRecord::header_refs`].
-    pub fn as_record_ref<'a>(&'a self, headers: &'a [(&'a str, Option<&'a [u8]>)]) -> RecordRef<'a> {
+    /// This record for appending.
+    pub fn as_record_ref(&self) -> RecordRef<'_> {
+        let headers: &dyn HeaderSource = &self.headers;
         RecordRef {
             offset: self.offset,
             timestamp: self.timestamp,

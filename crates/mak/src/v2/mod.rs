@@ -3,6 +3,7 @@
 //! footer that makes a sealed file self-verifying.
 //!
 //! - `header`: the header JSON.
+//! - `header_source`: [`HeaderSource`], the headers of a record to append, read by index.
 //! - `frame`: byte layout of the progress block, record frames and the footer, encoding and
 //!   decoding (no I/O).
 //! - `reader`: streaming reader over any `Read`, and [`read_summary`].
@@ -43,13 +44,15 @@
 //! # }
 //! ```
 
-mod frame;
+pub(crate) mod frame;
 mod header;
+mod header_source;
 mod reader;
 mod writer;
 
 pub use frame::{Footer, Headers, OwnedRecord, Progress, Record, RecordRef, State, TimestampType};
 pub use header::Header;
+pub use header_source::{HeaderSource, NO_HEADERS};
 pub use reader::{read_all, read_summary, MakReader, Summary};
 pub use writer::{MakWriter, Recovered};
 

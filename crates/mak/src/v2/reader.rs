@@ -188,6 +188,12 @@ impl<R: Read> MakReader<R> {
         self.tally.count
     }
 
+    /// The underlying stream, positioned after the last frame read (its buffered bytes are
+    /// kept): callers use it to read a container format to its end, e.g. gzip's checksum trailer.
+    pub fn into_inner(self) -> BufReader<R> {
+        self.source
+    }
+
     /// The footer, once the reader reached the end of a sealed file.
     pub fn footer(&self) -> Option<&Footer> {
         self.footer.as_ref()

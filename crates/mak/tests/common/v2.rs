@@ -30,8 +30,7 @@ pub fn simple(offset: i64, value: &[u8]) -> OwnedRecord {
 }
 
 pub fn append(writer: &mut MakWriter, record: &OwnedRecord) {
-    let headers = record.header_refs();
-    writer.append(&record.as_record_ref(&headers)).unwrap();
+    writer.append(&record.as_record_ref()).unwrap();
 }
 
 /// Writes `records` to a new file at `path`, syncing after each when `sync_each`, and seals it

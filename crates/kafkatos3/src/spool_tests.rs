@@ -1,0 +1,254 @@
+use mak::v2::{OwnedRecord, TimestampType, NO_HEADERS};
+
+use super::*;
+
+/// A record without headers or timestamp.
+fn plain<'a>(offset: i64, key: Option<&'a [u8]>, value: Option<&'a [u8]>) -> RecordRef<'a> {
+    RecordRef { offset, timestamp: -1, timestamp_type: TimestampType::NotAvailable, key, value, headers: NO_HEADERS }
+}
+
+/// Records with everything version 2 keeps: null and empty keys and values, headers with a
+/// repeated key and a null value, each timestamp type, binary bytes.
+fn varied(first: i64) -> Vec<OwnedRecord> {
+    let header = |key: &str, value: Option<&[u8]>| (key.to_string(), value.map(<[u8]>::to_vec));
+    let record = |offset, timestamp, timestamp_type, key: Option<&[u8]>, value: Option<&[u8]>, headers| OwnedRecord {
+        offset,
+        timestamp,
+        timestamp_type,
+        key: key.map(<[u8]>::to_vec),
+        value: value.map(<[u8]>::to_vec),
+        headers,
+    };
+    vec![
+        record(first, 1_700_000_000_123, TimestampType::CreateTime, Some(b"k"), Some(b"v"), vec![]),
+        record(first + 1, 1_700_000_000_124, TimestampType::CreateTime, None, Some(b""), vec![header("a", None)]),
+        record(first + 2, 1_700_000_000_125, TimestampType::LogAppendTime, Some(b""), None, vec![]),
+        record(
+            first + 3,
+            -1,
+            TimestampType::NotAvailable,
+            Some(&[0x00, 0xff]),
+            Some(&[0x80, b'"', b'\n']),
+            vec![
+                header("trace", Some(b"1")),
+                header("trace", Some(b"")),
+                header("z", None),
+                header("trace", Some(b"\xff")),
+            ],
+        ),
+        record(first + 5, 0, TimestampType::CreateTime, None, None, vec![header("", Some(b"x"))]),
+    ]
+}
+
+fn append_all(spool: &mut PartitionSpool, records: &[OwnedRecord]) {
+    for record in records {
+        assert_eq!(spool.append(&record.as_record_ref(), 1.0).unwrap(), Appended::Written);
+    }
+}
+
+/// Every record of a file of either version, as version 2 records.
+fn read_any(path: &std::path::Path) -> (mak::Version, Vec<OwnedRecord>) {
+    let mut reader = mak::AnyReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut records = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        records.push(record.to_owned_record());
+    }
+    (reader.version(), records)
+}
+
+fn the_one_sealed_file(work: &WorkDir, tp: &TopicPartition) -> PathBuf {
+    let sealed = work.list_sealed_for(tp).unwrap();
+    assert_eq!(sealed.len(), 1, "{sealed:?}");
+    sealed[0].path.clone()
+}
+
+#[test]
+fn a_file_is_full_at_its_size_or_its_record_count_whichever_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = WorkDir::new(dir.path());
+    let mut spool = PartitionSpool::new(&work, TopicPartition::new("t", 0), Some(0), Version::V2);
+    assert!(!spool.is_full(1, Some(1)), "an empty file is never full");
+    for offset in 0..3 {
+        spool.append(&plain(offset, None, Some(b"v")), 1.0).unwrap();
+    }
+    assert!(!spool.is_full(u64::MAX, None));
+    assert!(!spool.is_full(u64::MAX, Some(4)));
+    assert!(spool.is_full(u64::MAX, Some(3)));
+    assert!(spool.is_full(10, None), "size alone");
+}
+
+#[test]
+fn version_2_spool_keeps_null_versus_empty_headers_in_order_and_timestamps_and_seals_with_a_footer() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = WorkDir::new(dir.path());
+    let tp = TopicPartition::new("t", 3);
+    let mut spool = PartitionSpool::new(&work, tp.clone(), Some(10), Version::V2);
+    let records = varied(10);
+    append_all(&mut spool, &records);
+    let (name, size) = spool.seal(&work).unwrap().expect("sealed");
+    assert_eq!((name.start, name.end), (10, 15));
+    let path = the_one_sealed_file(&work, &tp);
+    assert_eq!(size, std::fs::metadata(&path).unwrap().len(), "the size reported includes the footer");
+
+    let (version, read) = read_any(&path);
+    assert_eq!(version, mak::Version::V2);
+    assert_eq!(read, records);
+    let mut reader = mak::v2::MakReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(reader.header().writer.as_deref(), Some(WRITER));
+    assert_eq!(reader.header().created_ms, Some(1000), "created at now_secs = 1.0");
+    while reader.next_record().unwrap().is_some() {}
+    let footer = reader.footer().expect("a sealed version 2 file ends with a footer");
+    assert_eq!((footer.record_count, footer.first_offset, footer.last_offset), (5, 10, 15));
+}
+
+#[test]
+fn version_1_spool_writes_the_originals_format_with_null_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = WorkDir::new(dir.path());
+    let tp = TopicPartition::new("t", 0);
+    let mut spool = PartitionSpool::new(&work, tp.clone(), Some(10), Version::V1);
+    let records = varied(10);
+    append_all(&mut spool, &records);
+    spool.seal(&work).unwrap().expect("sealed");
+    let path = the_one_sealed_file(&work, &tp);
+    let mut reader = mak::MakReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(reader.header().start_time, 1.0);
+    for expected in &records {
+        let record = reader.next_record().unwrap().expect("a record");
+        assert_eq!(record.offset, expected.offset);
+        assert_eq!(record.key, expected.key.as_deref().unwrap_or_default());
+        assert_eq!(record.value, expected.value.as_deref().unwrap_or_default());
+    }
+    assert!(reader.next_record().unwrap().is_none());
+}
+
+/// Writes `records` into the partition's in-progress file in `version`, left unsealed as a
+/// crash (or an older daemon) would leave it.
+fn leave_in_progress(work: &WorkDir, tp: &TopicPartition, version: Version, records: &[OwnedRecord]) {
+    let mut spool = PartitionSpool::new(work, tp.clone(), Some(records[0].offset), version);
+    append_all(&mut spool, records);
+    spool.close().unwrap();
+}
+
+#[test]
+fn an_in_progress_file_is_resumed_and_sealed_in_its_own_version_and_the_next_file_follows_the_config() {
+    for (left, configured) in [(Version::V1, Version::V2), (Version::V2, Version::V1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        let tp = TopicPartition::new("t", 0);
+        let records = varied(0);
+        leave_in_progress(&work, &tp, left, &records[..2]);
+        let (writer, recovered) = AnyWriter::open_append(&work.inprogress_file(&tp)).unwrap();
+        assert_eq!((recovered.version, recovered.record_count, recovered.last_offset), (left, 2, Some(1)));
+        let mut spool = PartitionSpool::resume(&work, tp.clone(), writer, configured);
+        assert_eq!(spool.next_offset(), Some(2));
+        append_all(&mut spool, &records[2..]);
+        spool.seal(&work).unwrap().expect("sealed");
+        let (version, read) = read_any(&the_one_sealed_file(&work, &tp));
+        assert_eq!(version, left, "a resumed file keeps its version until sealed");
+        assert_eq!(read.len(), records.len());
+        if left == Version::V2 {
+            assert_eq!(read, records, "resumed version 2 file keeps every field");
+        }
+
+        let next = plain(100, Some(b"k"), None);
+        spool.append(&next, 1.0).unwrap();
+        spool.close().unwrap();
+        assert_eq!(
+            mak::detect_version(&work.inprogress_file(&tp)).unwrap(),
+            Some(configured),
+            "a new file follows the config"
+        );
+    }
+}
+
+#[test]
+fn giving_up_a_partition_leaves_a_version_2_file_resumable_not_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = WorkDir::new(dir.path());
+    let tp = TopicPartition::new("t", 0);
+    let records = varied(7);
+    leave_in_progress(&work, &tp, Version::V2, &records);
+    assert!(!mak::is_sealed(&work.inprogress_file(&tp)));
+    let (_writer, recovered) = AnyWriter::open_append(&work.inprogress_file(&tp)).unwrap();
+    assert_eq!(recovered.last_offset, Some(12));
+}
+
+#[test]
+fn a_version_2_in_progress_file_sealed_before_a_crash_is_only_moved_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = WorkDir::new(dir.path());
+    let tp = TopicPartition::new("t", 0);
+    let records = varied(20);
+    let path = work.inprogress_file(&tp);
+    let mut spool = PartitionSpool::new(&work, tp.clone(), Some(20), Version::V2);
+    append_all(&mut spool, &records);
+    // The seal's first half: the footer is written, the crash comes before the rename.
+    spool.writer.take().unwrap().seal().unwrap();
+    assert!(mak::is_sealed(&path));
+    let bytes = std::fs::read(&path).unwrap();
+
+    let (name, size) = seal_existing(&work, &tp).unwrap().expect("moved on");
+    assert_eq!((name.start, name.end, size), (20, 25, bytes.len() as u64));
+    assert!(!path.exists());
+    assert_eq!(std::fs::read(the_one_sealed_file(&work, &tp)).unwrap(), bytes, "moved unchanged");
+}
+
+#[test]
+fn seal_existing_seals_a_version_1_file_as_version_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = WorkDir::new(dir.path());
+    let tp = TopicPartition::new("t", 0);
+    leave_in_progress(&work, &tp, Version::V1, &varied(0));
+    let (name, _) = seal_existing(&work, &tp).unwrap().expect("sealed");
+    assert_eq!((name.start, name.end), (0, 5));
+    assert_eq!(read_any(&the_one_sealed_file(&work, &tp)).0, Version::V1);
+}
+
+#[test]
+fn orphan_path_mirrors_the_partition_under_orphaned() {
+    let path = orphan_path(std::path::Path::new("/w/inprogress/my-topic/7/data.mak"));
+    assert!(path.starts_with("/w/orphaned/my-topic/7/"), "{}", path.display());
+    assert!(path.to_string_lossy().ends_with("-data.mak"));
+}
+
+#[test]
+fn an_unreadable_in_progress_file_is_set_aside_and_its_records_fetched_again() {
+    for version in [Version::V1, Version::V2] {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        let tp = TopicPartition::new("t", 0);
+        let mut spool = PartitionSpool::new(&work, tp.clone(), Some(40), version);
+        assert_eq!(spool.append(&plain(40, Some(b"k"), Some(b"v")), 1.0).unwrap(), Appended::Written);
+        spool.flush().unwrap();
+        // The header is destroyed behind the writer's back; the next failure cannot reopen it.
+        std::fs::write(work.inprogress_file(&tp), b"MA").unwrap();
+        let error =
+            SpoolError::Fs { tp: tp.clone(), source: FsError::new("test", dir.path(), std::io::Error::other("x")) };
+        let _ = spool.fail(error);
+        assert_eq!(spool.take_rewind(), Some(40), "fetch again from the file's start");
+        assert!(!work.inprogress_file(&tp).exists());
+        let orphaned = dir.path().join("orphaned/t/0");
+        assert_eq!(std::fs::read_dir(orphaned).unwrap().count(), 1, "kept, not deleted");
+        let again = plain(40, Some(b"k"), Some(b"v"));
+        assert_eq!(spool.append(&again, 1.0).unwrap(), Appended::Written, "a fresh file starts");
+    }
+}
+
+#[test]
+fn after_a_failed_write_a_version_2_file_is_reopened_at_its_last_durable_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = WorkDir::new(dir.path());
+    let tp = TopicPartition::new("t", 0);
+    let records = varied(0);
+    let mut spool = PartitionSpool::new(&work, tp.clone(), Some(0), Version::V2);
+    append_all(&mut spool, &records[..3]);
+    spool.flush().unwrap();
+    append_all(&mut spool, &records[3..]);
+    let error = SpoolError::Fs { tp: tp.clone(), source: FsError::new("test", dir.path(), std::io::Error::other("x")) };
+    let _ = spool.fail(error);
+    assert_eq!(spool.take_rewind(), Some(3), "unsynced records are fetched again");
+    append_all(&mut spool, &records[3..]);
+    spool.seal(&work).unwrap().expect("sealed");
+    assert_eq!(read_any(&the_one_sealed_file(&work, &tp)), (Version::V2, records));
+}

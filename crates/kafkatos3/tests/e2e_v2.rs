@@ -1,0 +1,231 @@
+//! End to end for the MAK format versions: the real daemon against the real broker and S3
+//! server, read back with the real `kafkatos3_parse` binary (version 2, the default) and with
+//! the original Python reader (`mak_format_version = 1`).
+
+mod support;
+
+use std::io::Read;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use support::*;
+
+/// One record as produced, every field version 2 keeps.
+#[derive(Clone, Debug, PartialEq)]
+struct Full {
+    offset: i64,
+    timestamp: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Records covering what version 1 loses: null versus empty keys and values, tombstones,
+/// binary bytes, headers (several, repeated keys, null and empty values), explicit CreateTime
+/// timestamps (not in increasing order, some close to 0).
+fn varied(count: usize) -> Vec<Full> {
+    let header = |key: &str, value: Option<&[u8]>| (key.to_string(), value.map(<[u8]>::to_vec));
+    (0..count)
+        .map(|seq| {
+            let key = match seq % 5 {
+                0 => None,
+                1 => Some(Vec::new()),
+                2 => Some(vec![0x00, 0xff, 0x0a, seq as u8]),
+                _ => Some(format!("key-{seq}").into_bytes()),
+            };
+            let value = match seq % 7 {
+                0 => None, // a tombstone
+                1 => Some(Vec::new()),
+                2 => Some(vec![0x80, b'"', b'\\', 0x00, (seq % 251) as u8]),
+                _ => Some(format!("value-{seq}-{}", "x".repeat(seq % 40)).into_bytes()),
+            };
+            let headers = match seq % 4 {
+                0 => vec![],
+                1 => vec![header("trace", Some(b"abc")), header("trace", Some(b"def")), header("null", None)],
+                2 => vec![header("empty", Some(b"")), header("bin", Some(&[0xff, 0x00, seq as u8]))],
+                _ => vec![header("only-null", None)],
+            };
+            let timestamp = match seq % 3 {
+                0 => 1_600_000_000_000 + seq as i64 * 1000,
+                1 => 1_500_000_000_000 - seq as i64,
+                _ => seq as i64,
+            };
+            Full { offset: -1, timestamp, key, value, headers }
+        })
+        .collect()
+}
+
+/// Produces `records` in order to partition 0 (one at a time, so offsets follow the list) and
+/// fills in their offsets.
+async fn produce_full(env: &TestEnv, topic: &str, records: &mut [Full]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &env.bootstrap)
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    for record in records.iter_mut() {
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header { key, value: value.as_deref() });
+        }
+        let mut message =
+            FutureRecord::<[u8], [u8]>::to(topic).partition(0).timestamp(record.timestamp).headers(headers);
+        if let Some(key) = &record.key {
+            message = message.key(key);
+        }
+        if let Some(value) = &record.value {
+            message = message.payload(value);
+        }
+        let delivery = producer.send(message, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("delivery");
+        record.offset = delivery.offset;
+    }
+}
+
+/// What a plain consumer gets back from the broker: tells a broker that drops fields apart
+/// from a daemon that does.
+fn consume_plain(env: &TestEnv, topic: &str, count: usize) -> Vec<Full> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.bootstrap)
+        .set("group.id", unique("plain"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while got.len() < count && std::time::Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else { continue };
+        let message = message.expect("consume");
+        let headers = message.headers().map_or_else(Vec::new, |headers| {
+            headers.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect()
+        });
+        got.push(Full {
+            offset: message.offset(),
+            timestamp: message.timestamp().to_millis().unwrap_or(-1),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers,
+        });
+    }
+    got
+}
+
+/// Decodes a JSON Lines record printed with `--bytes base64` back into a [`Full`].
+fn from_json(line: &serde_json::Value) -> Full {
+    let bytes = |value: &serde_json::Value| -> Option<Vec<u8>> {
+        value.as_str().map(|text| base64::engine::general_purpose::STANDARD.decode(text).expect("base64"))
+    };
+    assert_eq!(line["timestamp_type"], "CreateTime", "{line}");
+    Full {
+        offset: line["offset"].as_i64().expect("offset"),
+        timestamp: line["timestamp"].as_i64().expect("timestamp"),
+        key: bytes(&line["key"]),
+        value: bytes(&line["value"]),
+        headers: line["headers"]
+            .as_array()
+            .expect("headers list")
+            .iter()
+            .map(|h| (h["key"].as_str().expect("header key").to_string(), bytes(&h["value"])))
+            .collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_2_archive_read_by_kafkatos3_parse_from_s3_gives_back_every_field_of_every_record_in_order() {
+    let env = env();
+    let topic = unique("e2e-v2");
+    create_topic(&env, &topic, 1).await;
+    let mut produced = varied(120);
+    produce_full(&env, &topic, &mut produced).await;
+    let from_broker = consume_plain(&env, &topic, produced.len());
+    assert_eq!(from_broker, produced, "the broker itself returns every field as produced");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let config = dir.path().join("kafkatos3.cfg");
+    // No mak_format_version: the default, version 2.
+    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix).write(&env, &config);
+    let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    let s3 = store(&env, &env.s3_endpoint);
+    let archive = wait_for_archive(s3.as_ref(), &prefix, produced.len(), Duration::from_secs(90)).await;
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+    assert!(archive.versions.values().all(|v| *v == mak::Version::V2), "{:?}", archive.versions);
+
+    let mut parsed = Vec::new();
+    for key in &archive.keys {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3_parse"))
+            .args(["--json", "--bytes", "base64", "--config"])
+            .arg(&config)
+            .arg(format!("s3://{}/{key}", env.bucket))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{key}: {}", String::from_utf8_lossy(&out.stderr));
+        for line in stdout.lines() {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!((line["topic"].as_str(), line["partition"].as_i64()), (Some(topic.as_str()), Some(0)));
+            parsed.push(from_json(&line));
+        }
+    }
+    assert_eq!(parsed.len(), produced.len());
+    for (got, expected) in parsed.iter().zip(&produced) {
+        assert_eq!(got, expected, "record at offset {}", expected.offset);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mak_format_version_1_writes_objects_the_original_python_reader_reads() {
+    let env = env();
+    let topic = unique("e2e-v1");
+    create_topic(&env, &topic, 2).await;
+    let mut produced = ByPartition::new();
+    produce(&env, &topic, 2, 0, 200, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+    config.extra_main = "mak_format_version = 1".into();
+    config.write(&env, &dir.path().join("kafkatos3.cfg"));
+    let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
+    let s3 = store(&env, &env.s3_endpoint);
+    let archive = wait_for_archive(s3.as_ref(), &prefix, 200, Duration::from_secs(90)).await;
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+    assert_exactly_once(&produced, &archive);
+    assert!(archive.versions.values().all(|v| *v == mak::Version::V1), "{:?}", archive.versions);
+
+    // Every object, gunzipped, through the original's reader: `offset<TAB>hex(key)<TAB>hex(value)`.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mak/tests/golden/read_with_original.py");
+    let python = std::env::var("KAFKATOS3_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut read = ByPartition::new();
+    for key in &archive.keys {
+        let bytes = object_store::ObjectStoreExt::get(s3.as_ref(), &key.as_str().into()).await.unwrap();
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&bytes.bytes().await.unwrap()[..]).read_to_end(&mut plain).unwrap();
+        let path = dir.path().join("object.mak");
+        std::fs::write(&path, &plain).unwrap();
+        let out = std::process::Command::new(&python).arg(&script).arg(&path).output().unwrap();
+        assert!(out.status.success(), "{key}: {}", String::from_utf8_lossy(&out.stderr));
+        let partition: i32 = key.rsplit('/').nth(1).unwrap().parse().unwrap();
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let unhex = |text: &str| {
+                (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+            };
+            read.entry((topic.clone(), partition)).or_default().push(Produced {
+                offset: fields[0].parse().unwrap(),
+                key: unhex(fields[1]),
+                value: unhex(fields[2]),
+            });
+        }
+    }
+    assert_eq!(read, produced, "the original's reader reads every record");
+}
