@@ -16,7 +16,7 @@ pub enum ParseError {
     #[error("{}: {source}", path.display())]
     Read { path: std::path::PathBuf, source: mak::ReadError },
     #[error("{}: {source}", path.display())]
-    Layers { path: std::path::PathBuf, source: mak::layers::LayerError },
+    Layers { path: std::path::PathBuf, source: Box<mak::layers::LayerError> },
     #[error("{}: after the last record: {source}", path.display())]
     Trailer { path: std::path::PathBuf, source: io::Error },
     #[error("writing output: {0}")]
@@ -82,7 +82,7 @@ pub fn print_stream(
     let path = std::path::PathBuf::from(name);
     let input = BufReader::with_capacity(256 * 1024, input);
     let input = mak::layers::archive_reader(input, decryption)
-        .map_err(|source| ParseError::Layers { path: path.clone(), source })?;
+        .map_err(|source| ParseError::Layers { path: path.clone(), source: Box::new(source) })?;
     let read_error = |source| ParseError::Read { path: path.clone(), source };
     // No size limit even for a plain file: a truncated file still shows the records before the
     // cut, then fails naming the byte where the data ends (the reader never allocates past what
@@ -435,7 +435,7 @@ mod tests {
         let path = v2_file(dir.path());
         let mut out = Vec::new();
         let file = File::open(&path).unwrap();
-        print_stream("v2.mak", file, Format::Json(BytesAs::Base64), Filter::default(), &mut out).unwrap();
+        print_stream("v2.mak", file, Format::Json(BytesAs::Base64), Filter::default(), None, &mut out).unwrap();
         let lines: Vec<serde_json::Value> =
             String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(

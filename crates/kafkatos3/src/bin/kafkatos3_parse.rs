@@ -77,8 +77,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // `kafkatos3_parse f | head` is not an error.
         Err(ParseError::Output(e)) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(error @ ParseError::Layers { source: mak::layers::LayerError::NeedsDecryption, .. }) => {
-            eprintln!("kafkatos3_parse: {error} (--identity or --passphrase)");
+        Err(ParseError::Layers { ref source, .. }) if matches!(**source, mak::layers::LayerError::NeedsDecryption) => {
+            eprintln!("kafkatos3_parse: {}: {source} (--identity or --passphrase)", args.file);
             ExitCode::FAILURE
         }
         Err(error) => {
