@@ -49,10 +49,12 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 S3_AK = "kafkatos3-bench-access"
 S3_SK = "kafkatos3-bench-secret"
 
-# Codec name -> extra config lines for the daemon. Today the daemon has one codec (gzip, no key);
-# when zstd/lz4 land, add their lines here (e.g. "[compression] codec = zstd") and pass --codecs gzip,zstd.
+# Codec name -> extra config lines for the daemon, by section (README "[compression]").
 CODECS = {
-    "gzip": {},
+    "gzip": {"compression": {"compression": "gzip"}},
+    "zstd": {"compression": {"compression": "zstd"}},
+    "lz4": {"compression": {"compression": "lz4"}},
+    "none": {"compression": {"compression": "none"}},
 }
 
 
@@ -420,7 +422,7 @@ topic_whitelist = {TOPIC}
 # the test broker (Tansu) takes session.timeout.ms / 2 for every group join
 session.timeout.ms = 6000
 """
-    # Codec-specific lines go into their section (none for gzip, the only codec today).
+    # Codec-specific lines go into their section.
     for section, entries in CODECS[codec].items():
         extra = "".join(f"{k} = {v}\n" for k, v in entries.items())
         lines = lines.replace(f"[{section}]\n", f"[{section}]\n{extra}", 1)

@@ -85,6 +85,8 @@ pub struct Report {
     pub partitions: BTreeMap<TopicPartition, PartitionReport>,
     /// Keys under the prefix that are not archive objects (left alone, reported).
     pub foreign: Vec<String>,
+    /// Encrypted objects not read (no identity or passphrase given): checked by claim and name only.
+    pub encrypted_unread: usize,
     /// Data objects no claim names: a crash between writing an object and claiming it, or an
     /// instance that lost the claim and could not delete its object. Not part of the archive.
     pub unclaimed: Vec<String>,
@@ -125,6 +127,13 @@ impl Report {
         let _ = self.render_kafka(&mut out);
         for key in &self.foreign {
             let _ = writeln!(out, "ignored {key}: not an archive object name");
+        }
+        if self.encrypted_unread > 0 {
+            let _ = writeln!(
+                out,
+                "{} encrypted objects checked by claim and name only (give --identity or --passphrase to read them)",
+                self.encrypted_unread
+            );
         }
         for key in &self.unclaimed {
             let _ = writeln!(out, "ignored {key}: no claim names it (an interrupted or losing upload; safe to delete)");
@@ -212,7 +221,15 @@ pub fn kafka_watermarks<'a>(
 }
 
 /// Verifies the archive under `prefix` (an empty prefix means the whole bucket).
-pub async fn verify(store: &dyn ObjectStore, bucket: &str, prefix: &str, deep: bool) -> Result<Report, VerifyError> {
+/// Encrypted objects are read only with `decryption`; without it their claims and names are all
+/// that is checked (counted in [`Report::encrypted_unread`]).
+pub async fn verify(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    prefix: &str,
+    deep: bool,
+    decryption: Option<&mak::crypt::Decryption>,
+) -> Result<Report, VerifyError> {
     let list_prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
     let listed: Vec<ObjectMeta> = store
         .list(list_prefix.as_ref())
@@ -276,7 +293,10 @@ pub async fn verify(store: &dyn ObjectStore, bucket: &str, prefix: &str, deep: b
     }
     report.unclaimed.sort();
     for (meta, name) in archived {
-        let checked = check_object(store, &meta, name, deep).await;
+        if meta.location.as_ref().ends_with(AGE_SUFFIX) && decryption.is_none() {
+            report.encrypted_unread += 1;
+        }
+        let checked = check_object(store, &meta, name, deep, decryption).await;
         report.partitions.entry(checked.tp.clone()).or_default().objects.push(checked);
     }
     for partition in report.partitions.values_mut() {
@@ -328,22 +348,31 @@ pub fn coverage(ranges: impl Iterator<Item = OffsetRange>) -> (Vec<OffsetRange>,
     (gaps, overlaps)
 }
 
-async fn check_object(store: &dyn ObjectStore, meta: &ObjectMeta, name: ObjectName, deep: bool) -> CheckedObject {
+async fn check_object(
+    store: &dyn ObjectStore,
+    meta: &ObjectMeta,
+    name: ObjectName,
+    deep: bool,
+    decryption: Option<&mak::crypt::Decryption>,
+) -> CheckedObject {
     let key = meta.location.to_string();
-    let checked = if key.ends_with(AGE_SUFFIX) {
-        // Encrypted: its claim and name are all that can be checked without a key.
+    let encrypted = key.ends_with(AGE_SUFFIX);
+    // age decrypts whole 64 KiB chunks: the header needs the first one complete.
+    let head = if encrypted { 3 * HEADER_FETCH } else { HEADER_FETCH };
+    let checked = if encrypted && decryption.is_none() {
+        // Its claim and name are all that can be checked without a key.
         Ok(None)
     } else {
-        let fetched = if deep || meta.size <= HEADER_FETCH {
+        let fetched = if deep || meta.size <= head {
             match store.get(&meta.location).await {
                 Ok(result) => result.bytes().await,
                 Err(error) => Err(error),
             }
         } else {
-            store.get_range(&meta.location, 0..HEADER_FETCH).await
+            store.get_range(&meta.location, 0..head).await
         };
         match fetched {
-            Ok(bytes) => check_bytes(&bytes, &name, deep),
+            Ok(bytes) => check_bytes(&bytes, &name, deep, decryption),
             Err(error) => Err(format!("cannot be read: {error}")),
         }
     };
@@ -356,8 +385,13 @@ async fn check_object(store: &dyn ObjectStore, meta: &ObjectMeta, name: ObjectNa
 
 /// Checks an object's header (from its first bytes unless `deep`) against its key and, when
 /// deep, reads every record; returns the record count when deep.
-fn check_bytes(bytes: &[u8], name: &ObjectName, deep: bool) -> Result<Option<u64>, String> {
-    let decoder = mak::codec::Decoder::detect(bytes).map_err(|e| format!("header: {e}"))?;
+fn check_bytes(
+    bytes: &[u8],
+    name: &ObjectName,
+    deep: bool,
+    decryption: Option<&mak::crypt::Decryption>,
+) -> Result<Option<u64>, String> {
+    let decoder = mak::layers::archive_reader(bytes, decryption).map_err(|e| format!("header: {e}"))?;
     let mut reader = AnyReader::new(decoder).map_err(|e| format!("header: {e}"))?;
     let header = archive::header_from(&reader)?;
     if header.tp != name.tp || header.start != name.start {

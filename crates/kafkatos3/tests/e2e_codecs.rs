@@ -167,4 +167,18 @@ async fn encrypted_archives_are_read_with_the_key_by_parse_and_by_the_age_tool_a
             assert!(plain == ours, "the age and zstd tools read what we read");
         }
     }
+    let verify = |extra: &[String]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3"));
+        command.args(["verify", "--deep", "--offline", "--config"]).arg(dir.path().join("kafkatos3.cfg")).args(extra);
+        let out = command.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (code, out) = verify(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("encrypted objects checked by claim and name only"), "{out}");
+    let keys = ["--identity".into(), identity.display().to_string()];
+    let keys = [keys, ["--passphrase".into(), format!("file:{}", passphrase.display())]].concat();
+    let (code, out) = verify(&keys);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("{topic}:0: offsets 0-99 in ")) && out.contains("100 records, clean"), "{out}");
 }

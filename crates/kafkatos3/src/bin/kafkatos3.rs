@@ -1,4 +1,5 @@
 //! `kafkatos3 CONFIG`: the archiving daemon. `kafkatos3 verify ...`: check an archive in S3.
+//! `kafkatos3 parse ...`: print an archive file (the same as `kafkatos3_parse`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,9 @@ enum Command {
     /// Check an archive in S3: offsets covered per partition, gaps, overlaps, unreadable objects.
     /// Exit status 0 only when clean.
     Verify(VerifyArgs),
+    /// Print the header and records of a MAK file (any version, codec or encryption), from a
+    /// local path or s3://bucket/key: the same as kafkatos3_parse.
+    Parse(kafkatos3::parse::cli::ParseArgs),
 }
 
 #[derive(clap::Args)]
@@ -53,12 +57,19 @@ struct VerifyArgs {
     /// Do not ask Kafka, only S3
     #[arg(long, conflicts_with = "bootstrap")]
     offline: bool,
+    /// To read .age objects: an age identity file (PATH, file:PATH or env:NAME); repeatable
+    #[arg(long, value_name = "SOURCE")]
+    identity: Vec<String>,
+    /// To read .age objects encrypted to a passphrase: file:PATH or env:NAME
+    #[arg(long, value_name = "SOURCE")]
+    passphrase: Option<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     match (args.command, args.configfile) {
         (Some(Command::Verify(verify)), _) => run_verify(verify),
+        (Some(Command::Parse(parse)), _) => kafkatos3::parse::cli::run(parse, "kafkatos3 parse"),
         (None, Some(configfile)) => run_daemon(configfile),
         (None, None) => {
             let _ = Args::command().write_help(&mut std::io::stderr());
@@ -109,7 +120,9 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
     let result = (|| -> anyhow::Result<kafkatos3::verify::Report> {
         let store = kafkatos3::s3::connect(target)?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let mut report = runtime.block_on(kafkatos3::verify::verify(store.as_ref(), bucket, prefix, args.deep))?;
+        let decryption = kafkatos3::parse::cli::decryption(&args.identity, args.passphrase.as_deref())?;
+        let verify = kafkatos3::verify::verify(store.as_ref(), bucket, prefix, args.deep, decryption.as_ref());
+        let mut report = runtime.block_on(verify)?;
         let kafka = match (&args.bootstrap, &config) {
             _ if args.offline => None,
             (Some(bootstrap), _) => {

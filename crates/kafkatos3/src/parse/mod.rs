@@ -9,6 +9,11 @@ use std::path::Path;
 use mak::v2::{Record, TimestampType};
 use mak::{AnyReader, Version};
 
+pub mod cli;
+mod s3;
+
+pub use s3::{s3_reader, S3Reader};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     #[error("{}: {source}", path.display())]
@@ -50,16 +55,28 @@ pub enum BytesAs {
     Base64,
 }
 
-/// Which records to print: offsets `from..=to`.
+/// Which records to print: offsets `from..=to` and timestamps `from_ms..=to_ms`. A time bound
+/// excludes records without a timestamp (version 1 files, `NotAvailable`): nothing says they
+/// are in range.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter {
     pub from: Option<i64>,
     pub to: Option<i64>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
 }
 
 impl Filter {
-    fn admits(&self, offset: i64) -> bool {
-        self.from.is_none_or(|from| offset >= from) && self.to.is_none_or(|to| offset <= to)
+    fn admits(&self, record: &Record<'_>) -> bool {
+        let offset = record.offset;
+        let in_offsets = self.from.is_none_or(|from| offset >= from) && self.to.is_none_or(|to| offset <= to);
+        if self.from_ms.is_none() && self.to_ms.is_none() {
+            return in_offsets;
+        }
+        let time =
+            (record.timestamp_type != TimestampType::NotAvailable && record.timestamp >= 0).then_some(record.timestamp);
+        in_offsets
+            && time.is_some_and(|t| self.from_ms.is_none_or(|from| t >= from) && self.to_ms.is_none_or(|to| t <= to))
     }
 }
 
@@ -103,7 +120,7 @@ pub fn print_stream(
     let mut count = 0;
     let mut line = String::new();
     while let Some(record) = reader.next_record().map_err(read_error)? {
-        if !filter.admits(record.offset) {
+        if !filter.admits(&record) {
             continue;
         }
         match format {
@@ -224,55 +241,6 @@ fn json_bytes(
     }
 }
 
-/// A blocking reader of an S3 object's body, streamed in the chunks S3 sends (a small runtime
-/// of its own fetches them), so an object of any size is printed in bounded memory.
-pub struct S3Reader {
-    chunks: tokio::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
-    chunk: bytes::Bytes,
-    _runtime: tokio::runtime::Runtime,
-}
-
-pub fn s3_reader(
-    store: std::sync::Arc<dyn object_store::ObjectStore>,
-    key: object_store::path::Path,
-) -> io::Result<S3Reader> {
-    use futures::StreamExt;
-    use object_store::ObjectStoreExt;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let (tx, chunks) = tokio::sync::mpsc::channel(4);
-    runtime.spawn(async move {
-        let mut body = match store.get(&key).await {
-            Ok(result) => result.into_stream(),
-            Err(error) => {
-                let _ = tx.send(Err(io::Error::other(error))).await;
-                return;
-            }
-        };
-        while let Some(chunk) = body.next().await {
-            let failed = chunk.is_err();
-            if tx.send(chunk.map_err(io::Error::other)).await.is_err() || failed {
-                return;
-            }
-        }
-    });
-    Ok(S3Reader { chunks, chunk: bytes::Bytes::new(), _runtime: runtime })
-}
-
-impl Read for S3Reader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.chunk.is_empty() {
-            match self.chunks.blocking_recv() {
-                Some(Ok(chunk)) => self.chunk = chunk,
-                Some(Err(error)) => return Err(error),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk.split_to(n));
-        Ok(n)
-    }
-}
-
 /// The original printed `time.mktime(...)` floats: `1479000000.0`.
 fn python_float(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e16 {
@@ -308,147 +276,4 @@ pub fn render_bytes(bytes: &[u8], out: &mut String) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rendered(bytes: &[u8]) -> String {
-        let mut s = String::new();
-        render_bytes(bytes, &mut s);
-        s
-    }
-
-    #[test]
-    fn printable_text_is_shown_verbatim_and_binary_is_escaped() {
-        assert_eq!(rendered(b"hello world"), "hello world");
-        assert_eq!(rendered("h\u{e9}llo".as_bytes()), "h\u{e9}llo");
-        assert_eq!(rendered(b""), "");
-        assert_eq!(rendered(&[0x00, 0xff, b'a']), "b\"\\x00\\xffa\"");
-        assert_eq!(rendered(b"line\nbreak"), "b\"line\\x0abreak\"");
-        assert_eq!(rendered(b"b\"x\""), "b\"b\\\"x\\\"\"");
-    }
-
-    #[test]
-    fn json_lines_hold_every_record_field_and_the_filter_keeps_an_offset_range() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f.mak");
-        let header = mak::Header { topic: "t".into(), partition: 2, start_offset: 10, start_time: 1.0 };
-        let mut writer = mak::MakWriter::create(&path, &header).unwrap();
-        for offset in 10..15 {
-            writer.append(offset, Some(b"k"), Some(&[0xff, offset as u8])).unwrap();
-        }
-        writer.close().unwrap();
-        let mut out = Vec::new();
-        let filter = Filter { from: Some(11), to: Some(12) };
-        let file = File::open(&path).unwrap();
-        let printed = print_stream("f.mak", file, Format::Json(BytesAs::Base64), filter, None, &mut out).unwrap();
-        assert_eq!(printed, 2);
-        let lines: Vec<serde_json::Value> =
-            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(
-            lines[0],
-            serde_json::json!({"topic": "t", "partition": 2, "offset": 11, "timestamp": null, "timestamp_type": "NotAvailable", "key": "aw==", "value": "/ws=", "headers": []})
-        );
-        assert_eq!(lines[1]["offset"], 12);
-
-        let error = print_stream(
-            "f.mak",
-            File::open(&path).unwrap(),
-            Format::Json(BytesAs::Utf8),
-            Filter::default(),
-            None,
-            &mut Vec::new(),
-        )
-        .unwrap_err();
-        assert_eq!(error.to_string(), "f.mak: record at offset 10: its value is not UTF-8; use --bytes base64");
-    }
-
-    #[test]
-    fn start_time_prints_like_python() {
-        assert_eq!(python_float(1479000000.0), "1479000000.0");
-        assert_eq!(python_float(1.5), "1.5");
-    }
-
-    /// A sealed version 2 file holding what version 1 loses, and its path.
-    fn v2_file(dir: &std::path::Path) -> std::path::PathBuf {
-        use mak::v2::{MakWriter, RecordRef};
-        let path = dir.join("v2.mak");
-        let header = mak::v2::Header {
-            topic: "t".into(),
-            partition: 1,
-            start_offset: 7,
-            created_ms: Some(1_479_000_000_500),
-            writer: None,
-        };
-        let mut writer = MakWriter::create(&path, &header).unwrap();
-        let headers = [("trace", Some(&b"abc"[..])), ("trace", None), ("e", Some(&b""[..]))];
-        let records = [
-            RecordRef {
-                offset: 7,
-                timestamp: 1_700_000_000_000,
-                timestamp_type: TimestampType::CreateTime,
-                key: None,
-                value: Some(b"\x00"),
-                headers: &headers,
-            },
-            RecordRef {
-                offset: 8,
-                timestamp: 42,
-                timestamp_type: TimestampType::LogAppendTime,
-                key: Some(b""),
-                value: None,
-                headers: mak::v2::NO_HEADERS,
-            },
-            RecordRef {
-                offset: 9,
-                timestamp: -1,
-                timestamp_type: TimestampType::NotAvailable,
-                key: Some(b"None"),
-                value: Some(b"v"),
-                headers: mak::v2::NO_HEADERS,
-            },
-        ];
-        for record in &records {
-            writer.append(record).unwrap();
-        }
-        writer.close().unwrap();
-        path
-    }
-
-    #[test]
-    fn version_2_human_lines_show_null_as_none_then_the_timestamp_and_headers_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = v2_file(dir.path());
-        let mut out = Vec::new();
-        assert_eq!(print_file(&path, &mut out).unwrap(), 3);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "File topic is t\nFile partition is 1\nStaring offset is 7\nFile created at 1479000000.5\n\
-             Processing message with offset: 7, key: None, value: b\"\\x00\", timestamp: 1700000000000 (CreateTime), headers: [trace: abc, trace: None, e: ]\n\
-             Processing message with offset: 8, key: , value: None, timestamp: 42 (LogAppendTime)\n\
-             Processing message with offset: 9, key: b\"None\", value: v, timestamp: -1 (NotAvailable)\n"
-        );
-    }
-
-    #[test]
-    fn version_2_json_lines_keep_null_timestamps_and_ordered_headers() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = v2_file(dir.path());
-        let mut out = Vec::new();
-        let file = File::open(&path).unwrap();
-        print_stream("v2.mak", file, Format::Json(BytesAs::Base64), Filter::default(), None, &mut out).unwrap();
-        let lines: Vec<serde_json::Value> =
-            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(
-            lines,
-            [
-                serde_json::json!({"topic": "t", "partition": 1, "offset": 7, "timestamp": 1_700_000_000_000_i64,
-                    "timestamp_type": "CreateTime", "key": null, "value": "AA==",
-                    "headers": [{"key": "trace", "value": "YWJj"}, {"key": "trace", "value": null}, {"key": "e", "value": ""}]}),
-                serde_json::json!({"topic": "t", "partition": 1, "offset": 8, "timestamp": 42,
-                    "timestamp_type": "LogAppendTime", "key": "", "value": null, "headers": []}),
-                serde_json::json!({"topic": "t", "partition": 1, "offset": 9, "timestamp": null,
-                    "timestamp_type": "NotAvailable", "key": "Tm9uZQ==", "value": "dg==", "headers": []}),
-            ]
-        );
-    }
-}
+mod tests;
