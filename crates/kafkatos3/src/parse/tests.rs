@@ -140,3 +140,24 @@ fn version_2_json_lines_keep_null_timestamps_and_ordered_headers() {
         ]
     );
 }
+
+#[test]
+fn a_time_range_keeps_records_stamped_inside_it_and_leaves_out_those_without_a_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = v2_file(dir.path());
+    let offsets = |filter: Filter| {
+        let mut out = Vec::new();
+        let file = File::open(&path).unwrap();
+        print_stream("v2.mak", file, Format::Json(BytesAs::Base64), filter, None, &mut out).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["offset"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(offsets(Filter { from_ms: Some(0), ..Filter::default() }), [7, 8], "offset 9 has no timestamp");
+    assert_eq!(offsets(Filter { to_ms: Some(42), ..Filter::default() }), [8]);
+    assert_eq!(offsets(Filter { from_ms: Some(43), to_ms: Some(1_700_000_000_000), ..Filter::default() }), [7]);
+    let both = Filter { from: Some(8), from_ms: Some(0), ..Filter::default() };
+    assert_eq!(offsets(both), [8], "offset and time bounds both apply");
+}
