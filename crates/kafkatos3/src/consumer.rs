@@ -44,6 +44,10 @@ pub fn client_config(config: &Config, id: usize) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", consumer.kafka_auto_offset_reset.as_librdkafka());
+    // The fetch queue's share of the memory budget, unless [kafka] sets it.
+    for (key, value) in config.memory.librdkafka_properties(&config.kafka) {
+        client.set(key, value);
+    }
     if !config.kafka.iter().any(|(key, _)| key == "client.id") {
         client.set("client.id", format!("kafkatos3-{id}"));
     }
@@ -257,6 +261,7 @@ impl Loop<'_> {
                 }
             };
             state.topics.entry(tp.topic.clone()).or_default().insert(tp.partition, spool);
+            state.size_write_buffers(&pipeline.config.memory);
         }
     }
 
@@ -277,8 +282,9 @@ impl Loop<'_> {
         let mut state = self.consumer.context().state();
         if self.last_flush.elapsed() >= pipeline.config.consumer.flush_interval {
             self.last_flush = Instant::now();
+            // Freeing the buffers here is what makes an idle partition cost no buffer.
             for spool in state.spools_mut() {
-                if let Err(error) = spool.flush() {
+                if let Err(error) = spool.flush_and_release() {
                     tracing::error!(%error, "flushing the in-progress file failed");
                 }
             }

@@ -11,6 +11,7 @@
 //! - [`upload`]: to S3 ([`s3`] builds the client, [`archive`] names the objects and reads how
 //!   far S3 holds a partition), confirmations to the [`ledger`].
 //! - [`ledger`]: the commit rule, in one place.
+//! - [`budget`]: `memory_limit_bytes` split into one share per buffering stage.
 //! - [`orphans`]: local files of partitions owned elsewhere, resolved after a timeout.
 //! - [`recover`]: startup recovery of the working directory ([`layout`]), [`durable`] file ops.
 //!
@@ -19,6 +20,7 @@
 
 pub mod adopt;
 pub mod archive;
+pub mod budget;
 pub mod compress;
 pub mod config;
 pub mod consumer;

@@ -142,7 +142,8 @@ fn upload_leftover(
         name: &file.name,
         path: &file.path,
         suffix: file.suffix(),
-        multipart_threshold: s3.multipart_threshold_bytes,
+        multipart_threshold: pipeline.config.memory.single_put_max(s3.multipart_threshold_bytes),
+        part_bytes: pipeline.config.memory.part_bytes(),
     };
     let stored = pipeline.s3.block_on(UPLOAD_LIMIT, upload.store()).ok_or("upload timed out")??;
     let key = upload.object_key();

@@ -44,6 +44,18 @@ impl ConsumerState {
         self.topics.values().flat_map(|p| p.values())
     }
 
+    /// Sizes every open file's append buffer for the number of partitions held now, so that
+    /// all of them busy at once stay within the budget's write share.
+    pub fn size_write_buffers(&mut self, budget: &crate::budget::MemoryBudget) {
+        let capacity = budget.write_buffer_per_partition(self.spools().count());
+        for spool in self.spools_mut() {
+            // A failure rewinds the partition, as a failed append does; the loop applies it.
+            if let Err(error) = spool.set_buffer_capacity(capacity) {
+                tracing::error!(%error, "resizing the append buffer failed");
+            }
+        }
+    }
+
     pub fn assigned(&self) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
         for spool in self.spools() {
@@ -220,6 +232,7 @@ impl ArchiverContext {
             }
             state.topics.entry(tp.topic.clone()).or_default().insert(tp.partition, spool);
         }
+        state.size_write_buffers(&self.pipeline.config.memory);
     }
 
     fn on_revoke(&self, consumer: &BaseConsumer<ArchiverContext>, tpl: &TopicPartitionList) {

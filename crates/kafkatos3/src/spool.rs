@@ -59,6 +59,8 @@ pub struct PartitionSpool {
     rewind: Option<i64>,
     /// File length at the last durability point.
     synced_len: u64,
+    /// The size of the open file's append buffer, set from the memory budget.
+    buffer_capacity: usize,
 }
 
 /// Version 2's informational `writer` header field.
@@ -82,7 +84,16 @@ impl PartitionSpool {
     /// its files are created in `version`.
     pub fn new(work: &WorkDir, tp: TopicPartition, next_offset: Option<i64>, version: Version) -> Self {
         let path = work.inprogress_file(&tp);
-        PartitionSpool { tp, path, writer: None, version, next_offset, rewind: None, synced_len: 0 }
+        PartitionSpool {
+            tp,
+            path,
+            writer: None,
+            version,
+            next_offset,
+            rewind: None,
+            synced_len: 0,
+            buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
+        }
     }
 
     /// Continues an existing in-progress file (torn tail already cut by the writer) in its own
@@ -91,7 +102,16 @@ impl PartitionSpool {
         let path = work.inprogress_file(&tp);
         let next_offset = writer.last_offset().map(|last| last + 1);
         let synced_len = writer.len();
-        PartitionSpool { tp, path, writer: Some(writer), version, next_offset, rewind: None, synced_len }
+        PartitionSpool {
+            tp,
+            path,
+            writer: Some(writer),
+            version,
+            next_offset,
+            rewind: None,
+            synced_len,
+            buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
+        }
     }
 
     pub fn next_offset(&self) -> Option<i64> {
@@ -129,7 +149,11 @@ impl PartitionSpool {
         if self.writer.is_none() {
             // Known before the file exists, so a failure to create it still rewinds to this record.
             let start = *self.next_offset.get_or_insert(offset);
-            let writer = self.open_file(start, now_secs).map_err(|error| self.fail(error))?;
+            let mut writer = self.open_file(start, now_secs).map_err(|error| self.fail(error))?;
+            // Nothing is buffered yet, so this only sizes the buffer the first record allocates.
+            writer
+                .set_buffer_capacity(self.buffer_capacity)
+                .map_err(|source| self.fail(SpoolError::Write { tp: self.tp.clone(), source }))?;
             self.synced_len = writer.len();
             self.writer = Some(writer);
         }
@@ -204,6 +228,38 @@ impl PartitionSpool {
         }
         self.synced_len = writer.len();
         Ok(())
+    }
+
+    /// A durability point, then the append buffer is freed: an idle partition holds no buffer
+    /// between flush intervals, a busy one allocates its buffer again once per interval.
+    pub fn flush_and_release(&mut self) -> Result<(), SpoolError> {
+        self.flush()?;
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        if let Err(source) = writer.release_buffer() {
+            return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
+        }
+        Ok(())
+    }
+
+    /// Sizes the open file's append buffer, and those of the files opened later (see
+    /// [`crate::budget::MemoryBudget::write_buffer_per_partition`]). A larger buffer held now
+    /// is written out and freed.
+    pub fn set_buffer_capacity(&mut self, capacity: usize) -> Result<(), SpoolError> {
+        self.buffer_capacity = capacity;
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        if let Err(source) = writer.set_buffer_capacity(capacity) {
+            return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
+        }
+        Ok(())
+    }
+
+    /// Bytes the open file's append buffer holds allocated.
+    pub fn buffer_bytes(&self) -> usize {
+        self.writer.as_ref().map_or(0, AnyWriter::buffer_bytes)
     }
 
     /// True when the open file holds records and was started more than `max_age` ago. Age

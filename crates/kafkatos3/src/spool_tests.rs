@@ -252,3 +252,27 @@ fn after_a_failed_write_a_version_2_file_is_reopened_at_its_last_durable_record(
     spool.seal(&work).unwrap().expect("sealed");
     assert_eq!(read_any(&the_one_sealed_file(&work, &tp)), (Version::V2, records));
 }
+
+#[test]
+fn an_idle_partition_holds_no_buffer_after_a_flush_interval_and_keeps_its_records() {
+    for version in [Version::V1, Version::V2] {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        let tp = TopicPartition::new("t", 0);
+        let mut spool = PartitionSpool::new(&work, tp.clone(), Some(0), version);
+        assert_eq!(spool.buffer_bytes(), 0, "no file, no buffer");
+        spool.set_buffer_capacity(16 * 1024).unwrap();
+        spool.append(&plain(0, Some(b"k"), Some(b"v")), 1.0).unwrap();
+        assert_eq!(spool.buffer_bytes(), 16 * 1024, "the budget's size, allocated by the first record");
+        spool.flush_and_release().unwrap();
+        assert_eq!(spool.buffer_bytes(), 0, "{version:?}: released at the flush interval");
+        spool.append(&plain(1, None, Some(b"w")), 1.0).unwrap();
+        assert_eq!(spool.buffer_bytes(), 16 * 1024, "allocated again by the next record");
+        spool.set_buffer_capacity(4 * 1024).unwrap();
+        assert_eq!(spool.buffer_bytes(), 0, "a smaller budget frees the larger buffer at once");
+        spool.seal(&work).unwrap().expect("records to seal");
+        let (_, records) = read_any(&the_one_sealed_file(&work, &tp));
+        let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 1], "{version:?}: releasing loses nothing");
+    }
+}

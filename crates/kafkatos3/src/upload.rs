@@ -28,7 +28,6 @@ use crate::layout::{SealedFile, SealedName, Stage};
 use crate::pipeline::Pipeline;
 use crate::shared::Resync;
 
-const MULTIPART_CHUNK: usize = 16 * 1024 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +61,16 @@ pub struct Upload<'a> {
     pub path: &'a Path,
     /// How the file is stored (`.mak.zst`...): part of the object's name.
     pub suffix: &'a str,
+    /// Files at least this large are sent in parts; smaller ones are read whole into memory,
+    /// so it is at most the worker's share of the memory budget.
     pub multipart_threshold: u64,
+    /// The part size (see [`crate::budget::MemoryBudget::part_bytes`]).
+    pub part_bytes: usize,
 }
+
+/// `wait_for_capacity` waits for fewer parts in flight than this, and the write after it may
+/// start one more: at most 2 in flight and 1 being filled, the budget's three parts per upload.
+const PARTS_IN_FLIGHT: usize = 2;
 
 impl Upload<'_> {
     /// The data object's key.
@@ -129,8 +136,9 @@ impl Upload<'_> {
 
     async fn put_in_parts(&self, key: &ObjectPath, mut handle: tokio::fs::File) -> Result<(), UploadError> {
         let upload = self.store.put_multipart(key).await.map_err(|e| self.store_error(key, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, MULTIPART_CHUNK);
-        let mut chunk = vec![0u8; MULTIPART_CHUNK];
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
+        // The writer assembles the parts: reading in small pieces adds no part-sized copy.
+        let mut chunk = vec![0u8; crate::budget::UPLOAD_READ_BYTES];
         loop {
             let read = match handle.read(&mut chunk).await {
                 Ok(0) => break,
@@ -140,7 +148,7 @@ impl Upload<'_> {
                     return Err(self.local_error(source));
                 }
             };
-            if let Err(source) = writer.wait_for_capacity(2).await {
+            if let Err(source) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
                 let _ = writer.abort().await;
                 return Err(self.store_error(key, source));
             }
@@ -267,7 +275,8 @@ async fn upload_and_release(
         name: &file.name,
         path: &file.path,
         suffix: file.suffix(),
-        multipart_threshold: s3.multipart_threshold_bytes,
+        multipart_threshold: pipeline.config.memory.single_put_max(s3.multipart_threshold_bytes),
+        part_bytes: pipeline.config.memory.part_bytes(),
     };
     if legacy {
         // The original committed before uploading: its files go up unconditionally, under the

@@ -43,6 +43,8 @@ async fn each_codec_archives_under_its_suffix_readable_by_its_tool_and_a_codec_c
     for (round, (codec, level, suffix)) in runs.enumerate() {
         let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
         config.extra_compression = format!("compression = {codec}\n{level}");
+        // zstd 19's tables (about 90 MiB per compressor worker) need a larger memory budget.
+        config.extra_main = "memory_limit_bytes = 1GiB".into();
         config.write(&env, &dir.path().join("kafkatos3.cfg"));
         let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join(format!("daemon-{codec}.log")));
         produce(&env, &topic, 2, round as u64 * 100, 100, &mut produced).await;

@@ -69,6 +69,7 @@ fn upload<'a>(
         path: &file.path,
         suffix: &file.suffix,
         multipart_threshold: threshold,
+        part_bytes: 5 << 20,
     }
 }
 

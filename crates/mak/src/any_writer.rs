@@ -184,6 +184,31 @@ impl AnyWriter {
         }
     }
 
+    /// Sets the size of the append buffer from its next allocation on (a larger buffer held now
+    /// is written out and released).
+    pub fn set_buffer_capacity(&mut self, capacity: usize) -> Result<(), WriteError> {
+        match self {
+            AnyWriter::V1(writer) => writer.set_buffer_capacity(capacity),
+            AnyWriter::V2(writer) => writer.set_buffer_capacity(capacity),
+        }
+    }
+
+    /// Writes the append buffer out (no sync) and frees it: an idle open file holds no buffer.
+    pub fn release_buffer(&mut self) -> Result<(), WriteError> {
+        match self {
+            AnyWriter::V1(writer) => writer.release_buffer(),
+            AnyWriter::V2(writer) => writer.release_buffer(),
+        }
+    }
+
+    /// Bytes the append buffer holds allocated (0 when released).
+    pub fn buffer_bytes(&self) -> usize {
+        match self {
+            AnyWriter::V1(writer) => writer.buffer_bytes(),
+            AnyWriter::V2(writer) => writer.buffer_bytes(),
+        }
+    }
+
     /// File length including buffered bytes.
     pub fn len(&self) -> u64 {
         match self {

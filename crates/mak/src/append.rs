@@ -1,16 +1,25 @@
 //! The append side both writer versions share: the file is only ever extended through one
 //! in-memory buffer, so appending a record costs a copy, not a syscall.
+//!
+//! The buffer is allocated on the first byte appended and can be given back
+//! ([`Appender::release`]) once written out, so a file that is open but idle holds no buffer: a
+//! daemon with thousands of open files pays for the busy ones only.
 
 use std::fs::File;
 use std::io::{self, Write};
 
-/// Bytes collected before one `write` to the file.
-const BUFFER_CAPACITY: usize = 64 * 1024;
+/// Bytes collected before one `write` to the file, unless set otherwise.
+pub const DEFAULT_BUFFER_CAPACITY: usize = 64 * 1024;
+/// The smallest buffer accepted: below it the `write` calls, not the copies, dominate.
+pub const MIN_BUFFER_CAPACITY: usize = 4 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct Appender {
     pub(crate) file: File,
+    /// Empty and unallocated until the first byte is appended, and again after a release.
     buf: Vec<u8>,
+    /// The size `buf` is allocated with (it never grows past it).
+    capacity: usize,
     /// Bytes handed to the file (the file length without `buf`).
     written: u64,
     /// When kept (version 2's body CRC): the CRC-32C of every byte handed to the file, extended
@@ -21,7 +30,7 @@ pub(crate) struct Appender {
 impl Appender {
     /// Appends to `file`, whose length is `written`.
     pub(crate) fn new(file: File, written: u64) -> Self {
-        Appender { file, buf: Vec::with_capacity(BUFFER_CAPACITY), written, crc: None }
+        Appender { file, buf: Vec::new(), capacity: DEFAULT_BUFFER_CAPACITY, written, crc: None }
     }
 
     /// Like [`Appender::new`], extending `crc` (the CRC of the bytes that matter so far) with
@@ -45,9 +54,40 @@ impl Appender {
         self.written + self.buf.len() as u64
     }
 
+    /// Sets the size of the buffer from its next allocation on, at least
+    /// [`MIN_BUFFER_CAPACITY`]. A buffer allocated larger is written out and released now, so
+    /// lowering it bounds memory at once.
+    pub(crate) fn set_capacity(&mut self, capacity: usize) -> io::Result<()> {
+        self.capacity = capacity.max(MIN_BUFFER_CAPACITY);
+        if self.buf.capacity() > self.capacity {
+            self.release()?;
+        }
+        Ok(())
+    }
+
+    /// The bytes the buffer holds allocated now (0 when released).
+    pub(crate) fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Writes the buffer out (no sync) and frees it; the next append allocates it again.
+    pub(crate) fn release(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.buf = Vec::new();
+        Ok(())
+    }
+
+    /// Allocates the buffer if it was released: once per release, never per record.
+    fn ensure_allocated(&mut self) {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(self.capacity);
+        }
+    }
+
     /// Copies `bytes` into the buffer, writing the buffer out first if they do not fit and
     /// writing `bytes` directly if they are larger than the whole buffer.
     pub(crate) fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.ensure_allocated();
         if bytes.len() > self.buf.capacity() - self.buf.len() {
             self.flush()?;
             if bytes.len() > self.buf.capacity() {
@@ -67,6 +107,7 @@ impl Appender {
     /// returns the buffer to extend by at most `len` bytes (so it never reallocates); `None`
     /// when `len` is larger than the whole buffer.
     pub(crate) fn room(&mut self, len: usize) -> io::Result<Option<&mut Vec<u8>>> {
+        self.ensure_allocated();
         if len > self.buf.capacity() {
             return Ok(None);
         }
@@ -87,5 +128,47 @@ impl Appender {
             self.buf.clear();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn appender() -> (tempfile::NamedTempFile, Appender) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let appender = Appender::new(file.reopen().unwrap(), 0);
+        (file, appender)
+    }
+
+    #[test]
+    fn buffer_is_allocated_on_first_byte_and_freed_by_release() {
+        let (file, mut appender) = appender();
+        assert_eq!(appender.allocated(), 0, "an appender nobody wrote to holds no buffer");
+        appender.put(b"hello").unwrap();
+        assert_eq!(appender.allocated(), DEFAULT_BUFFER_CAPACITY);
+        appender.release().unwrap();
+        assert_eq!(appender.allocated(), 0);
+        assert_eq!(appender.len(), 5, "released bytes are in the file, not lost");
+        appender.put(b" world").unwrap();
+        appender.flush().unwrap();
+        let mut written = String::new();
+        file.reopen().unwrap().read_to_string(&mut written).unwrap();
+        assert_eq!(written, "hello world");
+    }
+
+    #[test]
+    fn lowering_the_capacity_writes_out_and_frees_a_larger_buffer() {
+        let (_file, mut appender) = appender();
+        appender.put(&[7; 100]).unwrap();
+        appender.set_capacity(8 * 1024).unwrap();
+        assert_eq!(appender.allocated(), 0);
+        assert_eq!(appender.written(), 100);
+        appender.put(&[7; 100]).unwrap();
+        assert_eq!(appender.allocated(), 8 * 1024, "reallocated at the new size");
+        appender.set_capacity(1).unwrap();
+        appender.put(&[7; 1]).unwrap();
+        assert_eq!(appender.allocated(), MIN_BUFFER_CAPACITY, "never below the minimum");
     }
 }

@@ -144,6 +144,7 @@ mod writer;
 
 pub use any::{AnyReader, Peeked, Version};
 pub use any_writer::{detect_version, fixed_header_len, is_sealed, AnyRecovered, AnyWriter, FileStart};
+pub use append::{DEFAULT_BUFFER_CAPACITY, MIN_BUFFER_CAPACITY};
 pub use error::{Field, FrameProblem, HeaderProblem, IoAction, ReadError, SummaryField, SummarySource, WriteError};
 pub use header::Header;
 pub use reader::{MakReader, Record};

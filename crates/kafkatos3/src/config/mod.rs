@@ -46,6 +46,8 @@ pub struct Config {
     /// `[kafka]`: extra librdkafka properties, in file order, passed to the consumer as they are.
     /// The properties the daemon sets itself are refused at load time, so these never conflict.
     pub kafka: Vec<(String, KafkaValue)>,
+    /// `[main] memory_limit_bytes` split into one share per buffering stage.
+    pub memory: crate::budget::MemoryBudget,
 }
 
 /// `[encryption]` section, validated: the keys were read once, at load time.
@@ -78,6 +80,9 @@ pub struct MainConfig {
     /// downstream readers that expect it; 2: keeps null versus empty, headers and timestamps).
     /// An in-progress file found on disk is finished in the version it was started in.
     pub mak_format_version: mak::Version,
+    /// `memory_limit_bytes`: what the daemon may buffer in memory, beyond its fixed base; split
+    /// into shares (see [`crate::budget`]).
+    pub memory_limit_bytes: u64,
 }
 
 /// `[consumer]` section.
@@ -344,6 +349,16 @@ pub enum ConfigError {
         /// The line of `[s3] topic_whitelist`.
         line: usize,
         topic: String,
+    },
+
+    /// The memory limit cannot hold the configured workers.
+    #[error("{}:{line}: [main] memory_limit_bytes = {limit}: {source}", .path.display())]
+    MemoryBudget {
+        path: PathBuf,
+        /// The line of `memory_limit_bytes`, 0 when the default is in use.
+        line: usize,
+        limit: u64,
+        source: crate::budget::BudgetError,
     },
 
     /// A handover could outlast librdkafka's poll deadline and get the consumer evicted mid-way.

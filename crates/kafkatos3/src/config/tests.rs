@@ -748,7 +748,9 @@ fn compression_defaults_to_gzip_6_and_takes_each_codec_with_its_own_level_range(
     use mak::codec::Codec;
     let default = parse_ok(MINIMAL).compression.compression;
     assert_eq!((default.codec(), default.level()), (Codec::Gzip, 6));
-    let zstd = parse_ok(&with("compression", "compression = zstd\ncompression_level = 19")).compression.compression;
+    let zstd19 = with("compression", "compression = zstd\ncompression_level = 19")
+        .replace("[main]\n", "[main]\nmemory_limit_bytes = 512MiB\n");
+    let zstd = parse_ok(&zstd19).compression.compression;
     assert_eq!((zstd.codec(), zstd.level()), (Codec::Zstd, 19));
     let lz4 = parse_ok(&with("compression", "compression = lz4")).compression.compression;
     assert_eq!((lz4.codec(), lz4.level()), (Codec::Lz4, 1));
@@ -773,4 +775,28 @@ fn an_unknown_codec_or_a_level_outside_its_range_stops_startup_naming_the_line()
         message(&with("compression", "compression = none\ncompression_level = 3")),
         "test.cfg:11: [compression] compression_level = '3': expected no level: none has none"
     );
+}
+
+#[test]
+fn memory_limit_defaults_to_256mib_and_takes_sizes() {
+    let default = parse_ok(MINIMAL);
+    assert_eq!(default.main.memory_limit_bytes, 256 << 20);
+    assert_eq!(default.memory.limit, 256 << 20);
+    let set = parse_ok(&with("main", "memory_limit_bytes = 1GiB"));
+    assert_eq!(set.memory.limit, 1 << 30);
+    assert_eq!(
+        message(&with("main", "memory_limit_bytes = 1MiB")),
+        "test.cfg:2: [main] memory_limit_bytes = '1MiB': expected a size >= 16MiB: a whole number of bytes, \
+         optionally followed by K, M, G or T (or KiB, KB, ...; all powers of 1024)"
+    );
+}
+
+#[test]
+fn a_codec_level_too_large_for_the_memory_limit_stops_startup_saying_what_would_fit() {
+    let text = with("compression", "compression = zstd\ncompression_level = 19");
+    let error = message(&text);
+    assert!(error.starts_with("test.cfg:0: [main] memory_limit_bytes = 268435456: the compression share"), "{error}");
+    assert!(error.contains("zstd level 19") && error.contains("raise memory_limit_bytes to at least"), "{error}");
+    let error = message(&with("s3", "s3uploader_workers = 16"));
+    assert!(error.contains("cannot hold 16 uploader worker(s)"), "{error}");
 }

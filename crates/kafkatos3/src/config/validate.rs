@@ -11,8 +11,10 @@ use super::{
     CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, EncryptionConfig, KafkaValue, KeySuggestion,
     LogLevel, MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
 };
+use crate::budget::{MemoryBudget, Workers};
 
-const MAIN_KEYS: &[&str] = &["log.level", "working_directory", "shutdown_timeout_seconds", "mak_format_version"];
+const MAIN_KEYS: &[&str] =
+    &["log.level", "working_directory", "shutdown_timeout_seconds", "mak_format_version", "memory_limit_bytes"];
 const CONSUMER_KEYS: &[&str] = &[
     "consumer_processes",
     "kafka_bootstrap",
@@ -71,6 +73,10 @@ const RESERVED_KAFKA_KEYS: &[(&str, &str)] = &[
 /// costs a `<redacted>` in debug output; under-matching leaks a credential.
 const SECRET_KAFKA_KEY_PARTS: &[&str] = &["password", "secret", "sasl.jaas", "token", "key.pem", "oauthbearer.config"];
 
+/// `memory_limit_bytes` when not set: librdkafka's own default queue (64 MiB) plus room for
+/// one of each worker and a few thousand partitions.
+const DEFAULT_MEMORY_LIMIT: u64 = 256 * MIB;
+
 /// librdkafka's default `max.poll.interval.ms`.
 const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
 
@@ -92,7 +98,8 @@ pub(super) fn validate(file: &Ini, path: &Path) -> Result<Config, ConfigError> {
     let encryption = encryption(&view("encryption"))?;
     let s3 = s3(&view("s3"), &consumer)?;
     let kafka = kafka(&view(KAFKA_SECTION), &view("consumer"), &consumer)?;
-    Ok(Config { main, consumer, compression, encryption, s3, kafka })
+    let memory = memory(&view("main"), &main, &consumer, &compression, encryption.is_some(), &s3)?;
+    Ok(Config { main, consumer, compression, encryption, s3, kafka, memory })
 }
 
 /// Refuses unknown sections and keys before any value is looked at, so a typo is reported as a
@@ -216,6 +223,34 @@ fn main(view: &View) -> Result<MainConfig, ConfigError> {
             seconds(v, 0.0, false, "a number of seconds > 0")
         })?,
         mak_format_version: view.or_default("mak_format_version", mak::Version::V2, mak_format_version)?,
+        memory_limit_bytes: view.or_default("memory_limit_bytes", DEFAULT_MEMORY_LIMIT, |v| {
+            byte_size(v, 16 * MIB, u64::MAX, "a size >= 16MiB")
+        })?,
+    })
+}
+
+/// The memory budget's shares: refused here, naming `memory_limit_bytes`, when the configured
+/// workers cannot fit in it.
+fn memory(
+    view: &View,
+    main: &MainConfig,
+    consumer: &ConsumerConfig,
+    compression: &CompressionConfig,
+    encrypted: bool,
+    s3: &S3Config,
+) -> Result<MemoryBudget, ConfigError> {
+    let workers = Workers {
+        consumers: consumer.consumer_processes,
+        compressors: compression.compressor_workers,
+        uploaders: s3.s3uploader_workers,
+        compression: &compression.compression,
+        encrypted,
+    };
+    MemoryBudget::split(main.memory_limit_bytes, &workers).map_err(|source| ConfigError::MemoryBudget {
+        path: view.path.to_owned(),
+        line: view.entry("memory_limit_bytes").map_or(0, |entry| entry.line),
+        limit: main.memory_limit_bytes,
+        source,
     })
 }
 

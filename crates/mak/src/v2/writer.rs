@@ -253,6 +253,24 @@ impl MakWriter {
         (self.totals.count > 0).then_some(self.totals.last_offset)
     }
 
+    /// Sets the size of the append buffer from its next allocation on (a larger buffer held now
+    /// is written out and released). See [`crate::append`].
+    pub fn set_buffer_capacity(&mut self, capacity: usize) -> Result<(), WriteError> {
+        self.check_poisoned()?;
+        self.out.set_capacity(capacity).map_err(|source| self.fail(IoAction::Write, source))
+    }
+
+    /// Writes the append buffer out (no sync) and frees it until the next append.
+    pub fn release_buffer(&mut self) -> Result<(), WriteError> {
+        self.check_poisoned()?;
+        self.out.release().map_err(|source| self.fail(IoAction::Write, source))
+    }
+
+    /// Bytes the append buffer holds allocated (0 when released).
+    pub fn buffer_bytes(&self) -> usize {
+        self.out.allocated()
+    }
+
     /// File length including buffered bytes: the write position after the next sync.
     pub fn len(&self) -> u64 {
         self.out.len()
