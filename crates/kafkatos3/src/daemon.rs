@@ -32,6 +32,16 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
             tracing::info!(consumer_class = ?config.consumer.consumer_class, "consumer_class accepted for compatibility; every consumer uses librdkafka");
         }
     }
+    let memory = &config.memory;
+    tracing::info!(
+        limit_bytes = memory.limit,
+        queued_max_messages_kbytes = memory.queued_max_messages_kbytes(),
+        write_buffers_bytes = memory.write_buffers,
+        compression_bytes = memory.compression,
+        single_put_max_bytes = memory.single_put_max(config.s3.multipart_threshold_bytes),
+        part_bytes = memory.part_bytes(),
+        "memory budget"
+    );
     let recovery = crate::recover::recover(&work)?;
     tracing::info!(
         backlog_bytes = recovery.backlog_bytes,
