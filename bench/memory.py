@@ -5,7 +5,10 @@ For each partition count in --partitions (default 8,200,2000), against private s
 a Tansu broker and an s3s-fs server on free loopback ports, state under a fresh /tmp dir, stopped on exit):
 
   1. idle: an empty topic of N partitions; the daemon joins, is assigned all N, and sits idle for
-     --idle-seconds; its VmRSS then is the idle footprint (fixed base + N idle partitions);
+     --idle-seconds; its VmRSS then is the idle footprint (fixed base + N idle partitions). Then
+     10 records of --record-bytes go to every partition (each opens a file and fills a write
+     buffer), and after --idle-seconds more VmRSS is read again: partitions that were busy and went
+     idle (files stay open: max_age_seconds is 600 in this run);
   2. drain: the topic is prefilled with --total-bytes spread round-robin over the N partitions (so
      every partition is busy at once) and a second daemon (fresh group) drains it into S3 until its
      committed offsets reach every end offset; its VmHWM (peak RSS over its whole life) is the
@@ -68,7 +71,9 @@ def idle_run(args, svc, state, n):
     bench.TOPIC = f"idle{n}"
     create_topic(svc, n)
     work = os.path.join(state, f"idle-{n}")
-    proc = start_daemon(args, svc, work, f"idle-{n}", "bench-mem")
+    # Files stay open (not sealed by age) while the partitions are idle.
+    proc = start_daemon(argparse.Namespace(**dict(vars(args), max_age_seconds=600)), svc, work, f"idle-{n}",
+                        "bench-mem")
     t0 = time.monotonic()
     try:
         while assigned_count(os.path.join(work, "daemon.log")) < n:
@@ -78,10 +83,25 @@ def idle_run(args, svc, state, n):
         assigned_s = time.monotonic() - t0
         time.sleep(args.idle_seconds)
         rss_kb = bench.proc_status_kb(proc.pid, "VmRSS")
+        touch_every_partition(svc, n, args.record_bytes)
+        time.sleep(args.idle_seconds)
+        touched_kb = bench.proc_status_kb(proc.pid, "VmRSS")
         hwm_kb = bench.proc_status_kb(proc.pid, "VmHWM")
     finally:
         bench.stop_tree(proc, 60)
-    return {"assigned_s": assigned_s, "idle_rss_mib": rss_kb / 1024, "idle_hwm_mib": hwm_kb / 1024}
+    return {"assigned_s": assigned_s, "idle_rss_mib": rss_kb / 1024, "touched_idle_rss_mib": touched_kb / 1024,
+            "idle_hwm_mib": hwm_kb / 1024}
+
+
+def touch_every_partition(svc, n, record_bytes):
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": svc.bootstrap, "linger.ms": 20})
+    for p in range(n):
+        for _ in range(10):
+            producer.produce(bench.TOPIC, value=b"x" * record_bytes, partition=p)
+        producer.poll(0)
+    if producer.flush(60):
+        raise RuntimeError("touching every partition: records undelivered")
 
 
 def drain_run(args, svc, state, n):
@@ -110,6 +130,7 @@ def drain_run(args, svc, state, n):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--partitions", default="8,200,2000")
+    ap.add_argument("--skip-drain", action="store_true", help="only the idle and busy-then-idle phases")
     ap.add_argument("--memory-limit", default="256MiB",
                     help="memory_limit_bytes; 'none' leaves it out (to measure a daemon without the budget)")
     ap.add_argument("--total-bytes", type=bench.parse_size, default=bench.parse_size("256MiB"))
@@ -134,10 +155,12 @@ def main():
         for n in counts:
             bench.log(f"{n} partitions: idle run; load {bench.loadavg()}")
             r = idle_run(args, svc, state, n)
-            bench.log(f"  idle RSS {r['idle_rss_mib']:.1f} MiB (assigned after {r['assigned_s']:.1f} s)")
-            bench.log(f"{n} partitions: drain run, {args.total_bytes >> 20} MiB; load {bench.loadavg()}")
-            r.update(drain_run(args, svc, state, n))
-            bench.log(f"  peak RSS {r['peak_rss_mib']:.1f} MiB, drained in {r['drain_s']:.1f} s")
+            bench.log(f"  idle RSS {r['idle_rss_mib']:.1f} MiB (assigned after {r['assigned_s']:.1f} s), "
+                      f"busy then idle {r['touched_idle_rss_mib']:.1f} MiB")
+            if not args.skip_drain:
+                bench.log(f"{n} partitions: drain run, {args.total_bytes >> 20} MiB; load {bench.loadavg()}")
+                r.update(drain_run(args, svc, state, n))
+                bench.log(f"  peak RSS {r['peak_rss_mib']:.1f} MiB, drained in {r['drain_s']:.1f} s")
             r["load_after"] = bench.loadavg()
             results["runs"][n] = r
         ok = True
@@ -149,14 +172,19 @@ def main():
             limit_mib = 0 if args.memory_limit == "none" else bench.parse_size(args.memory_limit) / (1 << 20)
             print(f"\nmemory_limit_bytes = {args.memory_limit}; {args.total_bytes >> 20} MiB of "
                   f"{args.record_bytes} B records per drain; load before {results['load_before']}\n")
-            print("| partitions | idle RSS MiB | idle bytes/partition (vs {0}) | peak RSS MiB (drain) | peak - limit MiB | drain s |"
-                  .format(base_n))
-            print("|---:|---:|---:|---:|---:|---:|")
+            print(f"| partitions | idle RSS MiB | bytes/partition (vs {base_n}) | busy-then-idle RSS MiB "
+                  f"| bytes/partition (vs {base_n}) | peak RSS MiB (drain) | peak - limit MiB | drain s |")
+            print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+            def per(r, n, key):
+                if n == base_n:
+                    return "-"
+                return "%.0f" % ((r[key] - runs[base_n][key]) * (1 << 20) / (n - base_n))
             for n, r in sorted(runs.items()):
-                per = "-" if n == base_n else "%.0f" % ((r["idle_rss_mib"] - runs[base_n]["idle_rss_mib"])
-                                                        * (1 << 20) / (n - base_n))
-                print(f"| {n} | {r['idle_rss_mib']:.1f} | {per} | {r.get('peak_rss_mib', 0):.1f} | "
-                      f"{r.get('peak_rss_mib', 0) - limit_mib:+.1f} | {r.get('drain_s', 0):.0f} |")
+                print(f"| {n} | {r['idle_rss_mib']:.1f} | {per(r, n, 'idle_rss_mib')} | "
+                      f"{r['touched_idle_rss_mib']:.1f} | {per(r, n, 'touched_idle_rss_mib')} | "
+                      f"{r.get('peak_rss_mib', 0):.1f} | {r.get('peak_rss_mib', 0) - limit_mib:+.1f} | "
+                      f"{r.get('drain_s', 0):.0f} |")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=2, default=str)
