@@ -98,3 +98,40 @@ fn compressor_estimate_follows_zstd_tables_and_counts_encryption() {
     assert!(level(19) > 4 * level(9), "the top levels' tables dominate");
     assert!(compressor_bytes(&gzip(), true) > compressor_bytes(&gzip(), false));
 }
+
+#[test]
+fn a_thousand_busy_partitions_hold_no_more_than_the_write_share_and_none_once_idle() {
+    use crate::layout::{TopicPartition, WorkDir};
+    use crate::rebalance::ConsumerState;
+    use crate::spool::PartitionSpool;
+    use mak::v2::{RecordRef, TimestampType, NO_HEADERS};
+
+    let gzip = gzip();
+    // 6.4 MiB of write share for 1000 partitions: 6.5 KiB each, not 64 KiB.
+    let budget = MemoryBudget::split(64 * MIB, &workers(&gzip)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let work = WorkDir::new(dir.path());
+    let mut state = ConsumerState::default();
+    for partition in 0..1000 {
+        let spool = PartitionSpool::new(&work, TopicPartition::new("t", partition), Some(0), mak::Version::V2);
+        state.topics.entry("t".to_string()).or_default().insert(partition, spool);
+    }
+    state.size_write_buffers(&budget);
+    let record = RecordRef {
+        offset: 0,
+        timestamp: -1,
+        timestamp_type: TimestampType::NotAvailable,
+        key: None,
+        value: Some(b"v"),
+        headers: NO_HEADERS,
+    };
+    for spool in state.spools_mut() {
+        spool.append(&record, 1.0).unwrap();
+    }
+    let held: u64 = state.spools().map(|s| s.buffer_bytes() as u64).sum();
+    assert!(held > 0 && held <= budget.write_buffers, "{held} bytes held, share {}", budget.write_buffers);
+    for spool in state.spools_mut() {
+        spool.flush_and_release().unwrap();
+    }
+    assert_eq!(state.spools().map(|s| s.buffer_bytes()).sum::<usize>(), 0, "idle partitions hold no buffer");
+}
