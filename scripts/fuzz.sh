@@ -3,7 +3,7 @@
 #
 # Usage:   scripts/fuzz.sh [SECONDS] [TARGET...]
 #            SECONDS   how long each target runs (default 600)
-#            TARGET    mak_read, mak_mutate_valid, mak_open_append, mak_v2_read, mak_v2_mutate_valid (default: all)
+#            TARGET    mak_read, mak_mutate_valid, mak_open_append, mak_v2_read, mak_v2_mutate_valid, mak_layers_read (default: all)
 # Env:     MAK_FUZZ_SANITIZER   address (default) or none; address falls back to none if it cannot be built
 #          MAK_FUZZ_MAX_LEN     libFuzzer -max_len, largest input in bytes (default 65536)
 #
@@ -20,7 +20,7 @@ FUZZ_DIR="$MAK_DIR/fuzz"
 SECONDS_EACH="${1:-600}"
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(mak_read mak_mutate_valid mak_open_append mak_v2_read mak_v2_mutate_valid)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(mak_read mak_mutate_valid mak_open_append mak_v2_read mak_v2_mutate_valid mak_layers_read)
 MAX_LEN="${MAK_FUZZ_MAX_LEN:-65536}"
 SANITIZER="${MAK_FUZZ_SANITIZER:-address}"
 export RUSTC_BOOTSTRAP=1

@@ -135,3 +135,23 @@ fn a_thousand_busy_partitions_hold_no_more_than_the_write_share_and_none_once_id
     }
     assert_eq!(state.spools().map(|s| s.buffer_bytes()).sum::<usize>(), 0, "idle partitions hold no buffer");
 }
+
+fn config_with(extra_kafka: &str) -> crate::config::Config {
+    let text = format!(
+        "[main]\nworking_directory = /data\nmemory_limit_bytes = 128MiB\n[consumer]\nkafka_bootstrap = k:9092\n\
+         kafka_consumer_group = g\ntopic_whitelist = t\nconsumer_processes = 2\n[s3]\ns3_bucket_name = bucket\n\
+         [kafka]\n{extra_kafka}\n"
+    );
+    crate::config::parse(&text, std::path::Path::new("test.cfg")).unwrap()
+}
+
+#[test]
+fn each_consumer_queues_at_most_its_part_of_the_fetch_share_unless_kafka_sets_it() {
+    use crate::consumer::client_config;
+    // 40% of 128 MiB, halved (a fetch response may land on a full queue), per consumer of 2.
+    let client = client_config(&config_with(""), 0);
+    let expected = (128 * 1024 * 40 / 100 / 2 / 2).to_string();
+    assert_eq!(client.get("queued.max.messages.kbytes"), Some(expected.as_str()));
+    let client = client_config(&config_with("queued.max.messages.kbytes = 4096"), 0);
+    assert_eq!(client.get("queued.max.messages.kbytes"), Some("4096"), "the user's value wins");
+}

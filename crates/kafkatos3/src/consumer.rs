@@ -22,6 +22,10 @@ use crate::throttle::LogThrottle;
 /// How often the loop flushes, rotates, commits and checks the backlog at most.
 const TICK: Duration = Duration::from_millis(100);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// See [`client_config`].
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+/// Records handled between two looks at the clock (see [`Loop::consume`]).
+const TICK_CHECK_EVERY: u32 = 64;
 /// The same error is reported at most this often (with a count of its repeats).
 const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// Pause after a failed write (a full disk) before fetching again.
@@ -47,6 +51,14 @@ pub fn client_config(config: &Config, id: usize) -> ClientConfig {
     // The fetch queue's share of the memory budget, unless [kafka] sets it.
     for (key, value) in config.memory.librdkafka_properties(&config.kafka) {
         client.set(key, value);
+    }
+    // librdkafka stops fetching a partition whose local queue is over its thresholds and, by
+    // default, waits a whole second before fetching it again: the daemon, which drains its queue
+    // in microseconds per record, then sat idle three quarters of the time (bench: 106 k records/s
+    // with the default, 490 k with 10 ms on the same run). The queue stays bounded by the same
+    // thresholds; only the pause after reaching them is shorter.
+    if !config.kafka.iter().any(|(key, _)| key == "fetch.queue.backoff.ms") {
+        client.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
     }
     if !config.kafka.iter().any(|(key, _)| key == "client.id") {
         client.set("client.id", format!("kafkatos3-{id}"));
@@ -118,15 +130,28 @@ struct Loop<'a> {
 impl Loop<'_> {
     fn consume(&mut self) {
         let mut last_tick = Instant::now();
+        let mut since_check = 0u32;
         while !self.pipeline.shutdown.is_stopping() {
-            match self.consumer.poll(TICK) {
-                Some(Ok(message)) => self.on_message(&message),
-                Some(Err(error)) => self.on_error(error),
-                None => {}
-            }
-            if last_tick.elapsed() >= TICK {
+            let idle = match self.consumer.poll(TICK) {
+                Some(Ok(message)) => {
+                    self.on_message(&message);
+                    false
+                }
+                Some(Err(error)) => {
+                    self.on_error(error);
+                    false
+                }
+                None => true,
+            };
+            // Reading the clock costs as much as handling a record: while records stream in, the
+            // tick is due-checked every TICK_CHECK_EVERY of them (microseconds apart).
+            since_check += 1;
+            if (idle || since_check >= TICK_CHECK_EVERY) && last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
                 self.tick();
+            }
+            if since_check >= TICK_CHECK_EVERY {
+                since_check = 0;
             }
         }
     }
@@ -367,31 +392,5 @@ impl Loop<'_> {
                 return;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(extra_kafka: &str) -> Config {
-        let text = format!(
-            "[main]\nworking_directory = /data\nmemory_limit_bytes = 128MiB\n[consumer]\nkafka_bootstrap = k:9092\n\
-             kafka_consumer_group = g\ntopic_whitelist = t\nconsumer_processes = 2\n[s3]\ns3_bucket_name = bucket\n\
-             [kafka]\n{extra_kafka}\n"
-        );
-        crate::config::parse(&text, std::path::Path::new("test.cfg")).unwrap()
-    }
-
-    #[test]
-    fn each_consumer_queues_at_most_its_part_of_the_fetch_share_unless_kafka_sets_it() {
-        // 40% of 128 MiB, halved (a fetch response may land on a full queue), per consumer of 2.
-        let client = client_config(&config(""), 0);
-        assert_eq!(
-            client.get("queued.max.messages.kbytes"),
-            Some((128 * 1024 * 40 / 100 / 2 / 2).to_string().as_str())
-        );
-        let client = client_config(&config("queued.max.messages.kbytes = 4096"), 0);
-        assert_eq!(client.get("queued.max.messages.kbytes"), Some("4096"), "the user's value wins");
     }
 }
