@@ -5,7 +5,7 @@
 //!
 //! | share | of the limit | enforced by |
 //! |---|---|---|
-//! | fetch queue | 40% | librdkafka's `queued.max.messages.kbytes`, half the share per consumer: librdkafka stops fetching while its queue is full and may hold one fetch response on top |
+//! | fetch queue | 40% | librdkafka's `queued.max.messages.kbytes`, half the share per consumer, and `queued.min.messages`, one message per KiB of it (at most librdkafka's 100 000): librdkafka stops fetching while its queue is full and may hold one fetch response on top |
 //! | write buffers | 10% | each open file's append buffer is sized share / partitions (4 to 64 KiB), allocated on a record and freed at each flush interval, so an idle partition holds none |
 //! | compression | 20% | per worker: I/O buffers and the codec's state; a codec level that does not fit is refused at load time |
 //! | uploads | 30% | per worker: a file is sent in one PUT only below the worker's share, else in parts of share/3 with at most 2 in flight |
@@ -40,6 +40,8 @@ pub const UPLOAD_READ_BYTES: usize = 256 * 1024;
 /// librdkafka's queue never gets less than this, whatever the share: below `message.max.bytes`
 /// (1 MB by default) a single large record could not be fetched.
 const MIN_QUEUE_KBYTES: u64 = 1024;
+/// librdkafka's default `queued.min.messages`.
+const LIBRDKAFKA_QUEUED_MIN_MESSAGES: u64 = 100_000;
 
 /// Why a memory limit cannot hold the configured workers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,13 +125,25 @@ impl MemoryBudget {
         (self.fetch / self.consumers / 2 / KIB).max(MIN_QUEUE_KBYTES)
     }
 
+    /// librdkafka's `queued.min.messages` for each consumer: the queue's byte bound counts
+    /// payloads only, while every queued message also costs librdkafka a few hundred bytes of
+    /// its own (the op and message structs). Allowing one message per KiB of the bound keeps
+    /// that overhead within the bound for the smallest records; librdkafka's default of 100 000
+    /// is kept when the bound is larger.
+    pub fn queued_min_messages(&self) -> u64 {
+        self.queued_max_messages_kbytes().min(LIBRDKAFKA_QUEUED_MIN_MESSAGES)
+    }
+
     /// The librdkafka properties the budget sets, except those the user set in `[kafka]`.
     pub fn librdkafka_properties(&self, kafka: &[(String, KafkaValue)]) -> Vec<(&'static str, String)> {
         let user_set = |key: &str| kafka.iter().any(|(set, _)| set == key);
-        [("queued.max.messages.kbytes", self.queued_max_messages_kbytes().to_string())]
-            .into_iter()
-            .filter(|(key, _)| !user_set(key))
-            .collect()
+        [
+            ("queued.max.messages.kbytes", self.queued_max_messages_kbytes().to_string()),
+            ("queued.min.messages", self.queued_min_messages().to_string()),
+        ]
+        .into_iter()
+        .filter(|(key, _)| !user_set(key))
+        .collect()
     }
 
     /// The append buffer of each open file of a consumer holding `partitions` partitions.

@@ -37,11 +37,16 @@ fn librdkafka_properties_set_by_the_user_are_left_alone() {
     let gzip = gzip();
     let budget = MemoryBudget::split(256 * MIB, &workers(&gzip)).unwrap();
     let set = budget.librdkafka_properties(&[]);
-    assert_eq!(set, vec![("queued.max.messages.kbytes", "52428".to_string())]);
+    assert_eq!(
+        set,
+        vec![("queued.max.messages.kbytes", "52428".to_string()), ("queued.min.messages", "52428".to_string())]
+    );
     let user = vec![("queued.max.messages.kbytes".to_string(), KafkaValue::Plain("1000".into()))];
-    assert!(budget.librdkafka_properties(&user).is_empty());
+    assert_eq!(budget.librdkafka_properties(&user), vec![("queued.min.messages", "52428".to_string())]);
     let unrelated = vec![("sasl.password".to_string(), KafkaValue::Secret(Secret::new("x")))];
-    assert_eq!(budget.librdkafka_properties(&unrelated).len(), 1);
+    assert_eq!(budget.librdkafka_properties(&unrelated).len(), 2);
+    let large = MemoryBudget::split(4 << 30, &workers(&gzip)).unwrap();
+    assert_eq!(large.queued_min_messages(), 100_000, "librdkafka's default when the bound is larger");
 }
 
 #[test]
