@@ -356,3 +356,22 @@ pub enum WriteError {
     #[error("writer for {} stopped after an earlier i/o error; reopen the file to resume", path.display())]
     Poisoned { path: PathBuf },
 }
+
+impl WriteError {
+    /// `map_err` adapter for a failed system call on `path`.
+    pub(crate) fn io(path: &std::path::Path, action: IoAction) -> impl FnOnce(std::io::Error) -> WriteError {
+        let path = path.to_path_buf();
+        move |source| WriteError::Io { path, action, source }
+    }
+
+    /// A read error met while scanning `path` to resume it: an I/O failure stays one, anything
+    /// else is corruption at the byte the reader names.
+    pub(crate) fn scanning(path: &std::path::Path, source: ReadError) -> WriteError {
+        match source {
+            ReadError::Io { source, .. } => WriteError::Io { path: path.to_path_buf(), action: IoAction::Read, source },
+            source => {
+                WriteError::Corrupt { path: path.to_path_buf(), position: source.position().unwrap_or(0), source }
+            }
+        }
+    }
+}

@@ -60,10 +60,7 @@ impl MakWriter {
         bytes.extend_from_slice(&header_len.to_be_bytes());
         bytes.extend_from_slice(json.as_bytes());
 
-        let io_err = |action| {
-            let path = path.to_path_buf();
-            move |source| WriteError::Io { path, action, source }
-        };
+        let io_err = |action| WriteError::io(path, action);
         let mut file = OpenOptions::new().write(true).create_new(true).open(path).map_err(io_err(IoAction::Create))?;
         file.write_all(&bytes).map_err(io_err(IoAction::Write))?;
         file.sync_data().map_err(io_err(IoAction::Sync))?;
@@ -89,16 +86,8 @@ impl MakWriter {
     /// all records up to the write position, truncates the torn tail past it, and positions
     /// at the write position. A corrupt record before the write position is an error.
     pub fn open_append(path: &Path) -> Result<(MakWriter, Recovered), WriteError> {
-        let io_err = |action| {
-            let path = path.to_path_buf();
-            move |source| WriteError::Io { path, action, source }
-        };
-        let corrupt = |source: ReadError| match source {
-            ReadError::Io { source, .. } => WriteError::Io { path: path.to_path_buf(), action: IoAction::Read, source },
-            source => {
-                WriteError::Corrupt { path: path.to_path_buf(), position: source.position().unwrap_or(0), source }
-            }
-        };
+        let io_err = |action| WriteError::io(path, action);
+        let corrupt = |source: ReadError| WriteError::scanning(path, source);
         let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(io_err(IoAction::Open))?;
         let file_len = file.metadata().map_err(io_err(IoAction::Read))?.len();
 

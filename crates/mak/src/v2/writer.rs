@@ -79,10 +79,7 @@ impl MakWriter {
     /// data, then the parent directory entry.
     pub fn create(path: &Path, header: &Header) -> Result<MakWriter, WriteError> {
         header.validate().map_err(|problem| WriteError::InvalidHeader { path: path.to_path_buf(), problem })?;
-        let io_err = |action| {
-            let path = path.to_path_buf();
-            move |source| WriteError::Io { path, action, source }
-        };
+        let io_err = |action| WriteError::io(path, action);
         let json = header.to_json();
         let json_len = u32::try_from(json.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "header json longer than 4 GiB"))
@@ -134,16 +131,8 @@ impl MakWriter {
     /// tail past it and recomputes the body CRC. A corrupt frame before the write position is
     /// an error; so is a sealed file.
     pub fn open_append(path: &Path) -> Result<(MakWriter, Recovered), WriteError> {
-        let io_err = |action| {
-            let path = path.to_path_buf();
-            move |source| WriteError::Io { path, action, source }
-        };
-        let corrupt = |source: ReadError| match source {
-            ReadError::Io { source, .. } => WriteError::Io { path: path.to_path_buf(), action: IoAction::Read, source },
-            source => {
-                WriteError::Corrupt { path: path.to_path_buf(), position: source.position().unwrap_or(0), source }
-            }
-        };
+        let io_err = |action| WriteError::io(path, action);
+        let corrupt = |source: ReadError| WriteError::scanning(path, source);
         let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(io_err(IoAction::Open))?;
         let file_len = file.metadata().map_err(io_err(IoAction::Read))?.len();
 
