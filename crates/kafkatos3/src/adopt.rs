@@ -32,7 +32,7 @@ pub fn adopt_partition(
         // recovery handles a crash): only the move into tocompress/ is left, then it is judged
         // with the other sealed files.
         match spool::seal_existing(work, tp) {
-            Ok(Some((_, bytes))) => pipeline.backlog.add(bytes),
+            Ok(Some((_, bytes))) => pipeline.backlog.add(tp, bytes),
             Ok(None) => {}
             Err(error) => tracing::warn!(partition = %tp, %error, "moving on a sealed in-progress file"),
         }
@@ -78,13 +78,13 @@ pub fn adopt_partition(
             FileFate::Keep => kept.push(file.name),
             FileFate::Covered => {
                 tracing::info!(file = %file.name.stem(), "already in S3; removing the local copy");
-                pipeline.remove_sealed(&file.path)?;
+                pipeline.remove_sealed(tp, &file.path)?;
             }
             FileFate::SetAside => {
                 let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
                 tracing::warn!(file = %file.name.stem(), committed, "file does not continue the archived offsets; set aside in orphaned/");
                 set_aside(work, &file.path, tp)?;
-                pipeline.backlog.sub(bytes);
+                pipeline.backlog.sub(tp, bytes);
             }
         }
     }
@@ -130,7 +130,7 @@ pub fn drop_files_from(pipeline: &Pipeline, tp: &TopicPartition, from: i64) -> R
         if file.name.start < from || pipeline.legacy.contains(&file.name) {
             continue;
         }
-        pipeline.remove_sealed(&file.path)?;
+        pipeline.remove_sealed(tp, &file.path)?;
         dropped += 1;
     }
     pipeline.ledger.truncate(tp, from);

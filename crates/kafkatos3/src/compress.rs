@@ -147,8 +147,7 @@ fn compress_one(pipeline: &Pipeline, file: &SealedFile) {
     let started = std::time::Instant::now();
     match compress_file(pipeline, file) {
         Ok((_, after)) => {
-            pipeline.backlog.sub(before);
-            pipeline.backlog.add(after);
+            pipeline.backlog.resize(&file.name.tp, before, after);
             tracing::info!(file = %file.name.stem(), bytes_in = before, bytes_out = after, ms = started.elapsed().as_millis() as u64, "compressed");
             pipeline.upload_wake.notify_one();
         }
@@ -190,7 +189,7 @@ mod tests {
         let store = Arc::new(object_store::memory::InMemory::new());
         let s3 = crate::pipeline::S3Access::new(store, crate::archive::Location::new("p"), runtime.handle().clone());
         let legacy = crate::shared::Legacy::load(&work).unwrap();
-        let pipeline = Arc::new(Pipeline::new(config, work.clone(), legacy, 0, s3));
+        let pipeline = Arc::new(Pipeline::new(config, work.clone(), legacy, Default::default(), s3));
         let tp = TopicPartition::new("t", 0);
         for start in [0, 10, 20] {
             let name = SealedName { tp: tp.clone(), start, end: start + 9, date: "261130".into() };

@@ -11,6 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientConfig, Message, Offset};
 
+use crate::backpressure::Throttle;
 use crate::config::Config;
 use crate::layout::TopicPartition;
 use crate::pipeline::Pipeline;
@@ -28,8 +29,6 @@ const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 const TICK_CHECK_EVERY: u32 = 64;
 /// The same error is reported at most this often (with a count of its repeats).
 const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(10);
-/// Pause after a failed write (a full disk) before fetching again.
-const WRITE_FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a resync may wait for S3 to say where a partition's archive ends, and how soon a
 /// failed one is tried again.
 const RESYNC_PROBE_LIMIT: Duration = Duration::from_secs(10);
@@ -105,8 +104,7 @@ fn run(pipeline: Arc<Pipeline>, id: usize) {
         now_secs: now_secs(),
         last_flush: Instant::now(),
         last_commit: Instant::now(),
-        paused: false,
-        write_failed_at: None,
+        throttle: Throttle::default(),
         resync_retry_at: None,
     };
     lp.consume();
@@ -122,8 +120,7 @@ struct Loop<'a> {
     now_secs: f64,
     last_flush: Instant,
     last_commit: Instant,
-    paused: bool,
-    write_failed_at: Option<Instant>,
+    throttle: Throttle,
     resync_retry_at: Option<Instant>,
 }
 
@@ -186,7 +183,7 @@ impl Loop<'_> {
     }
 
     /// After failed writes: fetch again from each affected partition's last durable record,
-    /// and pause everything for a while (a full disk needs uploads to free space).
+    /// and pause everything for a while (see [`Throttle::write_failed`]).
     fn apply_rewinds(&mut self) {
         let mut rewinds = Vec::new();
         for spool in self.consumer.context().state().spools_mut() {
@@ -197,8 +194,7 @@ impl Loop<'_> {
         if rewinds.is_empty() {
             return;
         }
-        self.pause_all();
-        self.write_failed_at = Some(Instant::now());
+        self.throttle.write_failed(self.consumer);
         self.seek_all(rewinds);
     }
 
@@ -325,49 +321,14 @@ impl Loop<'_> {
         drop(state);
         self.apply_resyncs();
         self.apply_rewinds();
-        self.apply_backpressure();
-    }
-
-    /// Pauses fetching while the local backlog is over its limit or a write failed recently.
-    fn apply_backpressure(&mut self) {
-        let limit = self.pipeline.config.s3.max_local_backlog_bytes;
-        let backlog = self.pipeline.backlog.bytes();
-        let failing = self.write_failed_at.is_some_and(|at| at.elapsed() < WRITE_FAILURE_BACKOFF);
-        if !self.paused && backlog > limit {
-            tracing::warn!(
-                backlog_bytes = backlog,
-                limit_bytes = limit,
-                "local backlog over its limit; pausing consumption until uploads catch up"
-            );
-            self.pause_all();
-        } else if self.paused && !failing && backlog <= limit / 10 * 9 {
-            tracing::info!(backlog_bytes = backlog, "resuming consumption");
-            let assigned = self.consumer.context().state().assigned();
-            if let Err(error) = self.consumer.resume(&assigned) {
-                tracing::warn!(%error, "resume failed");
-            }
-            self.paused = false;
-            self.write_failed_at = None;
-        } else if self.paused {
-            // A rebalance while paused hands out partitions that start fetching: pause them too
-            // (pausing a paused partition is a no-op).
-            self.pause_all();
-        }
-    }
-
-    fn pause_all(&mut self) {
-        let assigned = self.consumer.context().state().assigned();
-        if let Err(error) = self.consumer.pause(&assigned) {
-            tracing::warn!(%error, "pause failed");
-        }
-        self.paused = true;
+        self.throttle.apply(self.pipeline, self.consumer);
     }
 
     /// Shutdown: stop fetching, seal every open file, give the later stages until the deadline
     /// to upload, committing as they confirm.
     fn drain_for_shutdown(&mut self) {
         let pipeline = self.pipeline;
-        self.pause_all();
+        self.throttle.pause_all(self.consumer);
         {
             let mut state = self.consumer.context().state();
             for spool in state.spools_mut() {

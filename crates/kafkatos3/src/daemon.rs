@@ -44,7 +44,7 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
     );
     let recovery = crate::recover::recover(&work)?;
     tracing::info!(
-        backlog_bytes = recovery.backlog_bytes,
+        backlog_bytes = recovery.backlog.bytes(),
         removed_partial_files = recovery.removed_partial,
         "working directory recovered"
     );
@@ -59,7 +59,7 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
         .build()
         .map_err(DaemonError::Runtime)?;
     let s3 = S3Access::new(store.clone(), Location::new(&config.s3.s3_key_prefix), runtime.handle().clone());
-    let pipeline = Arc::new(Pipeline::new(config, work, recovery.legacy, recovery.backlog_bytes, s3));
+    let pipeline = Arc::new(Pipeline::new(config, work, recovery.legacy, recovery.backlog, s3));
     let uploader = runtime.spawn(crate::upload::run(store, pipeline.clone()));
     {
         let pipeline = pipeline.clone();

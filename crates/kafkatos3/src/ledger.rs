@@ -133,6 +133,11 @@ impl Ledger {
         self.lock().remove(tp);
     }
 
+    /// How many partitions this daemon owns (all its consumers).
+    pub fn owned(&self) -> usize {
+        self.lock().len()
+    }
+
     pub fn is_owned(&self, tp: &TopicPartition) -> bool {
         self.lock().contains_key(tp)
     }

@@ -20,6 +20,7 @@
 
 pub mod adopt;
 pub mod archive;
+pub mod backpressure;
 pub mod budget;
 pub mod compress;
 pub mod config;

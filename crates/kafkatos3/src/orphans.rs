@@ -93,7 +93,7 @@ fn resolve(pipeline: &Pipeline, tp: &TopicPartition) -> Result<(), Box<dyn std::
         match crate::spool::seal_existing(work, tp) {
             Ok(Some((name, bytes))) => {
                 tracing::info!(file = %name.stem(), "sealed the in-progress file of a partition owned elsewhere");
-                pipeline.backlog.add(bytes);
+                pipeline.backlog.add(tp, bytes);
             }
             Ok(None) => durable::remove_durable(&inprogress)?,
             Err(error) => {
@@ -114,7 +114,7 @@ fn resolve(pipeline: &Pipeline, tp: &TopicPartition) -> Result<(), Box<dyn std::
             }
         } else {
             tracing::info!(file = %file.name.stem(), uploaded_through = marker, "deleting a leftover that does not continue this disk's uploads; its records are in S3 or read again by the partition's owner");
-            pipeline.remove_sealed(&file.path)?;
+            pipeline.remove_sealed(&file.name.tp, &file.path)?;
         }
     }
     Ok(())
@@ -130,8 +130,7 @@ fn upload_leftover(
     if file.stage == Stage::ToCompress {
         let before = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
         let (path, after) = crate::compress::compress_file(pipeline, &file)?;
-        pipeline.backlog.sub(before);
-        pipeline.backlog.add(after);
+        pipeline.backlog.resize(&file.name.tp, before, after);
         file = SealedFile { path, name: file.name, stage: Stage::ToS3 };
     }
     let s3 = &pipeline.config.s3;
@@ -151,12 +150,12 @@ fn upload_leftover(
         Stored::Created(_) | Stored::AlreadyThere => {
             tracing::info!(key = %key, "uploaded a leftover that continued this disk's uploads");
             pipeline.ledger.write_marker(&file.name.tp, file.name.end)?;
-            pipeline.remove_sealed(&file.path)?;
+            pipeline.remove_sealed(&file.name.tp, &file.path)?;
             Ok(Some(file.name.end))
         }
         Stored::Conflict(other) => {
             tracing::info!(key = %key, theirs_end = other.end, "a leftover's offsets were archived by the partition's owner; deleting it");
-            pipeline.remove_sealed(&file.path)?;
+            pipeline.remove_sealed(&file.name.tp, &file.path)?;
             Ok(None)
         }
     }

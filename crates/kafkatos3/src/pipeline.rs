@@ -9,7 +9,7 @@ use object_store::ObjectStore;
 
 use crate::archive::Location;
 use crate::config::Config;
-use crate::layout::WorkDir;
+use crate::layout::{TopicPartition, WorkDir};
 use crate::ledger::Ledger;
 use crate::shared::{Backlog, Legacy, PartitionLocks, Resyncs, Shutdown, Wake};
 
@@ -45,9 +45,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(config: Config, work: WorkDir, legacy: Legacy, backlog_bytes: u64, s3: S3Access) -> Self {
-        let backlog = Backlog::default();
-        backlog.add(backlog_bytes);
+    pub fn new(config: Config, work: WorkDir, legacy: Legacy, backlog: Backlog, s3: S3Access) -> Self {
         Pipeline {
             config,
             ledger: Ledger::new(work.clone()),
@@ -76,10 +74,10 @@ impl Pipeline {
     }
 
     /// Deletes a sealed file durably and takes its bytes off the local backlog.
-    pub fn remove_sealed(&self, path: &std::path::Path) -> Result<(), crate::durable::FsError> {
+    pub fn remove_sealed(&self, tp: &TopicPartition, path: &std::path::Path) -> Result<(), crate::durable::FsError> {
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         crate::durable::remove_durable(path)?;
-        self.backlog.sub(bytes);
+        self.backlog.sub(tp, bytes);
         Ok(())
     }
 }

@@ -285,7 +285,7 @@ pub fn seal_into_pipeline(pipeline: &Pipeline, spool: &mut PartitionSpool) {
         Ok(Some((name, bytes))) => {
             tracing::info!(file = %name.stem(), bytes, "sealed");
             pipeline.ledger.sealed(&name);
-            pipeline.backlog.add(bytes);
+            pipeline.backlog.add(&name.tp, bytes);
             pipeline.compress_wake.notify();
         }
         Ok(None) => {}

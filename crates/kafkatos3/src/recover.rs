@@ -5,7 +5,7 @@ use std::fs;
 
 use crate::durable::{self, FsError, TMP_SUFFIX};
 use crate::layout::{SealedName, Stage, WorkDir, GZ_SUFFIX, MAK_SUFFIX};
-use crate::shared::Legacy;
+use crate::shared::{Backlog, Legacy};
 use crate::spool::{self, SpoolError};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +21,7 @@ pub enum RecoverError {
 pub struct Recovery {
     pub legacy: Legacy,
     /// Bytes in `tocompress/` and `tos3/` waiting for the later stages.
-    pub backlog_bytes: u64,
+    pub backlog: Backlog,
     pub removed_partial: usize,
 }
 
@@ -70,13 +70,13 @@ pub fn recover(work: &WorkDir) -> Result<Recovery, RecoverError> {
 
     let legacy = if work.state_dir().is_dir() { Legacy::load(work)? } else { adopt_original(work)? };
 
-    let mut backlog_bytes = 0;
+    let backlog = Backlog::default();
     for stage in [Stage::ToCompress, Stage::ToS3] {
         for file in work.list_sealed(stage)? {
-            backlog_bytes += fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+            backlog.add(&file.name.tp, fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0));
         }
     }
-    Ok(Recovery { legacy, backlog_bytes, removed_partial })
+    Ok(Recovery { legacy, backlog, removed_partial })
 }
 
 /// A working directory without our `state/` was last run by the Python original (or is new).
@@ -146,7 +146,7 @@ mod tests {
         assert!(!partial.exists());
         assert!(source.exists());
         assert_eq!(recovery.removed_partial, 1);
-        assert_eq!(recovery.backlog_bytes, fs::metadata(&source).unwrap().len());
+        assert_eq!(recovery.backlog.bytes(), fs::metadata(&source).unwrap().len());
     }
 
     #[test]
@@ -243,7 +243,7 @@ mod tests {
         assert_eq!(moved.len(), 1);
         assert_eq!((moved[0].name.start, moved[0].name.end), (0, 3));
         assert_eq!(fs::read(&moved[0].path).unwrap(), bytes, "moved unchanged");
-        assert_eq!(recovery.backlog_bytes, bytes.len() as u64, "counted in the backlog");
+        assert_eq!(recovery.backlog.bytes(), bytes.len() as u64, "counted in the backlog");
         assert!(!recovery.legacy.contains(&moved[0].name), "our own file, not the original's");
         assert!(open_path.exists(), "an open file is resumed or judged on adoption, not here");
         assert!(work.list_sealed_for(&open).unwrap().is_empty());
@@ -254,7 +254,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let work = WorkDir::new(dir.path());
         let recovery = recover(&work).unwrap();
-        assert_eq!(recovery.backlog_bytes, 0);
+        assert_eq!(recovery.backlog.bytes(), 0);
         assert!(work.state_dir().is_dir());
         assert!(!recovery.legacy.contains(&name(0, 0, 1)));
     }

@@ -67,21 +67,49 @@ impl Shutdown {
     }
 }
 
-/// Bytes of sealed files waiting for compression or upload.
+/// Bytes of sealed files waiting for compression or upload, in all and per partition (the
+/// consumers pause the partitions holding the most, see [`crate::backpressure`]).
 #[derive(Debug, Default)]
-pub struct Backlog(AtomicI64);
+pub struct Backlog {
+    total: AtomicI64,
+    partitions: Mutex<HashMap<TopicPartition, u64>>,
+}
 
 impl Backlog {
-    pub fn add(&self, bytes: u64) {
-        self.0.fetch_add(bytes as i64, Ordering::Relaxed);
+    pub fn add(&self, tp: &TopicPartition, bytes: u64) {
+        self.total.fetch_add(bytes as i64, Ordering::Relaxed);
+        *self.lock().entry(tp.clone()).or_default() += bytes;
     }
 
-    pub fn sub(&self, bytes: u64) {
-        self.0.fetch_sub(bytes as i64, Ordering::Relaxed);
+    pub fn sub(&self, tp: &TopicPartition, bytes: u64) {
+        self.total.fetch_sub(bytes as i64, Ordering::Relaxed);
+        let mut partitions = self.lock();
+        if let Some(held) = partitions.get_mut(tp) {
+            *held = held.saturating_sub(bytes);
+            // Partitions with nothing waiting cost no entry.
+            if *held == 0 {
+                partitions.remove(tp);
+            }
+        }
+    }
+
+    /// A file of the partition changed size (compressed).
+    pub fn resize(&self, tp: &TopicPartition, before: u64, after: u64) {
+        self.sub(tp, before);
+        self.add(tp, after);
     }
 
     pub fn bytes(&self) -> u64 {
-        self.0.load(Ordering::Relaxed).max(0) as u64
+        self.total.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Bytes waiting for one partition.
+    pub fn of(&self, tp: &TopicPartition) -> u64 {
+        self.lock().get(tp).copied().unwrap_or(0)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, u64>> {
+        self.partitions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

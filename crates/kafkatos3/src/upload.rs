@@ -285,7 +285,7 @@ async fn upload_and_release(
         let size = upload.overwrite(&key).await?;
         tracing::info!(key = %key, bytes = size, ms = started.elapsed().as_millis() as u64, "uploaded");
         pipeline.legacy.uploaded(&file.name)?;
-        pipeline.remove_sealed(&file.path)?;
+        pipeline.remove_sealed(&file.name.tp, &file.path)?;
         return Ok(());
     }
     let key = upload.object_key();
@@ -361,7 +361,7 @@ fn give_way(
         pipeline.resyncs.request(tp, Resync { drop_from: file.name.start, resume_at: None });
         return Ok(());
     }
-    pipeline.remove_sealed(&file.path)
+    pipeline.remove_sealed(&file.name.tp, &file.path)
 }
 
 /// Tells the ledger a file is in S3 and deletes the local files it releases. Idempotent, so a
@@ -373,7 +373,7 @@ fn release_confirmed(pipeline: &Pipeline, name: &SealedName) -> Result<(), crate
     }
     for name in released.deletable {
         for path in pipeline.work.tos3_files(&name)? {
-            pipeline.remove_sealed(&path)?;
+            pipeline.remove_sealed(&name.tp, &path)?;
         }
     }
     Ok(())

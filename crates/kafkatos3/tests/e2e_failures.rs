@@ -244,6 +244,66 @@ async fn refused_credentials_keep_files_pause_at_the_backlog_limit_and_a_fixed_r
     assert!(status.success());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_half_the_backlog_limit_only_the_partition_furthest_ahead_pauses_and_the_others_keep_flowing() {
+    let env = env();
+    let topic = unique("e2e-ahead");
+    create_topic(&env, &topic, 2).await;
+    let mut produced = ByPartition::new();
+    // Partition 0 is far ahead: 3 MiB of records against a 4 MiB limit shared by 2 partitions.
+    produce_noise(&env, &topic, 0, 30, 100 * 1024, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let config_path = dir.path().join("kafkatos3.cfg");
+    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+    config.max_age_seconds = 1;
+    config.extra_consumer = "max_file_bytes = 1MiB".into();
+    config.extra_s3 = "max_local_backlog_bytes = 4MiB".into();
+    // Uploads are refused, so whatever is consumed stays in the backlog.
+    let wrong = TestEnv { secret_key: "not-the-secret".into(), ..env.clone() };
+    config.write(&wrong, &config_path);
+    let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
+    let ahead =
+        wait_for_log(&daemon.log, "pausing consumption of the partitions furthest ahead", Duration::from_secs(60))
+            .await;
+    assert!(ahead, "log:\n{}", daemon.log_tail());
+    let log = std::fs::read_to_string(&daemon.log).unwrap();
+    let line = log.lines().find(|l| l.contains("furthest ahead")).unwrap();
+    assert!(line.contains(&format!("{topic}:0")) && !line.contains(&format!("{topic}:1")), "only partition 0: {line}");
+
+    // Later records: partition 1's are consumed and spooled, partition 0's wait in Kafka.
+    produce_noise(&env, &topic, 0, 10, 100 * 1024, &mut produced).await;
+    produce_noise(&env, &topic, 1, 5, 1000, &mut produced).await;
+    let work = kafkatos3::layout::WorkDir::new(&dir.path().join("work"));
+    let local_end = |partition: i32| {
+        let tp = kafkatos3::layout::TopicPartition::new(&topic, partition);
+        work.list_sealed_for(&tp).unwrap().iter().map(|f| f.name.end).max()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while local_end(1) != Some(4) {
+        assert!(std::time::Instant::now() < deadline, "partition 1 keeps flowing; log:\n{}", daemon.log_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(local_end(0).is_some_and(|end| end < 30), "partition 0 stays paused: held through {:?}", local_end(0));
+    let log = std::fs::read_to_string(&daemon.log).unwrap();
+    assert!(!log.contains("local backlog over its limit"), "the limit itself is never reached");
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+
+    // With the right secret everything is archived once, the paused records included.
+    config.write(&env, &config_path);
+    let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
+    let s3 = store(&env, &env.s3_endpoint);
+    let archive = wait_for_archive(s3.as_ref(), &prefix, 45, Duration::from_secs(90)).await;
+    assert_exactly_once(&produced, &archive);
+    let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
+    assert_eq!(commits, expected_commits(&produced), "log:\n{}", daemon.log_tail());
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+}
+
 /// A small tmpfs mounted for one test, unmounted when dropped.
 struct SmallDisk(std::path::PathBuf);
 

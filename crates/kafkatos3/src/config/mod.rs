@@ -152,8 +152,8 @@ pub struct S3Config {
     pub s3_region: Option<String>,
     /// `s3_key_prefix`: prepended to every object key, without leading or trailing `/`; may be empty.
     pub s3_key_prefix: String,
-    /// `max_local_backlog_bytes`: consumption pauses while the files waiting for compression or
-    /// upload take more than this.
+    /// `max_local_backlog_bytes`: past half of it the partitions holding more than their share
+    /// pause; past all of it every partition does (see [`crate::backpressure`]).
     pub max_local_backlog_bytes: u64,
     /// `multipart_threshold_bytes`: files at least this large are uploaded in parts.
     pub multipart_threshold_bytes: u64,

@@ -1,0 +1,198 @@
+//! Back-pressure from the local backlog: the sealed files on disk waiting for compression or
+//! upload (`[s3] max_local_backlog_bytes`).
+//!
+//! Two levels. Past half the limit, the partitions holding more than their fair share of it
+//! (limit / partitions owned) stop fetching: a partition catching up a large lag, or one whose
+//! uploads fail, cannot fill the disk at the expense of the quiet partitions, which keep being
+//! archived with their usual delay. Past the whole limit, or after a failed write (a full disk),
+//! every partition stops until the backlog is back under 90 % of it. Pausing never stops the
+//! poll loop: librdkafka keeps serving the group (heartbeats, rebalances) and `max.poll.interval.ms`
+//! is never at risk. Memory is bounded elsewhere: librdkafka stops fetching when its queue, sized
+//! by the memory budget (see [`crate::budget`]), is full.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::TopicPartitionList;
+
+use crate::layout::TopicPartition;
+use crate::pipeline::Pipeline;
+use crate::rebalance::ArchiverContext;
+
+/// Pause after a failed write (a full disk) before fetching again.
+const WRITE_FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The partitions to pause for being furthest ahead of their archive.
+///
+/// `held` is the backlog of each partition the caller owns, `owned` the number of partitions
+/// the daemon owns in all, `paused` the caller's current selection. A partition is added at or
+/// above its share once the backlog is past half the limit, and stays until it is under three
+/// quarters of its share or the backlog under 45 % of the limit (no flapping at every upload).
+pub fn furthest_ahead<'a>(
+    limit: u64,
+    backlog: u64,
+    owned: usize,
+    held: impl IntoIterator<Item = (&'a TopicPartition, u64)>,
+    paused: &HashSet<TopicPartition>,
+) -> HashSet<TopicPartition> {
+    if backlog <= limit / 20 * 9 {
+        return HashSet::new();
+    }
+    let share = limit / owned.max(1) as u64;
+    let adding = backlog > limit / 2;
+    held.into_iter()
+        .filter(|(tp, bytes)| (adding && *bytes >= share) || (paused.contains(*tp) && *bytes >= share / 4 * 3))
+        .map(|(tp, _)| tp.clone())
+        .collect()
+}
+
+/// One consumer's pauses.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    /// Every assigned partition is paused.
+    all: bool,
+    /// Partitions paused for being furthest ahead (while `all` is false).
+    ahead: HashSet<TopicPartition>,
+    write_failed_at: Option<Instant>,
+}
+
+impl Throttle {
+    /// A write failed: pause everything for a while (a full disk needs uploads to free space).
+    pub fn write_failed(&mut self, consumer: &BaseConsumer<ArchiverContext>) {
+        self.pause_all(consumer);
+        self.write_failed_at = Some(Instant::now());
+    }
+
+    pub fn pause_all(&mut self, consumer: &BaseConsumer<ArchiverContext>) {
+        let assigned = consumer.context().state().assigned();
+        if let Err(error) = consumer.pause(&assigned) {
+            tracing::warn!(%error, "pause failed");
+        }
+        self.all = true;
+    }
+
+    /// Pauses and resumes partitions for the backlog as it is now; called at every tick.
+    pub fn apply(&mut self, pipeline: &Pipeline, consumer: &BaseConsumer<ArchiverContext>) {
+        let limit = pipeline.config.s3.max_local_backlog_bytes;
+        let backlog = pipeline.backlog.bytes();
+        let failing = self.write_failed_at.is_some_and(|at| at.elapsed() < WRITE_FAILURE_BACKOFF);
+        let over = if self.all { failing || backlog > limit / 10 * 9 } else { backlog > limit };
+        if over {
+            if !self.all {
+                tracing::warn!(
+                    backlog_bytes = backlog,
+                    limit_bytes = limit,
+                    "local backlog over its limit; pausing consumption until uploads catch up"
+                );
+            }
+            // Again at every tick: a rebalance while paused hands out partitions that fetch.
+            self.pause_all(consumer);
+            return;
+        }
+        let state = consumer.context().state();
+        let selected = if backlog > limit / 20 * 9 || !self.ahead.is_empty() {
+            let held = state.spools().map(|s| (&s.tp, pipeline.backlog.of(&s.tp)));
+            furthest_ahead(limit, backlog, pipeline.ledger.owned(), held, &self.ahead)
+        } else {
+            HashSet::new()
+        };
+        let resume: Vec<&TopicPartition> = if self.all {
+            state.spools().map(|s| &s.tp).filter(|tp| !selected.contains(*tp)).collect()
+        } else {
+            self.ahead.iter().filter(|tp| !selected.contains(*tp)).collect()
+        };
+        let added: Vec<&TopicPartition> = selected.iter().filter(|tp| self.all || !self.ahead.contains(*tp)).collect();
+        if !added.is_empty() {
+            tracing::warn!(
+                partitions = %names(&added),
+                backlog_bytes = backlog,
+                limit_bytes = limit,
+                "local backlog over half its limit; pausing consumption of the partitions furthest ahead"
+            );
+        }
+        if !resume.is_empty() {
+            tracing::info!(partitions = %names(&resume), backlog_bytes = backlog, "resuming consumption");
+            if let Err(error) = consumer.resume(&list(resume.iter().copied())) {
+                tracing::warn!(%error, "resume failed");
+            }
+        }
+        // Again at every tick, as above: a partition handed back after a rebalance fetches.
+        if !selected.is_empty() {
+            if let Err(error) = consumer.pause(&list(selected.iter())) {
+                tracing::warn!(%error, "pause failed");
+            }
+        }
+        drop(state);
+        self.all = false;
+        self.write_failed_at = None;
+        self.ahead = selected;
+    }
+}
+
+fn list<'a>(tps: impl Iterator<Item = &'a TopicPartition>) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for tp in tps {
+        list.add_partition(&tp.topic, tp.partition);
+    }
+    list
+}
+
+/// At most a few partitions by name (a log line, not a dump of thousands).
+fn names(tps: &[&TopicPartition]) -> String {
+    const SHOWN: usize = 8;
+    let mut text = tps.iter().take(SHOWN).map(|tp| tp.to_string()).collect::<Vec<_>>().join(", ");
+    if tps.len() > SHOWN {
+        text.push_str(&format!(" and {} more", tps.len() - SHOWN));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition::new("t", partition)
+    }
+
+    fn select(backlog: u64, held: &[(i32, u64)], paused: &[i32]) -> Vec<i32> {
+        let tps: Vec<(TopicPartition, u64)> = held.iter().map(|&(p, b)| (tp(p), b)).collect();
+        let paused: HashSet<TopicPartition> = paused.iter().map(|&p| tp(p)).collect();
+        let chosen = furthest_ahead(100 * MIB, backlog, 4, tps.iter().map(|(t, b)| (t, *b)), &paused);
+        let mut chosen: Vec<i32> = chosen.into_iter().map(|t| t.partition).collect();
+        chosen.sort();
+        chosen
+    }
+
+    #[test]
+    fn below_half_the_limit_nothing_is_paused() {
+        assert!(select(50 * MIB, &[(0, 50 * MIB), (1, 0)], &[]).is_empty());
+    }
+
+    #[test]
+    fn past_half_the_limit_the_partitions_over_their_share_pause_and_the_others_fetch() {
+        // 4 partitions owned, limit 100 MiB: a share is 25 MiB.
+        let held = [(0, 40 * MIB), (1, 25 * MIB), (2, MIB), (3, 0)];
+        assert_eq!(select(66 * MIB, &held, &[]), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_paused_partition_stays_paused_until_well_under_its_share() {
+        let held = [(0, 20 * MIB), (1, 18 * MIB)];
+        assert_eq!(select(60 * MIB, &held, &[0, 1]), vec![0], "19 MiB is 3/4 of the 25 MiB share");
+        assert_eq!(select(48 * MIB, &[(0, 30 * MIB)], &[0]), vec![0], "between 45 % and 50 %: kept");
+        assert!(select(48 * MIB, &[(0, 30 * MIB)], &[]).is_empty(), "between 45 % and 50 %: none added");
+        assert!(select(45 * MIB, &[(0, 30 * MIB)], &[0]).is_empty(), "at 45 % every pause is lifted");
+    }
+
+    #[test]
+    fn a_single_partition_is_only_stopped_by_the_whole_limit() {
+        let only = [(0, 99 * MIB)];
+        let tps: Vec<(TopicPartition, u64)> = only.iter().map(|&(p, b)| (tp(p), b)).collect();
+        let chosen = furthest_ahead(100 * MIB, 99 * MIB, 1, tps.iter().map(|(t, b)| (t, *b)), &HashSet::new());
+        assert!(chosen.is_empty(), "its share is the whole limit");
+    }
+}
