@@ -205,15 +205,10 @@ async fn refused_credentials_keep_files_pause_at_the_backlog_limit_and_a_fixed_r
     // 3 MiB of incompressible records against a 1 MiB backlog limit.
     produce_noise(&env, &topic, 0, 30, 100 * 1024, &mut produced).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let (group, prefix) = (unique("g"), unique("archive"));
-    let config_path = dir.path().join("kafkatos3.cfg");
-    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
-    config.max_age_seconds = 1;
-    config.extra_s3 = "max_local_backlog_bytes = 1MiB".into();
-    let wrong = TestEnv { secret_key: "not-the-secret".into(), ..env.clone() };
-    config.write(&wrong, &config_path);
-    let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
+    let (run, daemon) = RefusedUploads::start(&env, &topic, |config| {
+        config.extra_s3 = "max_local_backlog_bytes = 1MiB".into();
+    });
+    let (dir, group, prefix) = (&run.dir, run.group.clone(), run.prefix.clone());
     let refused = wait_for_log(&daemon.log, "upload failed", Duration::from_secs(60)).await;
     assert!(refused, "log:\n{}", daemon.log_tail());
     let paused = wait_for_log(&daemon.log, "pausing consumption", Duration::from_secs(30)).await;
@@ -231,17 +226,7 @@ async fn refused_credentials_keep_files_pause_at_the_backlog_limit_and_a_fixed_r
     );
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
-
-    // With the right secret the same working directory is drained: nothing lost, nothing twice.
-    config.write(&env, &config_path);
-    let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
-    let s3 = store(&env, &env.s3_endpoint);
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 30, Duration::from_secs(90)).await;
-    assert_exactly_once(&produced, &archive);
-    let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
-    assert_eq!(commits, expected_commits(&produced), "log:\n{}", daemon.log_tail());
-    let (status, _) = daemon.terminate(Duration::from_secs(40));
-    assert!(status.success());
+    run.fix_and_check_all_archived(&env, &produced, 30).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,17 +238,11 @@ async fn past_half_the_backlog_limit_only_the_partition_furthest_ahead_pauses_an
     // Partition 0 is far ahead: 3 MiB of records against a 4 MiB limit shared by 2 partitions.
     produce_noise(&env, &topic, 0, 30, 100 * 1024, &mut produced).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let (group, prefix) = (unique("g"), unique("archive"));
-    let config_path = dir.path().join("kafkatos3.cfg");
-    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
-    config.max_age_seconds = 1;
-    config.extra_consumer = "max_file_bytes = 1MiB".into();
-    config.extra_s3 = "max_local_backlog_bytes = 4MiB".into();
     // Uploads are refused, so whatever is consumed stays in the backlog.
-    let wrong = TestEnv { secret_key: "not-the-secret".into(), ..env.clone() };
-    config.write(&wrong, &config_path);
-    let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
+    let (run, daemon) = RefusedUploads::start(&env, &topic, |config| {
+        config.extra_consumer = "max_file_bytes = 1MiB".into();
+        config.extra_s3 = "max_local_backlog_bytes = 4MiB".into();
+    });
     let ahead =
         wait_for_log(&daemon.log, "pausing consumption of the partitions furthest ahead", Duration::from_secs(60))
             .await;
@@ -275,7 +254,7 @@ async fn past_half_the_backlog_limit_only_the_partition_furthest_ahead_pauses_an
     // Later records: partition 1's are consumed and spooled, partition 0's wait in Kafka.
     produce_noise(&env, &topic, 0, 10, 100 * 1024, &mut produced).await;
     produce_noise(&env, &topic, 1, 5, 1000, &mut produced).await;
-    let work = kafkatos3::layout::WorkDir::new(dir.path().join("work"));
+    let work = kafkatos3::layout::WorkDir::new(run.dir.path().join("work"));
     let local_end = |partition: i32| {
         let tp = kafkatos3::layout::TopicPartition::new(&topic, partition);
         work.list_sealed_for(&tp).unwrap().iter().map(|f| f.name.end).max()
@@ -291,17 +270,45 @@ async fn past_half_the_backlog_limit_only_the_partition_furthest_ahead_pauses_an
     assert!(!log.contains("local backlog over its limit"), "the limit itself is never reached");
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
+    // The paused records included.
+    run.fix_and_check_all_archived(&env, &produced, 45).await;
+}
 
-    // With the right secret everything is archived once, the paused records included.
-    config.write(&env, &config_path);
-    let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
-    let s3 = store(&env, &env.s3_endpoint);
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 45, Duration::from_secs(90)).await;
-    assert_exactly_once(&produced, &archive);
-    let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
-    assert_eq!(commits, expected_commits(&produced), "log:\n{}", daemon.log_tail());
-    let (status, _) = daemon.terminate(Duration::from_secs(40));
-    assert!(status.success());
+/// A daemon whose uploads S3 refuses (a wrong secret), so that what it consumes stays local.
+struct RefusedUploads {
+    dir: tempfile::TempDir,
+    group: String,
+    prefix: String,
+    config: DaemonConfig,
+}
+
+impl RefusedUploads {
+    fn start(env: &TestEnv, topic: &str, tune: impl FnOnce(&mut DaemonConfig)) -> (RefusedUploads, Daemon) {
+        let dir = tempfile::tempdir().unwrap();
+        let (group, prefix) = (unique("g"), unique("archive"));
+        let mut config = DaemonConfig::new(env, &dir.path().join("work"), &group, &[topic], &prefix);
+        config.max_age_seconds = 1;
+        tune(&mut config);
+        let wrong = TestEnv { secret_key: "not-the-secret".into(), ..env.clone() };
+        config.write(&wrong, &dir.path().join("kafkatos3.cfg"));
+        let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
+        (RefusedUploads { dir, group, prefix, config }, daemon)
+    }
+
+    /// Restarts on the same working directory with the right secret: every record produced is
+    /// archived once and committed.
+    async fn fix_and_check_all_archived(self, env: &TestEnv, produced: &ByPartition, records: usize) {
+        let config_path = self.dir.path().join("kafkatos3.cfg");
+        self.config.write(env, &config_path);
+        let daemon = Daemon::start(&config_path, &self.dir.path().join("daemon.log"));
+        let s3 = store(env, &env.s3_endpoint);
+        let archive = wait_for_archive(s3.as_ref(), &self.prefix, records, Duration::from_secs(90)).await;
+        assert_exactly_once(produced, &archive);
+        let commits = wait_for_commits(env, &self.group, &expected_commits(produced), Duration::from_secs(20)).await;
+        assert_eq!(commits, expected_commits(produced), "log:\n{}", daemon.log_tail());
+        let (status, _) = daemon.terminate(Duration::from_secs(40));
+        assert!(status.success());
+    }
 }
 
 /// A small tmpfs mounted for one test, unmounted when dropped.
