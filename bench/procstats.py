@@ -102,7 +102,7 @@ FAMILIES = ["consumer", "compressor", "compress-dispatch", "uploader", "rdk:main
 
 
 def family(comm):
-    for prefix, name in (("consumer-", "consumer"), ("compressor-", "compressor"),
+    for prefix, name in (("consumer-", "consumer"), ("read_ceiling", "consumer"), ("compressor-", "compressor"),
                          ("compress-dispat", "compress-dispatch"), ("uploader", "uploader"),
                          ("rdk:main", "rdk:main"), ("rdk:broker", "rdk:broker"), ("rdk:", "rdk:other")):
         if comm.startswith(prefix):
@@ -140,26 +140,29 @@ def cpu_by_family(pid):
 
 # ---------------------------------------------------------------- the drain's phases
 def _schedstat_ns(pid, tid):
+    """(ns on a CPU, ns runnable but waiting for a CPU) of a thread so far, or None."""
     try:
         with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
+            on_cpu, waiting = f.read().split()[:2]
+        return int(on_cpu), int(waiting)
+    except (OSError, ValueError):
         return None
 
 
 def machine_busy_ticks():
-    """Ticks all CPUs of the machine spent busy so far (/proc/stat: everything but idle and iowait)."""
+    """(busy, of which kernel) ticks all CPUs of the machine spent so far (/proc/stat: busy is all but
+    idle and iowait; kernel is system + irq + softirq, e.g. the kworkers writing files back)."""
     with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return sum(fields[:8]) - fields[3] - fields[4]  # user nice system idle iowait irq softirq steal
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in f.readline().split()[1:9])
+    return user + nice + system + irq + softirq + steal, system + irq + softirq
 
 
 class DrainSampler(threading.Thread):
     """Every `interval` s, from outside the process: the utime+stime of the processes in `pids`
     ({name: pid}) and the machine's busy time (/proc/stat), to tell how many cores each used in a
-    phase; and, when `workdir` is given (a kafkatos3 run), the on-CPU time of the daemon's
-    consumer-* threads (schedstat, ns) and the sizes of its in-progress files
-    (WORKDIR/inprogress/*/*/data.mak):
+    phase; the time on a CPU and runnable waiting for one (schedstat, ns) of the threads whose name
+    starts with `consumer` (kafkatos3's consumer-*, the ceiling's main thread); and, when `workdir`
+    is given (a kafkatos3 run), the sizes of its in-progress files (WORKDIR/inprogress/*/*/data.mak):
 
     - first_record: the first sample that sees an in-progress file. The daemon creates a
       partition's file when it appends the partition's first record, so this is when the first
@@ -170,16 +173,20 @@ class DrainSampler(threading.Thread):
     - last_write: the last sample in which an in-progress file grew or a new one appeared. It
       lags the last record: the tail of each partition's append buffer is written at the next
       flush (flush_interval_ms, 1 s by default) or seal, so it is only an upper bound, a cross-check.
+    With threads_every=N, every N samples it also reads the process's CPU by thread family
+    (last_threads): for the ceiling, which exits by itself before it could be read at the end.
     Times are seconds since `t0` (time.monotonic()).
     """
 
-    def __init__(self, pids, t0, workdir=None, interval=0.05, busy=0.25):
+    def __init__(self, pids, t0, consumer="consumer-", workdir=None, interval=0.05, busy=0.25, threads_every=None):
         super().__init__(daemon=True)
-        self.pids, self.t0, self.workdir = pids, t0, workdir
-        self.interval, self.busy = interval, busy
+        self.pids, self.t0, self.consumer, self.workdir = pids, t0, consumer, workdir
+        self.interval, self.busy, self.threads_every = interval, busy, threads_every
         self.first_record = self.last_busy = self.last_write = None
+        self.last_threads = None  # (t, cpu_by_family) every threads_every samples, for a process that exits
         self.files_opened = {}
         self.series = []  # [t, consumer on-CPU fraction of the interval]
+        self.consumer_ns = []  # [(t, consumer threads' ns on a CPU, ns waiting for one)]
         self.ticks = []  # [(t, {name: utime+stime ticks, "machine": busy ticks})]
         self.stop_flag = threading.Event()
 
@@ -198,7 +205,7 @@ class DrainSampler(threading.Thread):
         return sizes
 
     def _cpu_ticks(self):
-        out = {"machine": machine_busy_ticks()}
+        out = dict(zip(("machine", "machine_kernel"), machine_busy_ticks()))
         for name, pid in self.pids.items():
             st = _stat_fields(f"/proc/{pid}/stat")
             if st:
@@ -207,7 +214,9 @@ class DrainSampler(threading.Thread):
 
     def _sample_consumer(self, now, tids, prev):
         """Returns the consumer threads' on-CPU ns now; records the fraction since `prev` (t, ns)."""
-        ns = sum(v for v in (_schedstat_ns(self.pids["process"], t) for t in tids) if v is not None)
+        stats = [v for v in (_schedstat_ns(self.pids["process"], t) for t in tids) if v is not None]
+        ns = sum(v[0] for v in stats)
+        self.consumer_ns.append((now, ns, sum(v[1] for v in stats)))
         if prev is not None:
             frac = (ns - prev[1]) / 1e9 / (now - prev[0])
             self.series.append([round(now, 3), round(frac, 3)])
@@ -220,11 +229,15 @@ class DrainSampler(threading.Thread):
         while not self.stop_flag.is_set():
             now = time.monotonic() - self.t0
             self.ticks.append((now, self._cpu_ticks()))
+            if self.threads_every and len(self.ticks) % self.threads_every == 0:
+                by = cpu_by_family(self.pids["process"])
+                if by["process_cpu_s"] is not None:
+                    self.last_threads = (now, by)
+            if not tids:
+                tids = [tid for tid, comm, _ in threads(self.pids["process"]) if comm.startswith(self.consumer)]
+            if tids:
+                prev = (now, self._sample_consumer(now, tids, prev))
             if self.workdir is not None:
-                if not tids:
-                    tids = [tid for tid, comm, _ in threads(self.pids["process"]) if comm.startswith("consumer-")]
-                if tids:
-                    prev = (now, self._sample_consumer(now, tids, prev))
                 files = self._files()
                 for name in files:
                     self.files_opened.setdefault(name, now)
@@ -238,14 +251,29 @@ class DrainSampler(threading.Thread):
 
     def cores_between(self, start, end):
         """{name: cores} each process (and "machine": all of it) used from `start` to `end` (seconds
-        since t0), between the samples nearest those times; None if the window is under 2 samples."""
-        if start is None or end is None or not self.ticks:
+        since t0), between its samples nearest those times (a process that exited: its last one);
+        a name is left out when its window spans under 2 samples."""
+        if start is None or end is None:
             return None
-        a = min(self.ticks, key=lambda s: abs(s[0] - start))
-        b = min(self.ticks, key=lambda s: abs(s[0] - end))
+        out = {}
+        for name in {n for _, ticks in self.ticks for n in ticks}:
+            have = [s for s in self.ticks if name in s[1]]
+            a = min(have, key=lambda s: abs(s[0] - start))
+            b = min(have, key=lambda s: abs(s[0] - end))
+            if b[0] - a[0] >= self.interval * 1.5:
+                out[name] = (b[1][name] - a[1][name]) / CLK_TCK / (b[0] - a[0])
+        return out
+
+    def consumer_between(self, start, end):
+        """(on a CPU, runnable but waiting for a CPU) shares of the time from `start` to `end` for
+        the consumer threads (summed), from their schedstat; None without samples."""
+        if start is None or end is None or len(self.consumer_ns) < 2:
+            return None
+        a = min(self.consumer_ns, key=lambda s: abs(s[0] - start))
+        b = min(self.consumer_ns, key=lambda s: abs(s[0] - end))
         if b[0] - a[0] < self.interval * 1.5:
             return None
-        return {name: (b[1][name] - a[1][name]) / CLK_TCK / (b[0] - a[0]) for name in b[1] if name in a[1]}
+        return [(b[i] - a[i]) / 1e9 / (b[0] - a[0]) for i in (1, 2)]
 
     def stop(self):
         self.stop_flag.set()

@@ -159,7 +159,7 @@ class Services:
         """CPU seconds (utime+stime) used so far by the broker and the S3 server, and by the whole
         machine (busy time of all its CPUs: other jobs on a shared machine included)."""
         out = {name: cpu_seconds(pid) for name, pid in self.pids().items()}
-        out["machine"] = machine_busy_ticks() / CLK_TCK
+        out["machine"], out["machine_kernel"] = (t / CLK_TCK for t in machine_busy_ticks())
         return out
 
     def cpu_since(self, before, wall_s):
@@ -336,7 +336,8 @@ def run_ceiling(args, svc, total_records, state):
                                 stdout=out, stderr=err, start_new_session=True)
         sampler = RssSampler(proc.pid)
         sampler.start()
-        cores = DrainSampler(dict(svc.pids(), process=proc.pid), t0)
+        cores = DrainSampler(dict(svc.pids(), process=proc.pid, bench=os.getpid()), t0, consumer="read_ceiling",
+                             threads_every=4)
         cores.start()
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.monotonic() - t0
@@ -352,9 +353,13 @@ def run_ceiling(args, svc, total_records, state):
     # it read its first and its last record. No group, so no join phase, and no tail.
     phases = {"assigned_s": None, "first_record_s": result["first_record_s"], "last_record_s": result["seconds"],
               "consume_s": result["seconds"], "tail_s": wall - result["seconds"],
-              "cores_in_consume": cores.cores_between(0, result["seconds"])}
+              "cores_in_consume": cores.cores_between(0, result["seconds"]),
+              "consumer_cpu_share_in_consume": cores.consumer_between(0, result["seconds"])}
+    # Its threads' CPU from the sampler's last reading (every 0.2 s) before it exited, at threads_cpu_at_s.
+    at, threads = cores.last_threads or (None, None)
     return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024,
-            "rss_method": "ru_maxrss (= VmHWM)", "detail": result, "phases": phases, "services_cpu": services}
+            "rss_method": "ru_maxrss (= VmHWM)", "detail": result, "phases": phases, "services_cpu": services,
+            "threads_cpu": threads, "threads_cpu_at_s": at}
 
 
 def daemon_config(args, svc, work, group, bucket, codec):
@@ -418,7 +423,7 @@ def run_ours(args, svc, end_offsets, state, codec):
                                 env=env, start_new_session=True)
     sampler = RssSampler(proc.pid)
     sampler.start()
-    drain = DrainSampler(dict(svc.pids(), process=proc.pid), t0, workdir=os.path.join(work, "wd"))
+    drain = DrainSampler(dict(svc.pids(), process=proc.pid, bench=os.getpid()), t0, workdir=os.path.join(work, "wd"))
     drain.start()
     perf = None
     if args.perf:
@@ -504,6 +509,7 @@ def drain_phases(log_path, t0_wall, drain, wall):
     return dict(events, first_record_s=drain.first_record, last_record_s=last, last_inprogress_write_s=drain.last_write,
                 consume_s=last - assigned if last is not None and assigned is not None else None,
                 tail_s=wall - last if last is not None else None, cores_in_consume=drain.cores_between(assigned, last),
+                consumer_cpu_share_in_consume=drain.consumer_between(assigned, last),
                 files_opened_s=drain.files_opened)
 
 
@@ -690,25 +696,31 @@ def phase_table(results, total_records):
 
 
 def thread_table(results):
-    """kafkatos3's CPU seconds by thread family, read just before it is stopped (docs/benchmarks.md,
-    "CPU by thread"); "other" includes threads that had already exited."""
+    """CPU seconds by thread family (docs/benchmarks.md, "CPU by thread"): kafkatos3's read just before
+    it is stopped, the ceiling's at the sampler's last reading before it exited (its main thread,
+    read_ceiling, counts as its consumer); "other" includes threads that had already exited."""
     fams = ["consumer", "compressor", "compress-dispatch", "uploader", "rdk:main", "rdk:broker", "rdk:other"]
-    head = ["run", "CPU s"] + fams + ["other", "consumer busy in (b)"]
+    head = ["run", "CPU s"] + fams + ["other", "consumer in (b): on CPU", "waiting for CPU"]
     rows = []
     for name, r in results.items():
         by = (r.get("threads_cpu") or {}).get("cpu_s") if isinstance(r, dict) else None
         if not by:
             continue
         consume_s = (r.get("phases") or {}).get("consume_s")
-        rows.append([name, num(r["cpu_s"])] + [num(by[f]) for f in fams]
-                    + [num(by["other"] + by["exited"]), num(by["consumer"] / consume_s if consume_s else None, ".2f")])
+        on_cpu, waiting = (r.get("phases") or {}).get("consumer_cpu_share_in_consume") or (None, None)
+        if r.get("threads_cpu_at_s") is not None:
+            name += f" (at {r['threads_cpu_at_s']:.1f} s)"
+        rows.append([name, num(r["threads_cpu"]["process_cpu_s"])] + [num(by[f]) for f in fams]
+                    + [num(by["other"] + by["exited"]), num(on_cpu, ".2f"), num(waiting, ".2f")])
     return markdown(head, rows) if rows else ""
 
 
 def cores_table(results):
-    """Cores used by the measured process, the broker, the S3 server and the whole machine (other
-    jobs included), over the whole run and during its consume phase (b)."""
-    head = ["run", "wall s", "process", "broker", "s3", "machine", "(b) s", "(b) process", "broker", "s3", "machine"]
+    """Cores used by the measured process, the broker, the S3 server, the benchmark itself and the whole
+    machine, over the whole run and during its consume phase (b); "rest" is the machine's busy time
+    that none of those account for: other jobs, and kernel threads (e.g. writing files back)."""
+    head = ["run", "wall s", "process", "broker", "s3", "machine", "(b) s", "(b) process", "broker", "s3", "bench",
+            "machine", "rest"]
     rows = []
     for name, r in results.items():
         if not isinstance(r, dict) or "services_cpu" not in r:
@@ -716,10 +728,14 @@ def cores_table(results):
         whole = dict({k: v["cores"] for k, v in r["services_cpu"].items()}, process=r["cpu_s"] / r["wall_s"])
         ph = r.get("phases") or {}
         during = ph.get("cores_in_consume") or {}
+        rest = None
+        if "machine" in during:
+            rest = during["machine"] - sum(during.get(k, 0) for k in ("process", "broker", "s3", "bench"))
         rows.append([name, num(r["wall_s"])]
                     + [num(whole.get(k), ".2f") for k in ("process", "broker", "s3", "machine")]
-                    + [num(ph.get("consume_s"))] + [num(during.get(k), ".2f") for k in ("process", "broker", "s3",
-                                                                                           "machine")])
+                    + [num(ph.get("consume_s"))]
+                    + [num(during.get(k), ".2f") for k in ("process", "broker", "s3", "bench", "machine")]
+                    + [num(rest, ".2f")])
     return markdown(head, rows) if rows else ""
 
 
@@ -824,7 +840,7 @@ def main():
         text = table(runs, total_records, payload) if runs else "(no run completed)"
         extras = [("Phases (seconds since the process was spawned; docs/benchmarks.md)",
                    phase_table(runs, total_records)),
-                  ("kafkatos3's CPU seconds by thread family", thread_table(runs)),
+                  ("CPU seconds by thread family", thread_table(runs)),
                   (f"Cores used (of {os.cpu_count()}), whole run and consume phase (b)", cores_table(runs))]
         json_path = args.json or os.path.join(state, "results.json")
         if args.keep or args.json:
