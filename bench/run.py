@@ -13,8 +13,10 @@ loopback ports, state under a fresh /tmp/kafkatos3-bench.* dir, both stopped on 
      (c) original: the original kafkatos3 0.2.0 (PyPI package, its confluent-kafka consumer, gzip
                    subprocesses, boto3 uploads) through bench/original_py3.py, until every record is
                    in S3 (it auto-commits before uploading, so commits alone prove nothing);
-  3. print one table (records/s, MB/s, CPU seconds, peak RSS, S3 requests per GiB, ratios) and write
-     the whole result as JSON.
+  3. print one table (records/s, MB/s, CPU seconds, peak RSS, S3 requests per GiB, ratios), then
+     kafkatos3's phases (join, consume, tail) with its consume rate against the ceiling's, its CPU by
+     thread family, and the cores used by each run, the broker, the S3 server and the machine
+     (bench/procstats.py; method in docs/benchmarks.md); and write the whole result as JSON.
 
 Measurement, per run: wall time from spawning the process until the completion condition holds;
 CPU seconds = utime+stime (+ cutime+cstime of reaped children, e.g. the original's gzip processes)
@@ -38,14 +40,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from procstats import (CLK_TCK, DrainSampler, RssSampler, cpu_by_family, cpu_seconds,  # noqa: E402
+                       machine_busy_ticks, proc_status_kb, tree_cpu_seconds)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INFRA = os.path.join(ROOT, "scripts", "infra")
 TOPIC = "bench"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 S3_AK = "kafkatos3-bench-access"
 S3_SK = "kafkatos3-bench-secret"
 
@@ -82,73 +85,6 @@ def loadavg():
 
 
 # ---------------------------------------------------------------- /proc sampling
-def proc_stat(pid):
-    """(ppid, utime+stime+cutime+cstime in ticks) of pid, or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2:].split()
-    # fields[0] is state (field 3); utime is field 14 -> index 11
-    return int(fields[1]), sum(int(x) for x in fields[11:15])
-
-
-def proc_status_kb(pid, key):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def tree_pids(root):
-    children = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = proc_stat(int(name))
-            if st:
-                children.setdefault(st[0], []).append(int(name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def tree_cpu_seconds(root):
-    total = 0
-    for pid in tree_pids(root):
-        st = proc_stat(pid)
-        if st:
-            total += st[1]
-    return total / CLK_TCK
-
-
-class RssSampler(threading.Thread):
-    """Peak of the summed VmRSS of a process tree, sampled every 0.2 s."""
-
-    def __init__(self, root):
-        super().__init__(daemon=True)
-        self.root, self.peak_kb, self.processes = root, 0, 0
-        self.stop_flag = threading.Event()
-
-    def run(self):
-        while not self.stop_flag.is_set():
-            pids = tree_pids(self.root)
-            self.processes = max(self.processes, len(pids))
-            self.peak_kb = max(self.peak_kb, sum(proc_status_kb(p, "VmRSS") for p in pids))
-            self.stop_flag.wait(0.2)
-
-    def stop(self):
-        self.stop_flag.set()
-        self.join()
-
-
 def measure_before_stop(pid, sampler):
     """CPU seconds and peak RSS (MB) of a live process tree, just before it is stopped."""
     cpu = tree_cpu_seconds(pid)
@@ -207,6 +143,30 @@ class Services:
             subprocess.run([os.path.join(INFRA, script)], env=self.env, check=False,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.started = []
+
+    def pids(self):
+        """{"broker": pid, "s3": pid} from the start scripts' pid files."""
+        out = {}
+        for name, pidfile in (("broker", "kafka.pid"), ("s3", "s3.pid")):
+            try:
+                with open(os.path.join(self.state, pidfile)) as f:
+                    out[name] = int(f.read().strip())
+            except (OSError, ValueError):
+                pass
+        return out
+
+    def cpu(self):
+        """CPU seconds (utime+stime) used so far by the broker and the S3 server, and by the whole
+        machine (busy time of all its CPUs: other jobs on a shared machine included)."""
+        out = {name: cpu_seconds(pid) for name, pid in self.pids().items()}
+        out["machine"], out["machine_kernel"] = (t / CLK_TCK for t in machine_busy_ticks())
+        return out
+
+    def cpu_since(self, before, wall_s):
+        """{service: {cpu_s, cores}} used since `before` (a cpu() reading), over wall_s seconds."""
+        after = self.cpu()
+        return {name: {"cpu_s": after[name] - before[name], "cores": (after[name] - before[name]) / wall_s}
+                for name in after if after[name] is not None and before.get(name) is not None}
 
     def s3(self):
         import boto3
@@ -369,22 +329,37 @@ def bucket_objects(s3, bucket):
 def run_ceiling(args, svc, total_records, state):
     binary = os.path.join(ROOT, "target", "release", "examples", "read_ceiling")
     out_path = os.path.join(state, "ceiling.out")
+    services_before = svc.cpu()
     t0 = time.monotonic()
     with open(out_path, "w") as out, open(os.path.join(state, "ceiling.log"), "w") as err:
         proc = subprocess.Popen([binary, svc.bootstrap, TOPIC, str(total_records), str(args.timeout)],
                                 stdout=out, stderr=err, start_new_session=True)
         sampler = RssSampler(proc.pid)
         sampler.start()
+        cores = DrainSampler(dict(svc.pids(), process=proc.pid, bench=os.getpid()), t0, consumer="read_ceiling",
+                             threads_every=4)
+        cores.start()
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.monotonic() - t0
+        services = svc.cpu_since(services_before, wall)
+        cores.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         sampler.stop()
     with open(out_path) as f:
         result = json.loads(f.read().strip().splitlines()[-1])
     if not result.get("complete"):
         raise RuntimeError(f"read_ceiling did not read every record: {result}")
+    # Its own clock starts after the consumer is created (a few ms after the spawn): it reports when
+    # it read its first and its last record. No group, so no join phase, and no tail.
+    phases = {"assigned_s": None, "first_record_s": result["first_record_s"], "last_record_s": result["seconds"],
+              "consume_s": result["seconds"], "tail_s": wall - result["seconds"],
+              "cores_in_consume": cores.cores_between(0, result["seconds"]),
+              "consumer_cpu_share_in_consume": cores.consumer_between(0, result["seconds"])}
+    # Its threads' CPU from the sampler's last reading (every 0.2 s) before it exited, at threads_cpu_at_s.
+    at, threads = cores.last_threads or (None, None)
     return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024,
-            "rss_method": "ru_maxrss (= VmHWM)", "detail": result}
+            "rss_method": "ru_maxrss (= VmHWM)", "detail": result, "phases": phases, "services_cpu": services,
+            "threads_cpu": threads, "threads_cpu_at_s": at}
 
 
 def daemon_config(args, svc, work, group, bucket, codec):
@@ -441,12 +416,15 @@ def run_ours(args, svc, end_offsets, state, codec):
     env = dict(os.environ)
     env.pop("RUST_LOG", None)
     log_path = os.path.join(work, "daemon.log")
-    t0 = time.monotonic()
+    services_before = svc.cpu()
+    t0_wall, t0 = time.time(), time.monotonic()
     with open(log_path, "w") as out:
         proc = subprocess.Popen([args.daemon, cfg], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
     sampler = RssSampler(proc.pid)
     sampler.start()
+    drain = DrainSampler(dict(svc.pids(), process=proc.pid, bench=os.getpid()), t0, workdir=os.path.join(work, "wd"))
+    drain.start()
     perf = None
     if args.perf:
         # Profiling only: perf's own cost makes this run's numbers unfit for the table. Attach once the
@@ -468,9 +446,13 @@ def run_ours(args, svc, end_offsets, state, codec):
             if time.monotonic() - t0 > args.timeout:
                 raise RuntimeError(f"kafkatos3 did not drain in {args.timeout} s; committed {committed}")
             time.sleep(0.25)
+        threads = cpu_by_family(proc.pid)
+        services = svc.cpu_since(services_before, wall)
         cpu, rss, method = measure_before_stop(proc.pid, sampler)
+        drain.stop()
     finally:
         sampler.stop_flag.set()
+        drain.stop_flag.set()
         if perf is not None:
             perf.send_signal(signal.SIGINT)
             perf.wait(120)
@@ -481,9 +463,12 @@ def run_ours(args, svc, end_offsets, state, codec):
     if stall and stall[0] > 10:
         log(f"  note: {stall[1]} waited {stall[0]:.1f} s between sealed and compressed (a missed wake-up: "
             f"it was picked up by the compression_check_interval rescan)")
+    phases = drain_phases(log_path, t0_wall, drain, wall)
     result = {"longest_seal_to_compress_s": stall[0] if stall else None,
               "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "rss_method": method, "exit_status": rc,
-              "objects": objects, "object_bytes": size, "bucket": bucket, "config": cfg}
+              "objects": objects, "object_bytes": size, "bucket": bucket, "config": cfg,
+              "phases": phases, "threads_cpu": threads, "services_cpu": services,
+              "consumer_busy_series": drain.series}
     if args.verify:
         # After the measurement: `kafkatos3 verify --deep` decodes every archived record (its GETs
         # land in the S3 log but only PUT/POST are counted).
@@ -496,6 +481,36 @@ def run_ours(args, svc, end_offsets, state, codec):
         if v.returncode != 0:
             raise RuntimeError(f"kafkatos3 verify found a problem in the archive: {v.stdout[-2000:]}")
     return result
+
+
+LOG_EVENT_RE = re.compile(r"^(\S+Z) +\w+ [\w:]+: (assigned|sealed|compressed|uploaded|shutdown requested)\b")
+
+
+def drain_phases(log_path, t0_wall, drain, wall):
+    """The drain's phases, in seconds since the daemon was spawned (see docs/benchmarks.md):
+    assigned (its log's first "assigned" line), first and last record consumed (DrainSampler), and
+    the tail's steps from its log: the last file sealed, compressed, uploaded; then `wall`, when the
+    benchmark saw the last offset committed (polled every 0.25 s)."""
+    from datetime import datetime
+    events = {}
+    with open(log_path, errors="replace") as f:
+        for line in f:
+            m = LOG_EVENT_RE.search(line)
+            if not m:
+                continue
+            if m.group(2) == "shutdown requested":
+                break
+            t = datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp() - t0_wall
+            if m.group(2) == "assigned":
+                events.setdefault("assigned_s", t)
+            else:
+                events[f"last_{m.group(2)}_s"] = t
+    assigned, last = events.get("assigned_s"), drain.last_busy
+    return dict(events, first_record_s=drain.first_record, last_record_s=last, last_inprogress_write_s=drain.last_write,
+                consume_s=last - assigned if last is not None and assigned is not None else None,
+                tail_s=wall - last if last is not None else None, cores_in_consume=drain.cores_between(assigned, last),
+                consumer_cpu_share_in_consume=drain.consumer_between(assigned, last),
+                files_opened_s=drain.files_opened)
 
 
 def longest_compress_wait(log_path):
@@ -637,10 +652,91 @@ def table(results, total_records, payload_bytes):
                 r["ratio_original"] = original["wall_s"] / r["wall_s"]
                 row[8] = f"{r['ratio_original']:.2f}"
         rows.append(row)
+    return markdown(head, rows)
+
+
+def markdown(head, rows):
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     lines = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [fmt(r) for r in rows]
     return "\n".join(lines)
+
+
+def num(value, fmt=".1f"):
+    return "-" if value is None else format(value, fmt)
+
+
+def diff(a, b):
+    return None if a is None or b is None else a - b
+
+
+def phase_table(results, total_records):
+    """Where each run's wall time went (docs/benchmarks.md, "Phases"); adds consume_records_per_s and
+    ratio_consume_ceiling to each run."""
+    ceiling = next((r for k, r in results.items() if k.startswith("ceiling")), None)
+    head = ["run", "wall s", "(a) join s", "first record s", "(b) consume s", "consume rec/s", "vs ceiling",
+            "(c) tail s", "tail: to last seal", "compress", "upload", "commit seen"]
+    rows = []
+    for name, r in results.items():
+        ph = r.get("phases") if isinstance(r, dict) else None
+        if not ph:
+            continue
+        rate = total_records / ph["consume_s"] if ph.get("consume_s") else None
+        r["consume_records_per_s"] = rate
+        ratio = None
+        if ceiling and ceiling is not r and rate and ceiling.get("consume_records_per_s"):
+            ratio = r["ratio_consume_ceiling"] = rate / ceiling["consume_records_per_s"]
+        rows.append([name, num(r["wall_s"]), num(ph.get("assigned_s")), num(ph.get("first_record_s")),
+                     num(ph.get("consume_s")), num(rate, ",.0f"), num(ratio, ".2f"), num(ph.get("tail_s")),
+                     num(diff(ph.get("last_sealed_s"), ph.get("last_record_s"))),
+                     num(diff(ph.get("last_compressed_s"), ph.get("last_sealed_s"))),
+                     num(diff(ph.get("last_uploaded_s"), ph.get("last_compressed_s"))),
+                     num(diff(r["wall_s"], ph.get("last_uploaded_s")))])
+    return markdown(head, rows) if rows else ""
+
+
+def thread_table(results):
+    """CPU seconds by thread family (docs/benchmarks.md, "CPU by thread"): kafkatos3's read just before
+    it is stopped, the ceiling's at the sampler's last reading before it exited (its main thread,
+    read_ceiling, counts as its consumer); "other" includes threads that had already exited."""
+    fams = ["consumer", "compressor", "compress-dispatch", "uploader", "rdk:main", "rdk:broker", "rdk:other"]
+    head = ["run", "CPU s"] + fams + ["other", "consumer in (b): on CPU", "waiting for CPU"]
+    rows = []
+    for name, r in results.items():
+        by = (r.get("threads_cpu") or {}).get("cpu_s") if isinstance(r, dict) else None
+        if not by:
+            continue
+        consume_s = (r.get("phases") or {}).get("consume_s")
+        on_cpu, waiting = (r.get("phases") or {}).get("consumer_cpu_share_in_consume") or (None, None)
+        if r.get("threads_cpu_at_s") is not None:
+            name += f" (at {r['threads_cpu_at_s']:.1f} s)"
+        rows.append([name, num(r["threads_cpu"]["process_cpu_s"])] + [num(by[f]) for f in fams]
+                    + [num(by["other"] + by["exited"]), num(on_cpu, ".2f"), num(waiting, ".2f")])
+    return markdown(head, rows) if rows else ""
+
+
+def cores_table(results):
+    """Cores used by the measured process, the broker, the S3 server, the benchmark itself and the whole
+    machine, over the whole run and during its consume phase (b); "rest" is the machine's busy time
+    that none of those account for: other jobs, and kernel threads (e.g. writing files back)."""
+    head = ["run", "wall s", "process", "broker", "s3", "machine", "(b) s", "(b) process", "broker", "s3", "bench",
+            "machine", "rest"]
+    rows = []
+    for name, r in results.items():
+        if not isinstance(r, dict) or "services_cpu" not in r:
+            continue
+        whole = dict({k: v["cores"] for k, v in r["services_cpu"].items()}, process=r["cpu_s"] / r["wall_s"])
+        ph = r.get("phases") or {}
+        during = ph.get("cores_in_consume") or {}
+        rest = None
+        if "machine" in during:
+            rest = during["machine"] - sum(during.get(k, 0) for k in ("process", "broker", "s3", "bench"))
+        rows.append([name, num(r["wall_s"])]
+                    + [num(whole.get(k), ".2f") for k in ("process", "broker", "s3", "machine")]
+                    + [num(ph.get("consume_s"))]
+                    + [num(during.get(k), ".2f") for k in ("process", "broker", "s3", "bench", "machine")]
+                    + [num(rest, ".2f")])
+    return markdown(head, rows) if rows else ""
 
 
 def main():
@@ -742,6 +838,10 @@ def main():
                                                       "AbortMultipartUpload"))
         results["runs"] = runs
         text = table(runs, total_records, payload) if runs else "(no run completed)"
+        extras = [("Phases (seconds since the process was spawned; docs/benchmarks.md)",
+                   phase_table(runs, total_records)),
+                  ("CPU seconds by thread family", thread_table(runs)),
+                  (f"Cores used (of {os.cpu_count()}), whole run and consume phase (b)", cores_table(runs))]
         json_path = args.json or os.path.join(state, "results.json")
         if args.keep or args.json:
             with open(json_path, "w") as f:
@@ -750,6 +850,9 @@ def main():
               f"{args.partitions} partitions; load average before {results['load_before']}, "
               f"after {results['load_after']}\n")
         print(text)
+        for title, extra in extras:
+            if extra:
+                print(f"\n{title}:\n\n{extra}")
         for name, r in runs.items():
             if r.get("consumed_s") is not None:
                 print(f"\n{name}: every record read, written and auto-committed after {r['consumed_s']:.1f} s "
