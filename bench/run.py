@@ -369,7 +369,7 @@ log.level = INFO
 working_directory = {work}
 
 [consumer]
-consumer_processes = 1
+consumer_processes = {args.consumer_processes}
 kafka_bootstrap = {svc.bootstrap}
 kafka_consumer_group = {group}
 kafka_auto_offset_reset = earliest
@@ -766,6 +766,7 @@ def main():
     ap.add_argument("--verify", action="store_true",
                     help="after each kafkatos3 run, check its archive with `kafkatos3 verify --deep --offline`")
     ap.add_argument("--compressor-workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--consumer-processes", type=int, default=1, help="kafkatos3's consumer_processes")
     ap.add_argument("--uploader-workers", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=3600, help="seconds each run may take")
     ap.add_argument("--python", default=sys.executable, help="python3 with confluent-kafka, boto3, kafkatos3 0.2.0")
