@@ -226,14 +226,6 @@ pub struct ObjectHeader {
     pub end: i64,
 }
 
-/// Reads the MAK header (either version) from the (possibly partial) compressed bytes of an
-/// object (any codec, detected by content).
-pub fn header_of(bytes: &[u8]) -> Result<ObjectHeader, String> {
-    let decoder = mak::codec::Decoder::detect(bytes).map_err(|e| format!("header: {e}"))?;
-    let reader = AnyReader::new(decoder).map_err(|e| format!("header: {e}"))?;
-    header_from(&reader)
-}
-
 /// The range the fixed part of the file states, read before any record: enough from the
 /// first 64 KiB of an object.
 pub fn header_from<R: Read>(reader: &AnyReader<R>) -> Result<ObjectHeader, String> {

@@ -111,8 +111,11 @@ impl Throttle {
                 "local backlog over half its limit; pausing consumption of the partitions furthest ahead"
             );
         }
-        if !resume.is_empty() {
+        // Leaving the full pause is reported even when nothing is assigned at that moment.
+        if self.all || !resume.is_empty() {
             tracing::info!(partitions = %names(&resume), backlog_bytes = backlog, "resuming consumption");
+        }
+        if !resume.is_empty() {
             if let Err(error) = consumer.resume(&list(resume.iter().copied())) {
                 tracing::warn!(%error, "resume failed");
             }

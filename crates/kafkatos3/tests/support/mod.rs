@@ -627,3 +627,40 @@ pub async fn produce_noisy(
         into.entry((topic.to_string(), partition)).or_default().push(Produced { offset: delivery.offset, key, value });
     }
 }
+
+/// A daemon whose uploads S3 refuses (a wrong secret), so that what it consumes stays local.
+pub struct RefusedUploads {
+    pub dir: tempfile::TempDir,
+    pub group: String,
+    pub prefix: String,
+    pub config: DaemonConfig,
+}
+
+impl RefusedUploads {
+    pub fn start(env: &TestEnv, topic: &str, tune: impl FnOnce(&mut DaemonConfig)) -> (RefusedUploads, Daemon) {
+        let dir = tempfile::tempdir().unwrap();
+        let (group, prefix) = (unique("g"), unique("archive"));
+        let mut config = DaemonConfig::new(env, &dir.path().join("work"), &group, &[topic], &prefix);
+        config.max_age_seconds = 1;
+        tune(&mut config);
+        let wrong = TestEnv { secret_key: "not-the-secret".into(), ..env.clone() };
+        config.write(&wrong, &dir.path().join("kafkatos3.cfg"));
+        let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
+        (RefusedUploads { dir, group, prefix, config }, daemon)
+    }
+
+    /// Restarts on the same working directory with the right secret: every record produced is
+    /// archived once and committed.
+    pub async fn fix_and_check_all_archived(self, env: &TestEnv, produced: &ByPartition, records: usize) {
+        let config_path = self.dir.path().join("kafkatos3.cfg");
+        self.config.write(env, &config_path);
+        let daemon = Daemon::start(&config_path, &self.dir.path().join("daemon.log"));
+        let s3 = store(env, &env.s3_endpoint);
+        let archive = wait_for_archive(s3.as_ref(), &self.prefix, records, Duration::from_secs(90)).await;
+        assert_exactly_once(produced, &archive);
+        let commits = wait_for_commits(env, &self.group, &expected_commits(produced), Duration::from_secs(20)).await;
+        assert_eq!(commits, expected_commits(produced), "log:\n{}", daemon.log_tail());
+        let (status, _) = daemon.terminate(Duration::from_secs(40));
+        assert!(status.success());
+    }
+}
