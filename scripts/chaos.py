@@ -102,6 +102,8 @@ class Mode:
     rebalance_timeout_s: int
     drain_timeout_s: int
     watchdog_s: int
+    # [s3] max_local_backlog_bytes, or None for the daemon's default.
+    backlog_limit: str | None = None
 
 
 SHORT = Mode("short", records=50_000, partitions=6, rate=500, kills=8, terms=1, extra_toggles=2, s3_outages=1,
@@ -390,6 +392,7 @@ topic_whitelist = {TOPIC}
 s3_endpoint = {services.archive_endpoint}
 s3_region = us-east-1
 s3_key_prefix = {PREFIX}
+{f"max_local_backlog_bytes = {mode.backlog_limit}" if mode.backlog_limit else ""}
 
 [kafka]
 session.timeout.ms = 6000
@@ -1367,6 +1370,8 @@ def main() -> int:
     ap.add_argument("--inject", default=",".join(KINDS), help=f"fault kinds, comma-separated: {','.join(KINDS)}")
     ap.add_argument("--records", type=int, default=None)
     ap.add_argument("--rate", type=int, default=None)
+    ap.add_argument("--backlog-limit", default=None,
+                    help="the daemons' max_local_backlog_bytes (e.g. 1MiB: S3 outages then pause consumption)")
     ap.add_argument("--instances", type=int, default=2, help="instances always in the group (one more comes and goes)")
     ap.add_argument("--keep", action="store_true", help="keep the state dir even when the run passes")
     args = ap.parse_args()
@@ -1376,6 +1381,8 @@ def main() -> int:
         mode.records = args.records
     if args.rate:
         mode.rate = args.rate
+    if args.backlog_limit:
+        mode.backlog_limit = args.backlog_limit
     kinds = {k.strip() for k in args.inject.split(",") if k.strip()}
     if not kinds <= set(KINDS):
         ap.error(f"--inject: unknown kinds {sorted(kinds - set(KINDS))}")
