@@ -90,15 +90,21 @@ impl Throttle {
             self.pause_all(consumer);
             return;
         }
-        let state = consumer.context().state();
-        let selected = if backlog > limit / 20 * 9 || !self.ahead.is_empty() {
-            let held = state.spools().map(|s| (&s.tp, pipeline.backlog.of(&s.tp)));
-            furthest_ahead(limit, backlog, pipeline.ledger.owned(), held, &self.ahead)
-        } else {
-            HashSet::new()
+        // The consumer's state is not held across librdkafka calls.
+        let (selected, assigned) = {
+            let state = consumer.context().state();
+            let selected = if backlog > limit / 20 * 9 || !self.ahead.is_empty() {
+                let held = state.spools().map(|s| (&s.tp, pipeline.backlog.of(&s.tp)));
+                furthest_ahead(limit, backlog, pipeline.ledger.owned(), held, &self.ahead)
+            } else {
+                HashSet::new()
+            };
+            let assigned: Vec<TopicPartition> =
+                if self.all { state.spools().map(|s| s.tp.clone()).collect() } else { Vec::new() };
+            (selected, assigned)
         };
         let resume: Vec<&TopicPartition> = if self.all {
-            state.spools().map(|s| &s.tp).filter(|tp| !selected.contains(*tp)).collect()
+            assigned.iter().filter(|tp| !selected.contains(*tp)).collect()
         } else {
             self.ahead.iter().filter(|tp| !selected.contains(*tp)).collect()
         };
@@ -126,7 +132,6 @@ impl Throttle {
                 tracing::warn!(%error, "pause failed");
             }
         }
-        drop(state);
         self.all = false;
         self.write_failed_at = None;
         self.ahead = selected;
