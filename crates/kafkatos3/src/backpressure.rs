@@ -1,7 +1,7 @@
 //! Back-pressure from the local backlog: the sealed files on disk waiting for compression or
 //! upload (`[s3] max_local_backlog_bytes`).
 //!
-//! Two levels. Past half the limit, the partitions holding more than their fair share of it
+//! Two levels. Past half the limit, the partitions holding at least their fair share of it
 //! (limit / partitions owned) stop fetching: a partition catching up a large lag, or one whose
 //! uploads fail, cannot fill the disk at the expense of the quiet partitions, which keep being
 //! archived with their usual delay. Past the whole limit, or after a failed write (a full disk),
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn a_paused_partition_stays_paused_until_well_under_its_share() {
         let held = [(0, 20 * MIB), (1, 18 * MIB)];
-        assert_eq!(select(60 * MIB, &held, &[0, 1]), vec![0], "19 MiB is 3/4 of the 25 MiB share");
+        assert_eq!(select(60 * MIB, &held, &[0, 1]), vec![0], "over 3/4 of the 25 MiB share");
         assert_eq!(select(48 * MIB, &[(0, 30 * MIB)], &[0]), vec![0], "between 45 % and 50 %: kept");
         assert!(select(48 * MIB, &[(0, 30 * MIB)], &[]).is_empty(), "between 45 % and 50 %: none added");
         assert!(select(45 * MIB, &[(0, 30 * MIB)], &[0]).is_empty(), "at 45 % every pause is lifted");

@@ -85,17 +85,17 @@ pub fn write_file_durable(path: &Path, contents: &[u8]) -> FsResult<()> {
 }
 
 /// Removes a file and makes the removal durable. A file that is already gone is not an error:
-/// recovery may repeat a removal that a crash interrupted.
-pub fn remove_durable(path: &Path) -> FsResult<()> {
+/// recovery may repeat a removal that a crash interrupted. Says whether this call removed it.
+pub fn remove_durable(path: &Path) -> FsResult<bool> {
     match fs::remove_file(path) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(FsError::new("remove", path, e)),
     }
     if let Some(dir) = path.parent() {
         fsync_dir(dir)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The name a file takes while it is being written; recovery deletes these.

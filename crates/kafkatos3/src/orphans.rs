@@ -95,7 +95,9 @@ fn resolve(pipeline: &Pipeline, tp: &TopicPartition) -> Result<(), Box<dyn std::
                 tracing::info!(file = %name.stem(), "sealed the in-progress file of a partition owned elsewhere");
                 pipeline.backlog.add(tp, bytes);
             }
-            Ok(None) => durable::remove_durable(&inprogress)?,
+            Ok(None) => {
+                durable::remove_durable(&inprogress)?;
+            }
             Err(error) => {
                 tracing::warn!(partition = %tp, %error, "leftover in-progress file is unreadable; deleting it, the owner reads its records again");
                 durable::remove_durable(&inprogress)?;

@@ -76,8 +76,11 @@ impl Pipeline {
     /// Deletes a sealed file durably and takes its bytes off the local backlog.
     pub fn remove_sealed(&self, tp: &TopicPartition, path: &std::path::Path) -> Result<(), crate::durable::FsError> {
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        crate::durable::remove_durable(path)?;
-        self.backlog.sub(tp, bytes);
+        // Only the remover that deleted it takes it off (the uploader and the leftovers stage
+        // can race to remove the same released file).
+        if crate::durable::remove_durable(path)? {
+            self.backlog.sub(tp, bytes);
+        }
         Ok(())
     }
 }

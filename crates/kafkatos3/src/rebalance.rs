@@ -386,8 +386,13 @@ impl ConsumerContext for ArchiverContext {
                 let assigned = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
                 // librdkafka keeps an application pause across unassign and assign: a partition
                 // the back-pressure paused while this consumer owned it before would never be
-                // fetched again. The throttle pauses it again at its next tick if it should be.
-                assigned.and_then(|()| consumer.resume(tpl))
+                // fetched again. The throttle pauses it again at its next tick if it should be;
+                // shutting down, nothing is to be fetched.
+                if self.pipeline.shutdown.is_stopping() {
+                    assigned
+                } else {
+                    assigned.and_then(|()| consumer.resume(tpl))
+                }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.on_revoke(consumer, tpl);

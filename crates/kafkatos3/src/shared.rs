@@ -69,27 +69,32 @@ impl Shutdown {
 
 /// Bytes of sealed files waiting for compression or upload, in all and per partition (the
 /// consumers pause the partitions holding the most, see [`crate::backpressure`]).
+///
+/// Counts are signed, so the order of an add and a sub of the same file does not matter (a
+/// compressor can finish a file before its seal has added it) and the total is always the sum.
 #[derive(Debug, Default)]
 pub struct Backlog {
     total: AtomicI64,
-    partitions: Mutex<HashMap<TopicPartition, u64>>,
+    partitions: Mutex<HashMap<TopicPartition, i64>>,
 }
 
 impl Backlog {
     pub fn add(&self, tp: &TopicPartition, bytes: u64) {
-        self.total.fetch_add(bytes as i64, Ordering::Relaxed);
-        *self.lock().entry(tp.clone()).or_default() += bytes;
+        self.change(tp, bytes as i64);
     }
 
     pub fn sub(&self, tp: &TopicPartition, bytes: u64) {
-        self.total.fetch_sub(bytes as i64, Ordering::Relaxed);
+        self.change(tp, -(bytes as i64));
+    }
+
+    fn change(&self, tp: &TopicPartition, delta: i64) {
+        self.total.fetch_add(delta, Ordering::Relaxed);
         let mut partitions = self.lock();
-        if let Some(held) = partitions.get_mut(tp) {
-            *held = held.saturating_sub(bytes);
-            // Partitions with nothing waiting cost no entry.
-            if *held == 0 {
-                partitions.remove(tp);
-            }
+        let held = partitions.entry(tp.clone()).or_default();
+        *held += delta;
+        // Partitions with nothing waiting cost no entry.
+        if *held == 0 {
+            partitions.remove(tp);
         }
     }
 
@@ -105,10 +110,10 @@ impl Backlog {
 
     /// Bytes waiting for one partition.
     pub fn of(&self, tp: &TopicPartition) -> u64 {
-        self.lock().get(tp).copied().unwrap_or(0)
+        self.lock().get(tp).copied().unwrap_or(0).max(0) as u64
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, u64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, i64>> {
         self.partitions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
@@ -246,5 +251,24 @@ impl Resyncs {
         }
         let mine: Vec<TopicPartition> = pending.keys().filter(|tp| owns(tp)).cloned().collect();
         mine.into_iter().filter_map(|tp| pending.remove(&tp).map(|r| (tp, r))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backlog_sub_before_its_add_leaves_the_partition_and_the_total_agreeing() {
+        let backlog = Backlog::default();
+        let (a, b) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        // A compressor finished the file (1000 -> 400 bytes) before its seal added the 1000.
+        backlog.resize(&a, 1000, 400);
+        backlog.add(&a, 1000);
+        backlog.add(&b, 50);
+        assert_eq!((backlog.of(&a), backlog.of(&b), backlog.bytes()), (400, 50, 450));
+        backlog.sub(&a, 400);
+        assert_eq!((backlog.of(&a), backlog.bytes()), (0, 50));
+        assert_eq!(backlog.lock().len(), 1, "a partition with nothing waiting has no entry");
     }
 }

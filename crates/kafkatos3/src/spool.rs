@@ -308,7 +308,7 @@ impl PartitionSpool {
     /// Drops the open file and its records (they are fetched again from Kafka).
     pub fn discard(mut self) -> Result<(), FsError> {
         drop(self.writer.take());
-        durable::remove_durable(&self.path)
+        durable::remove_durable(&self.path).map(|_removed| ())
     }
 
     /// Gives up the open file without sealing it: it stays durable up to its last flush point
