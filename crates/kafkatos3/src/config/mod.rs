@@ -21,6 +21,7 @@
 
 mod ini;
 mod validate;
+mod values;
 
 #[cfg(test)]
 mod tests;
