@@ -77,68 +77,103 @@ impl Throttle {
         let limit = pipeline.config.s3.max_local_backlog_bytes;
         let backlog = pipeline.backlog.bytes();
         let failing = self.write_failed_at.is_some_and(|at| at.elapsed() < WRITE_FAILURE_BACKOFF);
-        let over = if self.all { failing || backlog > limit / 10 * 9 } else { backlog > limit };
-        if over {
-            if !self.all {
+        // The consumer's state is not held across librdkafka's calls.
+        let step = {
+            let state = consumer.context().state();
+            let held = || state.spools().map(|s| (s.tp.clone(), pipeline.backlog.of(&s.tp))).collect();
+            self.step(limit, backlog, failing, pipeline.ledger.owned(), held)
+        };
+        if step.pause_all {
+            if step.newly_full {
                 tracing::warn!(
                     backlog_bytes = backlog,
                     limit_bytes = limit,
                     "local backlog over its limit; pausing consumption until uploads catch up"
                 );
             }
-            // Again at every tick: a rebalance while paused hands out partitions that fetch.
             self.pause_all(consumer);
             return;
         }
-        // The consumer's state is not held across librdkafka calls.
-        let (selected, assigned) = {
-            let state = consumer.context().state();
-            let selected = if backlog > limit / 20 * 9 || !self.ahead.is_empty() {
-                let held = state.spools().map(|s| (&s.tp, pipeline.backlog.of(&s.tp)));
-                furthest_ahead(limit, backlog, pipeline.ledger.owned(), held, &self.ahead)
-            } else {
-                HashSet::new()
-            };
-            let assigned: Vec<TopicPartition> =
-                if self.all { state.spools().map(|s| s.tp.clone()).collect() } else { Vec::new() };
-            (selected, assigned)
-        };
-        let resume: Vec<&TopicPartition> = if self.all {
-            assigned.iter().filter(|tp| !selected.contains(*tp)).collect()
-        } else {
-            self.ahead.iter().filter(|tp| !selected.contains(*tp)).collect()
-        };
-        let added: Vec<&TopicPartition> = selected.iter().filter(|tp| self.all || !self.ahead.contains(*tp)).collect();
-        if !added.is_empty() {
+        if !step.newly_ahead.is_empty() {
             tracing::warn!(
-                partitions = %names(&added),
+                partitions = %names(&step.newly_ahead),
                 backlog_bytes = backlog,
                 limit_bytes = limit,
                 "local backlog over half its limit; pausing consumption of the partitions furthest ahead"
             );
         }
-        // Leaving the full pause is reported even when nothing is assigned at that moment.
-        if self.all || !resume.is_empty() {
-            tracing::info!(partitions = %names(&resume), backlog_bytes = backlog, "resuming consumption");
+        if step.left_full || !step.resume.is_empty() {
+            tracing::info!(partitions = %names(&step.resume), backlog_bytes = backlog, "resuming consumption");
         }
-        if !resume.is_empty() {
-            if let Err(error) = consumer.resume(&list(resume.iter().copied())) {
+        if !step.resume.is_empty() {
+            if let Err(error) = consumer.resume(&list(&step.resume)) {
                 tracing::warn!(%error, "resume failed");
             }
         }
-        // Again at every tick, as above: a partition handed back after a rebalance fetches.
-        if !selected.is_empty() {
-            if let Err(error) = consumer.pause(&list(selected.iter())) {
+        if !step.pause.is_empty() {
+            if let Err(error) = consumer.pause(&list(&step.pause)) {
                 tracing::warn!(%error, "pause failed");
             }
         }
+    }
+
+    /// Decides one tick from the backlog alone (no librdkafka call) and moves to the new state.
+    /// `held` lists the caller's assigned partitions with their backlog; it is only asked for
+    /// when a decision needs it.
+    fn step(
+        &mut self,
+        limit: u64,
+        backlog: u64,
+        failing: bool,
+        owned: usize,
+        held: impl FnOnce() -> Vec<(TopicPartition, u64)>,
+    ) -> Step {
+        let over = if self.all { failing || backlog > limit / 10 * 9 } else { backlog > limit };
+        if over {
+            // Again at every tick: a rebalance while paused hands out partitions that fetch.
+            let newly_full = !self.all;
+            self.all = true;
+            return Step { pause_all: true, newly_full, ..Step::default() };
+        }
+        let held = if self.all || backlog > limit / 20 * 9 || !self.ahead.is_empty() { held() } else { Vec::new() };
+        let selected = furthest_ahead(limit, backlog, owned, held.iter().map(|(tp, bytes)| (tp, *bytes)), &self.ahead);
+        let resume: Vec<TopicPartition> = if self.all {
+            held.iter().map(|(tp, _)| tp).filter(|tp| !selected.contains(*tp)).cloned().collect()
+        } else {
+            // A partition revoked meanwhile is resumed too: harmless, and it comes back unpaused.
+            self.ahead.iter().filter(|tp| !selected.contains(*tp)).cloned().collect()
+        };
+        let mut newly_ahead: Vec<TopicPartition> =
+            selected.iter().filter(|tp| self.all || !self.ahead.contains(*tp)).cloned().collect();
+        newly_ahead.sort();
+        // Again at every tick, as above: a partition handed back after a rebalance fetches.
+        let mut pause: Vec<TopicPartition> = selected.iter().cloned().collect();
+        pause.sort();
+        let left_full = self.all;
         self.all = false;
         self.write_failed_at = None;
         self.ahead = selected;
+        Step { pause_all: false, newly_full: false, left_full, resume, pause, newly_ahead }
     }
 }
 
-fn list<'a>(tps: impl Iterator<Item = &'a TopicPartition>) -> TopicPartitionList {
+/// What one tick of [`Throttle::step`] decided.
+#[derive(Debug, Default, PartialEq)]
+struct Step {
+    /// Pause every assigned partition.
+    pause_all: bool,
+    /// The full pause begins with this tick.
+    newly_full: bool,
+    /// The full pause ends with this tick.
+    left_full: bool,
+    resume: Vec<TopicPartition>,
+    /// The partitions furthest ahead, paused again at every tick.
+    pause: Vec<TopicPartition>,
+    /// Those of `pause` not paused for being ahead before this tick.
+    newly_ahead: Vec<TopicPartition>,
+}
+
+fn list(tps: &[TopicPartition]) -> TopicPartitionList {
     let mut list = TopicPartitionList::new();
     for tp in tps {
         list.add_partition(&tp.topic, tp.partition);
@@ -147,7 +182,7 @@ fn list<'a>(tps: impl Iterator<Item = &'a TopicPartition>) -> TopicPartitionList
 }
 
 /// At most a few partitions by name (a log line, not a dump of thousands).
-fn names(tps: &[&TopicPartition]) -> String {
+fn names(tps: &[TopicPartition]) -> String {
     const SHOWN: usize = 8;
     let mut text = tps.iter().take(SHOWN).map(|tp| tp.to_string()).collect::<Vec<_>>().join(", ");
     if tps.len() > SHOWN {
@@ -202,5 +237,66 @@ mod tests {
         let tps: Vec<(TopicPartition, u64)> = only.iter().map(|&(p, b)| (tp(p), b)).collect();
         let chosen = furthest_ahead(100 * MIB, 99 * MIB, 1, tps.iter().map(|(t, b)| (t, *b)), &HashSet::new());
         assert!(chosen.is_empty(), "its share is the whole limit");
+    }
+
+    fn held(list: &[(i32, u64)]) -> Vec<(TopicPartition, u64)> {
+        list.iter().map(|&(p, b)| (tp(p), b)).collect()
+    }
+
+    fn unused() -> Vec<(TopicPartition, u64)> {
+        panic!("the partitions were asked for although no decision needed them")
+    }
+
+    #[test]
+    fn the_full_pause_lasts_until_under_90_percent_and_past_a_failed_writes_backoff() {
+        let mut throttle = Throttle::default();
+        let step = throttle.step(100 * MIB, 101 * MIB, false, 2, unused);
+        assert!(step.pause_all && step.newly_full);
+        let step = throttle.step(100 * MIB, 95 * MIB, false, 2, unused);
+        assert!(step.pause_all && !step.newly_full, "between 90 % and the limit: still paused, reported once");
+        let step = throttle.step(100 * MIB, 10 * MIB, true, 2, unused);
+        assert!(step.pause_all, "a recent failed write keeps everything paused");
+        let step = throttle.step(100 * MIB, 10 * MIB, false, 2, || held(&[(0, 5 * MIB), (1, 5 * MIB)]));
+        assert!(!step.pause_all && step.left_full);
+        assert_eq!(step.resume, vec![tp(0), tp(1)]);
+        assert!(step.pause.is_empty());
+    }
+
+    #[test]
+    fn leaving_the_full_pause_keeps_the_partitions_furthest_ahead_paused() {
+        let mut throttle = Throttle::default();
+        throttle.step(100 * MIB, 101 * MIB, false, 4, unused);
+        let step = throttle.step(100 * MIB, 80 * MIB, false, 4, || held(&[(0, 60 * MIB), (1, 20 * MIB)]));
+        assert!(step.left_full);
+        assert_eq!((step.resume, step.pause.clone(), step.newly_ahead), (vec![tp(1)], vec![tp(0)], vec![tp(0)]));
+    }
+
+    #[test]
+    fn leaving_the_full_pause_is_reported_with_nothing_assigned() {
+        let mut throttle = Throttle::default();
+        throttle.step(100 * MIB, 101 * MIB, false, 0, unused);
+        let step = throttle.step(100 * MIB, 0, false, 0, Vec::new);
+        assert!(step.left_full && step.resume.is_empty() && !step.pause_all);
+    }
+
+    #[test]
+    fn a_partition_ahead_is_paused_at_every_tick_reported_once_and_resumed_when_revoked() {
+        let mut throttle = Throttle::default();
+        let both = || held(&[(0, 40 * MIB), (1, 10 * MIB)]);
+        let step = throttle.step(100 * MIB, 60 * MIB, false, 4, both);
+        assert_eq!((step.pause.clone(), step.newly_ahead.clone()), (vec![tp(0)], vec![tp(0)]));
+        assert!(step.resume.is_empty() && !step.left_full);
+        let step = throttle.step(100 * MIB, 60 * MIB, false, 4, both);
+        assert_eq!(step.pause, vec![tp(0)], "paused again: a rebalance may have handed it back");
+        assert!(step.newly_ahead.is_empty(), "reported once");
+        let step = throttle.step(100 * MIB, 60 * MIB, false, 4, || held(&[(1, 10 * MIB)]));
+        assert_eq!(step.resume, vec![tp(0)], "revoked while paused: resumed, so it comes back unpaused");
+        assert!(step.pause.is_empty());
+    }
+
+    #[test]
+    fn under_45_percent_with_nothing_paused_a_tick_does_nothing() {
+        let mut throttle = Throttle::default();
+        assert_eq!(throttle.step(100 * MIB, 45 * MIB, false, 4, unused), Step::default());
     }
 }
