@@ -143,7 +143,7 @@ def main():
     args = ap.parse_args()
     # What bench.daemon_config reads.
     args.max_age_seconds, args.max_file_bytes, args.ours_check_interval = 5, "64MiB", 60
-    args.compressor_workers, args.uploader_workers = 2, 2
+    args.compressor_workers, args.uploader_workers, args.consumer_processes = 2, 2, 1
     counts = [int(x) for x in args.partitions.split(",")]
 
     state = tempfile.mkdtemp(prefix="kafkatos3-membench.", dir="/tmp")

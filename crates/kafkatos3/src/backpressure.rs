@@ -80,7 +80,7 @@ impl Throttle {
         // The consumer's state is not held across librdkafka's calls.
         let step = {
             let state = consumer.context().state();
-            let held = || state.spools().map(|s| (s.tp.clone(), pipeline.backlog.of(&s.tp))).collect();
+            let held = || pipeline.backlog.of_each(state.spools().map(|s| &s.tp));
             self.step(limit, backlog, failing, pipeline.ledger.owned(), held)
         };
         if step.pause_all {
