@@ -9,8 +9,10 @@
 
 use std::time::Instant;
 
-use kafkatos3::layout::{TopicPartition, WorkDir};
-use kafkatos3::spool::PartitionSpool;
+use kafkatos3::local::layout::WorkDir;
+
+use kafkatos3::names::TopicPartition;
+use kafkatos3::pipeline::spool::PartitionSpool;
 use mak::v2::{RecordRef, TimestampType};
 use mak::Version;
 

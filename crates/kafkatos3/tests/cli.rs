@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use kafkatos3::layout::{today_yymmdd, WorkDir};
+use kafkatos3::local::layout::WorkDir;
+
+use kafkatos3::names::today_yymmdd;
 use mak::{Header, MakReader, MakWriter};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_kafkatos3_parse");
@@ -473,8 +475,8 @@ fn parse_prints_every_record_of_a_file_written_by_our_writer() {
     let mut expected = header_lines("events", 4, 1000, "1479000000.0");
     for (offset, key, value) in &records {
         let (mut k, mut v) = (String::new(), String::new());
-        kafkatos3::parse::render_bytes(key.as_deref().unwrap_or_default(), &mut k);
-        kafkatos3::parse::render_bytes(value.as_deref().unwrap_or_default(), &mut v);
+        kafkatos3::tools::parse::render_bytes(key.as_deref().unwrap_or_default(), &mut k);
+        kafkatos3::tools::parse::render_bytes(value.as_deref().unwrap_or_default(), &mut v);
         expected.push_str(&record_line(*offset, &k, &v));
     }
     assert_eq!(out.stdout, expected);
@@ -723,8 +725,8 @@ fn rotate_run_twice_seals_nothing_the_second_time() {
 fn rotate_refuses_a_locked_working_directory_and_changes_nothing() {
     let work = inprogress_workdir();
     // Held by this (test) process, as a running daemon would hold it.
-    let lock =
-        kafkatos3::lock::lock_working_directory(&WorkDir::new(&work.root)).expect("take the working directory lock");
+    let lock = kafkatos3::local::lock::lock_working_directory(&WorkDir::new(&work.root))
+        .expect("take the working directory lock");
     let before = snapshot(&work.root);
 
     let out = run(ROTATE, [&work.root]);

@@ -33,9 +33,9 @@ async fn past_half_the_backlog_limit_only_the_partition_furthest_ahead_pauses_an
     // Later records: partition 1's are consumed and spooled, partition 0's wait in Kafka.
     produce_noise(&env, &topic, 0, 10, 100 * 1024, &mut produced).await;
     produce_noise(&env, &topic, 1, 5, 1000, &mut produced).await;
-    let work = kafkatos3::layout::WorkDir::new(run.dir.path().join("work"));
+    let work = kafkatos3::local::layout::WorkDir::new(run.dir.path().join("work"));
     let local_end = |partition: i32| {
-        let tp = kafkatos3::layout::TopicPartition::new(&topic, partition);
+        let tp = kafkatos3::names::TopicPartition::new(&topic, partition);
         work.list_sealed_for(&tp).unwrap().iter().map(|f| f.name.end).max()
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

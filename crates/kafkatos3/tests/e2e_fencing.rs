@@ -9,15 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafkatos3::archive::{self, Location};
-use kafkatos3::layout::{SealedName, TopicPartition};
-use kafkatos3::upload::{Stored, Upload, UploadError};
+use kafkatos3::names::{SealedName, TopicPartition};
+use kafkatos3::pipeline::upload::{Stored, Upload, UploadError};
 use mak::codec::{Codec, Compression};
 use object_store::ObjectStore;
 use support::*;
 
 /// The daemon's own client: conditional puts and conditional copies configured as in production.
 fn daemon_store(env: &TestEnv) -> Arc<dyn ObjectStore> {
-    kafkatos3::s3::connect(kafkatos3::s3::S3Target {
+    kafkatos3::archive::store::connect(kafkatos3::archive::store::S3Target {
         bucket: &env.bucket,
         endpoint: Some(&env.s3_endpoint),
         region: Some("us-east-1"),

@@ -27,7 +27,7 @@ enum Command {
     Verify(VerifyArgs),
     /// Print the header and records of a MAK file (any version, codec or encryption), from a
     /// local path or s3://bucket/key: the same as kafkatos3_parse.
-    Parse(kafkatos3::parse::cli::ParseArgs),
+    Parse(kafkatos3::tools::parse::cli::ParseArgs),
 }
 
 #[derive(clap::Args)]
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match (args.command, args.configfile) {
         (Some(Command::Verify(verify)), _) => run_verify(verify),
-        (Some(Command::Parse(parse)), _) => kafkatos3::parse::cli::run(parse, "kafkatos3 parse"),
+        (Some(Command::Parse(parse)), _) => kafkatos3::tools::parse::cli::run(parse, "kafkatos3 parse"),
         (None, Some(configfile)) => run_daemon(configfile),
         (None, None) => {
             let _ = Args::command().write_help(&mut std::io::stderr());
@@ -86,7 +86,7 @@ fn run_daemon(configfile: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    kafkatos3::logging::init(config.main.log_level);
+    kafkatos3::observe::logging::init(config.main.log_level);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %configfile.display(), "kafkatos3 starting");
     match kafkatos3::daemon::run(config, kafkatos3::daemon::signals()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,17 +111,17 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
         return ExitCode::from(2);
     };
     let prefix = args.prefix.as_deref().or(s3.map(|s| s.s3_key_prefix.as_str())).unwrap_or("kafkatos3");
-    let target = kafkatos3::s3::S3Target {
+    let target = kafkatos3::archive::store::S3Target {
         bucket,
         endpoint: args.endpoint.as_deref().or(s3.and_then(|s| s.s3_endpoint.as_deref())),
         region: args.region.as_deref().or(s3.and_then(|s| s.s3_region.as_deref())),
         credentials: s3.and_then(|s| s.credentials.as_ref()).map(|c| (c.access_key.as_str(), c.secret_key.expose())),
     };
-    let result = (|| -> anyhow::Result<kafkatos3::verify::Report> {
-        let store = kafkatos3::s3::connect(target)?;
+    let result = (|| -> anyhow::Result<kafkatos3::tools::verify::Report> {
+        let store = kafkatos3::archive::store::connect(target)?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let decryption = kafkatos3::parse::cli::decryption(&args.identity, args.passphrase.as_deref())?;
-        let verify = kafkatos3::verify::verify(store.as_ref(), bucket, prefix, args.deep, decryption.as_ref());
+        let decryption = kafkatos3::tools::parse::cli::decryption(&args.identity, args.passphrase.as_deref())?;
+        let verify = kafkatos3::tools::verify::verify(store.as_ref(), bucket, prefix, args.deep, decryption.as_ref());
         let mut report = runtime.block_on(verify)?;
         let kafka = match (&args.bootstrap, &config) {
             _ if args.offline => None,
@@ -130,11 +130,11 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
                 client.set("bootstrap.servers", bootstrap);
                 Some(client)
             }
-            (None, Some(config)) => Some(kafkatos3::consumer::client_config(config, 0)),
+            (None, Some(config)) => Some(kafkatos3::pipeline::consume::client_config(config, 0)),
             (None, None) => None,
         };
         if let Some(client) = kafka {
-            let marks = kafkatos3::verify::kafka_watermarks(&client, report.partitions.keys())?;
+            let marks = kafkatos3::tools::verify::kafka_watermarks(&client, report.partitions.keys())?;
             report.apply_kafka(&marks);
         }
         Ok(report)

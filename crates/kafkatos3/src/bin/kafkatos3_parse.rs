@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kafkatos3::parse::cli::{run, ParseArgs};
+use kafkatos3::tools::parse::cli::{run, ParseArgs};
 
 #[derive(Parser)]
 #[command(name = "kafkatos3_parse", version, about = "Print the header and records of a MAK file")]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use kafkatos3::layout::WorkDir;
+use kafkatos3::local::layout::WorkDir;
 
 #[derive(Parser)]
 #[command(name = "kafkatos3_rotate", version, about = "Rotate all kafkatos3 in-progress files to tocompress")]
@@ -16,7 +16,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut out = std::io::stdout().lock();
-    match kafkatos3::rotate::rotate_all(&WorkDir::new(&args.workingdir), &mut out) {
+    match kafkatos3::tools::rotate::rotate_all(&WorkDir::new(&args.workingdir), &mut out) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("kafkatos3_rotate: {error}");

@@ -19,6 +19,7 @@
 //! error, and so is any section or key this version does not know. See the README's configuration reference
 //! for every key.
 
+pub mod budget;
 mod ini;
 mod validate;
 mod values;
@@ -48,7 +49,7 @@ pub struct Config {
     /// The properties the daemon sets itself are refused at load time, so these never conflict.
     pub kafka: Vec<(String, KafkaValue)>,
     /// `[main] memory_limit_bytes` split into one share per buffering stage.
-    pub memory: crate::budget::MemoryBudget,
+    pub memory: crate::config::budget::MemoryBudget,
 }
 
 /// `[encryption]` section, validated: the keys were read once, at load time.
@@ -82,7 +83,7 @@ pub struct MainConfig {
     /// An in-progress file found on disk is finished in the version it was started in.
     pub mak_format_version: mak::Version,
     /// `memory_limit_bytes`: what the daemon may buffer in memory, beyond its fixed base; split
-    /// into shares (see [`crate::budget`]).
+    /// into shares (see [`crate::config::budget`]).
     pub memory_limit_bytes: u64,
 }
 
@@ -154,7 +155,7 @@ pub struct S3Config {
     /// `s3_key_prefix`: prepended to every object key, without leading or trailing `/`; may be empty.
     pub s3_key_prefix: String,
     /// `max_local_backlog_bytes`: past half of it the partitions holding more than their share
-    /// pause; past all of it every partition does (see [`crate::backpressure`]).
+    /// pause; past all of it every partition does (see [`crate::pipeline::consume::pauses`]).
     pub max_local_backlog_bytes: u64,
     /// `multipart_threshold_bytes`: files at least this large are uploaded in parts.
     pub multipart_threshold_bytes: u64,
@@ -359,7 +360,7 @@ pub enum ConfigError {
         /// The line of `memory_limit_bytes`, 0 when the default is in use.
         line: usize,
         limit: u64,
-        source: crate::budget::BudgetError,
+        source: crate::config::budget::BudgetError,
     },
 
     /// A handover could outlast librdkafka's poll deadline and get the consumer evicted mid-way.

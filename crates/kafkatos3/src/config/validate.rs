@@ -12,7 +12,7 @@ use super::{
     CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, EncryptionConfig, KafkaValue, KeySuggestion,
     LogLevel, MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
 };
-use crate::budget::{MemoryBudget, Workers};
+use crate::config::budget::{MemoryBudget, Workers};
 
 const MAIN_KEYS: &[&str] =
     &["log.level", "working_directory", "shutdown_timeout_seconds", "mak_format_version", "memory_limit_bytes"];

@@ -1,0 +1,4 @@
+//! Logging.
+
+pub mod logging;
+pub mod rate_limit;

@@ -1,0 +1,177 @@
+//! Taking over a partition's local files on assignment: each file is kept (it continues the
+//! chain from the resume point), removed (already in S3), or set aside (it would leave a gap
+//! or an overlap), as decided by [`ledger::plan_adoption`].
+
+use std::path::Path;
+
+use mak::AnyWriter;
+
+use crate::local::durable::{self, FsError};
+use crate::local::layout::WorkDir;
+use crate::local::ledger::{self, FileFate};
+use crate::names::TopicPartition;
+use crate::pipeline::spool::{self, PartitionSpool};
+use crate::pipeline::Pipeline;
+
+/// Adopts a newly assigned partition and returns its spool, positioned where consumption must
+/// resume (`next_offset() == None`: let Kafka decide from the committed offset or the reset
+/// policy).
+pub fn adopt_partition(
+    pipeline: &Pipeline,
+    tp: &TopicPartition,
+    committed: Option<i64>,
+) -> Result<PartitionSpool, FsError> {
+    let work = &pipeline.work;
+    // No compression of this partition runs while its files are judged.
+    let moving = pipeline.partition_locks.lock(tp);
+    // A resync asked for under an earlier ownership is superseded by this adoption.
+    drop(pipeline.resyncs.take(|t| t == tp));
+    let marker = pipeline.ledger.read_marker(tp);
+    let inprogress = work.inprogress_file(tp);
+    if mak::is_sealed(&inprogress) {
+        // A version 2 seal completed but the rename after it did not (a failed rename; startup
+        // recovery handles a crash): only the move into tocompress/ is left, then it is judged
+        // with the other sealed files.
+        match spool::seal_existing(work, tp) {
+            Ok(Some((_, bytes))) => pipeline.backlog.add(tp, bytes),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(partition = %tp, %error, "moving on a sealed in-progress file"),
+        }
+    }
+    let mut sealed = work.list_sealed_for(tp)?;
+    sealed.retain(|f| !pipeline.legacy.contains(&f.name));
+
+    let version = pipeline.config.main.mak_format_version;
+    let mut open = None;
+    if inprogress.exists() {
+        // In its own version: a version 1 file stays version 1 until sealed, whatever the config.
+        match AnyWriter::open_append(&inprogress) {
+            Ok((writer, recovered)) if recovered.last_offset.is_some() => {
+                if recovered.truncated_bytes > 0 {
+                    tracing::info!(partition = %tp, bytes = recovered.truncated_bytes, "cut the torn tail of the in-progress file");
+                }
+                open = Some(writer);
+            }
+            Ok((writer, _empty)) => {
+                drop(writer);
+                durable::remove_durable(&inprogress)?;
+            }
+            Err(_) if never_held_a_record(&inprogress) => {
+                // A crash between creating the file and making its header durable: no record
+                // can have been written to it, there is nothing to keep.
+                tracing::info!(partition = %tp, "removing an in-progress file cut before its header was complete");
+                durable::remove_durable(&inprogress)?;
+            }
+            Err(error) => {
+                tracing::error!(partition = %tp, %error, "in-progress file is unreadable; setting it aside, its records are read again from Kafka");
+                set_aside(work, &inprogress, tp)?;
+            }
+        }
+    }
+
+    let ranges: Vec<(i64, i64)> = sealed.iter().map(|f| (f.name.start, f.name.end)).collect();
+    let open_range = open.as_ref().map(|w| (w.start_offset(), w.last_offset().expect("checked above")));
+    let plan = ledger::plan_adoption(committed, marker, pipeline.legacy.end_for(tp), &ranges, open_range);
+
+    let mut kept = Vec::new();
+    for (file, fate) in sealed.into_iter().zip(plan.sealed) {
+        match fate {
+            FileFate::Keep => kept.push(file.name),
+            FileFate::Covered => {
+                tracing::info!(file = %file.name.stem(), "already in S3; removing the local copy");
+                pipeline.remove_sealed(tp, &file.path)?;
+            }
+            FileFate::SetAside => {
+                let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+                tracing::warn!(file = %file.name.stem(), committed, "file does not continue the archived offsets; set aside in orphaned/");
+                set_aside(work, &file.path, tp)?;
+                pipeline.backlog.sub(tp, bytes);
+            }
+        }
+    }
+    pipeline.ledger.adopt(tp, &kept);
+
+    let spool = match (open, plan.open) {
+        (Some(writer), Some(FileFate::Keep)) => PartitionSpool::resume(work, tp.clone(), writer, version),
+        (Some(writer), Some(fate)) => {
+            drop(writer);
+            if fate == FileFate::Covered {
+                durable::remove_durable(&inprogress)?;
+            } else {
+                tracing::warn!(partition = %tp, "in-progress file does not continue the archived offsets; set aside in orphaned/");
+                set_aside(work, &inprogress, tp)?;
+            }
+            PartitionSpool::new(work, tp.clone(), plan.resume_at, version)
+        }
+        _ => PartitionSpool::new(work, tp.clone(), plan.resume_at, version),
+    };
+    // Compressions skipped while this partition was locked can go ahead now.
+    drop(moving);
+    pipeline.compress_wake.notify();
+    tracing::info!(partition = %tp, committed, uploaded_through = marker, resume_at = plan.resume_at, pending_files = kept.len(), "adopted partition");
+    Ok(spool)
+}
+
+/// True for a file shorter than the fixed part of its version's header (version 1's 27 bytes,
+/// version 2's 64; an empty file has neither): its header was never complete, and records are
+/// only written after it.
+fn never_held_a_record(path: &Path) -> bool {
+    let Ok(version) = mak::detect_version(path) else {
+        return false;
+    };
+    std::fs::metadata(path).is_ok_and(|m| m.len() < mak::fixed_header_len(version))
+}
+
+/// Deletes the partition's sealed files that start at `from` or later (their records are read
+/// again from Kafka, or are in S3 already) and forgets them in the ledger: a resync.
+pub fn drop_files_from(pipeline: &Pipeline, tp: &TopicPartition, from: i64) -> Result<usize, FsError> {
+    let _moving = pipeline.partition_locks.lock(tp);
+    let mut dropped = 0;
+    for file in pipeline.work.list_sealed_for(tp)? {
+        if file.name.start < from || pipeline.legacy.contains(&file.name) {
+            continue;
+        }
+        pipeline.remove_sealed(tp, &file.path)?;
+        dropped += 1;
+    }
+    pipeline.ledger.truncate(tp, from);
+    Ok(dropped)
+}
+
+/// Moves a file out of the pipeline to `orphaned/<topic>/<partition>/`, where nothing deletes or
+/// uploads it: the safe place for data whose fate needs a human (or a later `verify`).
+fn set_aside(work: &WorkDir, path: &Path, tp: &TopicPartition) -> Result<(), FsError> {
+    let file_name = path.file_name().expect("file name").to_string_lossy().to_string();
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let target = work
+        .root()
+        .join("orphaned")
+        .join(&tp.topic)
+        .join(tp.partition.to_string())
+        .join(format!("{stamp}-{file_name}"));
+    durable::rename_durable(path, &target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_cut_inside_the_fixed_header_of_its_version_never_held_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.mak");
+        let v2_magic = mak::v2::MAGIC.to_vec();
+        let cases: [(Vec<u8>, bool); 6] = [
+            (vec![], true),
+            (b"MAK".to_vec(), true),
+            ([b"MAK".as_slice(), &[0; 24]].concat(), false), // v1's 27 fixed bytes complete
+            ([v2_magic.as_slice(), &[0; 40]].concat(), true), // 48 bytes: inside v2's 64
+            ([v2_magic.as_slice(), &[0; 56]].concat(), false), // v2's 64 fixed bytes complete
+            ([v2_magic.as_slice(), &[0; 20]].concat(), true), // longer than v1's 27, still short for v2
+        ];
+        for (bytes, expected) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(never_held_a_record(&path), expected, "{} bytes starting {:02x?}", bytes.len(), bytes.first());
+        }
+    }
+}

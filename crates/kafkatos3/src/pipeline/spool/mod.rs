@@ -1,0 +1,379 @@
+//! The spool stage: one open MAK file per partition under `inprogress/`, appended in memory and
+//! made durable at flush points, then sealed into `tocompress/` by age or on hand-over.
+//!
+//! New files are written in the configured MAK version; a file found on disk is finished in the
+//! version it was started in (`mak::AnyWriter` hides the difference).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mak::v2::RecordRef;
+use mak::{AnyWriter, FileStart, Version};
+
+use crate::local::durable::{self, FsError};
+use crate::local::layout::WorkDir;
+use crate::names::{today_yymmdd, SealedName, TopicPartition};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("partition {tp}: {source}")]
+    Write { tp: TopicPartition, source: mak::WriteError },
+    #[error("partition {tp}: {source}")]
+    Fs { tp: TopicPartition, source: FsError },
+    #[error("partition {tp}: {}: {source}", path.display())]
+    Read { tp: TopicPartition, path: PathBuf, source: mak::ReadError },
+}
+
+impl SpoolError {
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            SpoolError::Fs { source, .. } => source.is_out_of_space(),
+            SpoolError::Write { source, .. } => write_error_is_out_of_space(source),
+            SpoolError::Read { .. } => false,
+        }
+    }
+}
+
+fn write_error_is_out_of_space(error: &mak::WriteError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error());
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// The in-progress file of a partition and where the partition stands.
+#[derive(Debug)]
+pub struct PartitionSpool {
+    pub tp: TopicPartition,
+    path: PathBuf,
+    writer: Option<AnyWriter>,
+    /// The version new files are created in (`mak_format_version`); a resumed file keeps its own.
+    version: Version,
+    /// Offset expected next: one past the last record written, or the resume position.
+    next_offset: Option<i64>,
+    /// Set when a write failed and unsynced records were dropped: the consumer must fetch again
+    /// from this offset.
+    rewind: Option<i64>,
+    /// File length at the last durability point.
+    synced_len: u64,
+    /// The size of the open file's append buffer, set from the memory budget.
+    buffer_capacity: usize,
+}
+
+/// Version 2's informational `writer` header field.
+const WRITER: &str = concat!("kafkatos3 ", env!("CARGO_PKG_VERSION"));
+
+/// Unsynced bytes that trigger a durability point on append.
+const FLUSH_BYTES: u64 = 1024 * 1024;
+
+/// What happened to a record handed to [`PartitionSpool::append`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Appended {
+    Written,
+    /// Below the offset already held (a re-delivery after a seek): skipped, as the original did.
+    AlreadyHeld,
+    /// After a failed write, before the consumer has seeked back: dropped, fetched again.
+    AwaitingRewind,
+}
+
+impl PartitionSpool {
+    /// A partition with no open file, resuming at `next_offset` (None: wherever Kafka starts us);
+    /// its files are created in `version`.
+    pub fn new(work: &WorkDir, tp: TopicPartition, next_offset: Option<i64>, version: Version) -> Self {
+        let path = work.inprogress_file(&tp);
+        PartitionSpool {
+            tp,
+            path,
+            writer: None,
+            version,
+            next_offset,
+            rewind: None,
+            synced_len: 0,
+            buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
+        }
+    }
+
+    /// Continues an existing in-progress file (torn tail already cut by the writer) in its own
+    /// version; the files after it are created in `version`.
+    pub fn resume(work: &WorkDir, tp: TopicPartition, writer: AnyWriter, version: Version) -> Self {
+        let path = work.inprogress_file(&tp);
+        let next_offset = writer.last_offset().map(|last| last + 1);
+        let synced_len = writer.len();
+        PartitionSpool {
+            tp,
+            path,
+            writer: Some(writer),
+            version,
+            next_offset,
+            rewind: None,
+            synced_len,
+            buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
+        }
+    }
+
+    pub fn next_offset(&self) -> Option<i64> {
+        self.next_offset
+    }
+
+    /// Start offset of the open file when it holds records.
+    pub fn open_start(&self) -> Option<i64> {
+        self.writer.as_ref().filter(|w| w.record_count() > 0).map(AnyWriter::start_offset)
+    }
+
+    /// The offset to fetch again from after a failed write, once.
+    pub fn take_rewind(&mut self) -> Option<i64> {
+        self.rewind.take()
+    }
+
+    /// Drops every record until the consumer has seeked to `offset` (a resync, or a seek that
+    /// failed and is tried again): taking a later one would leave a hole in the file.
+    pub fn await_position(&mut self, offset: i64) {
+        self.rewind = Some(offset);
+    }
+
+    /// Appends one record; the hot path: no syscall unless the writer's buffer is full, and no
+    /// allocation (the record, headers included, is copied straight into the writer's buffer).
+    pub fn append(&mut self, record: &RecordRef<'_>, now_secs: f64) -> Result<Appended, SpoolError> {
+        let offset = record.offset;
+        if self.next_offset.is_some_and(|next| offset < next) {
+            return Ok(Appended::AlreadyHeld);
+        }
+        if self.rewind.is_some() {
+            // Records after a failed write until the consumer has seeked back: taking one would
+            // leave a hole in the file.
+            return Ok(Appended::AwaitingRewind);
+        }
+        if self.writer.is_none() {
+            // Known before the file exists, so a failure to create it still rewinds to this record.
+            let start = *self.next_offset.get_or_insert(offset);
+            let mut writer = self.open_file(start, now_secs).map_err(|error| self.fail(error))?;
+            // Nothing is buffered yet, so this only sizes the buffer the first record allocates.
+            writer
+                .set_buffer_capacity(self.buffer_capacity)
+                .map_err(|source| self.fail(SpoolError::Write { tp: self.tp.clone(), source }))?;
+            self.synced_len = writer.len();
+            self.writer = Some(writer);
+        }
+        let writer = self.writer.as_mut().expect("opened above");
+        if let Err(source) = writer.append(record) {
+            return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
+        }
+        self.next_offset = Some(offset + 1);
+        // A durability point per FLUSH_BYTES as well as per flush interval: a busy partition
+        // never has much that a crash or a full disk could make it fetch again.
+        if writer.len() - self.synced_len >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(Appended::Written)
+    }
+
+    fn open_file(&self, start: i64, now_secs: f64) -> Result<AnyWriter, SpoolError> {
+        let tp = &self.tp;
+        let dir = self.path.parent().expect("inprogress file has a directory");
+        durable::create_dir_all_durable(dir).map_err(|source| SpoolError::Fs { tp: tp.clone(), source })?;
+        let start = FileStart {
+            topic: &tp.topic,
+            partition: tp.partition,
+            start_offset: start,
+            created_secs: now_secs as u64,
+            writer: Some(WRITER),
+        };
+        AnyWriter::create(&self.path, self.version, &start)
+            .map_err(|source| SpoolError::Write { tp: tp.clone(), source })
+    }
+
+    /// After a failed write (a full disk): the file is valid up to its last durable point, so
+    /// it is reopened there, and the records after it are to be fetched again.
+    fn fail(&mut self, error: SpoolError) -> SpoolError {
+        let file_start = self.writer.take().map(|w| w.start_offset());
+        if self.path.exists() {
+            match AnyWriter::open_append(&self.path) {
+                Ok((writer, recovered)) if recovered.last_offset.is_some() => {
+                    self.next_offset = recovered.last_offset.map(|last| last + 1);
+                    self.synced_len = writer.len();
+                    self.writer = Some(writer);
+                }
+                Ok((writer, recovered)) => {
+                    // Nothing durable in it: start the file again from its start offset.
+                    drop(writer);
+                    let _ = durable::remove_durable(&self.path);
+                    self.next_offset = Some(recovered.start_offset);
+                }
+                Err(reopen) => {
+                    // Unreadable (e.g. its header was cut by the full disk): move it out of the
+                    // way, where nothing deletes it, and fetch its records again.
+                    tracing::error!(partition = %self.tp, error = %reopen, "in-progress file unreadable after a failed write; setting it aside");
+                    let orphaned = orphan_path(&self.path);
+                    if let Err(error) = durable::rename_durable(&self.path, &orphaned) {
+                        tracing::error!(partition = %self.tp, %error, "setting the in-progress file aside");
+                    }
+                    self.next_offset = file_start.or(self.next_offset);
+                }
+            }
+        }
+        self.rewind = self.next_offset;
+        error
+    }
+
+    /// A durability point: buffered records are written and synced, then the header updated.
+    pub fn flush(&mut self) -> Result<(), SpoolError> {
+        let Some(writer) = self.writer.as_mut().filter(|w| w.is_dirty()) else {
+            return Ok(());
+        };
+        if let Err(source) = writer.sync() {
+            return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
+        }
+        self.synced_len = writer.len();
+        Ok(())
+    }
+
+    /// A durability point, then the append buffer is freed: an idle partition holds no buffer
+    /// between flush intervals, a busy one allocates its buffer again once per interval.
+    pub fn flush_and_release(&mut self) -> Result<(), SpoolError> {
+        self.flush()?;
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        if let Err(source) = writer.release_buffer() {
+            return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
+        }
+        Ok(())
+    }
+
+    /// Sizes the open file's append buffer, and those of the files opened later (see
+    /// [`crate::config::budget::MemoryBudget::write_buffer_per_partition`]). A larger buffer held now
+    /// is written out and freed.
+    pub fn set_buffer_capacity(&mut self, capacity: usize) -> Result<(), SpoolError> {
+        self.buffer_capacity = capacity;
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        if let Err(source) = writer.set_buffer_capacity(capacity) {
+            return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
+        }
+        Ok(())
+    }
+
+    /// Bytes the open file's append buffer holds allocated.
+    pub fn buffer_bytes(&self) -> usize {
+        self.writer.as_ref().map_or(0, AnyWriter::buffer_bytes)
+    }
+
+    /// True when the open file holds records and was started more than `max_age` ago. Age
+    /// counts from the header's start time, so it survives a restart as the original's did. A
+    /// version 2 file without a creation time (not written by us) is due at once.
+    pub fn is_due(&self, max_age: Duration, now_secs: f64) -> bool {
+        self.writer.as_ref().is_some_and(|w| {
+            w.record_count() > 0 && w.created_secs().is_none_or(|created| now_secs - created >= max_age.as_secs_f64())
+        })
+    }
+
+    /// True when the open file has reached `max_bytes` or `max_records`.
+    pub fn is_full(&self, max_bytes: u64, max_records: Option<u64>) -> bool {
+        self.writer.as_ref().is_some_and(|w| {
+            let records = w.record_count();
+            records > 0 && (w.len() >= max_bytes || max_records.is_some_and(|max| records >= max))
+        })
+    }
+
+    /// Seals the open file into `tocompress/`, returning its name and size, or None when there
+    /// was nothing to seal.
+    pub fn seal(&mut self, work: &WorkDir) -> Result<Option<(SealedName, u64)>, SpoolError> {
+        let Some(writer) = self.writer.take_if(|w| w.record_count() > 0) else {
+            return Ok(None);
+        };
+        let tp = self.tp.clone();
+        let start = writer.start_offset();
+        let end = writer.last_offset().expect("a file with records has a last offset");
+        let size = match writer.seal() {
+            Ok(size) => size,
+            Err(source) => return Err(self.fail(SpoolError::Write { tp, source })),
+        };
+        let name = SealedName { tp: tp.clone(), start, end, date: today_yymmdd() };
+        let sealed = work.tocompress_path(&name);
+        if let Err(source) = durable::rename_durable(&self.path, &sealed) {
+            if !sealed.exists() {
+                return Err(self.fail(SpoolError::Fs { tp, source }));
+            }
+            // The rename happened, only a directory sync failed: the file is sealed (the next
+            // directory sync makes it durable); reporting a failure would lose track of it.
+            tracing::warn!(partition = %tp, error = %source, "sealed, but syncing the directory failed");
+        }
+        Ok(Some((name, size)))
+    }
+
+    /// Drops the open file and its records (they are fetched again from Kafka).
+    pub fn discard(mut self) -> Result<(), FsError> {
+        drop(self.writer.take());
+        durable::remove_durable(&self.path).map(|_removed| ())
+    }
+
+    /// Gives up the open file without sealing it: it stays durable up to its last flush point
+    /// and is resumed, or judged, by whoever adopts the partition next on this disk.
+    pub fn close(mut self) -> Result<(), SpoolError> {
+        match self.writer.take() {
+            Some(writer) => writer.suspend().map_err(|source| SpoolError::Write { tp: self.tp.clone(), source }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `<root>/orphaned/<topic>/<partition>/<stamp>-data.mak` for `<root>/inprogress/<topic>/<partition>/data.mak`.
+fn orphan_path(inprogress: &std::path::Path) -> PathBuf {
+    let mut parts = inprogress.ancestors().skip(1);
+    let (partition_dir, topic_dir) = (parts.next(), parts.next());
+    let root = parts.nth(1).unwrap_or(std::path::Path::new("."));
+    let name =
+        |p: Option<&std::path::Path>| p.and_then(|p| p.file_name()).map(|n| n.to_os_string()).unwrap_or_default();
+    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    root.join("orphaned").join(name(topic_dir)).join(name(partition_dir)).join(format!("{stamp}-data.mak"))
+}
+
+/// Wall-clock seconds since the epoch, the unit of a MAK header's start time.
+pub fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs() as f64)
+}
+
+/// Seals an in-progress file found on disk (recovery, the rotate tool, leftovers) in its own
+/// version. Returns None when the file holds no records (it is left in place). A version 2 file
+/// already sealed (a crash between sealing it and moving it on) is only moved on.
+pub fn seal_existing(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName, u64)>, SpoolError> {
+    let path = work.inprogress_file(tp);
+    let writer = match AnyWriter::open_append(&path) {
+        Ok((writer, _recovered)) => writer,
+        Err(mak::WriteError::Sealed { .. }) => return finish_seal(work, tp),
+        Err(source) => return Err(SpoolError::Write { tp: tp.clone(), source }),
+    };
+    // The version only matters for files created after this one: none are.
+    let version = writer.version();
+    let mut spool = PartitionSpool::resume(work, tp.clone(), writer, version);
+    spool.seal(work)
+}
+
+/// Moves a sealed version 2 in-progress file on into `tocompress/`, named by the offsets its
+/// footer states (read in full, so the footer is checked against the records).
+fn finish_seal(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName, u64)>, SpoolError> {
+    let path = work.inprogress_file(tp);
+    let read_error = |source| SpoolError::Read { tp: tp.clone(), path: path.clone(), source };
+    let io_error = |source| read_error(mak::ReadError::Io { position: 0, source });
+    let file = std::fs::File::open(&path).map_err(io_error)?;
+    let size = file.metadata().map_err(io_error)?.len();
+    let mut reader = mak::v2::MakReader::with_size_limit(file, size).map_err(read_error)?;
+    while reader.next_record().map_err(read_error)?.is_some() {}
+    let start = reader.header().start_offset;
+    let Some(footer) = reader.footer().filter(|footer| footer.record_count > 0) else {
+        return Ok(None);
+    };
+    let name = SealedName { tp: tp.clone(), start, end: footer.last_offset, date: today_yymmdd() };
+    durable::rename_durable(&path, &work.tocompress_path(&name))
+        .map_err(|source| SpoolError::Fs { tp: tp.clone(), source })?;
+    tracing::info!(file = %name.stem(), "moved on an in-progress file sealed before a crash");
+    Ok(Some((name, size)))
+}
+
+#[cfg(test)]
+mod tests;

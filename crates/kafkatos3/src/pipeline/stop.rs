@@ -1,0 +1,41 @@
+//! Stopping: the shutdown a signal (or a fatal error) requests, with the deadline for finishing work.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Shutdown requested by a signal (or a fatal error), with the deadline for finishing work.
+#[derive(Debug, Default)]
+pub struct Shutdown {
+    stopping: AtomicBool,
+    deadline: Mutex<Option<Instant>>,
+    failed: AtomicBool,
+}
+
+impl Shutdown {
+    pub fn request(&self, grace: Duration) {
+        let mut deadline = self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        if deadline.is_none() {
+            *deadline = Some(Instant::now() + grace);
+        }
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// A fatal condition: stop now and exit non-zero.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.request(Duration::ZERO);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,5 @@
+//! The tools.
+
+pub mod parse;
+pub mod rotate;
+pub mod verify;
