@@ -44,7 +44,7 @@ fn main() {
             };
             spool.append(&record, 1.0).expect("append");
         }
-        let (_, file_bytes) = spool.seal(&work).expect("seal").expect("a file with records");
+        let (_, file_bytes) = spool.seal().expect("seal").expect("a file with records");
         let seconds = started.elapsed().as_secs_f64();
         let payload = (records * (8 + value_bytes)) as f64;
         println!(

@@ -32,7 +32,7 @@ async fn archives_every_record_exactly_once_across_topics_and_partitions() {
 
     let s3 = store(&env, &env.s3_endpoint);
     let total: usize = produced.values().map(Vec::len).sum();
-    let archive = wait_for_archive(s3.as_ref(), &prefix, total, Duration::from_secs(90)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, total, Duration::from_secs(90)).await;
     assert_exactly_once(&produced, &archive);
     let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
     assert_eq!(
@@ -68,7 +68,7 @@ async fn kill_9_mid_stream_then_restart_loses_and_duplicates_nothing() {
 
     let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
     // Let it archive some files, then keep records flowing and kill it without warning.
-    wait_for_archive(s3.as_ref(), &prefix, 1, Duration::from_secs(60)).await;
+    wait_for_archive(s3.clone(), &prefix, 1, Duration::from_secs(60)).await;
     produce(&env, &topic, PARTITIONS, 600, 600, &mut produced).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     daemon.kill9();
@@ -76,10 +76,10 @@ async fn kill_9_mid_stream_then_restart_loses_and_duplicates_nothing() {
 
     let daemon = Daemon::start(&config_path, &dir.path().join("daemon.log"));
     let total: usize = produced.values().map(Vec::len).sum();
-    let archive = wait_for_archive(s3.as_ref(), &prefix, total, Duration::from_secs(90)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, total, Duration::from_secs(90)).await;
     // Give a duplicate, if the daemon were to write one, the time to show up.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let archive_after = read_archive(s3.as_ref(), &prefix).await;
+    let archive_after = read_archive(s3.clone(), &prefix).await;
     assert_eq!(archive.keys, archive_after.keys, "nothing more is uploaded once everything is archived");
     assert_exactly_once(&produced, &archive_after);
     let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
@@ -131,7 +131,7 @@ async fn two_daemons_in_one_group_share_partitions_and_one_stops_midway() {
 
     let s3 = store(&env, &env.s3_endpoint);
     let total: usize = produced.values().map(Vec::len).sum();
-    let archive = wait_for_archive(s3.as_ref(), &prefix, total, Duration::from_secs(10)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, total, Duration::from_secs(10)).await;
     assert_exactly_once(&produced, &archive);
     let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(10)).await;
     assert_eq!(commits, expected_commits(&produced));
@@ -159,7 +159,7 @@ async fn files_above_the_multipart_threshold_are_uploaded_in_parts() {
     config.write(&env, &dir.path().join("kafkatos3.cfg"));
     let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
     let s3 = store(&env, &env.s3_endpoint);
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 65, Duration::from_secs(90)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, 65, Duration::from_secs(90)).await;
     assert_exactly_once(&produced, &archive);
     assert_eq!(archive.keys.len(), 1, "one file: {:?}", archive.keys);
     let meta = object_store::ObjectStoreExt::head(s3.as_ref(), &archive.keys[0].as_str().into()).await.unwrap();
@@ -185,11 +185,11 @@ async fn verify_reports_a_clean_archive_then_the_gap_and_the_unreadable_object_i
     let mut produced = ByPartition::new();
     for batch in 0..3 {
         produce(&env, &topic, 1, batch * 100, 100, &mut produced).await;
-        wait_for_archive(s3.as_ref(), &prefix, (batch as usize + 1) * 100, Duration::from_secs(60)).await;
+        wait_for_archive(s3.clone(), &prefix, (batch as usize + 1) * 100, Duration::from_secs(60)).await;
     }
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
-    let archive = read_archive(s3.as_ref(), &prefix).await;
+    let archive = read_archive(s3.clone(), &prefix).await;
     assert_exactly_once(&produced, &archive);
     assert_eq!(archive.keys.len(), 3, "{:?}", archive.keys);
 

@@ -71,8 +71,8 @@ async fn a_partition_paused_at_the_limit_handed_away_and_back_is_fetched_again()
         config.endpoint = s3_server.endpoint();
         config.max_age_seconds = 1;
         // Files of a partition handed away count in the backlog until the leftovers stage
-        // resolves them, orphan_timeout_seconds after the hand-over.
-        config.extra_consumer = "max_file_bytes = 1MiB\norphan_timeout_seconds = 2".into();
+        // resolves them, leftover_timeout_seconds after the hand-over.
+        config.extra_consumer = "max_file_bytes = 1MiB\nleftover_timeout_seconds = 2".into();
         config.extra_s3 = "max_local_backlog_bytes = 1MiB".into();
         let path = dir.path().join(format!("{name}.cfg"));
         config.write(&env, &path);
@@ -100,7 +100,7 @@ async fn a_partition_paused_at_the_limit_handed_away_and_back_is_fetched_again()
         produce_noise(&env, &topic, partition, 5, 1000, &mut produced).await;
     }
     let s3 = store(&env, &s3_server.endpoint());
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 40, Duration::from_secs(90)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, 40, Duration::from_secs(90)).await;
     assert_exactly_once(&produced, &archive);
     let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(30)).await;
     assert_eq!(commits, expected_commits(&produced), "log:\n{}", a.log_tail());

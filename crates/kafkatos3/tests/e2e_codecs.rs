@@ -48,7 +48,7 @@ async fn each_codec_archives_under_its_suffix_readable_by_its_tool_and_a_codec_c
         config.write(&env, &dir.path().join("kafkatos3.cfg"));
         let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join(format!("daemon-{codec}.log")));
         produce(&env, &topic, 2, round as u64 * 100, 100, &mut produced).await;
-        let archive = wait_for_archive(s3.as_ref(), &prefix, (round + 1) * 100, Duration::from_secs(60)).await;
+        let archive = wait_for_archive(s3.clone(), &prefix, (round + 1) * 100, Duration::from_secs(60)).await;
         let (status, _) = daemon.terminate(Duration::from_secs(40));
         assert!(status.success(), "{codec} run exits cleanly");
         assert_exactly_once(&produced, &archive);
@@ -111,7 +111,7 @@ async fn encrypted_archives_are_read_with_the_key_by_parse_and_by_the_age_tool_a
         produce(&env, &topic, 1, round as u64 * 50, 50, &mut produced).await;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let archive = loop {
-            let archive = read_archive_with(s3.as_ref(), &prefix, Some(&decryption)).await;
+            let archive = read_archive_with(s3.clone(), &prefix, Some(&decryption)).await;
             if archive.total() >= (round + 1) * 50 || std::time::Instant::now() > deadline {
                 break archive;
             }

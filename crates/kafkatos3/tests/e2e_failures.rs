@@ -23,7 +23,7 @@ async fn s3_outage_keeps_files_pauses_commits_and_uploads_everything_when_s3_ret
     config.endpoint = s3_server.endpoint();
     config.write(&env, &dir.path().join("kafkatos3.cfg"));
     let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
-    let first = wait_for_archive(s3.as_ref(), &prefix, 400, Duration::from_secs(60)).await;
+    let first = wait_for_archive(s3.clone(), &prefix, 400, Duration::from_secs(60)).await;
     assert_eq!(first.total(), 400, "log:\n{}", daemon.log_tail());
 
     // S3 goes away while records keep coming.
@@ -49,7 +49,7 @@ async fn s3_outage_keeps_files_pauses_commits_and_uploads_everything_when_s3_ret
 
     // S3 returns: the backlog drains with backoff retries, and the archive is whole.
     s3_server.up();
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 800, Duration::from_secs(120)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, 800, Duration::from_secs(120)).await;
     assert_exactly_once(&produced, &archive);
     let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;
     assert_eq!(commits, expected_commits(&produced));
@@ -161,7 +161,7 @@ async fn working_directory_of_the_python_original_is_adopted_and_uploaded() {
     DaemonConfig::new(&env, &work, &group, &[&topic], &prefix).write(&env, &dir.path().join("kafkatos3.cfg"));
     let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
     let s3 = store(&env, &env.s3_endpoint);
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 90, Duration::from_secs(60)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, 90, Duration::from_secs(60)).await;
     assert_exactly_once(&produced, &archive);
     for legacy in [
         format!("{prefix}/{topic}/0/{topic}-0_0-9_161110.mak.gz"),
@@ -284,7 +284,7 @@ async fn full_disk_stops_consumption_loses_nothing_and_resumes_when_space_return
     // Space returns as uploads drain the disk.
     s3_server.up();
     let s3 = store(&env, &s3_server.endpoint());
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 100, Duration::from_secs(150)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, 100, Duration::from_secs(150)).await;
     assert_eq!(archive.total(), 100, "log:\n{}", daemon.log_tail());
     assert_exactly_once(&produced, &archive);
     let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(20)).await;

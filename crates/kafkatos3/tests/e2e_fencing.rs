@@ -8,21 +8,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafkatos3::archive::{self, Location};
+use kafkatos3::archive::fence::{PutLimits, Stored, Upload, UploadError};
+use kafkatos3::archive::Archive;
 use kafkatos3::names::{SealedName, TopicPartition};
-use kafkatos3::pipeline::upload::{Stored, Upload, UploadError};
 use mak::codec::{Codec, Compression};
 use object_store::ObjectStore;
 use support::*;
 
-/// The daemon's own client: conditional puts and conditional copies configured as in production.
-fn daemon_store(env: &TestEnv) -> Arc<dyn ObjectStore> {
-    kafkatos3::archive::store::connect(kafkatos3::archive::store::S3Target {
+/// The daemon's own client, under a fresh prefix: conditional puts and conditional copies
+/// configured as in production.
+fn daemon_archive(env: &TestEnv, label: &str) -> Archive {
+    kafkatos3::archive::store::S3Target {
         bucket: &env.bucket,
         endpoint: Some(&env.s3_endpoint),
         region: Some("us-east-1"),
         credentials: Some((&env.access_key, &env.secret_key)),
-    })
+    }
+    .archive(&unique(label))
     .expect("s3 client")
 }
 
@@ -54,33 +56,18 @@ fn sealed_file(dir: &Path, tp: &TopicPartition, start: i64, end: i64) -> Sealed 
     sealed_with(dir, tp, start, end, Codec::Gzip)
 }
 
-fn upload<'a>(
-    store: &'a dyn ObjectStore,
-    env: &'a TestEnv,
-    at: &'a Location,
-    file: &'a Sealed,
-    threshold: u64,
-) -> Upload<'a> {
+fn upload<'a>(archive: &'a Archive, file: &'a Sealed, threshold: u64) -> Upload<'a> {
     Upload {
-        store,
-        bucket: &env.bucket,
-        at,
+        archive,
         name: &file.name,
         path: &file.path,
         suffix: &file.suffix,
-        multipart_threshold: threshold,
-        part_bytes: 5 << 20,
+        limits: PutLimits { multipart_threshold: threshold, part_bytes: 5 << 20 },
     }
 }
 
-async fn store_as(
-    store: &dyn ObjectStore,
-    env: &TestEnv,
-    at: &Location,
-    file: &Sealed,
-    multipart_threshold: u64,
-) -> Result<Stored, UploadError> {
-    upload(store, env, at, file, multipart_threshold).store().await
+async fn store_as(archive: &Archive, file: &Sealed, multipart_threshold: u64) -> Result<Stored, UploadError> {
+    upload(archive, file, multipart_threshold).store().await
 }
 
 async fn exists(store: &dyn ObjectStore, key: &object_store::path::Path) -> bool {
@@ -94,72 +81,64 @@ async fn exists(store: &dyn ObjectStore, key: &object_store::path::Path) -> bool
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_counts_its_twin_as_done_and_gives_way_to_other_offsets_or_codecs_single_and_multipart() {
     let env = env();
-    let store = daemon_store(&env);
     for (label, threshold) in [("single", u64::MAX), ("multipart", 1)] {
         let dir = tempfile::tempdir().unwrap();
-        let at = Location::new(&unique(label));
+        let archive = daemon_archive(&env, label);
+        let (store, at) = (archive.store(), archive.location());
         let tp = TopicPartition::new("t", 0);
         let ours = sealed_file(dir.path(), &tp, 0, 9);
-        let Stored::Created(_) = store_as(store.as_ref(), &env, &at, &ours, threshold).await.unwrap() else {
+        let Stored::Created(_) = store_as(&archive, &ours, threshold).await.unwrap() else {
             panic!("{label}: first upload creates the object");
         };
-        assert_eq!(
-            store_as(store.as_ref(), &env, &at, &ours, threshold).await.unwrap(),
-            Stored::AlreadyThere,
-            "{label}"
-        );
-        let winner = archive::ObjectHeader { tp: tp.clone(), start: 0, end: 9 };
+        assert_eq!(store_as(&archive, &ours, threshold).await.unwrap(), Stored::AlreadyThere, "{label}");
         let longer = sealed_file(dir.path(), &tp, 0, 14);
         let other_codec = sealed_with(dir.path(), &tp, 0, 9, Codec::Zstd);
         for loser in [&longer, &other_codec] {
-            let other = store_as(store.as_ref(), &env, &at, loser, threshold).await.unwrap();
-            assert_eq!(other, Stored::Conflict(winner.clone()), "{label} {}: the first claim stays", loser.suffix);
-            let key = upload(store.as_ref(), &env, &at, loser, threshold).object_key();
-            assert!(!exists(store.as_ref(), &key).await, "{label}: the loser deleted its unclaimed {key}");
+            let Stored::Conflict(winner) = store_as(&archive, loser, threshold).await.unwrap() else {
+                panic!("{label} {}: the first claim stays", loser.suffix);
+            };
+            assert_eq!((winner.first, winner.last), (0, 9), "{label}: the winner's claim is reported");
+            let key = upload(&archive, loser, threshold).object_key();
+            assert!(!exists(store, &key).await, "{label}: the loser deleted its unclaimed {key}");
         }
-        let claim = archive::read_claim(store.as_ref(), &at.claim_key(&tp, 0)).await.unwrap().unwrap();
+        let claim = archive.read_claim(&at.claim_key(&tp, 0)).await.unwrap().unwrap();
         assert_eq!((claim.last, claim.object.ends_with(".mak.gz")), (9, true), "{label}: the claim was not replaced");
-        assert!(
-            exists(store.as_ref(), &at.object_key(&ours.name, ".mak.gz")).await,
-            "{label}: the claimed object stays"
-        );
+        assert!(exists(store, &at.object_key(&ours.name, ".mak.gz")).await, "{label}: the claimed object stays");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_object_at_our_claim_key_is_an_error_naming_the_key_and_is_left_alone() {
     let env = env();
-    let store = daemon_store(&env);
+    let archive = daemon_archive(&env, "fence-foreign");
     let dir = tempfile::tempdir().unwrap();
-    let at = Location::new(&unique("fence-foreign"));
     let tp = TopicPartition::new("t", 1);
-    let key = at.claim_key(&tp, 0);
-    object_store::ObjectStoreExt::put(store.as_ref(), &key, b"not a claim".to_vec().into()).await.unwrap();
-    let error = store_as(store.as_ref(), &env, &at, &sealed_file(dir.path(), &tp, 0, 3), u64::MAX).await.unwrap_err();
+    let key = archive.location().claim_key(&tp, 0);
+    object_store::ObjectStoreExt::put(archive.store(), &key, b"not a claim".to_vec().into()).await.unwrap();
+    let error = store_as(&archive, &sealed_file(dir.path(), &tp, 0, 3), u64::MAX).await.unwrap_err();
     assert!(matches!(error, UploadError::Foreign { .. }), "{error}");
-    assert!(error.to_string().contains(key.as_ref()), "{error}");
-    let body = object_store::ObjectStoreExt::get(store.as_ref(), &key).await.unwrap().bytes().await.unwrap();
+    assert!(error.to_string().contains(&format!("s3://{}/{key}", env.bucket)), "{error}");
+    let body = object_store::ObjectStoreExt::get(archive.store(), &key).await.unwrap().bytes().await.unwrap();
     assert_eq!(&body[..], b"not a claim");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_frontier_follows_the_chain_and_a_listing_finds_it_without_a_starting_point() {
     let env = env();
-    let store = daemon_store(&env);
+    let archive = daemon_archive(&env, "fence-frontier");
     let dir = tempfile::tempdir().unwrap();
-    let at = Location::new(&unique("fence-frontier"));
     let tp = TopicPartition::new("t", 2);
-    assert_eq!(archive::listed_end(store.as_ref(), &at, &tp).await.unwrap(), None, "nothing archived yet");
-    assert_eq!(archive::frontier(store.as_ref(), &at, &tp, 0).await.unwrap(), 0);
+    assert_eq!(archive.listed_end(&tp).await.unwrap(), None, "nothing archived yet");
+    assert_eq!(archive.frontier(&tp, 0).await.unwrap(), 0);
     for (start, end) in [(0, 9), (10, 19), (20, 29)] {
-        store_as(store.as_ref(), &env, &at, &sealed_file(dir.path(), &tp, start, end), u64::MAX).await.unwrap();
+        store_as(&archive, &sealed_file(dir.path(), &tp, start, end), u64::MAX).await.unwrap();
     }
     for from in [0, 10, 20, 30] {
-        assert_eq!(archive::frontier(store.as_ref(), &at, &tp, from).await.unwrap(), 30, "from {from}");
+        assert_eq!(archive.frontier(&tp, from).await.unwrap(), 30, "from {from}");
     }
-    assert_eq!(archive::listed_end(store.as_ref(), &at, &tp).await.unwrap(), Some(30));
+    assert_eq!(archive.listed_end(&tp).await.unwrap(), Some(30));
     let other = TopicPartition::new("t", 3);
-    assert_eq!(archive::listed_end(store.as_ref(), &at, &other).await.unwrap(), None, "partitions are apart");
+    assert_eq!(archive.listed_end(&other).await.unwrap(), None, "partitions are apart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +155,7 @@ async fn a_lost_commit_and_a_lost_disk_do_not_archive_anything_twice() {
     let s3 = store(&env, &env.s3_endpoint);
 
     let daemon = Daemon::start(&config, &dir.path().join("first.log"));
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 200, Duration::from_secs(60)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, 200, Duration::from_secs(60)).await;
     assert_exactly_once(&produced, &archive);
     daemon.terminate(Duration::from_secs(30));
 
@@ -186,10 +165,10 @@ async fn a_lost_commit_and_a_lost_disk_do_not_archive_anything_twice() {
     std::fs::remove_dir_all(dir.path().join("work")).unwrap();
     produce(&env, &topic, 2, 200, 100, &mut produced).await;
     let daemon = Daemon::start(&config, &dir.path().join("second.log"));
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 300, Duration::from_secs(60)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, 300, Duration::from_secs(60)).await;
     // Let a re-archiving daemon show itself: more than the 300 records would appear.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let archive_after = read_archive(s3.as_ref(), &prefix).await;
+    let archive_after = read_archive(s3.clone(), &prefix).await;
     let log = daemon.log_tail();
     daemon.terminate(Duration::from_secs(30));
     assert_eq!(archive.total(), archive_after.total(), "{log}");
@@ -220,9 +199,9 @@ async fn two_archivers_racing_on_one_prefix_with_different_rotation_archive_each
         produce(&env, &topic, 2, round * 50, 50, &mut produced).await;
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
-    let archive = wait_for_archive(s3_of(&env).as_ref(), &prefix, 300, Duration::from_secs(90)).await;
+    let archive = wait_for_archive(s3_of(&env), &prefix, 300, Duration::from_secs(90)).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let archive_after = read_archive(s3_of(&env).as_ref(), &prefix).await;
+    let archive_after = read_archive(s3_of(&env), &prefix).await;
     let logs: String = daemons.iter().map(Daemon::log_tail).collect();
     for daemon in daemons {
         daemon.terminate(Duration::from_secs(30));
@@ -278,7 +257,7 @@ async fn leftovers_of_partitions_owned_elsewhere_are_uploaded_when_they_continue
     let prefix = unique("archive");
     let config = dir.path().join("kafkatos3.cfg");
     let mut settings = DaemonConfig::new(&env, &work, &unique("g"), &[&topic], &prefix);
-    settings.extra_consumer = "orphan_timeout_seconds = 2".into();
+    settings.extra_consumer = "leftover_timeout_seconds = 2".into();
     settings.write(&env, &config);
     let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
     let leftovers = || -> Vec<PathBuf> {
@@ -295,7 +274,7 @@ async fn leftovers_of_partitions_owned_elsewhere_are_uploaded_when_they_continue
     let log = daemon.log_tail();
     daemon.terminate(Duration::from_secs(30));
     let s3 = store(&env, &env.s3_endpoint);
-    let archive = read_archive(s3.as_ref(), &prefix).await;
+    let archive = read_archive(s3.clone(), &prefix).await;
     let offsets: Vec<i64> = archive.records.get(&(gone.clone(), 0)).unwrap().iter().map(|r| r.offset).collect();
     assert_eq!(offsets, (10..=29).collect::<Vec<_>>(), "the files continuing the marker are uploaded: {log}");
     assert!(!archive.records.contains_key(&(gone.clone(), 1)), "nothing continued partition 1's uploads");
@@ -307,12 +286,12 @@ async fn leftovers_of_partitions_owned_elsewhere_are_uploaded_when_they_continue
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parse_streams_an_archived_object_straight_from_s3() {
     let env = env();
-    let store = daemon_store(&env);
+    let archive = daemon_archive(&env, "parse-s3");
+    let at = archive.location();
     let dir = tempfile::tempdir().unwrap();
-    let at = Location::new(&unique("parse-s3"));
     let tp = TopicPartition::new("t", 0);
     let file = sealed_with(dir.path(), &tp, 100, 104, Codec::Zstd);
-    store_as(store.as_ref(), &env, &at, &file, u64::MAX).await.unwrap();
+    store_as(&archive, &file, u64::MAX).await.unwrap();
     let url = format!("s3://{}/{}", env.bucket, at.object_key(&file.name, &file.suffix));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3_parse"))
         .args([&url, "--json", "--endpoint", &env.s3_endpoint, "--region", "us-east-1"])

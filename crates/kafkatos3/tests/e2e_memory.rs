@@ -44,7 +44,7 @@ async fn memory_limit_holds_with_many_partitions_and_a_backlog_larger_than_the_f
 
     let s3 = store(&env, &env.s3_endpoint);
     let total: usize = produced.values().map(Vec::len).sum();
-    let archive = wait_for_archive(s3.as_ref(), &prefix, total, Duration::from_secs(120)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, total, Duration::from_secs(120)).await;
     assert_exactly_once(&produced, &archive);
     let commits = wait_for_commits(&env, &group, &expected_commits(&produced), Duration::from_secs(30)).await;
     assert_eq!(commits, expected_commits(&produced), "every partition committed; log:\n{}", daemon.log_tail());

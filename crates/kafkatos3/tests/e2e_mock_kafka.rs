@@ -31,7 +31,7 @@ async fn commit_and_fetch_errors_a_broker_outage_and_kill_9_lose_and_duplicate_n
     cluster.request_errors(RDKafkaApiKey::Fetch, &[RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 4]);
     let daemon = Daemon::start(&config, &dir.path().join("first.log"));
     let s3 = store(&env, &env.s3_endpoint);
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 200, Duration::from_secs(90)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, 200, Duration::from_secs(90)).await;
     assert_exactly_once(&produced, &archive);
     let commits = wait_for_commits(&kafka, &group, &expected_commits(&produced), Duration::from_secs(60)).await;
     assert_eq!(commits, expected_commits(&produced), "failed commits are sent again:\n{}", daemon.log_tail());
@@ -42,18 +42,18 @@ async fn commit_and_fetch_errors_a_broker_outage_and_kill_9_lose_and_duplicate_n
     cluster.broker_down(1).expect("broker down");
     tokio::time::sleep(Duration::from_secs(5)).await;
     cluster.broker_up(1).expect("broker up");
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 300, Duration::from_secs(90)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, 300, Duration::from_secs(90)).await;
     assert_exactly_once(&produced, &archive);
 
     // kill -9 with uncommitted work in flight, more records, a restart on the same disk.
     produce(&kafka, &topic, 2, 300, 100, &mut produced).await;
     daemon.kill9();
     let daemon = Daemon::start(&config, &dir.path().join("second.log"));
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 400, Duration::from_secs(90)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, 400, Duration::from_secs(90)).await;
     let commits = wait_for_commits(&kafka, &group, &expected_commits(&produced), Duration::from_secs(60)).await;
     // Anything archived twice would show as more records once the daemon has settled.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let settled = read_archive(s3.as_ref(), &prefix).await;
+    let settled = read_archive(s3.clone(), &prefix).await;
     let log = daemon.log_tail();
     daemon.terminate(Duration::from_secs(30));
     assert_eq!(archive.total(), settled.total(), "{log}");

@@ -154,7 +154,7 @@ async fn version_2_archive_read_by_kafkatos3_parse_from_s3_gives_back_every_fiel
     DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix).write(&env, &config);
     let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
     let s3 = store(&env, &env.s3_endpoint);
-    let archive = wait_for_archive(s3.as_ref(), &prefix, produced.len(), Duration::from_secs(90)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, produced.len(), Duration::from_secs(90)).await;
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
     assert!(archive.versions.values().all(|v| *v == mak::Version::V2), "{:?}", archive.versions);
@@ -196,7 +196,7 @@ async fn mak_format_version_1_writes_objects_the_original_python_reader_reads() 
     config.write(&env, &dir.path().join("kafkatos3.cfg"));
     let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
     let s3 = store(&env, &env.s3_endpoint);
-    let archive = wait_for_archive(s3.as_ref(), &prefix, 200, Duration::from_secs(90)).await;
+    let archive = wait_for_archive(s3.clone(), &prefix, 200, Duration::from_secs(90)).await;
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
     assert_exactly_once(&produced, &archive);

@@ -132,6 +132,21 @@ impl<R: Read> AnyReader<R> {
         }
     }
 
+    /// The timestamps of the first and the last record as version 2's progress block states them
+    /// (each `None` when stored as -1), known before any record is read; `None` for version 1
+    /// (no timestamps), an empty file or a torn block. Stored timestamps, not a minimum and a
+    /// maximum: CreateTime need not increase.
+    pub fn timestamp_hints(&self) -> Option<(Option<i64>, Option<i64>)> {
+        let known = |ms: i64| (ms >= 0).then_some(ms);
+        match self {
+            AnyReader::V1(_) => None,
+            AnyReader::V2(reader) => reader
+                .progress()
+                .filter(|progress| progress.record_count > 0)
+                .map(|progress| (known(progress.first_timestamp), known(progress.last_timestamp))),
+        }
+    }
+
     /// The underlying stream after the last record read (see either reader's `into_inner`).
     pub fn into_inner(self) -> BufReader<Peeked<R>> {
         match self {

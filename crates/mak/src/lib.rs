@@ -86,7 +86,8 @@
 //! impl<R: Read> AnyReader<R> { pub fn new(reader: R) -> Result<Self, ReadError>; pub fn with_size_limit(..);
 //!                              pub fn version(&self) -> Version; pub fn next_record(&mut self) -> Result<Option<v2::Record<'_>>, ReadError>;
 //!                              pub fn topic/partition/start_offset/created_secs(&self); pub fn into_inner(self);
-//!                              pub fn last_offset_hint(&self) -> Option<i64>; } // from v1's header field or v2's progress block
+//!                              pub fn last_offset_hint(&self) -> Option<i64>;   // from v1's header field or v2's progress block
+//!                              pub fn timestamp_hints(&self) -> Option<(Option<i64>, Option<i64>)>; } // v2's progress block: first and last record's
 //!
 //! // Writing either version through one API (the daemon's spool): create in a version, resume
 //! // in the file's own version (by its first byte), seal (v2: footer) or suspend (resumable).

@@ -9,6 +9,7 @@ use std::time::Duration;
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
+use super::Archive;
 use crate::config::S3Config;
 
 /// Where and as whom to connect: the `[s3]` settings, or `kafkatos3 verify`'s flags.
@@ -30,10 +31,29 @@ impl<'a> S3Target<'a> {
             credentials: s3.credentials.as_ref().map(|c| (c.access_key.as_str(), c.secret_key.expose())),
         }
     }
-}
 
-pub fn build_store(s3: &S3Config) -> Result<Arc<AmazonS3>, object_store::Error> {
-    connect(S3Target::from_config(s3))
+    /// A tool's flags over a config file's `[s3]` (if given): the flags win, credentials come
+    /// from the file or the AWS credential chain.
+    pub fn from_flags(
+        s3: Option<&'a S3Config>,
+        bucket: &'a str,
+        endpoint: Option<&'a str>,
+        region: Option<&'a str>,
+    ) -> Self {
+        S3Target {
+            bucket,
+            endpoint: endpoint.or(s3.and_then(|s| s.s3_endpoint.as_deref())),
+            region: region.or(s3.and_then(|s| s.s3_region.as_deref())),
+            credentials: s3
+                .and_then(|s| s.credentials.as_ref())
+                .map(|c| (c.access_key.as_str(), c.secret_key.expose())),
+        }
+    }
+
+    /// The archive under `prefix` in this bucket.
+    pub fn archive(self, prefix: &str) -> Result<Archive, object_store::Error> {
+        Ok(Archive::new(connect(self)?, format!("s3://{}", self.bucket), prefix))
+    }
 }
 
 pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Error> {

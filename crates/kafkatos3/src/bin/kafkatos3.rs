@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use kafkatos3::archive::store::S3Target;
+use kafkatos3::tools::verify;
 
 #[derive(Parser)]
 #[command(
@@ -69,7 +71,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match (args.command, args.configfile) {
         (Some(Command::Verify(verify)), _) => run_verify(verify),
-        (Some(Command::Parse(parse)), _) => kafkatos3::tools::parse::cli::run(parse, "kafkatos3 parse"),
+        (Some(Command::Parse(parse)), _) => run_parse(&parse),
         (None, Some(configfile)) => run_daemon(configfile),
         (None, None) => {
             let _ = Args::command().write_help(&mut std::io::stderr());
@@ -97,6 +99,17 @@ fn run_daemon(configfile: PathBuf) -> ExitCode {
     }
 }
 
+fn run_parse(args: &kafkatos3::tools::parse::cli::ParseArgs) -> ExitCode {
+    match kafkatos3::tools::parse::cli::run(args, &mut std::io::stdout().lock()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kafkatos3 parse: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run_verify(args: VerifyArgs) -> ExitCode {
     let config = match args.config.as_deref().map(kafkatos3::config::load).transpose() {
         Ok(config) => config,
@@ -111,18 +124,13 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
         return ExitCode::from(2);
     };
     let prefix = args.prefix.as_deref().or(s3.map(|s| s.s3_key_prefix.as_str())).unwrap_or("kafkatos3");
-    let target = kafkatos3::archive::store::S3Target {
-        bucket,
-        endpoint: args.endpoint.as_deref().or(s3.and_then(|s| s.s3_endpoint.as_deref())),
-        region: args.region.as_deref().or(s3.and_then(|s| s.s3_region.as_deref())),
-        credentials: s3.and_then(|s| s.credentials.as_ref()).map(|c| (c.access_key.as_str(), c.secret_key.expose())),
-    };
-    let result = (|| -> anyhow::Result<kafkatos3::tools::verify::Report> {
-        let store = kafkatos3::archive::store::connect(target)?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let target = S3Target::from_flags(s3, bucket, args.endpoint.as_deref(), args.region.as_deref());
+    let result = (|| -> anyhow::Result<verify::Report> {
+        let archive = target.archive(prefix)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let decryption = kafkatos3::tools::parse::cli::decryption(&args.identity, args.passphrase.as_deref())?;
-        let verify = kafkatos3::tools::verify::verify(store.as_ref(), bucket, prefix, args.deep, decryption.as_ref());
-        let mut report = runtime.block_on(verify)?;
+        let options = verify::Options { deep: args.deep, decryption: decryption.as_ref() };
+        let mut report = verify::verify(&archive, &options, &runtime)?;
         let kafka = match (&args.bootstrap, &config) {
             _ if args.offline => None,
             (Some(bootstrap), _) => {
@@ -130,12 +138,13 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
                 client.set("bootstrap.servers", bootstrap);
                 Some(client)
             }
-            (None, Some(config)) => Some(kafkatos3::pipeline::consume::client_config(config, 0)),
+            (None, Some(config)) => Some(kafkatos3::config::kafka::client_config(config, 0)),
             (None, None) => None,
         };
         if let Some(client) = kafka {
-            let marks = kafkatos3::tools::verify::kafka_watermarks(&client, report.partitions.keys())?;
+            let (marks, unknown) = verify::kafka_watermarks(&client, report.partitions.keys())?;
             report.apply_kafka(&marks);
+            report.kafka_unknown = unknown;
         }
         Ok(report)
     })();

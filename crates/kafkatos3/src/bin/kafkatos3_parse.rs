@@ -14,5 +14,12 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    run(Cli::parse().args, "kafkatos3_parse")
+    match run(&Cli::parse().args, &mut std::io::stdout().lock()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kafkatos3_parse: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

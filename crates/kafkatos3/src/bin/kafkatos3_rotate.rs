@@ -1,5 +1,6 @@
 //! `kafkatos3_rotate WORKING_DIRECTORY`: seal every in-progress file into tocompress/.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,8 +16,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let mut out = std::io::stdout().lock();
-    match kafkatos3::tools::rotate::rotate_all(&WorkDir::new(&args.workingdir), &mut out) {
+    match kafkatos3::tools::rotate::rotate_all(&WorkDir::new(&args.workingdir), |rotated| {
+        let _ = writeln!(std::io::stdout(), "{rotated}");
+    }) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("kafkatos3_rotate: {error}");

@@ -21,6 +21,7 @@
 
 pub mod budget;
 mod ini;
+pub mod kafka;
 mod validate;
 mod values;
 
@@ -116,9 +117,10 @@ pub struct ConsumerConfig {
     pub max_file_bytes: u64,
     /// `max_file_records`: an open file is also sealed once it holds this many records.
     pub max_file_records: Option<u64>,
-    /// `orphan_timeout_seconds`: local files of a partition this daemon has not owned for this
-    /// long are resolved (uploaded if they continue this disk's own uploads, else deleted).
-    pub orphan_timeout: Duration,
+    /// `leftover_timeout_seconds` (or its earlier name `orphan_timeout_seconds`): local files of a
+    /// partition this daemon has not owned for this long are resolved (uploaded if they continue
+    /// this disk's own uploads, else deleted).
+    pub leftover_timeout: Duration,
 }
 
 /// `[compression]` section.
@@ -273,6 +275,7 @@ pub enum ConsumerClass {
 /// line, when there is one). Secret values are never stored here, so neither `Display` nor `Debug`
 /// can leak them.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read (including: it is not UTF-8).
     #[error("{}: cannot read config file: {source}", .path.display())]
@@ -306,6 +309,18 @@ pub enum ConfigError {
     /// A key this version does not know in that section.
     #[error("{}:{line}: unknown key '{key}' in [{section}]{}", .path.display(), key_hint(.suggestion))]
     UnknownKey { path: PathBuf, line: usize, section: &'static str, key: String, suggestion: Option<KeySuggestion> },
+
+    /// A setting given under both of its names.
+    #[error("{}:{line}: [{section}] {key} and {other} are the same setting (the other is on line {first_line}): keep one", .path.display())]
+    SameSettingTwice {
+        path: PathBuf,
+        line: usize,
+        section: &'static str,
+        key: &'static str,
+        /// The setting's other name.
+        other: &'static str,
+        first_line: usize,
+    },
 
     /// A required key that is absent.
     #[error("{}: missing required key '{key}' in [{section}]", .path.display())]

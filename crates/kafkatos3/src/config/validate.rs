@@ -28,6 +28,7 @@ const CONSUMER_KEYS: &[&str] = &[
     "rebalance_timeout_seconds",
     "flush_interval_ms",
     "max_file_bytes",
+    "leftover_timeout_seconds",
     "orphan_timeout_seconds",
     "max_file_records",
 ];
@@ -266,8 +267,27 @@ fn consumer(view: &View) -> Result<ConsumerConfig, ConfigError> {
         })?,
         max_file_bytes: view.or_default("max_file_bytes", GIB, |v| byte_size(v, MIB, u64::MAX, "a size >= 1MiB"))?,
         max_file_records: view.optional("max_file_records", |v| whole_number(v, 1, "a whole number >= 1"))?,
-        orphan_timeout: view.or_default("orphan_timeout_seconds", Duration::from_secs(600), whole_seconds)?,
+        leftover_timeout: leftover_timeout(view)?,
     })
+}
+
+/// `leftover_timeout_seconds`, or `orphan_timeout_seconds`, its name before the `orphaned/`
+/// folder (files set aside) and the leftovers sweep were told apart; not both.
+fn leftover_timeout(view: &View) -> Result<Duration, ConfigError> {
+    const KEY: &str = "leftover_timeout_seconds";
+    const EARLIER: &str = "orphan_timeout_seconds";
+    match (view.entry(KEY), view.entry(EARLIER)) {
+        (Some(entry), Some(earlier)) => Err(ConfigError::SameSettingTwice {
+            path: view.path.to_owned(),
+            line: entry.line.max(earlier.line),
+            section: view.name,
+            key: KEY,
+            other: EARLIER,
+            first_line: entry.line.min(earlier.line),
+        }),
+        (None, Some(_)) => view.or_default(EARLIER, Duration::from_secs(600), whole_seconds),
+        _ => view.or_default(KEY, Duration::from_secs(600), whole_seconds),
+    }
 }
 
 fn compression(view: &View) -> Result<CompressionConfig, ConfigError> {

@@ -1,22 +1,38 @@
-//! Wires the stages back to front (uploader, compressors, consumers), runs them until a signal
-//! or a fatal error, and shuts down within the configured time.
+//! The daemon: takes the working directory's lock, recovers it ([`recover`]), wires the stages
+//! back to front (uploader, compressors, leftovers sweep, consumers), each handed only what it
+//! uses, runs them until a signal ([`signals`]) or a fatal error, and shuts down within the
+//! configured time.
 
 pub mod recover;
+pub mod signals;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::archive::Location;
+use tokio::sync::Notify;
+
+use crate::archive::store::S3Target;
 use crate::config::{Config, ConsumerClass};
 use crate::local::layout::WorkDir;
-use crate::pipeline::{Pipeline, S3Access};
+use crate::local::ledger::Ledger;
+use crate::local::locks::PartitionLocks;
+use crate::pipeline::compress::{CompressSettings, Compressor};
+use crate::pipeline::consume::Consumers;
+use crate::pipeline::leftovers::Leftovers;
+use crate::pipeline::stop::{Shutdown, StageStop};
+use crate::pipeline::upload::{put_limits, UploadSettings, Uploader};
+use crate::pipeline::wake::Wake;
+use crate::pipeline::{resync, ArchiveAccess};
+
+pub use signals::signals;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DaemonError {
     #[error(transparent)]
     Lock(#[from] crate::local::lock::LockError),
     #[error("recovering the working directory: {0}")]
-    Recover(#[from] crate::daemon::recover::RecoverError),
+    Recover(#[from] recover::RecoverError),
     #[error("configuring S3 bucket {bucket}: {source}")]
     S3 { bucket: String, source: object_store::Error },
     #[error("starting the runtime: {0}")]
@@ -44,87 +60,111 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
         part_bytes = memory.part_bytes(),
         "memory budget"
     );
-    let recovery = crate::daemon::recover::recover(&work)?;
+    let recovery = recover::recover(&work)?;
     tracing::info!(
         backlog_bytes = recovery.backlog.bytes(),
         removed_partial_files = recovery.removed_partial,
         "working directory recovered"
     );
-    let store = crate::archive::store::build_store(&config.s3)
+    let archive = S3Target::from_config(&config.s3)
+        .archive(&config.s3.s3_key_prefix)
         .map_err(|source| DaemonError::S3 { bucket: config.s3.s3_bucket_name.clone(), source })?;
-    let grace = config.main.shutdown_timeout;
-    let consumers = config.consumer.consumer_processes;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("uploader")
         .enable_all()
         .build()
         .map_err(DaemonError::Runtime)?;
-    let s3 = S3Access::new(store.clone(), Location::new(&config.s3.s3_key_prefix), runtime.handle().clone());
-    let pipeline = Arc::new(Pipeline::new(config, work, recovery.legacy, recovery.backlog, s3));
-    let uploader = runtime.spawn(crate::pipeline::upload::run(store, pipeline.clone()));
+
+    // What more than one stage holds; each is handed to the stages that use it below.
+    let config = Arc::new(config);
+    let ledger = Arc::new(Ledger::new(work.clone()));
+    let legacy = Arc::new(recovery.legacy);
+    let backlog = Arc::new(recovery.backlog);
+    let locks = Arc::new(PartitionLocks::default());
+    let (compress_wake, upload_wake) = (Arc::new(Wake::default()), Arc::new(Notify::new()));
+    let stages_stop = Arc::new(StageStop::new(compress_wake.clone(), upload_wake.clone()));
+    let shutdown = Arc::new(Shutdown::default());
+    let (resync_requests, resync_inbox) = resync::channel(ledger.clone());
+    let access = ArchiveAccess::new(archive.clone(), runtime.handle().clone());
+
+    // Back to front: each stage runs before anything can hand it work.
+    let uploader = runtime.spawn(crate::pipeline::upload::run(Arc::new(Uploader {
+        settings: UploadSettings::from_config(&config),
+        work: work.clone(),
+        archive,
+        ledger: ledger.clone(),
+        legacy: legacy.clone(),
+        backlog: backlog.clone(),
+        resyncs: resync_requests.clone(),
+        wake: upload_wake.clone(),
+        stop: stages_stop.clone(),
+    })));
+    let compressors = crate::pipeline::compress::spawn(Arc::new(Compressor {
+        settings: CompressSettings::from_config(&config),
+        work: work.clone(),
+        backlog: backlog.clone(),
+        locks: locks.clone(),
+        wake: compress_wake.clone(),
+        upload_wake,
+        resyncs: resync_requests,
+        stop: stages_stop.clone(),
+    }));
+    let leftovers = crate::pipeline::leftovers::spawn(Leftovers {
+        timeout: config.consumer.leftover_timeout,
+        compress: CompressSettings::from_config(&config),
+        limits: put_limits(&config),
+        work: work.clone(),
+        archive: access.clone(),
+        ledger: ledger.clone(),
+        legacy: legacy.clone(),
+        backlog: backlog.clone(),
+        locks: locks.clone(),
+        stop: stages_stop.clone(),
+    });
+    let grace = config.main.shutdown_timeout;
     {
-        let pipeline = pipeline.clone();
+        let shutdown = shutdown.clone();
         runtime.spawn(async move {
             stop.await;
             tracing::info!(grace_s = grace.as_secs(), "shutdown requested: stop fetching, seal, upload, commit");
-            pipeline.shutdown.request(grace);
+            shutdown.request(grace);
         });
     }
-    let compressors = crate::pipeline::compress::spawn(pipeline.clone());
-    let leftovers = crate::pipeline::leftovers::spawn(pipeline.clone());
-    let consumer_threads: Vec<_> =
-        (0..consumers).map(|id| crate::pipeline::consume::spawn(pipeline.clone(), id)).collect();
+    let consumers = Arc::new(Consumers {
+        config: config.clone(),
+        work,
+        ledger,
+        legacy,
+        backlog,
+        locks,
+        compress_wake,
+        resyncs: resync_inbox,
+        archive: access,
+        shutdown: shutdown.clone(),
+    });
+    let consumer_threads: Vec<_> = (0..config.consumer.consumer_processes)
+        .map(|id| crate::pipeline::consume::spawn(consumers.clone(), id))
+        .collect();
 
     for handle in consumer_threads {
         if handle.join().is_err() {
             tracing::error!("a consumer thread panicked");
-            pipeline.shutdown.fail();
+            shutdown.fail();
         }
     }
     // Consumers only return once stopping; whatever the later stages have not finished by now
     // stays on disk for the next start.
-    pipeline.stop_stages();
+    stages_stop.stop();
     for handle in compressors {
         let _ = handle.join();
     }
     let _ = leftovers.join();
     let _ = runtime.block_on(uploader);
     runtime.shutdown_timeout(Duration::from_secs(1));
-    if pipeline.shutdown.has_failed() {
+    if shutdown.has_failed() {
         return Err(DaemonError::Failed);
     }
     tracing::info!("stopped cleanly");
     Ok(())
-}
-
-/// Resolves on the first SIGINT or SIGTERM; a second one exits at once (everything on disk is
-/// already in a recoverable state).
-pub async fn signals() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
-    tokio::spawn(async move {
-        // A signal sent to the whole process group (timeout(1), a terminal) can arrive twice at
-        // once; only a later, deliberate second signal means "exit now".
-        let first = std::time::Instant::now();
-        loop {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            if first.elapsed() > Duration::from_secs(1) {
-                break;
-            }
-        }
-        tracing::warn!("second signal: exiting immediately");
-        std::process::exit(130);
-    });
 }

@@ -7,15 +7,16 @@ use crate::local::backlog::Backlog;
 use crate::local::durable::{self, FsError, TMP_SUFFIX};
 use crate::local::layout::{Stage, WorkDir};
 use crate::local::legacy::Legacy;
+use crate::local::seal::{self, SealError};
 use crate::names::{SealedName, GZ_SUFFIX, MAK_SUFFIX};
-use crate::pipeline::spool::{self, SpoolError};
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecoverError {
     #[error(transparent)]
     Fs(#[from] FsError),
     #[error("sealing an in-progress file: {0}")]
-    Spool(#[from] SpoolError),
+    Seal(#[from] SealError),
 }
 
 /// What recovery found and did.
@@ -66,7 +67,7 @@ pub fn recover(work: &WorkDir) -> Result<Recovery, RecoverError> {
     // the crash had come a moment later.
     for (tp, path) in work.list_inprogress()? {
         if mak::is_sealed(&path) {
-            spool::seal_existing(work, &tp)?;
+            seal::seal_existing(work, &tp)?;
         }
     }
 
@@ -86,7 +87,7 @@ pub fn recover(work: &WorkDir) -> Result<Recovery, RecoverError> {
 /// listed as legacy so it is uploaded whatever the committed offsets say.
 fn adopt_original(work: &WorkDir) -> Result<Legacy, RecoverError> {
     for (tp, _) in work.list_inprogress()? {
-        if let Some((name, _)) = spool::seal_existing(work, &tp)? {
+        if let Some((name, _)) = seal::seal_existing(work, &tp)? {
             tracing::info!(file = %name.stem(), "sealed the in-progress file left by the original");
         }
     }

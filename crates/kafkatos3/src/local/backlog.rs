@@ -2,9 +2,11 @@
 //! partition, so the consumers can pause the partitions furthest ahead of their archive.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
+use crate::local::durable::{self, FsError};
 use crate::names::TopicPartition;
 
 /// Bytes of sealed files waiting for compression or upload, in all and per partition (the
@@ -36,6 +38,17 @@ impl Backlog {
         if *held == 0 {
             partitions.remove(tp);
         }
+    }
+
+    /// Deletes a sealed file of the partition durably and takes its bytes off the backlog. Only
+    /// the remover that deleted it takes it off (the uploader and the leftovers sweep can race to
+    /// remove the same released file).
+    pub fn remove_file(&self, tp: &TopicPartition, path: &Path) -> Result<(), FsError> {
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if durable::remove_durable(path)? {
+            self.sub(tp, bytes);
+        }
+        Ok(())
     }
 
     /// A file of the partition changed size (compressed).

@@ -22,8 +22,24 @@ impl FsError {
 
     /// Disk full or quota exceeded: the caller should stop writing and retry later, not give up.
     pub fn is_out_of_space(&self) -> bool {
-        matches!(self.source.raw_os_error(), Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() || code == rustix::io::Errno::DQUOT.raw_os_error())
+        io_is_out_of_space(&self.source)
     }
+}
+
+fn io_is_out_of_space(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() || code == rustix::io::Errno::DQUOT.raw_os_error())
+}
+
+/// True when the first I/O error in `error`'s chain of sources is a full disk or quota.
+pub fn is_out_of_space(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return io_is_out_of_space(io);
+        }
+        source = err.source();
+    }
+    false
 }
 
 pub type FsResult<T> = Result<T, FsError>;

@@ -7,7 +7,7 @@
 //!   tos3/<topic>/<partition>/<name>.mak.gz              compressed, waiting for upload
 //!   state/<topic>/<partition>/uploaded_through          last offset known to be in S3 (contiguously)
 //!   state/legacy                                        files adopted from the Python original
-//!   orphaned/<topic>/<partition>/<stamp>-<file>         files that did not continue the archived offsets
+//!   orphaned/<topic>/<partition>/<stamp>-<file>         files set aside: they did not continue the archived offsets
 //!   .kafkatos3.lock                                     held (flock) by the running daemon
 //! ```
 //!
@@ -131,6 +131,17 @@ impl WorkDir {
         self.root.join(stage.dir_name())
     }
 
+    /// Moves a partition's file out of the pipeline to `orphaned/<topic>/<partition>/<stamp>-<file>`,
+    /// where nothing deletes or uploads it: the safe place for data whose fate needs a human (or
+    /// a later `verify`). Returns where it went.
+    pub fn set_aside(&self, tp: &TopicPartition, path: &Path) -> Result<PathBuf, FsError> {
+        let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let target = self.partition_dir("orphaned", tp).join(format!("{stamp}-{file_name}"));
+        crate::local::durable::rename_durable(path, &target)?;
+        Ok(target)
+    }
+
     /// Every `<area>/<topic>/<partition>/<file>` below one area, as (topic partition, path).
     fn walk_area(&self, area: &Path) -> Result<Vec<(TopicPartition, PathBuf)>, FsError> {
         let mut found = Vec::new();
@@ -252,5 +263,19 @@ mod tests {
         }
         let starts: Vec<i64> = work.list_sealed_for(&tp).unwrap().iter().map(|f| f.name.start).collect();
         assert_eq!(starts, vec![0, 10, 20]);
+    }
+
+    #[test]
+    fn a_file_set_aside_keeps_its_name_under_orphaned_and_its_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        let tp = TopicPartition::new("my-topic", 7);
+        let file = work.inprogress_file(&tp);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, b"data").unwrap();
+        let moved = work.set_aside(&tp, &file).unwrap();
+        assert!(moved.starts_with(dir.path().join("orphaned/my-topic/7")), "{}", moved.display());
+        assert!(moved.to_string_lossy().ends_with("-data.mak"));
+        assert!(!file.exists() && moved.exists());
     }
 }

@@ -8,6 +8,7 @@ use crate::local::durable::{self, FsError};
 use crate::local::layout::WorkDir;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LockError {
     #[error(transparent)]
     Fs(#[from] FsError),

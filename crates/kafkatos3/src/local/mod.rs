@@ -7,3 +7,4 @@ pub mod ledger;
 pub mod legacy;
 pub mod lock;
 pub mod locks;
+pub mod seal;

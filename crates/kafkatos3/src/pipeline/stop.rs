@@ -39,3 +39,32 @@ impl Shutdown {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Set once the consumers are gone (or the deadline passed): the later stages finish the file at
+/// hand and stop. [`StageStop::stop`] also wakes them, so none waits out its rescan period.
+#[derive(Debug)]
+pub struct StageStop {
+    stopped: AtomicBool,
+    compress_wake: std::sync::Arc<super::wake::Wake>,
+    upload_wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl StageStop {
+    pub fn new(
+        compress_wake: std::sync::Arc<super::wake::Wake>,
+        upload_wake: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
+        StageStop { stopped: AtomicBool::new(false), compress_wake, upload_wake }
+    }
+
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.compress_wake.notify();
+        // notify_one stores a permit, so an uploader busy scanning sees it on its next wait.
+        self.upload_wake.notify_one();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+}

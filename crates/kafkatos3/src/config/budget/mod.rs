@@ -45,6 +45,7 @@ const LIBRDKAFKA_QUEUED_MIN_MESSAGES: u64 = 100_000;
 
 /// Why a memory limit cannot hold the configured workers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BudgetError {
     #[error(
         "the compression share ({COMPRESSION_PERCENT}% = {share} bytes) cannot hold {workers} compressor worker(s) at about {per_worker} bytes each ({codec}); raise memory_limit_bytes to at least {needed}, or lower compression_level or compressor_workers"

@@ -7,41 +7,41 @@ use std::path::Path;
 use mak::AnyWriter;
 
 use crate::local::durable::{self, FsError};
-use crate::local::layout::WorkDir;
 use crate::local::ledger::{self, FileFate};
+use crate::local::seal;
 use crate::names::TopicPartition;
-use crate::pipeline::spool::{self, PartitionSpool};
-use crate::pipeline::Pipeline;
+use crate::pipeline::consume::Consumers;
+use crate::pipeline::spool::PartitionSpool;
 
 /// Adopts a newly assigned partition and returns its spool, positioned where consumption must
 /// resume (`next_offset() == None`: let Kafka decide from the committed offset or the reset
 /// policy).
 pub fn adopt_partition(
-    pipeline: &Pipeline,
+    stage: &Consumers,
     tp: &TopicPartition,
     committed: Option<i64>,
 ) -> Result<PartitionSpool, FsError> {
-    let work = &pipeline.work;
+    let work = &stage.work;
     // No compression of this partition runs while its files are judged.
-    let moving = pipeline.partition_locks.lock(tp);
+    let moving = stage.locks.lock(tp);
     // A resync asked for under an earlier ownership is superseded by this adoption.
-    drop(pipeline.resyncs.take(|t| t == tp));
-    let marker = pipeline.ledger.read_marker(tp);
+    stage.resyncs.forget(tp);
+    let marker = stage.ledger.read_marker(tp);
     let inprogress = work.inprogress_file(tp);
     if mak::is_sealed(&inprogress) {
         // A version 2 seal completed but the rename after it did not (a failed rename; startup
         // recovery handles a crash): only the move into tocompress/ is left, then it is judged
         // with the other sealed files.
-        match spool::seal_existing(work, tp) {
-            Ok(Some((_, bytes))) => pipeline.backlog.add(tp, bytes),
+        match seal::seal_existing(work, tp) {
+            Ok(Some((_, bytes))) => stage.backlog.add(tp, bytes),
             Ok(None) => {}
             Err(error) => tracing::warn!(partition = %tp, %error, "moving on a sealed in-progress file"),
         }
     }
     let mut sealed = work.list_sealed_for(tp)?;
-    sealed.retain(|f| !pipeline.legacy.contains(&f.name));
+    sealed.retain(|f| !stage.legacy.contains(&f.name));
 
-    let version = pipeline.config.main.mak_format_version;
+    let version = stage.config.main.mak_format_version;
     let mut open = None;
     if inprogress.exists() {
         // In its own version: a version 1 file stays version 1 until sealed, whatever the config.
@@ -64,14 +64,14 @@ pub fn adopt_partition(
             }
             Err(error) => {
                 tracing::error!(partition = %tp, %error, "in-progress file is unreadable; setting it aside, its records are read again from Kafka");
-                set_aside(work, &inprogress, tp)?;
+                work.set_aside(tp, &inprogress)?;
             }
         }
     }
 
     let ranges: Vec<(i64, i64)> = sealed.iter().map(|f| (f.name.start, f.name.end)).collect();
     let open_range = open.as_ref().map(|w| (w.start_offset(), w.last_offset().expect("checked above")));
-    let plan = ledger::plan_adoption(committed, marker, pipeline.legacy.end_for(tp), &ranges, open_range);
+    let plan = ledger::plan_adoption(committed, marker, stage.legacy.end_for(tp), &ranges, open_range);
 
     let mut kept = Vec::new();
     for (file, fate) in sealed.into_iter().zip(plan.sealed) {
@@ -79,17 +79,17 @@ pub fn adopt_partition(
             FileFate::Keep => kept.push(file.name),
             FileFate::Covered => {
                 tracing::info!(file = %file.name.stem(), "already in S3; removing the local copy");
-                pipeline.remove_sealed(tp, &file.path)?;
+                stage.backlog.remove_file(tp, &file.path)?;
             }
             FileFate::SetAside => {
                 let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
                 tracing::warn!(file = %file.name.stem(), committed, "file does not continue the archived offsets; set aside in orphaned/");
-                set_aside(work, &file.path, tp)?;
-                pipeline.backlog.sub(tp, bytes);
+                work.set_aside(tp, &file.path)?;
+                stage.backlog.sub(tp, bytes);
             }
         }
     }
-    pipeline.ledger.adopt(tp, &kept);
+    stage.ledger.adopt(tp, &kept);
 
     let spool = match (open, plan.open) {
         (Some(writer), Some(FileFate::Keep)) => PartitionSpool::resume(work, tp.clone(), writer, version),
@@ -99,7 +99,7 @@ pub fn adopt_partition(
                 durable::remove_durable(&inprogress)?;
             } else {
                 tracing::warn!(partition = %tp, "in-progress file does not continue the archived offsets; set aside in orphaned/");
-                set_aside(work, &inprogress, tp)?;
+                work.set_aside(tp, &inprogress)?;
             }
             PartitionSpool::new(work, tp.clone(), plan.resume_at, version)
         }
@@ -107,7 +107,7 @@ pub fn adopt_partition(
     };
     // Compressions skipped while this partition was locked can go ahead now.
     drop(moving);
-    pipeline.compress_wake.notify();
+    stage.compress_wake.notify();
     tracing::info!(partition = %tp, committed, uploaded_through = marker, resume_at = plan.resume_at, pending_files = kept.len(), "adopted partition");
     Ok(spool)
 }
@@ -124,32 +124,18 @@ fn never_held_a_record(path: &Path) -> bool {
 
 /// Deletes the partition's sealed files that start at `from` or later (their records are read
 /// again from Kafka, or are in S3 already) and forgets them in the ledger: a resync.
-pub fn drop_files_from(pipeline: &Pipeline, tp: &TopicPartition, from: i64) -> Result<usize, FsError> {
-    let _moving = pipeline.partition_locks.lock(tp);
+pub fn drop_files_from(stage: &Consumers, tp: &TopicPartition, from: i64) -> Result<usize, FsError> {
+    let _moving = stage.locks.lock(tp);
     let mut dropped = 0;
-    for file in pipeline.work.list_sealed_for(tp)? {
-        if file.name.start < from || pipeline.legacy.contains(&file.name) {
+    for file in stage.work.list_sealed_for(tp)? {
+        if file.name.start < from || stage.legacy.contains(&file.name) {
             continue;
         }
-        pipeline.remove_sealed(tp, &file.path)?;
+        stage.backlog.remove_file(tp, &file.path)?;
         dropped += 1;
     }
-    pipeline.ledger.truncate(tp, from);
+    stage.ledger.truncate(tp, from);
     Ok(dropped)
-}
-
-/// Moves a file out of the pipeline to `orphaned/<topic>/<partition>/`, where nothing deletes or
-/// uploads it: the safe place for data whose fate needs a human (or a later `verify`).
-fn set_aside(work: &WorkDir, path: &Path, tp: &TopicPartition) -> Result<(), FsError> {
-    let file_name = path.file_name().expect("file name").to_string_lossy().to_string();
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let target = work
-        .root()
-        .join("orphaned")
-        .join(&tp.topic)
-        .join(tp.partition.to_string())
-        .join(format!("{stamp}-{file_name}"));
-    durable::rename_durable(path, &target)
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::TopicPartitionList;
 
 use crate::names::TopicPartition;
-use crate::pipeline::consume::rebalance::ArchiverContext;
-use crate::pipeline::Pipeline;
+use crate::pipeline::consume::context::ArchiverContext;
+use crate::pipeline::consume::Consumers;
 
 /// Pause after a failed write (a full disk) before fetching again.
 const WRITE_FAILURE_BACKOFF: Duration = Duration::from_secs(5);
@@ -73,15 +73,15 @@ impl FetchPauses {
     }
 
     /// Pauses and resumes partitions for the backlog as it is now; called at every tick.
-    pub fn apply(&mut self, pipeline: &Pipeline, consumer: &BaseConsumer<ArchiverContext>) {
-        let limit = pipeline.config.s3.max_local_backlog_bytes;
-        let backlog = pipeline.backlog.bytes();
+    pub fn apply(&mut self, stage: &Consumers, consumer: &BaseConsumer<ArchiverContext>) {
+        let limit = stage.config.s3.max_local_backlog_bytes;
+        let backlog = stage.backlog.bytes();
         let failing = self.write_failed_at.is_some_and(|at| at.elapsed() < WRITE_FAILURE_BACKOFF);
         // The consumer's state is not held across librdkafka's calls.
         let step = {
             let state = consumer.context().state();
-            let held = || pipeline.backlog.of_each(state.spools().map(|s| &s.tp));
-            self.step(limit, backlog, failing, pipeline.ledger.owned(), held)
+            let held = || stage.backlog.of_each(state.spools().map(|s| &s.tp));
+            self.step(limit, backlog, failing, stage.ledger.owned(), held)
         };
         if step.pause_all {
             if step.newly_full {

@@ -12,43 +12,35 @@ use mak::{AnyWriter, FileStart, Version};
 
 use crate::local::durable::{self, FsError};
 use crate::local::layout::WorkDir;
-use crate::names::{today_yymmdd, SealedName, TopicPartition};
+use crate::local::seal::{self, SealError};
+use crate::names::{SealedName, TopicPartition};
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpoolError {
     #[error("partition {tp}: {source}")]
     Write { tp: TopicPartition, source: mak::WriteError },
     #[error("partition {tp}: {source}")]
     Fs { tp: TopicPartition, source: FsError },
-    #[error("partition {tp}: {}: {source}", path.display())]
-    Read { tp: TopicPartition, path: PathBuf, source: mak::ReadError },
+    #[error(transparent)]
+    Seal(#[from] SealError),
 }
 
 impl SpoolError {
     pub fn is_out_of_space(&self) -> bool {
         match self {
             SpoolError::Fs { source, .. } => source.is_out_of_space(),
-            SpoolError::Write { source, .. } => write_error_is_out_of_space(source),
-            SpoolError::Read { .. } => false,
+            SpoolError::Write { source, .. } => durable::is_out_of_space(source),
+            SpoolError::Seal(source) => source.is_out_of_space(),
         }
     }
-}
-
-fn write_error_is_out_of_space(error: &mak::WriteError) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return io.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error());
-        }
-        source = err.source();
-    }
-    false
 }
 
 /// The in-progress file of a partition and where the partition stands.
 #[derive(Debug)]
 pub struct PartitionSpool {
     pub tp: TopicPartition,
+    work: WorkDir,
     path: PathBuf,
     writer: Option<AnyWriter>,
     /// The version new files are created in (`mak_format_version`); a resumed file keeps its own.
@@ -87,6 +79,7 @@ impl PartitionSpool {
         let path = work.inprogress_file(&tp);
         PartitionSpool {
             tp,
+            work: work.clone(),
             path,
             writer: None,
             version,
@@ -105,6 +98,7 @@ impl PartitionSpool {
         let synced_len = writer.len();
         PartitionSpool {
             tp,
+            work: work.clone(),
             path,
             writer: Some(writer),
             version,
@@ -207,8 +201,7 @@ impl PartitionSpool {
                     // Unreadable (e.g. its header was cut by the full disk): move it out of the
                     // way, where nothing deletes it, and fetch its records again.
                     tracing::error!(partition = %self.tp, error = %reopen, "in-progress file unreadable after a failed write; setting it aside");
-                    let orphaned = orphan_path(&self.path);
-                    if let Err(error) = durable::rename_durable(&self.path, &orphaned) {
+                    if let Err(error) = self.work.set_aside(&self.tp, &self.path) {
                         tracing::error!(partition = %self.tp, %error, "setting the in-progress file aside");
                     }
                     self.next_offset = file_start.or(self.next_offset);
@@ -282,28 +275,14 @@ impl PartitionSpool {
 
     /// Seals the open file into `tocompress/`, returning its name and size, or None when there
     /// was nothing to seal.
-    pub fn seal(&mut self, work: &WorkDir) -> Result<Option<(SealedName, u64)>, SpoolError> {
+    pub fn seal(&mut self) -> Result<Option<(SealedName, u64)>, SpoolError> {
         let Some(writer) = self.writer.take_if(|w| w.record_count() > 0) else {
             return Ok(None);
         };
-        let tp = self.tp.clone();
-        let start = writer.start_offset();
-        let end = writer.last_offset().expect("a file with records has a last offset");
-        let size = match writer.seal() {
-            Ok(size) => size,
-            Err(source) => return Err(self.fail(SpoolError::Write { tp, source })),
-        };
-        let name = SealedName { tp: tp.clone(), start, end, date: today_yymmdd() };
-        let sealed = work.tocompress_path(&name);
-        if let Err(source) = durable::rename_durable(&self.path, &sealed) {
-            if !sealed.exists() {
-                return Err(self.fail(SpoolError::Fs { tp, source }));
-            }
-            // The rename happened, only a directory sync failed: the file is sealed (the next
-            // directory sync makes it durable); reporting a failure would lose track of it.
-            tracing::warn!(partition = %tp, error = %source, "sealed, but syncing the directory failed");
+        match seal::seal_writer(&self.work, &self.tp, writer) {
+            Ok(sealed) => Ok(Some(sealed)),
+            Err(error) => Err(self.fail(error.into())),
         }
-        Ok(Some((name, size)))
     }
 
     /// Drops the open file and its records (they are fetched again from Kafka).
@@ -322,57 +301,9 @@ impl PartitionSpool {
     }
 }
 
-/// `<root>/orphaned/<topic>/<partition>/<stamp>-data.mak` for `<root>/inprogress/<topic>/<partition>/data.mak`.
-fn orphan_path(inprogress: &std::path::Path) -> PathBuf {
-    let mut parts = inprogress.ancestors().skip(1);
-    let (partition_dir, topic_dir) = (parts.next(), parts.next());
-    let root = parts.nth(1).unwrap_or(std::path::Path::new("."));
-    let name =
-        |p: Option<&std::path::Path>| p.and_then(|p| p.file_name()).map(|n| n.to_os_string()).unwrap_or_default();
-    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    root.join("orphaned").join(name(topic_dir)).join(name(partition_dir)).join(format!("{stamp}-data.mak"))
-}
-
 /// Wall-clock seconds since the epoch, the unit of a MAK header's start time.
 pub fn now_secs() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs() as f64)
-}
-
-/// Seals an in-progress file found on disk (recovery, the rotate tool, leftovers) in its own
-/// version. Returns None when the file holds no records (it is left in place). A version 2 file
-/// already sealed (a crash between sealing it and moving it on) is only moved on.
-pub fn seal_existing(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName, u64)>, SpoolError> {
-    let path = work.inprogress_file(tp);
-    let writer = match AnyWriter::open_append(&path) {
-        Ok((writer, _recovered)) => writer,
-        Err(mak::WriteError::Sealed { .. }) => return finish_seal(work, tp),
-        Err(source) => return Err(SpoolError::Write { tp: tp.clone(), source }),
-    };
-    // The version only matters for files created after this one: none are.
-    let version = writer.version();
-    let mut spool = PartitionSpool::resume(work, tp.clone(), writer, version);
-    spool.seal(work)
-}
-
-/// Moves a sealed version 2 in-progress file on into `tocompress/`, named by the offsets its
-/// footer states (read in full, so the footer is checked against the records).
-fn finish_seal(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName, u64)>, SpoolError> {
-    let path = work.inprogress_file(tp);
-    let read_error = |source| SpoolError::Read { tp: tp.clone(), path: path.clone(), source };
-    let io_error = |source| read_error(mak::ReadError::Io { position: 0, source });
-    let file = std::fs::File::open(&path).map_err(io_error)?;
-    let size = file.metadata().map_err(io_error)?.len();
-    let mut reader = mak::v2::MakReader::with_size_limit(file, size).map_err(read_error)?;
-    while reader.next_record().map_err(read_error)?.is_some() {}
-    let start = reader.header().start_offset;
-    let Some(footer) = reader.footer().filter(|footer| footer.record_count > 0) else {
-        return Ok(None);
-    };
-    let name = SealedName { tp: tp.clone(), start, end: footer.last_offset, date: today_yymmdd() };
-    durable::rename_durable(&path, &work.tocompress_path(&name))
-        .map_err(|source| SpoolError::Fs { tp: tp.clone(), source })?;
-    tracing::info!(file = %name.stem(), "moved on an in-progress file sealed before a crash");
-    Ok(Some((name, size)))
 }
 
 #[cfg(test)]

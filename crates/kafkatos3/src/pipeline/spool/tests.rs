@@ -1,6 +1,7 @@
 use mak::v2::{OwnedRecord, TimestampType, NO_HEADERS};
 
 use super::*;
+use crate::local::seal::seal_existing;
 
 /// A record without headers or timestamp.
 fn plain<'a>(offset: i64, key: Option<&'a [u8]>, value: Option<&'a [u8]>) -> RecordRef<'a> {
@@ -85,7 +86,7 @@ fn version_2_spool_keeps_null_versus_empty_headers_in_order_and_timestamps_and_s
     let mut spool = PartitionSpool::new(&work, tp.clone(), Some(10), Version::V2);
     let records = varied(10);
     append_all(&mut spool, &records);
-    let (name, size) = spool.seal(&work).unwrap().expect("sealed");
+    let (name, size) = spool.seal().unwrap().expect("sealed");
     assert_eq!((name.start, name.end), (10, 15));
     let path = the_one_sealed_file(&work, &tp);
     assert_eq!(size, std::fs::metadata(&path).unwrap().len(), "the size reported includes the footer");
@@ -109,7 +110,7 @@ fn version_1_spool_writes_the_originals_format_with_null_as_empty() {
     let mut spool = PartitionSpool::new(&work, tp.clone(), Some(10), Version::V1);
     let records = varied(10);
     append_all(&mut spool, &records);
-    spool.seal(&work).unwrap().expect("sealed");
+    spool.seal().unwrap().expect("sealed");
     let path = the_one_sealed_file(&work, &tp);
     let mut reader = mak::MakReader::new(std::fs::File::open(&path).unwrap()).unwrap();
     assert_eq!(reader.header().start_time, 1.0);
@@ -143,7 +144,7 @@ fn an_in_progress_file_is_resumed_and_sealed_in_its_own_version_and_the_next_fil
         let mut spool = PartitionSpool::resume(&work, tp.clone(), writer, configured);
         assert_eq!(spool.next_offset(), Some(2));
         append_all(&mut spool, &records[2..]);
-        spool.seal(&work).unwrap().expect("sealed");
+        spool.seal().unwrap().expect("sealed");
         let (version, read) = read_any(&the_one_sealed_file(&work, &tp));
         assert_eq!(version, left, "a resumed file keeps its version until sealed");
         assert_eq!(read.len(), records.len());
@@ -206,13 +207,6 @@ fn seal_existing_seals_a_version_1_file_as_version_1() {
 }
 
 #[test]
-fn orphan_path_mirrors_the_partition_under_orphaned() {
-    let path = orphan_path(std::path::Path::new("/w/inprogress/my-topic/7/data.mak"));
-    assert!(path.starts_with("/w/orphaned/my-topic/7/"), "{}", path.display());
-    assert!(path.to_string_lossy().ends_with("-data.mak"));
-}
-
-#[test]
 fn an_unreadable_in_progress_file_is_set_aside_and_its_records_fetched_again() {
     for version in [Version::V1, Version::V2] {
         let dir = tempfile::tempdir().unwrap();
@@ -249,7 +243,7 @@ fn after_a_failed_write_a_version_2_file_is_reopened_at_its_last_durable_record(
     let _ = spool.fail(error);
     assert_eq!(spool.take_rewind(), Some(3), "unsynced records are fetched again");
     append_all(&mut spool, &records[3..]);
-    spool.seal(&work).unwrap().expect("sealed");
+    spool.seal().unwrap().expect("sealed");
     assert_eq!(read_any(&the_one_sealed_file(&work, &tp)), (Version::V2, records));
 }
 
@@ -270,7 +264,7 @@ fn an_idle_partition_holds_no_buffer_after_a_flush_interval_and_keeps_its_record
         assert_eq!(spool.buffer_bytes(), 16 * 1024, "allocated again by the next record");
         spool.set_buffer_capacity(4 * 1024).unwrap();
         assert_eq!(spool.buffer_bytes(), 0, "a smaller budget frees the larger buffer at once");
-        spool.seal(&work).unwrap().expect("records to seal");
+        spool.seal().unwrap().expect("records to seal");
         let (_, records) = read_any(&the_one_sealed_file(&work, &tp));
         let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, [0, 1], "{version:?}: releasing loses nothing");

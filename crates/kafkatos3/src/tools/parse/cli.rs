@@ -1,12 +1,13 @@
 //! The command line of `kafkatos3_parse` and `kafkatos3 parse`: one set of arguments, one run.
 
-use std::io::{BufWriter, ErrorKind, Read, Write};
+use std::io::{BufWriter, ErrorKind, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::ValueEnum;
 
 use super::{print_stream, BytesAs, Filter, Format, ParseError};
+use crate::archive::store::S3Target;
+use crate::archive::Archive;
 
 /// Print the header and records of a MAK file (any version, codec or encryption, detected by
 /// content), from a local path or s3://bucket/key.
@@ -56,54 +57,86 @@ pub enum Bytes {
     Base64,
 }
 
+/// A time that is neither milliseconds since the epoch nor RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{text}' is neither milliseconds since the epoch nor RFC 3339 (2026-11-30T12:00:00Z)")]
+pub struct BadTime {
+    pub text: String,
+}
+
 /// Milliseconds since the epoch, given as such or as an RFC 3339 date-time.
-pub fn parse_time(text: &str) -> Result<i64, String> {
+pub fn parse_time(text: &str) -> Result<i64, BadTime> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
-    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| format!("'{text}' is neither milliseconds since the epoch nor RFC 3339 (2026-11-30T12:00:00Z)"))?;
-    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).map_err(|_| format!("'{text}' is out of range"))
+    let bad = || BadTime { text: text.to_string() };
+    let parsed =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|_| bad())?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).map_err(|_| bad())
 }
 
-/// Runs the tool: prints to stdout, one-line errors to stderr naming the file.
-pub fn run(args: ParseArgs, tool: &str) -> ExitCode {
-    let input = match open(&args) {
-        Ok(input) => input,
-        Err(error) => {
-            eprintln!("{tool}: {}: {error:#}", args.file);
-            return ExitCode::FAILURE;
-        }
-    };
+/// Why the tool stopped; one line, naming the file (printed by the binary after its name).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    #[error("{file}: {source}")]
+    Config { file: String, source: Box<crate::config::ConfigError> },
+    #[error("{file}: an S3 location is s3://bucket/key")]
+    NotAnS3Location { file: String },
+    #[error("{file}: {source}")]
+    Connect { file: String, source: object_store::Error },
+    #[error("{file}: starting the S3 client's runtime: {source}")]
+    Runtime { file: String, source: std::io::Error },
+    #[error("{0}")]
+    Keys(#[from] mak::crypt::CryptError),
+    #[error("{}", with_hint(.0))]
+    Parse(#[from] ParseError),
+}
+
+/// A missing key says which flags give one.
+fn with_hint(error: &ParseError) -> String {
+    match error {
+        ParseError::Object(object) if object.problem.needs_key() => format!("{error} (--identity or --passphrase)"),
+        _ => error.to_string(),
+    }
+}
+
+impl CliError {
+    /// `kafkatos3_parse f | head` is not an error.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Parse(ParseError::Output(e)) if e.kind() == ErrorKind::BrokenPipe)
+    }
+}
+
+/// Runs the tool: prints the records to `out`; returns the number printed.
+pub fn run(args: &ParseArgs, out: &mut impl Write) -> Result<u64, CliError> {
     let format = match (args.json, args.bytes) {
         (false, _) => Format::Human,
         (true, Bytes::Utf8) => Format::Json(BytesAs::Utf8),
         (true, Bytes::Base64) => Format::Json(BytesAs::Base64),
     };
     let filter = Filter { from: args.from_offset, to: args.to_offset, from_ms: args.from_time, to_ms: args.to_time };
-    let decryption = match decryption(&args.identity, args.passphrase.as_deref()) {
-        Ok(decryption) => decryption,
-        Err(error) => {
-            eprintln!("{tool}: {error}");
-            return ExitCode::FAILURE;
+    let decryption = decryption(&args.identity, args.passphrase.as_deref())?;
+    let mut out = BufWriter::new(out);
+    let printed = match s3_location(args)? {
+        None => {
+            let path = std::path::Path::new(&args.file);
+            let input =
+                std::fs::File::open(path).map_err(|source| ParseError::Open { path: path.to_path_buf(), source })?;
+            print_stream(&args.file, input, format, filter, decryption.as_ref(), &mut out)?
+        }
+        Some((archive, key)) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|source| CliError::Runtime { file: args.file.clone(), source })?;
+            let input = archive.stream(runtime.handle(), &key);
+            print_stream(&args.file, input, format, filter, decryption.as_ref(), &mut out)?
         }
     };
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let result = print_stream(&args.file, input, format, filter, decryption.as_ref(), &mut out)
-        .and_then(|_| out.flush().map_err(ParseError::Output));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        // `kafkatos3_parse f | head` is not an error.
-        Err(ParseError::Output(e)) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(ParseError::Layers { ref source, .. }) if matches!(**source, mak::layers::LayerError::NeedsDecryption) => {
-            eprintln!("{tool}: {}: {source} (--identity or --passphrase)", args.file);
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            eprintln!("{tool}: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    out.flush().map_err(ParseError::Output)?;
+    Ok(printed)
 }
 
 /// The `--identity` and `--passphrase` sources given (of parse and verify), read once; None when
@@ -122,24 +155,26 @@ pub fn decryption(
     mak::crypt::Decryption::new(&spec).map(Some)
 }
 
-fn open(args: &ParseArgs) -> anyhow::Result<Box<dyn Read>> {
+/// For `s3://bucket/key`: the bucket as an archive (no prefix: the key is whole) and the key.
+fn s3_location(args: &ParseArgs) -> Result<Option<(Archive, object_store::path::Path)>, CliError> {
     let Some(url) = args.file.strip_prefix("s3://") else {
-        return Ok(Box::new(std::fs::File::open(&args.file)?));
+        return Ok(None);
     };
+    let file = || args.file.clone();
     let (bucket, key) = url
         .split_once('/')
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-        .ok_or_else(|| anyhow::anyhow!("an S3 location is s3://bucket/key"))?;
-    let config = args.config.as_deref().map(crate::config::load).transpose()?;
-    let s3 = config.as_ref().map(|c| &c.s3);
-    let target = crate::archive::store::S3Target {
-        bucket,
-        endpoint: args.endpoint.as_deref().or(s3.and_then(|s| s.s3_endpoint.as_deref())),
-        region: args.region.as_deref().or(s3.and_then(|s| s.s3_region.as_deref())),
-        credentials: s3.and_then(|s| s.credentials.as_ref()).map(|c| (c.access_key.as_str(), c.secret_key.expose())),
-    };
-    let store = crate::archive::store::connect(target)?;
-    Ok(Box::new(super::s3_reader(store, key.into())?))
+        .ok_or_else(|| CliError::NotAnS3Location { file: file() })?;
+    let config = args
+        .config
+        .as_deref()
+        .map(crate::config::load)
+        .transpose()
+        .map_err(|source| CliError::Config { file: file(), source: Box::new(source) })?;
+    let target =
+        S3Target::from_flags(config.as_ref().map(|c| &c.s3), bucket, args.endpoint.as_deref(), args.region.as_deref());
+    let archive = target.archive("").map_err(|source| CliError::Connect { file: file(), source })?;
+    Ok(Some((archive, key.into())))
 }
 
 #[cfg(test)]
@@ -151,6 +186,6 @@ mod tests {
         assert_eq!(parse_time("1764504000000"), Ok(1_764_504_000_000));
         assert_eq!(parse_time("2025-11-30T12:00:00Z"), Ok(1_764_504_000_000));
         assert_eq!(parse_time("2025-11-30T13:00:00.5+01:00"), Ok(1_764_504_000_500));
-        assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+        assert!(parse_time("yesterday").unwrap_err().to_string().contains("RFC 3339"));
     }
 }

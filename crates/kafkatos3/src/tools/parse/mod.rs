@@ -1,29 +1,27 @@
 //! `kafkatos3_parse`: prints a MAK file's header and records in the original's format, or as
 //! JSON Lines. Reads every codec, encrypted or not (detected by content, not by name), from a
-//! local path or streamed from S3 (`s3://bucket/key`).
+//! local path or streamed from S3 (`s3://bucket/key`), through the archive's one object reader
+//! ([`crate::archive::object`]).
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
-use std::path::Path;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 
 use mak::v2::{Record, TimestampType};
-use mak::{AnyReader, Version};
+use mak::Version;
+
+use crate::archive::{ObjectError, ObjectReader};
 
 pub mod cli;
-mod s3;
-
-pub use s3::{s3_reader, S3Reader};
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParseError {
     #[error("{}: {source}", path.display())]
-    Open { path: std::path::PathBuf, source: io::Error },
-    #[error("{}: {source}", path.display())]
-    Read { path: std::path::PathBuf, source: mak::ReadError },
-    #[error("{}: {source}", path.display())]
-    Layers { path: std::path::PathBuf, source: Box<mak::layers::LayerError> },
-    #[error("{}: after the last record: {source}", path.display())]
-    Trailer { path: std::path::PathBuf, source: io::Error },
+    Open { path: PathBuf, source: io::Error },
+    /// The file or object is damaged, or could not be fetched; names it and the byte.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
     #[error("writing output: {0}")]
     Output(io::Error),
     #[error("{name}: record at offset {offset}: its {field} is not UTF-8; use --bytes base64")]
@@ -87,7 +85,9 @@ pub fn print_file(path: &Path, out: &mut impl Write) -> Result<u64, ParseError> 
 }
 
 /// Prints a MAK stream named `name` in the errors, whatever its codec and encryption (detected by
-/// content; an encrypted one needs `decryption`); returns the number of records printed.
+/// content; an encrypted one needs `decryption`); returns the number of records printed. A
+/// truncated or damaged file still shows the records before the damage, then fails naming the
+/// byte; the codec's stream is read to its end, so a corrupted archive does not pass as good.
 pub fn print_stream(
     name: &str,
     input: impl Read,
@@ -96,15 +96,7 @@ pub fn print_stream(
     decryption: Option<&mak::crypt::Decryption>,
     out: &mut impl Write,
 ) -> Result<u64, ParseError> {
-    let path = std::path::PathBuf::from(name);
-    let input = BufReader::with_capacity(256 * 1024, input);
-    let input = mak::layers::archive_reader(input, decryption)
-        .map_err(|source| ParseError::Layers { path: path.clone(), source: Box::new(source) })?;
-    let read_error = |source| ParseError::Read { path: path.clone(), source };
-    // No size limit even for a plain file: a truncated file still shows the records before the
-    // cut, then fails naming the byte where the data ends (the reader never allocates past what
-    // it has read).
-    let mut reader = AnyReader::new(input).map_err(read_error)?;
+    let mut reader = ObjectReader::open(name, input, decryption)?;
     let version = reader.version();
     let (topic, partition) = (reader.topic().to_string(), reader.partition());
     if format == Format::Human {
@@ -119,7 +111,7 @@ pub fn print_stream(
     }
     let mut count = 0;
     let mut line = String::new();
-    while let Some(record) = reader.next_record().map_err(read_error)? {
+    while let Some(record) = reader.next_record()? {
         if !filter.admits(&record) {
             continue;
         }
@@ -136,9 +128,7 @@ pub fn print_stream(
         }
         count += 1;
     }
-    // Read the compressed stream to its end so gzip's CRC and length trailer are checked: a
-    // corrupted archive must not pass as good.
-    io::copy(&mut reader.into_inner(), &mut io::sink()).map_err(|source| ParseError::Trailer { path, source })?;
+    reader.finish()?;
     Ok(count)
 }
 

@@ -1,11 +1,6 @@
-//! Unit tests of [`super`] (crate::tools::verify).
+use std::collections::HashMap;
 
 use super::*;
-
-#[test]
-fn contiguous_objects_have_no_gaps_or_overlaps() {
-    assert_eq!(coverage([(0, 9), (10, 19), (20, 20)].into_iter()), (vec![], vec![]));
-}
 
 #[test]
 fn gaps_below_kafkas_log_start_are_expired_and_only_the_rest_is_lost() {
@@ -26,9 +21,62 @@ fn gaps_below_kafkas_log_start_are_expired_and_only_the_rest_is_lost() {
     assert!(text.contains("t:0: kafka holds offsets 40-79: 10 not archived yet"), "{text}");
 }
 
-#[test]
-fn holes_and_double_coverage_are_reported_as_offset_ranges() {
-    let (gaps, overlaps) = coverage([(0, 9), (15, 19), (18, 30), (25, 26)].into_iter());
-    assert_eq!(gaps, vec![(10, 14)]);
-    assert_eq!(overlaps, vec![(18, 19), (25, 26)]);
+mod against_a_store {
+    use object_store::path::Path as ObjectPath;
+    use object_store::ObjectStoreExt;
+
+    use super::*;
+    use crate::archive::testing::{memory_archive, object_bytes, put_claimed};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+    }
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("t", 0)
+    }
+
+    fn verified(archive: &Archive, deep: bool, runtime: &tokio::runtime::Runtime) -> Report {
+        verify(archive, &Options { deep, decryption: None }, runtime).unwrap()
+    }
+
+    #[test]
+    fn a_sound_archive_is_clean_by_its_headers_and_record_by_record() {
+        let runtime = runtime();
+        let archive = memory_archive();
+        for start in [0, 10, 20] {
+            runtime.block_on(put_claimed(&archive, &tp(), start, start + 9));
+        }
+        let shallow = verified(&archive, false, &runtime);
+        assert!(shallow.is_clean(), "{}", shallow.render());
+        assert!(shallow.render().starts_with("t:0: offsets 0-29 in 3 objects, clean\n"), "{}", shallow.render());
+        let deep = verified(&archive, true, &runtime);
+        assert!(deep.render().starts_with("t:0: offsets 0-29 in 3 objects, 30 records, clean\n"), "{}", deep.render());
+    }
+
+    #[test]
+    fn a_damaged_object_a_lying_header_and_an_unsound_claim_are_each_reported() {
+        let runtime = runtime();
+        let archive = memory_archive();
+        let first = runtime.block_on(put_claimed(&archive, &tp(), 0, 9));
+        let second = runtime.block_on(put_claimed(&archive, &tp(), 10, 19));
+        runtime.block_on(put_claimed(&archive, &tp(), 20, 29));
+        let store = archive.store();
+        runtime.block_on(store.put(&first, b"not gzip at all".to_vec().into())).unwrap();
+        // Offsets 10-18 under the name and claim of 10-19.
+        runtime.block_on(store.put(&second, object_bytes(&tp(), 10, 18).into())).unwrap();
+        let claim = ObjectPath::from("p/t/0/t-0_00000000000000000030.claim");
+        runtime.block_on(store.put(&claim, b"{}".to_vec().into())).unwrap();
+        for deep in [false, true] {
+            let report = verified(&archive, deep, &runtime);
+            assert!(!report.is_clean());
+            let text = report.render();
+            assert!(text.contains(&format!("  UNREADABLE {first}: ")), "deep {deep}: {text}");
+            assert!(
+                text.contains(&format!("  UNREADABLE {second}: header's last offset 18 differs from the key's 19")),
+                "deep {deep}: {text}"
+            );
+            assert!(text.contains(&format!("  UNREADABLE {claim}: not a claim")), "deep {deep}: {text}");
+        }
+    }
 }

@@ -1,0 +1,53 @@
+//! The consumer's librdkafka context: what its callbacks (run by `poll` on the consumer's own
+//! thread) reach, and the client's logs and errors.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rdkafka::error::KafkaError;
+use rdkafka::ClientContext;
+
+use crate::observe::rate_limit::LogRateLimit;
+use crate::pipeline::consume::state::ConsumerState;
+use crate::pipeline::consume::Consumers;
+
+pub struct ArchiverContext {
+    pub id: usize,
+    pub stage: Arc<Consumers>,
+    /// Touched only on the consumer's thread (poll and the callbacks it runs); the mutex makes
+    /// the context `Sync` as librdkafka's callbacks require.
+    pub state: Mutex<ConsumerState>,
+    /// Rate limit for the client's and the poll loop's repeated errors.
+    pub errors: LogRateLimit,
+}
+
+impl ArchiverContext {
+    pub fn state(&self) -> MutexGuard<'_, ConsumerState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ClientContext for ArchiverContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(target: "librdkafka", consumer = self.id, fac, "{message}")
+            }
+            L::Warning => {
+                tracing::warn!(target: "librdkafka", consumer = self.id, fac, "{message}")
+            }
+            L::Notice | L::Info => {
+                tracing::info!(target: "librdkafka", consumer = self.id, fac, "{message}")
+            }
+            L::Debug => tracing::debug!(target: "librdkafka", consumer = self.id, fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // librdkafka retries connections itself with backoff (reconnect.backoff.ms); this is the
+        // report of it, e.g. an unreachable broker.
+        if let Some(repeats) = self.errors.admit(&error.to_string()) {
+            tracing::warn!(consumer = self.id, %error, reason, repeats, "kafka client error");
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The poll loop of one consumer: each record fetched goes into its partition's spool (the hot
+//! path: no syscall, no allocation); every tick flushes, seals what is due, commits what the
+//! ledger allows, applies resyncs and rewinds, and pauses or resumes partitions for the backlog.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset};
+
+use crate::names::TopicPartition;
+use crate::pipeline::consume::context::ArchiverContext;
+use crate::pipeline::consume::pauses::FetchPauses;
+use crate::pipeline::consume::record::{record_of, KafkaHeaders};
+use crate::pipeline::consume::Consumers;
+use crate::pipeline::resync::Resync;
+use crate::pipeline::spool::{now_secs, Appended, PartitionSpool};
+
+/// How often the loop flushes, rotates, commits and checks the backlog at most.
+const TICK: Duration = Duration::from_millis(100);
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// Records handled between two looks at the clock (see [`PollLoop::consume`]).
+const TICK_CHECK_EVERY: u32 = 64;
+/// How long a resync may wait for S3 to say where a partition's archive ends, and how soon a
+/// failed one is tried again.
+const RESYNC_PROBE_LIMIT: Duration = Duration::from_secs(10);
+const RESYNC_RETRY: Duration = Duration::from_secs(5);
+
+pub struct PollLoop<'a> {
+    stage: &'a Consumers,
+    consumer: &'a BaseConsumer<ArchiverContext>,
+    now_secs: f64,
+    last_flush: Instant,
+    last_commit: Instant,
+    pauses: FetchPauses,
+    resync_retry_at: Option<Instant>,
+}
+
+impl<'a> PollLoop<'a> {
+    pub fn new(stage: &'a Consumers, consumer: &'a BaseConsumer<ArchiverContext>) -> Self {
+        PollLoop {
+            stage,
+            consumer,
+            now_secs: now_secs(),
+            last_flush: Instant::now(),
+            last_commit: Instant::now(),
+            pauses: FetchPauses::default(),
+            resync_retry_at: None,
+        }
+    }
+
+    /// Polls, writes and ticks until shutdown is requested.
+    pub fn consume(&mut self) {
+        let mut last_tick = Instant::now();
+        let mut since_check = 0u32;
+        while !self.stage.shutdown.is_stopping() {
+            let idle = match self.consumer.poll(TICK) {
+                Some(Ok(message)) => {
+                    self.on_message(&message);
+                    false
+                }
+                Some(Err(error)) => {
+                    self.on_error(error);
+                    false
+                }
+                None => true,
+            };
+            // Reading the clock costs as much as handling a record: while records stream in, the
+            // tick is due-checked every TICK_CHECK_EVERY of them (microseconds apart).
+            since_check += 1;
+            if (idle || since_check >= TICK_CHECK_EVERY) && last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                self.tick();
+            }
+            if since_check >= TICK_CHECK_EVERY {
+                since_check = 0;
+            }
+        }
+    }
+
+    fn on_message(&mut self, message: &BorrowedMessage<'_>) {
+        let mut state = self.consumer.context().state();
+        let Some(spool) = state.topics.get_mut(message.topic()).and_then(|p| p.get_mut(&message.partition())) else {
+            return;
+        };
+        let headers = KafkaHeaders(message.headers());
+        match spool.append(&record_of(message, &headers), self.now_secs) {
+            Ok(Appended::Written) => {
+                let consumer = &self.stage.config.consumer;
+                if spool.is_full(consumer.max_file_bytes, consumer.max_file_records) {
+                    self.stage.seal(spool);
+                    drop(state);
+                    // A failed seal reopened the file at its durable point: fetch again from there
+                    // before taking any later record.
+                    self.apply_rewinds();
+                }
+            }
+            Ok(Appended::AwaitingRewind) => {}
+            Ok(Appended::AlreadyHeld) => {
+                tracing::debug!(partition = %spool.tp, offset = message.offset(), "skipping a record already held")
+            }
+            Err(error) => {
+                tracing::error!(%error, out_of_space = error.is_out_of_space(), "write failed; rewinding to the last durable record and pausing");
+                drop(state);
+                self.apply_rewinds();
+            }
+        }
+    }
+
+    /// After failed writes: fetch again from each affected partition's last durable record,
+    /// and pause everything for a while (see [`FetchPauses::write_failed`]).
+    fn apply_rewinds(&mut self) {
+        let mut rewinds = Vec::new();
+        for spool in self.consumer.context().state().spools_mut() {
+            if let Some(offset) = spool.take_rewind() {
+                rewinds.push((spool.tp.clone(), offset));
+            }
+        }
+        if rewinds.is_empty() {
+            return;
+        }
+        self.pauses.write_failed(self.consumer);
+        self.seek_all(rewinds);
+    }
+
+    /// Seeks each partition; one whose seek fails keeps dropping records until a later seek
+    /// succeeds, so no record after a hole is ever written.
+    fn seek_all(&mut self, seeks: Vec<(TopicPartition, i64)>) {
+        for (tp, offset) in seeks {
+            if let Err(error) =
+                self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), Duration::from_secs(10))
+            {
+                tracing::warn!(partition = %tp, offset, %error, "seek failed; retried");
+                let mut state = self.consumer.context().state();
+                if let Some(spool) = state.topics.get_mut(&tp.topic).and_then(|p| p.get_mut(&tp.partition)) {
+                    spool.await_position(offset);
+                }
+            }
+        }
+    }
+
+    /// Applies the resyncs asked for this consumer's partitions: the partition's local files
+    /// from the given offset on are dropped and consumption resumes where S3's chain continues
+    /// (after a lost upload race) or at the given offset (to free a full disk).
+    fn apply_resyncs(&mut self) {
+        if self.resync_retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let stage = self.stage;
+        let context = self.consumer.context();
+        let requests = {
+            let state = context.state();
+            stage.resyncs.take(|tp| state.topics.get(&tp.topic).is_some_and(|p| p.contains_key(&tp.partition)))
+        };
+        for (tp, resync) in requests {
+            let resume = match resync.resume_at {
+                Some(offset) => offset,
+                None => {
+                    let probe = stage.archive.archive.frontier(&tp, resync.drop_from);
+                    match stage.archive.block_on(RESYNC_PROBE_LIMIT, probe) {
+                        Some(Ok(offset)) => offset,
+                        Some(Err(error)) => {
+                            tracing::warn!(partition = %tp, %error, "reading where the archive of the partition ends failed; retried");
+                            self.retry_resync(&tp, resync);
+                            continue;
+                        }
+                        None => {
+                            tracing::warn!(partition = %tp, limit_s = RESYNC_PROBE_LIMIT.as_secs(), "the archive did not say in time where the partition ends; retried");
+                            self.retry_resync(&tp, resync);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let mut state = context.state();
+            let Some(spool) = state.remove(&tp) else {
+                continue;
+            };
+            let dropped = spool.discard().and_then(|()| super::adopt::drop_files_from(stage, &tp, resync.drop_from));
+            // Until the resync is done, the partition waits where its kept data ends.
+            let position = match dropped {
+                Ok(dropped) => {
+                    tracing::warn!(partition = %tp, dropped_files = dropped, from = resync.drop_from, resume_at = resume, "resynced: local files dropped, records read again from Kafka");
+                    resume
+                }
+                Err(error) => {
+                    tracing::error!(partition = %tp, %error, "dropping local files for a resync failed; retried");
+                    self.retry_resync(&tp, resync);
+                    resync.drop_from
+                }
+            };
+            let version = stage.config.main.mak_format_version;
+            let mut spool = PartitionSpool::new(&stage.work, tp.clone(), Some(position), version);
+            spool.await_position(position);
+            state.topics.entry(tp.topic.clone()).or_default().insert(tp.partition, spool);
+            state.size_write_buffers(&stage.config.memory);
+        }
+    }
+
+    fn retry_resync(&mut self, tp: &TopicPartition, resync: Resync) {
+        self.stage.resyncs.retry(tp, resync);
+        self.resync_retry_at = Some(Instant::now() + RESYNC_RETRY);
+    }
+
+    fn on_error(&mut self, error: KafkaError) {
+        if matches!(error, KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) {
+            tracing::error!(group = %self.stage.config.consumer.kafka_consumer_group, "a partition has no committed offset and kafka_auto_offset_reset = none; stopping");
+            self.stage.shutdown.fail();
+            return;
+        }
+        if let Some(repeats) = self.consumer.context().errors.admit(&error.to_string()) {
+            tracing::warn!(%error, repeats, "consumer error");
+        }
+    }
+
+    fn tick(&mut self) {
+        self.now_secs = now_secs();
+        let stage = self.stage;
+        let mut state = self.consumer.context().state();
+        if self.last_flush.elapsed() >= stage.config.consumer.flush_interval {
+            self.last_flush = Instant::now();
+            // Freeing the buffers here is what makes an idle partition cost no buffer.
+            for spool in state.spools_mut() {
+                if let Err(error) = spool.flush_and_release() {
+                    tracing::error!(%error, "flushing the in-progress file failed");
+                }
+            }
+        }
+        let max_age = stage.config.consumer.max_age;
+        for spool in state.spools_mut().filter(|s| s.is_due(max_age, self.now_secs)) {
+            stage.seal(spool);
+        }
+        if self.last_commit.elapsed() >= COMMIT_EVERY {
+            self.last_commit = Instant::now();
+            self.consumer.context().commit_progress(self.consumer, &mut state, CommitMode::Async, None);
+        }
+        drop(state);
+        self.apply_resyncs();
+        self.apply_rewinds();
+        self.pauses.apply(self.stage, self.consumer);
+    }
+
+    /// Shutdown: stop fetching, seal every open file, give the later stages until the deadline
+    /// to upload, committing as they confirm.
+    pub fn drain_for_shutdown(&mut self) {
+        let stage = self.stage;
+        self.pauses.pause_all(self.consumer);
+        {
+            let mut state = self.consumer.context().state();
+            for spool in state.spools_mut() {
+                stage.seal(spool);
+            }
+        }
+        let deadline = stage.shutdown.deadline().unwrap_or_else(Instant::now);
+        loop {
+            // Polling serves librdkafka's callbacks; records fetched before the pause are not
+            // written and not committed, so the next owner reads them again.
+            let _ = self.consumer.poll(Duration::from_millis(50));
+            let mut state = self.consumer.context().state();
+            self.consumer.context().commit_progress(self.consumer, &mut state, CommitMode::Sync, None);
+            let pending: usize = state.spools().map(|s| stage.ledger.pending_files(&s.tp)).sum();
+            if pending == 0 || Instant::now() >= deadline {
+                if pending > 0 {
+                    tracing::warn!(
+                        pending_files = pending,
+                        "shutdown deadline reached; remaining files stay in the working directory for the next start"
+                    );
+                }
+                return;
+            }
+        }
+    }
+}
