@@ -1,4 +1,10 @@
-//! The tools.
+//! The tools beside the daemon, built on [`crate::archive`] (and, for `rotate`, on
+//! [`crate::local`]), never on the pipeline. Each returns what it found - records written to the
+//! output it is given, a report, one outcome per file - and its binary prints it.
+//!
+//! - [`parse`]: `kafkatos3_parse` / `kafkatos3 parse`: print one archive object or MAK file.
+//! - [`verify`]: `kafkatos3 verify`: check a whole archive.
+//! - [`rotate`]: `kafkatos3_rotate`: seal the in-progress files of a stopped daemon.
 
 pub mod parse;
 pub mod rotate;

@@ -301,7 +301,8 @@ async fn header_of(
     };
     match ObjectReader::open(archive.url(object.key.as_ref()), &bytes[..], decryption).and_then(|r| r.header()) {
         Ok(header) => HeaderState::Read(header),
-        Err(error) if error.problem.needs_key() => HeaderState::NeedsKey,
+        // Encrypted by its content but not by its name (the keyless case returned above): the
+        // name lies about the object, which is damage, not a missing key.
         Err(error) => HeaderState::Damaged(error),
     }
 }

@@ -147,3 +147,22 @@ async fn a_damaged_object_is_reported_in_its_header_state() {
         object.header
     );
 }
+
+#[tokio::test]
+async fn an_encrypted_object_under_a_plain_name_is_damage_not_a_missing_key() {
+    use std::io::Write as _;
+    let archive = memory_archive();
+    let key = put_claimed(&archive, &tp(0), 0, 9).await;
+    let spec = mak::crypt::EncryptionSpec {
+        recipients: vec!["age15rzxjhtqrh7yjl5kmhfj38m8qtn5luw5ddn662pvwrfkyqt3vupqdjyyp4".into()],
+        ..Default::default()
+    };
+    let encryption = mak::crypt::Encryption::new(&spec).unwrap();
+    let compression = mak::codec::Compression::new(mak::codec::Codec::None, None).unwrap();
+    let mut writer = mak::layers::archive_writer(Vec::new(), &compression, Some(&encryption)).unwrap();
+    writer.write_all(&object_bytes(&tp(0), 0, 9)).unwrap();
+    archive.store().put(&key, writer.finish().unwrap().into()).await.unwrap();
+    let catalog = archive.catalog(&Selection::default(), Headers::Read { decryption: None }).await.unwrap();
+    let object = &catalog.partitions[&tp(0)].objects[0];
+    assert!(matches!(&object.header, HeaderState::Damaged(_)), "{:?}", object.header);
+}

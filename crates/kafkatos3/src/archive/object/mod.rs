@@ -1,7 +1,7 @@
 //! Reading one archive object, or a local MAK file, the one way every reader does: its layers
 //! (age, then the codec) and its MAK version are told apart by content, never by name; records
-//! are decoded in a stream, in bounded memory; and the end is checked - offsets in order, the
-//! codec's checksum and end mark, and for a sealed file the last record where the header said.
+//! are decoded in a stream, in bounded memory; and the end is checked - the codec's checksum and
+//! end mark, and for a sealed file offsets in order and the last record where the header said.
 //!
 //! The header's range (first and last offset, and for version 2 the first and last record's
 //! timestamps) is in the first bytes of the decompressed stream, so [`ObjectReader::header`] works
@@ -82,6 +82,8 @@ pub enum ObjectProblem {
     OutOfOrder { index: u64, offset: i64 },
     #[error("the last record has offset {last}, the header says {stated}")]
     LastOffsetDisagrees { last: i64, stated: i64 },
+    #[error("holds no record, the header says its last offset is {stated}")]
+    NoRecords { stated: i64 },
     /// The codec's stream after the MAK data: its checksum or end mark is wrong or missing.
     #[error("after the last record: {0}")]
     Trailer(io::Error),
@@ -108,6 +110,8 @@ pub struct ObjectReader<R: Read> {
     reader: AnyReader<ArchiveReader<BufReader<R>>>,
     records: u64,
     last: Option<i64>,
+    /// The first record whose offset did not increase: (its index, its offset).
+    disorder: Option<(u64, i64)>,
 }
 
 impl<R: Read> ObjectReader<R> {
@@ -126,7 +130,7 @@ impl<R: Read> ObjectReader<R> {
         // No size limit: a truncated object still yields the records before the cut, then fails
         // naming the byte where the data ends (the reader never allocates past what it has read).
         match AnyReader::new(layers) {
-            Ok(reader) => Ok(ObjectReader { name, reader, records: 0, last: None }),
+            Ok(reader) => Ok(ObjectReader { name, reader, records: 0, last: None, disorder: None }),
             Err(source) => Err(ObjectError { name, problem: ObjectProblem::Read(source) }),
         }
     }
@@ -179,7 +183,9 @@ impl<R: Read> ObjectReader<R> {
         })
     }
 
-    /// The next record, `None` at the end; offsets must increase from the header's start on.
+    /// The next record, `None` at the end. Records come as stored: offsets that do not increase
+    /// from the header's start on (which version 1 never checked) are noted, and refused by
+    /// [`finish_sealed`](Self::finish_sealed).
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ObjectError> {
         let start = self.reader.start_offset();
         let (index, previous) = (self.records, self.last);
@@ -189,8 +195,8 @@ impl<R: Read> ObjectReader<R> {
             Err(source) => return Err(ObjectError { name: self.name.clone(), problem: ObjectProblem::Read(source) }),
         };
         let offset = record.offset;
-        if offset < start || previous.is_some_and(|previous| offset <= previous) {
-            return Err(ObjectError { name: self.name.clone(), problem: ObjectProblem::OutOfOrder { index, offset } });
+        if self.disorder.is_none() && (offset < start || previous.is_some_and(|previous| offset <= previous)) {
+            self.disorder = Some((index, offset));
         }
         self.records += 1;
         self.last = Some(offset);
@@ -203,18 +209,28 @@ impl<R: Read> ObjectReader<R> {
         self.finish_checking(false)
     }
 
-    /// [`finish`](Self::finish) for a sealed file, as every archived object is: its last record
-    /// must also be where its header says. (An in-progress version 1 file's header may lag
-    /// behind its records after a crash; a sealed one's never does.)
+    /// [`finish`](Self::finish) for a sealed file, as every archived object is: its offsets must
+    /// also increase, and its last record be where its header says. (An in-progress version 1
+    /// file's header may lag behind its records after a crash, and the original's files were
+    /// never checked for order; `kafkatos3_parse` shows such files as they are.)
     pub fn finish_sealed(self) -> Result<ObjectSummary, ObjectError> {
         self.finish_checking(true)
     }
 
     fn finish_checking(mut self, sealed: bool) -> Result<ObjectSummary, ObjectError> {
         while self.next_record()?.is_some() {}
-        if let (true, Some(last), Some(stated)) = (sealed, self.last, self.reader.last_offset_hint()) {
-            if last != stated {
-                return Err(self.error(ObjectProblem::LastOffsetDisagrees { last, stated }));
+        if sealed {
+            if let Some((index, offset)) = self.disorder {
+                return Err(self.error(ObjectProblem::OutOfOrder { index, offset }));
+            }
+            let stated = self.reader.last_offset_hint();
+            match (self.last, stated) {
+                (Some(last), Some(stated)) if last != stated => {
+                    return Err(self.error(ObjectProblem::LastOffsetDisagrees { last, stated }))
+                }
+                (None, Some(stated)) => return Err(self.error(ObjectProblem::NoRecords { stated })),
+                (Some(_), None) => return Err(self.error(ObjectProblem::NoLastOffset(self.reader.version()))),
+                _ => {}
             }
         }
         let summary = ObjectSummary { records: self.records, last: self.last };

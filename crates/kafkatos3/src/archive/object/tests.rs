@@ -81,7 +81,7 @@ fn a_damaged_codec_trailer_fails_after_the_last_record_naming_the_object() {
 }
 
 #[test]
-fn offsets_that_do_not_increase_are_refused_at_the_record_that_breaks_the_order() {
+fn offsets_that_do_not_increase_fail_a_sealed_file_at_the_record_that_breaks_the_order() {
     // Version 1 writers never checked the order; a file written out of order is damaged.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.mak");
@@ -92,8 +92,10 @@ fn offsets_that_do_not_increase_are_refused_at_the_record_that_breaks_the_order(
     }
     writer.close().unwrap();
     let bytes = std::fs::read(&path).unwrap();
-    let error = ObjectReader::open("v1.mak", &bytes[..], None).unwrap().finish().unwrap_err();
+    let error = ObjectReader::open("v1.mak", &bytes[..], None).unwrap().finish_sealed().unwrap_err();
     assert!(matches!(error.problem, ObjectProblem::OutOfOrder { index: 2, offset: 11 }), "{error}");
+    let shown = ObjectReader::open("v1.mak", &bytes[..], None).unwrap().finish().unwrap();
+    assert_eq!(shown, ObjectSummary { records: 4, last: Some(12) }, "a reader that only shows records shows all");
 }
 
 #[test]
@@ -109,4 +111,17 @@ fn an_encrypted_object_without_a_key_says_only_the_key_is_missing() {
     let encrypted = writer.finish().unwrap();
     let error = ObjectReader::open("s3://b/k.age", &encrypted[..], None).err().expect("needs a key");
     assert!(error.problem.needs_key(), "{error}");
+}
+
+#[test]
+fn a_sealed_file_without_records_fails_when_its_header_states_a_last_offset() {
+    // Version 1 states the start offset as its last when empty: an archived object never is.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.mak");
+    let header = mak::Header { topic: "t".into(), partition: 0, start_offset: 10, start_time: 1.0 };
+    mak::MakWriter::create(&path, &header).unwrap().close().unwrap();
+    let bytes = gzip(&std::fs::read(&path).unwrap());
+    let error = ObjectReader::open("empty", &bytes[..], None).unwrap().finish_sealed().unwrap_err();
+    assert!(matches!(error.problem, ObjectProblem::NoRecords { stated: 10 }), "{error}");
+    assert_eq!(ObjectReader::open("empty", &bytes[..], None).unwrap().finish().unwrap().records, 0);
 }
