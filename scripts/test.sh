@@ -2,7 +2,7 @@
 # test.sh - THE command that runs every test of kafkatos3 (CI runs it through .ci/run).
 #
 # Usage:   scripts/test.sh [--no-lint] [RUNNER ARGS...]
-#            --no-lint     skip cargo fmt --check and cargo clippy (quicker local iterations)
+#            --no-lint     skip cargo fmt --check, cargo clippy and cargo doc (quicker local iterations)
 #            RUNNER ARGS   passed to `cargo nextest run` (or `cargo test` when nextest is missing), e.g.
 #                          scripts/test.sh --no-lint -E 'test(e2e)'   or   scripts/test.sh ledger
 # Env:     CI=true         also run every test after a failure (nextest --no-fail-fast)
@@ -10,7 +10,7 @@
 #          KAFKATOS3_CHAOS_SEED=N   run it with this seed (default 2: CI replays a known plan; `random` for a new one)
 #          KAFKATOS3_KEEP_INFRA=1   keep the run's state dir (logs, S3 data) even when everything passed
 #
-# Steps: install-deps.sh; cargo fmt --check; cargo clippy -D warnings; start a fresh Tansu broker and a fresh
+# Steps: install-deps.sh; cargo fmt --check; cargo clippy -D warnings; cargo doc -D warnings; start a fresh Tansu broker and a fresh
 # s3s-fs server on free loopback ports with a fresh state dir (mktemp -d) and one bucket; run the tests with the
 # KAFKATOS3_TEST_* variables below; then, unless KAFKATOS3_CHAOS=0, the short chaos run (scripts/chaos.py --short,
 # its own services); stop both services on exit, whatever happened (trap), printing their log tails if anything
@@ -108,6 +108,8 @@ timed "install-deps" "$ROOT/scripts/install-deps.sh"
 if [[ $LINT == 1 ]]; then
   timed "cargo fmt --check" cargo fmt --all -- --check
   timed "cargo clippy" cargo clippy --locked --workspace --release --all-targets -- -D warnings
+  # The docs are the component map (src/lib.rs) and the design's entry points: a broken link fails like a lint.
+  RUSTDOCFLAGS="-D warnings" timed "cargo doc" cargo doc --locked --no-deps --workspace --release
 fi
 
 # --- fresh services for this run -------------------------------------------------------------------------

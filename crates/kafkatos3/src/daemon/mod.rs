@@ -1,6 +1,6 @@
 //! The daemon: takes the working directory's lock, recovers it ([`recover`]), wires the stages
 //! back to front (uploader, compressors, leftovers sweep, consumers), each handed only what it
-//! uses, runs them until a signal ([`signals`]) or a fatal error, and shuts down within the
+//! uses, runs them until a signal ([`signals()`]) or a fatal error, and shuts down within the
 //! configured time.
 
 pub mod recover;

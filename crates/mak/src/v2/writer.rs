@@ -243,7 +243,7 @@ impl MakWriter {
     }
 
     /// Sets the size of the append buffer from its next allocation on (a larger buffer held now
-    /// is written out and released). See [`crate::append`].
+    /// is written out and released). See the `append` module.
     pub fn set_buffer_capacity(&mut self, capacity: usize) -> Result<(), WriteError> {
         self.check_poisoned()?;
         self.out.set_capacity(capacity).map_err(|source| self.fail(IoAction::Write, source))

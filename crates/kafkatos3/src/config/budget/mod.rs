@@ -165,7 +165,7 @@ impl MemoryBudget {
         self.upload_per_worker().min(multipart_threshold)
     }
 
-    /// The part size of multipart uploads: [`PARTS_HELD`] of them fit in a worker's share.
+    /// The part size of multipart uploads: `PARTS_HELD` of them fit in a worker's share.
     pub fn part_bytes(&self) -> usize {
         let fitting = (self.upload_per_worker() - UPLOAD_READ_BYTES as u64) / PARTS_HELD;
         (fitting / MIB * MIB).clamp(MIN_PART_BYTES, MAX_PART_BYTES) as usize

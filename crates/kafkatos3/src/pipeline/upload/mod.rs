@@ -2,7 +2,7 @@
 //! [`crate::archive::fence`]), `s3uploader_workers` at a time across partitions, one at a time
 //! and oldest first within a partition. A confirmed upload goes to the ledger, which decides when
 //! the local file may go and what Kafka may be told. A claim naming another object means another
-//! instance archived the partition from there: this one gives way (see [`Uploader::give_way`]).
+//! instance archived the partition from there: this one gives way (see `Uploader::give_way`).
 //!
 //! Failures (S3 unreachable, bucket missing, credentials refused) leave the file in `tos3/` and
 //! retry it with exponential backoff; the error names the object's URL.

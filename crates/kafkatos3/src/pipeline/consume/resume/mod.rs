@@ -135,7 +135,7 @@ fn reset_position(stage: &Consumers, consumer: &BaseConsumer<ArchiverContext>, t
     }
 }
 
-/// Asks the archive, [`CONCURRENT_PROBES`] partitions at a time, how far it holds each: from the
+/// Asks the archive, 16 partitions at a time, how far it holds each: from the
 /// known offset on (following the chain), or by listing the partition's folder when nothing is
 /// known. Each partition gets `limit` to answer.
 pub async fn probe(
