@@ -37,6 +37,10 @@ pub enum Field {
     FrameLength,
     /// Version 2: a frame's bytes after its length prefix.
     Frame,
+    /// Version 3: a block's length prefix.
+    BlockLength,
+    /// Version 3: a block's bytes after its length prefix.
+    Block,
 }
 
 impl fmt::Display for Field {
@@ -57,6 +61,8 @@ impl fmt::Display for Field {
             Field::HeaderCrc => "header crc",
             Field::FrameLength => "frame length",
             Field::Frame => "frame",
+            Field::BlockLength => "block length",
+            Field::Block => "block",
         })
     }
 }
@@ -124,11 +130,76 @@ impl fmt::Display for FrameProblem {
     }
 }
 
+/// Why a version 3 block whose CRC matches is still not a valid block (a writer bug, or damage
+/// the CRC happened not to catch). Positions count from the block's first byte (its length field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlockProblem {
+    /// The block length is below the smallest block of any kind.
+    TooShort { length: u32 },
+    /// The kind byte is neither records (1) nor footer (2).
+    UnknownKind(u8),
+    /// A footer block's length is not 65.
+    FooterLength { length: u32 },
+    /// A flag bit the format does not define.
+    UnknownFlags(u8),
+    /// A timestamp type byte that is not 0, 1 or 2 (or not 0 while the types are mixed).
+    UnknownTimestampType(u8),
+    /// A record block without records.
+    NoRecords,
+    /// The first offset is below 0.
+    NegativeOffset(i64),
+    /// An offset gap takes the offsets past the largest Kafka offset.
+    OffsetOverflow { record: u32 },
+    /// A varint is cut short by the end of the block, or longer than 10 bytes.
+    BadVarint { column: &'static str, at: u32 },
+    /// A key, value or header length above 2^31-1.
+    LengthTooLarge { column: &'static str, at: u32 },
+    /// Bytes a column announces run past the end of the block.
+    ColumnPastBlock { column: &'static str, at: u32 },
+    /// The columns end before the CRC does.
+    TrailingBytes { unused: u32 },
+    /// A header key is not UTF-8.
+    HeaderKeyNotUtf8 { record: u32, index: u32 },
+}
+
+impl fmt::Display for BlockProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlockProblem::TooShort { length } => write!(f, "block length {length} is too short for any block"),
+            BlockProblem::UnknownKind(kind) => write!(f, "unknown block kind {kind}"),
+            BlockProblem::FooterLength { length } => write!(f, "footer block length {length} is not 65"),
+            BlockProblem::UnknownFlags(flags) => write!(f, "unknown block flags {flags:#04x}"),
+            BlockProblem::UnknownTimestampType(t) => write!(f, "invalid timestamp type {t}"),
+            BlockProblem::NoRecords => f.write_str("a record block with 0 records"),
+            BlockProblem::NegativeOffset(o) => write!(f, "first offset {o} is negative"),
+            BlockProblem::OffsetOverflow { record } => {
+                write!(f, "the offset of record {record} is past the largest kafka offset")
+            }
+            BlockProblem::BadVarint { column, at } => {
+                write!(f, "{column} at block byte {at} holds a varint cut short or longer than 10 bytes")
+            }
+            BlockProblem::LengthTooLarge { column, at } => {
+                write!(f, "{column} at block byte {at} holds a length above 2147483647")
+            }
+            BlockProblem::ColumnPastBlock { column, at } => {
+                write!(f, "{column} at block byte {at} runs past the end of the block")
+            }
+            BlockProblem::TrailingBytes { unused } => write!(f, "{unused} bytes left after the block's columns"),
+            BlockProblem::HeaderKeyNotUtf8 { record, index } => {
+                write!(f, "key of header {index} of record {record} is not utf-8")
+            }
+        }
+    }
+}
+
 /// Which summary of a version 2 file disagrees with its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SummarySource {
     ProgressBlock,
     Footer,
+    /// Version 3's footer.
+    FooterBlock,
 }
 
 impl fmt::Display for SummarySource {
@@ -136,6 +207,7 @@ impl fmt::Display for SummarySource {
         f.write_str(match self {
             SummarySource::ProgressBlock => "progress block",
             SummarySource::Footer => "footer frame",
+            SummarySource::FooterBlock => "footer block",
         })
     }
 }
@@ -148,6 +220,10 @@ pub enum SummaryField {
     LastOffset,
     FirstTimestamp,
     LastTimestamp,
+    /// Version 3.
+    MinTimestamp,
+    /// Version 3.
+    MaxTimestamp,
     BodyCrc,
 }
 
@@ -159,6 +235,8 @@ impl fmt::Display for SummaryField {
             SummaryField::LastOffset => "the last offset",
             SummaryField::FirstTimestamp => "the first timestamp",
             SummaryField::LastTimestamp => "the last timestamp",
+            SummaryField::MinTimestamp => "the smallest timestamp",
+            SummaryField::MaxTimestamp => "the largest timestamp",
             SummaryField::BodyCrc => "the body crc",
         })
     }
@@ -212,9 +290,9 @@ pub enum ReadError {
     /// Version 2: the file does not start with the version 2 magic.
     #[error("bad magic at byte 0: expected 89 4d 41 4b 0d 0a 1a 0a, found {found:02x?}")]
     BadMagicV2 { found: [u8; 8] },
-    /// Version 2: the version field (byte 8) holds a version this reader does not read.
-    #[error("unsupported mak version {version} at byte 8: this reader reads version 2")]
-    UnsupportedVersion { version: u16 },
+    /// Versions 2 and 3: the version field (byte 8) holds a version this reader does not read.
+    #[error("unsupported mak version {version} at byte 8: this reader reads version {expected}")]
+    UnsupportedVersion { version: u16, expected: u16 },
     /// Version 2: the flags field (byte 10) has a bit this reader does not know.
     #[error("unknown flags {flags:#06x} at byte 10")]
     UnknownFlags { flags: u16 },
@@ -249,6 +327,20 @@ pub enum ReadError {
     /// Version 2: a footer frame is followed by more frames.
     #[error("footer frame at byte {position} is not the last frame before the write position {write_position}")]
     FooterNotLast { position: u64, write_position: u64 },
+    /// Version 3: a block's CRC does not match its bytes.
+    #[error("block crc mismatch in the block at byte {position}: stored {stored:#010x}, computed {computed:#010x}")]
+    BlockCrc { position: u64, stored: u32, computed: u32 },
+    /// Version 3: a block whose CRC matches is not a valid block.
+    #[error("invalid block at byte {position}: {problem}")]
+    BadBlock { position: u64, problem: BlockProblem },
+    /// Version 3: a block's first offset is not greater than the previous block's last offset.
+    #[error(
+        "first offset {offset} of the block at byte {position} is not greater than the previous offset {previous}"
+    )]
+    BlockOffsetNotIncreasing { position: u64, offset: i64, previous: i64 },
+    /// Version 3: a footer block is followed by more blocks.
+    #[error("footer block at byte {position} is not the last block before the write position {write_position}")]
+    FooterBlockNotLast { position: u64, write_position: u64 },
     /// `next_record` was called again after it returned an error.
     #[error("reader already stopped by an error at byte {position}")]
     Poisoned { position: u64 },
@@ -272,6 +364,10 @@ impl ReadError {
             | ReadError::OffsetNotIncreasing { position, .. }
             | ReadError::SummaryMismatch { position, .. }
             | ReadError::FooterNotLast { position, .. }
+            | ReadError::BlockCrc { position, .. }
+            | ReadError::BadBlock { position, .. }
+            | ReadError::BlockOffsetNotIncreasing { position, .. }
+            | ReadError::FooterBlockNotLast { position, .. }
             | ReadError::Poisoned { position } => Some(*position),
             ReadError::BadMagicV2 { .. } => Some(crate::v2::MAGIC_AT),
             ReadError::UnsupportedVersion { .. } => Some(crate::v2::VERSION_AT),

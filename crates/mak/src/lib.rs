@@ -138,15 +138,21 @@ pub mod codec;
 pub mod crypt;
 mod error;
 mod header;
+mod input;
 pub mod layers;
+mod preamble;
 mod reader;
 pub mod v2;
+pub mod v3;
+mod varint;
 mod writer;
 
-pub use any::{AnyReader, Peeked, Version};
+pub use any::{AnyReader, Peeked, Version, DETECT_LEN};
 pub use any_writer::{detect_version, fixed_header_len, is_sealed, AnyRecovered, AnyWriter, FileStart};
 pub use append::{DEFAULT_BUFFER_CAPACITY, MIN_BUFFER_CAPACITY};
-pub use error::{Field, FrameProblem, HeaderProblem, IoAction, ReadError, SummaryField, SummarySource, WriteError};
+pub use error::{
+    BlockProblem, Field, FrameProblem, HeaderProblem, IoAction, ReadError, SummaryField, SummarySource, WriteError,
+};
 pub use header::Header;
 pub use reader::{MakReader, Record};
 pub use writer::{MakWriter, Recovered};

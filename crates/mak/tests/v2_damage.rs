@@ -76,7 +76,7 @@ fn an_unknown_version_names_byte_8() {
     let mut bytes = valid_file(true);
     bytes[9] = 3;
     let err = read_checked(&bytes).unwrap_err();
-    assert!(matches!(err, ReadError::UnsupportedVersion { version: 3 }), "{err:?}");
+    assert!(matches!(err, ReadError::UnsupportedVersion { version: 3, .. }), "{err:?}");
     assert_eq!(err.position(), Some(8));
 }
 

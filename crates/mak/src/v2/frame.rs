@@ -56,7 +56,7 @@ pub struct Progress {
 
 /// Why the bytes of a progress block were not taken as one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BlockProblem {
+pub(crate) enum ProgressProblem {
     /// A torn write: the reader falls back to scanning frames.
     CrcMismatch,
     /// A block that checks out with a state the format does not define: an error.
@@ -77,10 +77,10 @@ impl Progress {
         out
     }
 
-    pub(crate) fn decode(bytes: &[u8; PROGRESS_LEN as usize]) -> Result<Progress, BlockProblem> {
+    pub(crate) fn decode(bytes: &[u8; PROGRESS_LEN as usize]) -> Result<Progress, ProgressProblem> {
         let crc = crc32c::crc32c(&bytes[..44]);
         if bytes[44..48] != crc.to_be_bytes() {
-            return Err(BlockProblem::CrcMismatch);
+            return Err(ProgressProblem::CrcMismatch);
         }
         let field = |at: usize| {
             let mut out = [0u8; 8];
@@ -96,7 +96,7 @@ impl Progress {
         let state = match state {
             0 => State::Open,
             1 => State::Sealed,
-            other => return Err(BlockProblem::UnknownState(other)),
+            other => return Err(ProgressProblem::UnknownState(other)),
         };
         Ok(Progress { write_position, record_count, last_offset, first_timestamp, last_timestamp, state })
     }
@@ -223,15 +223,22 @@ pub struct Record<'a> {
 }
 
 /// A record's headers, already validated, iterated without allocating.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Headers<'a> {
     bytes: &'a [u8],
     remaining: u32,
+    /// Version 3's varint lengths rather than version 2's fixed-width ones.
+    compact: bool,
 }
 
 impl<'a> Headers<'a> {
     /// No headers (version 1 records have none).
-    pub const EMPTY: Headers<'static> = Headers { bytes: &[], remaining: 0 };
+    pub const EMPTY: Headers<'static> = Headers { bytes: &[], remaining: 0, compact: false };
+
+    /// `count` headers of a version 3 header column, already checked.
+    pub(crate) fn compact(bytes: &'a [u8], count: u32) -> Headers<'a> {
+        Headers { bytes, remaining: count, compact: true }
+    }
 
     /// Number of headers left to iterate.
     pub fn len(&self) -> usize {
@@ -250,11 +257,19 @@ impl<'a> Iterator for Headers<'a> {
         if self.remaining == 0 {
             return None;
         }
-        // `decode` checked every header, so parsing cannot fail here; stopping is the
+        // The frame or block was checked whole, so parsing cannot fail here; stopping is the
         // harmless answer if it ever did.
-        let mut cursor = Cursor::new(self.bytes);
-        let (key, value) = read_header(&mut cursor, 0).ok()?;
-        self.bytes = &self.bytes[cursor.at..];
+        let (key, value) = if self.compact {
+            let mut at = 0;
+            let header = crate::v3::block::header_at(self.bytes, &mut at)?;
+            self.bytes = &self.bytes[at..];
+            header
+        } else {
+            let mut cursor = Cursor::new(self.bytes);
+            let header = read_header(&mut cursor, 0).ok()?;
+            self.bytes = &self.bytes[cursor.at..];
+            header
+        };
         self.remaining -= 1;
         Some((key, value))
     }
@@ -265,6 +280,15 @@ impl<'a> Iterator for Headers<'a> {
 }
 
 impl ExactSizeIterator for Headers<'_> {}
+
+/// Equal when they hold the same headers in the same order, whichever version's bytes they read.
+impl PartialEq for Headers<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.remaining == other.remaining && Iterator::eq(*self, *other)
+    }
+}
+
+impl Eq for Headers<'_> {}
 
 /// A record with its own bytes (for tests, and callers that keep records past the next read).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,7 +382,7 @@ pub(crate) fn decode_record(body: &[u8], frame_len: u32) -> Result<Record<'_>, F
             HeaderError::NotUtf8 => FrameProblem::HeaderKeyNotUtf8 { index },
         })?;
     }
-    let headers = Headers { bytes: &cursor.bytes[headers_at..cursor.at], remaining: count };
+    let headers = Headers { bytes: &cursor.bytes[headers_at..cursor.at], remaining: count, compact: false };
     let unused = cursor.bytes.len() - cursor.at;
     if unused != 0 {
         return Err(FrameProblem::TrailingBytes { unused: unused as u32 });

@@ -1,4 +1,4 @@
-//! The version 2 header JSON: three required keys, two informational ones, unknown keys
+//! The header JSON of versions 2 and 3: three required keys, two informational ones, unknown keys
 //! ignored so later minor additions need no version change.
 
 use serde::{Deserialize, Serialize};
@@ -45,9 +45,13 @@ impl Header {
         Ok(())
     }
 
-    /// Parses the header JSON found at byte 64.
+    /// Parses the header JSON found at byte 64 (version 2).
     pub fn from_json(json: &[u8]) -> Result<Header, ReadError> {
-        let position = HEADER_JSON_AT;
+        Self::from_json_at(json, HEADER_JSON_AT)
+    }
+
+    /// Parses a header JSON found at byte `position` (version 3 keeps it at byte 80).
+    pub fn from_json_at(json: &[u8], position: u64) -> Result<Header, ReadError> {
         let raw: RawHeader =
             serde_json::from_slice(json).map_err(|source| ReadError::BadHeaderJson { position, source })?;
         let missing = |field| ReadError::MissingHeaderField { position, field };

@@ -2,21 +2,17 @@
 //! records frame by frame up to the write position, and at the end checks the footer and the
 //! progress block against what it read.
 
-use std::io::{self, BufReader, Read};
+use std::io::{BufReader, Read};
 
 use crate::error::{Field, FrameProblem, ReadError, SummaryField, SummarySource};
-use crate::v2::frame::{self, BlockProblem};
+use crate::input::Input;
+use crate::preamble;
+use crate::v2::frame::{self, ProgressProblem};
 use crate::v2::writer::Totals;
 use crate::v2::{
-    Footer, Header, Progress, Record, State, CRC_LEN, FLAGS_AT, FRAME_LEN_LEN, HEADER_JSON_AT, HEADER_LEN_AT,
-    KIND_FOOTER, KIND_RECORD, KNOWN_FLAGS, MAGIC, MAGIC_AT, MIN_RECORD_FRAME_LEN, PROGRESS_AT, PROGRESS_LEN, VERSION,
+    Footer, Header, Progress, Record, State, CRC_LEN, FRAME_LEN_LEN, HEADER_LEN_AT, KIND_FOOTER, KIND_RECORD,
+    MIN_RECORD_FRAME_LEN, PROGRESS_AT, PROGRESS_LEN, VERSION,
 };
-
-/// Capacity of the internal read buffer.
-const READ_BUFFER: usize = 64 * 1024;
-/// Without a size limit, buffers grow by at most this much (or by doubling) at a time, so
-/// memory follows the bytes that actually arrive rather than a length prefix.
-const GROW_STEP: usize = 64 * 1024;
 
 /// What the first bytes of a file say, read without touching any frame: enough for `verify`
 /// to report a compressed object's range from a ranged read of its start.
@@ -47,16 +43,13 @@ pub fn read_all(bytes: &[u8]) -> Result<u64, ReadError> {
 /// reused, so once it has grown to the largest frame no further allocation happens.
 #[derive(Debug)]
 pub struct MakReader<R> {
-    source: BufReader<R>,
+    input: Input<R>,
     header: Header,
     /// `None` when the block's CRC failed: frames are then scanned until one does not check out.
     progress: Option<Progress>,
-    /// Size limit given by the caller; buffers may then be sized from length prefixes at once.
-    size_limit: Option<u64>,
     data_start: u64,
     /// End of valid data: the progress block's write position, or where scanning stopped.
     write_position: Option<u64>,
-    position: u64,
     /// Bytes of the current frame after its length field, CRC included.
     frame: Vec<u8>,
     /// CRC-32C of bytes 60..position, compared with the footer's body CRC.
@@ -83,78 +76,33 @@ impl<R: Read> MakReader<R> {
     }
 
     fn open(reader: R, size_limit: Option<u64>) -> Result<Self, ReadError> {
-        let mut this = MakReader {
-            source: BufReader::with_capacity(READ_BUFFER, reader),
-            header: Header { topic: String::new(), partition: 0, start_offset: 0, created_ms: None, writer: None },
-            progress: None,
-            size_limit,
-            data_start: HEADER_JSON_AT,
-            write_position: None,
-            position: MAGIC_AT,
+        let mut input = Input::new(reader, size_limit);
+        let mut preamble = [0u8; preamble::PREAMBLE_LEN];
+        input.read_exact(&mut preamble, Field::Preamble)?;
+        preamble::check(&preamble, VERSION)?;
+        debug_assert_eq!(input.position, PROGRESS_AT);
+        let mut block = [0u8; PROGRESS_LEN as usize];
+        input.read_exact(&mut block, Field::ProgressBlock)?;
+        let progress = match Progress::decode(&block) {
+            Ok(progress) => Some(progress),
+            Err(ProgressProblem::CrcMismatch) => None,
+            Err(ProgressProblem::UnknownState(state)) => return Err(ReadError::UnknownState { state }),
+        };
+        let write_position = progress.map(|p| p.write_position);
+        let head = preamble::read_header(&mut input, HEADER_LEN_AT, write_position)?;
+        Ok(MakReader {
+            input,
+            header: head.header,
+            progress,
+            data_start: head.data_start,
+            write_position,
             frame: Vec::new(),
-            body_crc: 0,
+            body_crc: head.body_crc,
             tally: Totals::EMPTY,
             footer: None,
             finished: false,
             failed: false,
-        };
-        let mut preamble = [0u8; PROGRESS_AT as usize];
-        this.read_exact(&mut preamble, Field::Preamble)?;
-        let (magic, rest) = preamble.split_at(MAGIC.len());
-        if magic != MAGIC {
-            let mut found = [0u8; 8];
-            found.copy_from_slice(magic);
-            return Err(ReadError::BadMagicV2 { found });
-        }
-        let version = u16::from_be_bytes([rest[0], rest[1]]);
-        if version != VERSION {
-            return Err(ReadError::UnsupportedVersion { version });
-        }
-        let flags = u16::from_be_bytes([rest[2], rest[3]]);
-        debug_assert_eq!(this.position, FLAGS_AT + 2);
-        if flags & !KNOWN_FLAGS != 0 {
-            return Err(ReadError::UnknownFlags { flags });
-        }
-
-        let mut block = [0u8; PROGRESS_LEN as usize];
-        this.read_exact(&mut block, Field::ProgressBlock)?;
-        this.progress = match Progress::decode(&block) {
-            Ok(progress) => Some(progress),
-            Err(BlockProblem::CrcMismatch) => None,
-            Err(BlockProblem::UnknownState(state)) => return Err(ReadError::UnknownState { state }),
-        };
-
-        let mut len_bytes = [0u8; 4];
-        this.read_exact(&mut len_bytes, Field::HeaderLength)?;
-        let header_len = u32::from_be_bytes(len_bytes);
-        let data_start = crate::v2::data_start(header_len);
-        let limit = size_limit.unwrap_or(u64::MAX);
-        if data_start > limit {
-            let length = u64::from(header_len);
-            return Err(ReadError::LengthPastEnd { position: HEADER_LEN_AT, field: Field::HeaderJson, length, limit });
-        }
-        if let Some(progress) = &this.progress {
-            let write_position = progress.write_position;
-            if write_position < data_start || write_position > limit {
-                return Err(ReadError::WritePositionOutOfRange { write_position, data_start, limit });
-            }
-            this.write_position = Some(write_position);
-        }
-        this.data_start = data_start;
-
-        let mut json = Vec::new();
-        this.read_vec(&mut json, header_len as usize, Field::HeaderJson)?;
-        let crc_at = this.position;
-        let mut crc_bytes = [0u8; CRC_LEN as usize];
-        this.read_exact(&mut crc_bytes, Field::HeaderCrc)?;
-        let stored = u32::from_be_bytes(crc_bytes);
-        let computed = crc32c::crc32c_append(crc32c::crc32c(&len_bytes), &json);
-        if stored != computed {
-            return Err(ReadError::HeaderCrc { position: crc_at, stored, computed });
-        }
-        this.header = Header::from_json(&json)?;
-        this.body_crc = crc32c::crc32c_append(computed, &crc_bytes);
-        Ok(this)
+        })
     }
 
     /// The header.
@@ -180,7 +128,7 @@ impl<R: Read> MakReader<R> {
 
     /// Bytes consumed so far; the write position once `next_record` returned `None`.
     pub fn position(&self) -> u64 {
-        self.position
+        self.input.position
     }
 
     /// Records returned so far.
@@ -191,7 +139,7 @@ impl<R: Read> MakReader<R> {
     /// The underlying stream, positioned after the last frame read (its buffered bytes are
     /// kept): callers use it to read a container format to its end, e.g. gzip's checksum trailer.
     pub fn into_inner(self) -> BufReader<R> {
-        self.source
+        self.input.into_inner()
     }
 
     /// The footer, once the reader reached the end of a sealed file.
@@ -214,7 +162,7 @@ impl<R: Read> MakReader<R> {
     /// [`ReadError::Poisoned`].
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ReadError> {
         if self.failed {
-            return Err(ReadError::Poisoned { position: self.position });
+            return Err(ReadError::Poisoned { position: self.input.position });
         }
         if self.finished {
             return Ok(None);
@@ -272,13 +220,13 @@ impl<R: Read> MakReader<R> {
     /// block) the first frame that does not check out is the end, as the write position would
     /// have been.
     fn read_frame(&mut self) -> Result<Option<(u64, u32)>, ReadError> {
-        let at = self.position;
+        let at = self.input.position;
         let Some(write_position) = self.write_position else {
-            return match self.read_checked_frame(self.size_limit.unwrap_or(u64::MAX)) {
+            return match self.read_checked_frame(self.input.limit()) {
                 Ok(frame) => Ok(Some(frame)),
                 Err(err @ ReadError::Io { .. }) => Err(err),
                 Err(_) => {
-                    self.position = at;
+                    self.input.position = at;
                     Ok(None)
                 }
             };
@@ -291,22 +239,22 @@ impl<R: Read> MakReader<R> {
 
     /// Reads a frame that must end at or before `limit` and checks its CRC.
     fn read_checked_frame(&mut self, limit: u64) -> Result<(u64, u32), ReadError> {
-        let at = self.position;
+        let at = self.input.position;
         if limit.saturating_sub(at) < FRAME_LEN_LEN {
             return Err(ReadError::FieldPastEnd { position: at, field: Field::FrameLength, limit });
         }
         let mut len_bytes = [0u8; FRAME_LEN_LEN as usize];
-        self.read_exact(&mut len_bytes, Field::FrameLength)?;
+        self.input.read_exact(&mut len_bytes, Field::FrameLength)?;
         let frame_len = u32::from_be_bytes(len_bytes);
         if frame_len < MIN_RECORD_FRAME_LEN {
             return Err(ReadError::BadFrame { position: at, problem: FrameProblem::TooShort { length: frame_len } });
         }
-        if u64::from(frame_len) > limit.saturating_sub(self.position) {
+        if u64::from(frame_len) > limit.saturating_sub(self.input.position) {
             let length = u64::from(frame_len);
             return Err(ReadError::LengthPastEnd { position: at, field: Field::Frame, length, limit });
         }
         let mut frame = std::mem::take(&mut self.frame);
-        let read = self.read_vec(&mut frame, frame_len as usize, Field::Frame);
+        let read = self.input.read_vec(&mut frame, frame_len as usize, Field::Frame);
         self.frame = frame;
         read?;
         let (body, crc) = self.frame[..frame_len as usize].split_at(frame_len as usize - CRC_LEN as usize);
@@ -322,7 +270,7 @@ impl<R: Read> MakReader<R> {
     /// data.
     fn accept_footer(&mut self, footer_at: u64, footer: Footer) -> Result<(), ReadError> {
         if let Some(write_position) = self.write_position {
-            if self.position != write_position {
+            if self.input.position != write_position {
                 return Err(ReadError::FooterNotLast { position: footer_at, write_position });
             }
         }
@@ -354,7 +302,7 @@ impl<R: Read> MakReader<R> {
     /// At the end of valid data: the progress block, when it checked out, must agree with the
     /// records read and say sealed exactly when a footer was read.
     fn finish(&mut self) -> Result<(), ReadError> {
-        self.write_position = Some(self.position);
+        self.write_position = Some(self.input.position);
         if let Some(progress) = self.progress {
             let sealed = progress.state == State::Sealed;
             if sealed != self.footer.is_some() {
@@ -382,57 +330,5 @@ impl<R: Read> MakReader<R> {
         }
         self.finished = true;
         Ok(())
-    }
-
-    /// Fills `buf` completely from the source.
-    fn read_exact(&mut self, buf: &mut [u8], field: Field) -> Result<(), ReadError> {
-        let position = self.position;
-        let mut filled = 0usize;
-        while filled < buf.len() {
-            let n = read_some(&mut self.source, &mut buf[filled..])
-                .map_err(|source| ReadError::Io { position: position.saturating_add(filled as u64), source })?;
-            if n == 0 {
-                let needed = buf.len() as u64;
-                return Err(ReadError::Truncated { position, field, needed, available: filled as u64 });
-            }
-            filled += n;
-        }
-        self.position = position.saturating_add(buf.len() as u64);
-        Ok(())
-    }
-
-    /// Reads `len` bytes into `buf` (which keeps its capacity between calls). The length was
-    /// checked against the write position or size limit; without a size limit the buffer only
-    /// grows as bytes arrive, so a lying length reserves nothing.
-    fn read_vec(&mut self, buf: &mut Vec<u8>, len: usize, field: Field) -> Result<(), ReadError> {
-        let position = self.position;
-        let bounded = self.size_limit.is_some();
-        let mut filled = 0usize;
-        while filled < len {
-            if filled == buf.len() {
-                let target = if bounded { len } else { len.min(buf.len().saturating_mul(2).max(GROW_STEP)) };
-                buf.resize(target, 0);
-            }
-            let end = buf.len().min(len);
-            let n = read_some(&mut self.source, &mut buf[filled..end])
-                .map_err(|source| ReadError::Io { position: position.saturating_add(filled as u64), source })?;
-            if n == 0 {
-                let needed = len as u64;
-                return Err(ReadError::Truncated { position, field, needed, available: filled as u64 });
-            }
-            filled += n;
-        }
-        self.position = position.saturating_add(len as u64);
-        Ok(())
-    }
-}
-
-/// One `read`, retried on `Interrupted`.
-fn read_some(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match source.read(buf) {
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
     }
 }

@@ -2,19 +2,17 @@
 //! frames into a buffer; at each sync write it, `fdatasync`, then `pwrite` the progress block;
 //! close seals the file with a footer frame.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::fs::OpenOptions;
+use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::append::Appender;
 use crate::error::{IoAction, ReadError, WriteError};
+use crate::preamble;
 use crate::v2::frame::FOOTER_BYTES;
 use crate::v2::reader::MakReader;
-use crate::v2::{
-    Footer, Header, Progress, RecordRef, State, FLAGS_AT, FRAME_LEN_LEN, HEADER_LEN_AT, KNOWN_FLAGS, MAGIC,
-    PROGRESS_AT, VERSION,
-};
+use crate::v2::{Footer, Header, Progress, RecordRef, State, FRAME_LEN_LEN, HEADER_LEN_AT, PROGRESS_AT, VERSION};
 
 /// What [`MakWriter::open_append`] found in an existing file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,43 +76,18 @@ impl MakWriter {
     /// Creates a new file (never overwrites one) and makes its header durable: the file
     /// data, then the parent directory entry.
     pub fn create(path: &Path, header: &Header) -> Result<MakWriter, WriteError> {
-        header.validate().map_err(|problem| WriteError::InvalidHeader { path: path.to_path_buf(), problem })?;
-        let io_err = |action| WriteError::io(path, action);
-        let json = header.to_json();
-        let json_len = u32::try_from(json.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "header json longer than 4 GiB"))
-            .map_err(io_err(IoAction::Create))?;
-        let data_start = crate::v2::data_start(json_len);
-        let progress = Progress {
-            write_position: data_start,
-            record_count: 0,
-            last_offset: -1,
-            first_timestamp: -1,
-            last_timestamp: -1,
-            state: State::Open,
+        let progress = |data_start| {
+            let progress = Progress {
+                write_position: data_start,
+                record_count: 0,
+                last_offset: -1,
+                first_timestamp: -1,
+                last_timestamp: -1,
+                state: State::Open,
+            };
+            progress.encode().to_vec()
         };
-        let mut bytes = Vec::with_capacity(data_start as usize);
-        bytes.extend_from_slice(&MAGIC);
-        bytes.extend_from_slice(&VERSION.to_be_bytes());
-        bytes.extend_from_slice(&KNOWN_FLAGS.to_be_bytes());
-        debug_assert_eq!(bytes.len() as u64, FLAGS_AT + 2);
-        bytes.extend_from_slice(&progress.encode());
-        debug_assert_eq!(bytes.len() as u64, HEADER_LEN_AT);
-        bytes.extend_from_slice(&json_len.to_be_bytes());
-        bytes.extend_from_slice(&json);
-        let header_crc = crc32c::crc32c(&bytes[HEADER_LEN_AT as usize..]);
-        bytes.extend_from_slice(&header_crc.to_be_bytes());
-        let body_crc = crc32c::crc32c(&bytes[HEADER_LEN_AT as usize..]);
-
-        let mut file = OpenOptions::new().write(true).create_new(true).open(path).map_err(io_err(IoAction::Create))?;
-        file.write_all(&bytes).map_err(io_err(IoAction::Write))?;
-        file.sync_data().map_err(io_err(IoAction::Sync))?;
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        File::open(parent).and_then(|dir| dir.sync_all()).map_err(io_err(IoAction::SyncDirectory))?;
-
+        let (file, data_start, body_crc) = preamble::create(path, VERSION, HEADER_LEN_AT, header, progress)?;
         Ok(MakWriter {
             out: Appender::with_crc(file, data_start, body_crc),
             path: path.to_path_buf(),

@@ -56,4 +56,5 @@ pub fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
 pub fn get_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap())
 }
+pub mod format;
 pub mod v2;
