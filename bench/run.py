@@ -27,7 +27,8 @@ the S3 server's request log (s3s debug log: one line per request), per bucket, e
 own bucket. MB = 10^6 bytes of record payload (key + value).
 
 Usage: bench/run.py [--partitions 8] [--record-bytes 100] [--total-bytes 1GiB] [--codecs gzip]
-                    [--skip-original] [--daemon PATH] [--keep] [--json FILE]   (see --help)
+                    [--mak-versions 2,3] [--rounds N] [--skip-original] [--daemon PATH] [--keep] [--json FILE]
+                    (see --help)
 """
 import argparse
 import json
@@ -362,12 +363,13 @@ def run_ceiling(args, svc, total_records, state):
             "threads_cpu": threads, "threads_cpu_at_s": at}
 
 
-def daemon_config(args, svc, work, group, bucket, codec):
+def daemon_config(args, svc, work, group, bucket, codec, mak_version=None):
+    version_line = f"mak_format_version = {mak_version}\n" if mak_version else ""
     lines = f"""# written by bench/run.py
 [main]
 log.level = INFO
 working_directory = {work}
-
+{version_line}
 [consumer]
 consumer_processes = {args.consumer_processes}
 kafka_bootstrap = {svc.bootstrap}
@@ -404,14 +406,27 @@ session.timeout.ms = 6000
     return lines
 
 
-def run_ours(args, svc, end_offsets, state, codec):
-    name = f"ours-{codec}"
+def ours_variants(args, codecs):
+    """(codec, MAK version or None for the daemon's default, round, name) of every kafkatos3 run, in the order
+    they run: each round runs every codec in every version, so repeated runs alternate."""
+    versions = [v.strip() for v in args.mak_versions.split(",") if v.strip()] or [None]
+    variants = []
+    for rnd in range(1, args.rounds + 1):
+        for codec in codecs:
+            for version in versions:
+                name = f"ours-{codec}" + (f"-v{version}" if version else "") + (f"-r{rnd}" if args.rounds > 1 else "")
+                variants.append((codec, version, rnd, name))
+    return variants
+
+
+def run_ours(args, svc, end_offsets, state, codec, mak_version=None, name=None):
+    name = name or f"ours-{codec}"
     work = os.path.join(state, name)
     os.makedirs(os.path.join(work, "wd"))
     group, bucket = f"bench-{name}", f"bench-{name}"
     cfg = os.path.join(work, "kafkatos3.cfg")
     with open(cfg, "w") as f:
-        f.write(daemon_config(args, svc, os.path.join(work, "wd"), group, bucket, codec))
+        f.write(daemon_config(args, svc, os.path.join(work, "wd"), group, bucket, codec, mak_version))
     probe = CommitProbe(svc.bootstrap, group, len(end_offsets))
     env = dict(os.environ)
     env.pop("RUST_LOG", None)
@@ -747,6 +762,11 @@ def main():
     ap.add_argument("--total-bytes", type=parse_size, default=parse_size("1GiB"),
                     help="payload to prefill (records = total / record size), e.g. 50MiB, 1GiB")
     ap.add_argument("--codecs", default="gzip", help=f"comma-separated, of: {', '.join(CODECS)}")
+    ap.add_argument("--mak-versions", default="",
+                    help="comma-separated MAK versions (mak_format_version) to run kafkatos3 with, e.g. 2,3 "
+                         "(default: the daemon's default)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every kafkatos3 variant this many times, alternating (A/B comparisons)")
     ap.add_argument("--skip-original", action="store_true", help="do not run the original kafkatos3 0.2.0")
     ap.add_argument("--skip-ceiling", action="store_true", help="do not run the read ceiling")
     ap.add_argument("--daemon", help="kafkatos3 binary to measure (default: cargo build --release, then "
@@ -788,7 +808,8 @@ def main():
 
     state = tempfile.mkdtemp(prefix="kafkatos3-bench.", dir="/tmp")
     svc = Services(state)
-    buckets = [f"bench-ours-{c}" for c in codecs] + ([] if args.skip_original else ["bench-original"])
+    variants = ours_variants(args, codecs)
+    buckets = [f"bench-{name}" for *_, name in variants] + ([] if args.skip_original else ["bench-original"])
     results = {"machine": machine(), "args": {k: v for k, v in vars(args).items()},
                "records": total_records, "payload_bytes": payload, "state_dir": state,
                "load_before": loadavg()}
@@ -809,11 +830,13 @@ def main():
             runs["ceiling (librdkafka read)"] = run_ceiling(args, svc, total_records, state)
             runs["ceiling (librdkafka read)"]["load_after"] = loadavg()
             log(f"  {runs['ceiling (librdkafka read)']['wall_s']:.1f} s")
-        for codec in codecs:
-            log(f"(b) kafkatos3 {args.daemon}, codec {codec}; load average {loadavg()}")
-            r = run_ours(args, svc, end_offsets, state, codec)
+        for codec, version, rnd, name in variants:
+            label = f"kafkatos3 {codec}" + (f" MAK v{version}" if version else "") + (
+                f" #{rnd}" if args.rounds > 1 else "") + (" (under perf)" if args.perf else "")
+            log(f"(b) {label} ({args.daemon}); load average {loadavg()}")
+            r = run_ours(args, svc, end_offsets, state, codec, version, name)
             r["load_after"] = loadavg()
-            runs[f"kafkatos3 {codec}" + (" (under perf)" if args.perf else "")] = r
+            runs[label] = r
             log(f"  {r['wall_s']:.1f} s, {r['objects']} objects")
         if not args.skip_original:
             log(f"(c) original kafkatos3 0.2.0 (gzip); load average {loadavg()}")

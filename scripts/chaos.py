@@ -1117,11 +1117,107 @@ def parse_mak_v2(data: bytes):
     return header, last, records
 
 
+def _varint(data: bytes, at: int, end: int) -> tuple[int, int]:
+    """An unsigned LEB128 varint at `at` (at most 10 bytes, before `end`): (value, position after it)."""
+    value = shift = 0
+    for i in range(10):
+        if at + i >= end:
+            raise MakError(f"varint crosses its block's end at {at}")
+        byte = data[at + i]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if value >= 1 << 64:
+                raise MakError(f"varint above 2^64-1 at {at}")
+            return value, at + i + 1
+        shift += 7
+    raise MakError(f"varint longer than 10 bytes at {at}")
+
+
+def _v3_block_records(data: bytes, pos: int, end: int, first_offset: int, count: int, flags: int) -> list:
+    """The (offset, value) of every record of a v3 record block whose columns start at `pos` and end at `end` (its
+    CRC): gaps, deltas, types, key lengths, value lengths, headers, data (docs/format.md, "Record block")."""
+    at = pos
+    offsets = [first_offset]
+    gaps = [0] * (count - 1)
+    if flags & 1:
+        for i in range(count - 1):
+            gaps[i], at = _varint(data, at, end)
+    for i in range(count - 1):
+        offsets.append(offsets[-1] + gaps[i] + 1)
+        _, at = _varint(data, at, end)   # the timestamp delta: not compared
+    if flags & 2:
+        if at + count > end or any(t > 2 for t in data[at:at + count]):
+            raise MakError(f"bad timestamp type column at {at}")
+        at += count
+    key_lens, value_lens = [], []
+    for lens in (key_lens, value_lens):
+        for _ in range(count):
+            n, at = _varint(data, at, end)
+            lens.append(max(n - 1, 0))
+    for _ in range(count):
+        headers, at = _varint(data, at, end)
+        for _ in range(headers):
+            n, at = _varint(data, at, end)
+            at += n
+            n, at = _varint(data, at, end)
+            at += max(n - 1, 0)
+    records = []
+    for offset, k, v in zip(offsets, key_lens, value_lens):
+        at += k
+        records.append((offset, data[at:at + v]))
+        at += v
+    if at != end:
+        raise MakError(f"record block columns end at {at}, not at its CRC ({end})")
+    return records
+
+
+def parse_mak_v3(data: bytes):
+    """MAK v3 (docs/format.md), written from the spec only, for a sealed file; as parse_mak_v2 (CRCs not checked)."""
+    if len(data) < 84:
+        raise MakError("short v3 preamble")
+    wpos, count, last, *_times, state = struct.unpack_from(">QQqqqqqI", data, 12)
+    (hlen,) = struct.unpack_from(">I", data, 76)
+    start = 80 + hlen + 4
+    if start > len(data) or not start <= wpos <= len(data):
+        raise MakError(f"write position {wpos} outside {start}..{len(data)}")
+    raw = json.loads(data[80:80 + hlen].decode("utf-8"))
+    header = {"topic": raw.get("topic"), "partition": raw.get("partition"), "startoffset": raw.get("start_offset")}
+    pos, records, footer = start, [], None
+    while pos < wpos:
+        if footer is not None:
+            raise MakError(f"block after the footer at {pos}")
+        if pos + 5 > wpos:
+            raise MakError(f"block head crosses the write position at {pos}")
+        (n,) = struct.unpack_from(">I", data, pos)
+        end = pos + 4 + n
+        if n < 5 or end > wpos:
+            raise MakError(f"block of length {n} at {pos} crosses the write position")
+        kind = data[pos + 4]
+        if kind == 2:
+            footer = struct.unpack_from(">Qqq", data, pos + 5)
+        elif kind == 1:
+            flags, _ts_type, block_count, first_offset = struct.unpack_from(">BBIq", data, pos + 5)
+            if flags & ~3 or block_count == 0:
+                raise MakError(f"record block at {pos} with flags {flags}, {block_count} records")
+            if records and first_offset <= records[-1][0]:
+                raise MakError(f"record block at {pos} starts at offset {first_offset}, not after {records[-1][0]}")
+            records.extend(_v3_block_records(data, pos + 27, end - 4, first_offset, block_count, flags))
+        else:
+            raise MakError(f"block kind {kind} at {pos}")
+        pos = end
+    if state != 1 or footer is None:
+        raise MakError(f"not sealed (state {state}, footer {'present' if footer else 'missing'})")
+    if footer[0] != count or count != len(records) or (records and (footer[2], last) != (records[-1][0],) * 2):
+        raise MakError(f"footer {footer} / progress block ({count}, {last}) disagree with {len(records)} records")
+    return header, last, records
+
+
 def parse_mak(data: bytes):
     """MAK v1 (docs/format.md), written from the spec only: (header dict, last-offset field, [(offset, value)]).
-    A v2 file (by its magic) goes to parse_mak_v2."""
+    A v2 or v3 file (by its magic, then its version) goes to parse_mak_v2 or parse_mak_v3."""
     if data[:8] == MAK_V2_MAGIC:
-        return parse_mak_v2(data)
+        (version,) = struct.unpack_from(">H", data, 8) if len(data) >= 10 else (None,)
+        return parse_mak_v3(data) if version == 3 else parse_mak_v2(data)
     if data[:3] != b"MAK":
         raise MakError("bad magic")
     if len(data) < 27:

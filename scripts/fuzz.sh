@@ -3,14 +3,15 @@
 #
 # Usage:   scripts/fuzz.sh [SECONDS] [TARGET...]
 #            SECONDS   how long each target runs (default 600)
-#            TARGET    mak_read, mak_mutate_valid, mak_open_append, mak_v2_read, mak_v2_mutate_valid, mak_layers_read (default: all)
+#            TARGET    mak_read, mak_mutate_valid, mak_open_append, mak_v2_read, mak_v2_mutate_valid, mak_v3_read,
+#                      mak_v3_mutate_valid, mak_layers_read (default: all)
 # Env:     MAK_FUZZ_SANITIZER   address (default) or none; address falls back to none if it cannot be built
 #          MAK_FUZZ_MAX_LEN     libFuzzer -max_len, largest input in bytes (default 65536)
 #
 # Not part of CI: the targets are their own cargo workspace, excluded from the root one. Only the stable
 # toolchain is on the machine, so RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags to it. Each target runs
 # as one libFuzzer process (no -jobs/-workers): the machine has 2 cores and other work runs beside it.
-# Corpora are kept in crates/mak/fuzz/corpus/<target> between runs (mak_read is seeded with the golden files),
+# Corpora are kept in crates/mak/fuzz/corpus/<target> between runs (the *_read targets are seeded with the golden files),
 # crashes land in crates/mak/fuzz/artifacts/<target>, full logs in crates/mak/fuzz/logs/<target>.log.
 # Exit code: 0 when every target ran its time without a finding, 1 otherwise.
 set -euo pipefail
@@ -20,7 +21,8 @@ FUZZ_DIR="$MAK_DIR/fuzz"
 SECONDS_EACH="${1:-600}"
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(mak_read mak_mutate_valid mak_open_append mak_v2_read mak_v2_mutate_valid mak_layers_read)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(mak_read mak_mutate_valid mak_open_append mak_v2_read mak_v2_mutate_valid mak_v3_read mak_v3_mutate_valid
+  mak_layers_read)
 MAX_LEN="${MAK_FUZZ_MAX_LEN:-65536}"
 SANITIZER="${MAK_FUZZ_SANITIZER:-address}"
 export RUSTC_BOOTSTRAP=1
@@ -51,7 +53,7 @@ summary=()
 for target in "${TARGETS[@]}"; do
   corpus="$FUZZ_DIR/corpus/$target"
   mkdir -p "$corpus"
-  if [[ "$target" == mak_read || "$target" == mak_v2_read ]]; then cp "$MAK_DIR"/tests/golden/*.mak "$corpus/"; fi
+  if [[ "$target" == mak_read || "$target" == mak_v2_read || "$target" == mak_v3_read ]]; then cp "$MAK_DIR"/tests/golden/*.mak "$corpus/"; fi
   # The writer fsyncs: its scratch files go to tmpfs when there is one, in a directory of this run only.
   scratch_base=/tmp
   [[ -d /dev/shm ]] && scratch_base=/dev/shm

@@ -27,7 +27,7 @@ fn main() {
         .enumerate()
         .map(|(i, v)| (if i % 2 == 0 { "trace" } else { "span" }, Some(&v[..])))
         .collect();
-    for version in [Version::V1, Version::V2] {
+    for version in [Version::V1, Version::V2, Version::V3] {
         let dir = tempfile::tempdir().expect("temp dir");
         let work = WorkDir::new(dir.path());
         let mut spool = PartitionSpool::new(&work, TopicPartition::new("bench", 0), Some(0), version);

@@ -174,16 +174,16 @@ async fn working_directory_of_the_python_original_is_adopted_and_uploaded() {
         );
     }
     // The original's files, its in-progress one included (sealed at startup), stay version 1;
-    // the files this daemon starts follow the config's default, version 2.
+    // the files this daemon starts follow the config's default, version 3.
     for (key, version) in &archive.versions {
         let originals_name = matches!(
             kafkatos3::archive::Location::new(&prefix).parse_key(key),
             Some(kafkatos3::archive::ArchiveKey::Object(name)) if name.original
         );
-        let expected = if originals_name { mak::Version::V1 } else { mak::Version::V2 };
+        let expected = if originals_name { mak::Version::V1 } else { mak::Version::V3 };
         assert_eq!(*version, expected, "{key}");
     }
-    assert!(archive.versions.values().any(|v| *v == mak::Version::V2), "{:?}", archive.versions);
+    assert!(archive.versions.values().any(|v| *v == mak::Version::V3), "{:?}", archive.versions);
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
 }

@@ -191,6 +191,17 @@ impl<R: Read> AnyReader<R> {
         }
     }
 
+    /// The record count and last offset a sealed file's footer states (the last offset -1 when
+    /// it holds no record), known once every record has been read and the footer checked
+    /// against them; `None` before that, for an unsealed file and for version 1 (no footer).
+    pub fn sealed_counts(&self) -> Option<(u64, i64)> {
+        match self {
+            AnyReader::V1(_) => None,
+            AnyReader::V2(reader) => reader.footer().map(|footer| (footer.record_count, footer.last_offset)),
+            AnyReader::V3(reader) => reader.footer().map(|footer| (footer.record_count, footer.last_offset)),
+        }
+    }
+
     /// The underlying stream after the last record read (see either reader's `into_inner`).
     pub fn into_inner(self) -> BufReader<Peeked<R>> {
         match self {

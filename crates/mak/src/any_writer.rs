@@ -22,9 +22,10 @@ pub struct FileStart<'a> {
     /// First offset the file is created for.
     pub start_offset: i64,
     /// Creation time, whole seconds since the epoch: version 1's `start_time` (the original
-    /// wrote `time.mktime` floats), version 2's `created_ms` in milliseconds.
+    /// wrote `time.mktime` floats), versions 2's and 3's `created_ms` in milliseconds.
     pub created_secs: u64,
-    /// Version 2's informational `writer` (name and version of the program); version 1 has none.
+    /// Versions 2's and 3's informational `writer` (name and version of the program); version 1
+    /// has none.
     pub writer: Option<&'a str>,
 }
 
@@ -84,9 +85,9 @@ impl AnyWriter {
         }
     }
 
-    /// Resumes an existing unsealed file in its own version, told by its first byte (see
-    /// either writer's `open_append`). A file that is neither version's is reported by the
-    /// version 1 writer (bad magic, or a header cut short); a sealed version 2 file is
+    /// Resumes an existing unsealed file in its own version, told by its first bytes (see each
+    /// writer's `open_append`). A file that is no version's is reported by the version 1 writer
+    /// (bad magic, or a header cut short); a sealed version 2 or 3 file is
     /// [`WriteError::Sealed`].
     pub fn open_append(path: &Path) -> Result<(AnyWriter, AnyRecovered), WriteError> {
         let recovered = |version, header_start: i64, count, last, truncated| AnyRecovered {

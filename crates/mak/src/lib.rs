@@ -1,9 +1,12 @@
 //! Reader and writer for MAK (Message Archive Kafka) files, the archive format of kafkatos3.
 //! Version 1 (this module's root) is byte-compatible with the Python KafkatoS3 daemon
 //! (`kafkatos3==0.2.0`); version 2 ([`v2`]) keeps what version 1 loses (null versus empty,
-//! headers, timestamps) and checksums every frame. Both are specified in `docs/format.md`; the
-//! byte positions of version 1's fixed header are the constants below, version 2's are in [`v2`].
-//! [`AnyReader`] reads either, told apart by the first byte. Around the MAK bytes a file may have
+//! headers, timestamps) and checksums every frame; version 3 ([`v3`], the daemon's default)
+//! keeps the same in blocks of records, one checksum per block and offsets, timestamps and
+//! lengths as small deltas, which halves what an archive costs in S3. All three are specified in
+//! `docs/format.md`; the byte positions of version 1's fixed header are the constants below,
+//! version 2's and 3's are in [`v2`] and [`v3`]. [`AnyReader`] reads any of them, told apart by
+//! their first bytes. Around the MAK bytes a file may have
 //! a compression codec ([`codec`]) and, outside that, age encryption ([`crypt`]); [`layers`] writes
 //! and reads the whole stack, recognising each layer by content.
 //!
@@ -81,16 +84,22 @@
 //! pub fn layers::archive_reader<R: Read>(input: R, Option<&crypt::Decryption>) -> Result<ArchiveReader<R>, LayerError>; // age? codec? by content
 //! pub fn crypt::encrypt_writer(out, &Encryption); pub fn crypt::decrypt_reader(input, &Decryption); pub fn crypt::is_encrypted(&[u8]) -> bool;
 //!
-//! // Either version, by the first byte ('M' or 0x89); version 1 records come out with key and
-//! // value Some, timestamp -1 (NotAvailable) and no headers.
+//! // Version 3 (mak::v3): the same API as v2 (Header, MakReader, MakWriter, Recovered, read_summary,
+//! // read_all) and the same records (v2::RecordRef in, v2::Record out); its Progress and Footer
+//! // also state the smallest and largest timestamp. MakWriter::set_buffer_capacity is the block bound.
+//!
+//! // Any version, by the first bytes ('M', or 0x89 then the version at byte 8); version 1
+//! // records come out with key and value Some, timestamp -1 (NotAvailable) and no headers.
 //! impl<R: Read> AnyReader<R> { pub fn new(reader: R) -> Result<Self, ReadError>; pub fn with_size_limit(..);
 //!                              pub fn version(&self) -> Version; pub fn next_record(&mut self) -> Result<Option<v2::Record<'_>>, ReadError>;
 //!                              pub fn topic/partition/start_offset/created_secs(&self); pub fn into_inner(self);
-//!                              pub fn last_offset_hint(&self) -> Option<i64>;   // from v1's header field or v2's progress block
-//!                              pub fn timestamp_hints(&self) -> Option<(Option<i64>, Option<i64>)>; } // v2's progress block: first and last record's
+//!                              pub fn last_offset_hint(&self) -> Option<i64>;   // from v1's header field or v2's/v3's progress block
+//!                              pub fn timestamp_hints(&self) -> Option<(Option<i64>, Option<i64>)>; // v2/v3 progress block: first and last record's
+//!                              pub fn time_range(&self) -> Option<(i64, i64)>;  // v3 progress block: smallest and largest timestamp
+//!                              pub fn sealed_counts(&self) -> Option<(u64, i64)>; } // footer's record count and last offset, at the end
 //!
-//! // Writing either version through one API (the daemon's spool): create in a version, resume
-//! // in the file's own version (by its first byte), seal (v2: footer) or suspend (resumable).
+//! // Writing any version through one API (the daemon's spool): create in a version, resume
+//! // in the file's own version (by its first bytes), seal (v2, v3: footer) or suspend (resumable).
 //! pub struct FileStart<'a> { pub topic: &'a str, pub partition: i32, pub start_offset: i64, pub created_secs: u64, pub writer: Option<&'a str> }
 //! impl AnyWriter {
 //!     pub fn create(path: &Path, version: Version, start: &FileStart<'_>) -> Result<Self, WriteError>;
@@ -103,7 +112,7 @@
 //! ```
 //!
 //! Version 1 cannot tell a null key or value from an empty one: both are written with length
-//! 0 and read back as an empty slice. Version 2 can.
+//! 0 and read back as an empty slice. Versions 2 and 3 can.
 //!
 //! # Example
 //!

@@ -161,7 +161,7 @@ impl ObjectStore for FaultyStore {
     }
 }
 
-/// The bytes of a sealed version 2 MAK file of `tp` holding `start..=end`, gzipped; record `o` is
+/// The bytes of a sealed MAK file (version 3, the default) of `tp` holding `start..=end`, gzipped; record `o` is
 /// stamped `1_000 * o` ms.
 pub fn object_bytes(tp: &TopicPartition, start: i64, end: i64) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
@@ -172,7 +172,7 @@ pub fn object_bytes(tp: &TopicPartition, start: i64, end: i64) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-/// Writes a sealed version 2 MAK file of `tp` holding `start..=end` at `path`.
+/// Writes a sealed MAK file (version 3, the default) of `tp` holding `start..=end` at `path`.
 pub fn sealed_mak(path: &Path, tp: &TopicPartition, start: i64, end: i64) {
     let created = mak::FileStart {
         topic: &tp.topic,
@@ -181,7 +181,7 @@ pub fn sealed_mak(path: &Path, tp: &TopicPartition, start: i64, end: i64) {
         created_secs: 1,
         writer: None,
     };
-    let mut writer = mak::AnyWriter::create(path, mak::Version::V2, &created).unwrap();
+    let mut writer = mak::AnyWriter::create(path, mak::Version::V3, &created).unwrap();
     for offset in start..=end {
         let value = format!("value {offset}");
         let record = mak::v2::RecordRef {

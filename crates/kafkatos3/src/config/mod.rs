@@ -79,9 +79,10 @@ pub struct MainConfig {
     /// `shutdown_timeout_seconds`: how long a graceful shutdown may take before the remaining work
     /// is abandoned (and redone after restart).
     pub shutdown_timeout: Duration,
-    /// `mak_format_version`: the MAK version new files are written in (1: the original's, for
-    /// downstream readers that expect it; 2: keeps null versus empty, headers and timestamps).
-    /// An in-progress file found on disk is finished in the version it was started in.
+    /// `mak_format_version`: the MAK version new files are written in (3, the default: blocks,
+    /// about half the bytes of 2 once compressed; 2: a CRC per record; 1: the original's, for
+    /// downstream readers that expect it - no null, headers or timestamps). An in-progress file
+    /// found on disk is finished in the version it was started in.
     pub mak_format_version: mak::Version,
     /// `memory_limit_bytes`: what the daemon may buffer in memory, beyond its fixed base; split
     /// into shares (see [`crate::config::budget`]).

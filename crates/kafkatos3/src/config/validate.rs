@@ -219,7 +219,7 @@ fn main(view: &View) -> Result<MainConfig, ConfigError> {
         shutdown_timeout: view.or_default("shutdown_timeout_seconds", Duration::from_secs(30), |v| {
             seconds(v, 0.0, false, "a number of seconds > 0")
         })?,
-        mak_format_version: view.or_default("mak_format_version", mak::Version::V2, mak_format_version)?,
+        mak_format_version: view.or_default("mak_format_version", mak::Version::V3, mak_format_version)?,
         memory_limit_bytes: view.or_default("memory_limit_bytes", DEFAULT_MEMORY_LIMIT, |v| {
             byte_size(v, 16 * MIB, u64::MAX, "a size >= 16MiB")
         })?,

@@ -99,7 +99,8 @@ pub(super) fn mak_format_version(value: &str) -> Result<mak::Version, String> {
     match value {
         "1" => Ok(mak::Version::V1),
         "2" => Ok(mak::Version::V2),
-        _ => Err("1 (the original's format) or 2".to_owned()),
+        "3" => Ok(mak::Version::V3),
+        _ => Err("1 (the original's format), 2 or 3".to_owned()),
     }
 }
 

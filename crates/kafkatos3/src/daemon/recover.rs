@@ -63,7 +63,7 @@ pub fn recover(work: &WorkDir) -> Result<Recovery, RecoverError> {
         }
     }
     remove_tmp_in(&work.state_dir())?;
-    // A version 2 seal finished just before a crash, the rename after it not: finish it, as
+    // A version 2 or 3 seal finished just before a crash, the rename after it not: finish it, as
     // the crash had come a moment later.
     for (tp, path) in work.list_inprogress()? {
         if mak::is_sealed(&path) {
@@ -199,18 +199,24 @@ mod tests {
         assert!(again.legacy.contains(&name(2, 0, 2)));
     }
 
-    /// A version 2 in-progress file with `records` records from offset 0, sealed or left open.
-    fn write_v2_inprogress(work: &WorkDir, tp: &TopicPartition, records: i64, sealed: bool) -> std::path::PathBuf {
+    /// An in-progress file of `version` with `records` records from offset 0, sealed or left open.
+    fn write_inprogress(
+        work: &WorkDir,
+        tp: &TopicPartition,
+        version: mak::Version,
+        records: i64,
+        sealed: bool,
+    ) -> std::path::PathBuf {
         let path = work.inprogress_file(tp);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let header = mak::v2::Header {
-            topic: tp.topic.clone(),
+        let start = mak::FileStart {
+            topic: &tp.topic,
             partition: tp.partition,
             start_offset: 0,
-            created_ms: None,
+            created_secs: 1,
             writer: None,
         };
-        let mut writer = mak::v2::MakWriter::create(&path, &header).unwrap();
+        let mut writer = mak::AnyWriter::create(&path, version, &start).unwrap();
         for offset in 0..records {
             let record = mak::v2::RecordRef {
                 offset,
@@ -223,7 +229,7 @@ mod tests {
             writer.append(&record).unwrap();
         }
         if sealed {
-            writer.close().unwrap();
+            writer.seal().unwrap();
         } else {
             writer.suspend().unwrap();
         }
@@ -231,25 +237,27 @@ mod tests {
     }
 
     #[test]
-    fn a_version_2_in_progress_file_sealed_before_a_crash_is_moved_on_and_an_open_one_left_for_adoption() {
-        let dir = tempfile::tempdir().unwrap();
-        let work = WorkDir::new(dir.path());
-        fs::create_dir_all(work.state_dir()).unwrap();
-        let (done, open) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
-        let sealed_path = write_v2_inprogress(&work, &done, 4, true);
-        let bytes = fs::read(&sealed_path).unwrap();
-        let open_path = write_v2_inprogress(&work, &open, 3, false);
+    fn a_version_2_or_3_in_progress_file_sealed_before_a_crash_is_moved_on_and_an_open_one_left_for_adoption() {
+        for version in [mak::Version::V2, mak::Version::V3] {
+            let dir = tempfile::tempdir().unwrap();
+            let work = WorkDir::new(dir.path());
+            fs::create_dir_all(work.state_dir()).unwrap();
+            let (done, open) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+            let sealed_path = write_inprogress(&work, &done, version, 4, true);
+            let bytes = fs::read(&sealed_path).unwrap();
+            let open_path = write_inprogress(&work, &open, version, 3, false);
 
-        let recovery = recover(&work).unwrap();
-        assert!(!sealed_path.exists());
-        let moved = work.list_sealed_for(&done).unwrap();
-        assert_eq!(moved.len(), 1);
-        assert_eq!((moved[0].name.start, moved[0].name.end), (0, 3));
-        assert_eq!(fs::read(&moved[0].path).unwrap(), bytes, "moved unchanged");
-        assert_eq!(recovery.backlog.bytes(), bytes.len() as u64, "counted in the backlog");
-        assert!(!recovery.legacy.contains(&moved[0].name), "our own file, not the original's");
-        assert!(open_path.exists(), "an open file is resumed or judged on adoption, not here");
-        assert!(work.list_sealed_for(&open).unwrap().is_empty());
+            let recovery = recover(&work).unwrap();
+            assert!(!sealed_path.exists(), "{version:?}");
+            let moved = work.list_sealed_for(&done).unwrap();
+            assert_eq!(moved.len(), 1);
+            assert_eq!((moved[0].name.start, moved[0].name.end), (0, 3));
+            assert_eq!(fs::read(&moved[0].path).unwrap(), bytes, "moved unchanged");
+            assert_eq!(recovery.backlog.bytes(), bytes.len() as u64, "counted in the backlog");
+            assert!(!recovery.legacy.contains(&moved[0].name), "our own file, not the original's");
+            assert!(open_path.exists(), "an open file is resumed or judged on adoption, not here");
+            assert!(work.list_sealed_for(&open).unwrap().is_empty());
+        }
     }
 
     #[test]

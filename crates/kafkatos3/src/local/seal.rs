@@ -1,4 +1,4 @@
-//! Sealing an in-progress file: its writer seals it in its own version (version 2 writes its
+//! Sealing an in-progress file: its writer seals it in its own version (versions 2 and 3 write their
 //! footer), then it is renamed into `tocompress/` under the name its offsets give it. The spool
 //! seals its open files this way; recovery, adoption, the leftovers sweep and `kafkatos3_rotate`
 //! seal the files they find on disk.
@@ -53,7 +53,7 @@ pub fn seal_writer(work: &WorkDir, tp: &TopicPartition, writer: AnyWriter) -> Re
 }
 
 /// Seals an in-progress file found on disk in its own version. Returns None when the file holds
-/// no records (it is left in place). A version 2 file already sealed (a crash between sealing it
+/// no records (it is left in place). A version 2 or 3 file already sealed (a crash between sealing it
 /// and moving it on) is only moved on.
 pub fn seal_existing(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName, u64)>, SealError> {
     let path = work.inprogress_file(tp);
@@ -68,7 +68,7 @@ pub fn seal_existing(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(Seal
     seal_writer(work, tp, writer).map(Some)
 }
 
-/// Moves a sealed version 2 in-progress file on into `tocompress/`, named by the offsets its
+/// Moves a sealed version 2 or 3 in-progress file on into `tocompress/`, named by the offsets its
 /// footer states (read in full, so the footer is checked against the records).
 fn finish_seal(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName, u64)>, SealError> {
     let path = work.inprogress_file(tp);
@@ -76,13 +76,13 @@ fn finish_seal(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName
     let io_error = |source| read_error(mak::ReadError::Io { position: 0, source });
     let file = std::fs::File::open(&path).map_err(io_error)?;
     let size = file.metadata().map_err(io_error)?.len();
-    let mut reader = mak::v2::MakReader::with_size_limit(file, size).map_err(read_error)?;
+    let mut reader = mak::AnyReader::with_size_limit(file, size).map_err(read_error)?;
     while reader.next_record().map_err(read_error)?.is_some() {}
-    let start = reader.header().start_offset;
-    let Some(footer) = reader.footer().filter(|footer| footer.record_count > 0) else {
+    let start = reader.start_offset();
+    let Some((_, end)) = reader.sealed_counts().filter(|(records, _)| *records > 0) else {
         return Ok(None);
     };
-    let name = SealedName { tp: tp.clone(), start, end: footer.last_offset, date: today_yymmdd() };
+    let name = SealedName { tp: tp.clone(), start, end, date: today_yymmdd() };
     durable::rename_durable(&path, &work.tocompress_path(&name))
         .map_err(|source| SealError::Fs { tp: tp.clone(), source })?;
     tracing::info!(file = %name.stem(), "moved on an in-progress file sealed before a crash");

@@ -7,12 +7,15 @@
 //!
 //! - [`heap`]: the counting allocator and the bound every read is held to;
 //! - [`v1`]: reading and checking version 1 files, and structured inputs that damage them;
-//! - [`v2`]: the same for version 2.
+//! - [`blocks`]: reading and checking version 2 and 3 files, one generic function;
+//! - [`v2`]: structured inputs that build a valid version 2 or 3 file and damage it.
 
+pub mod blocks;
 pub mod heap;
 pub mod v1;
 pub mod v2;
 
+pub use blocks::*;
 pub use heap::*;
 pub use v1::*;
 pub use v2::*;

@@ -1,4 +1,5 @@
-//! Version 2: reading and checking, and structured inputs (a valid file, then damage).
+//! Versions 2 and 3: structured inputs (a valid file, then damage) and re-signing damaged
+//! bytes; reading and checking them is [`crate::blocks`].
 
 use std::fs;
 use std::path::Path;
@@ -6,91 +7,21 @@ use std::path::Path;
 use arbitrary::Arbitrary;
 use mak::ReadError;
 
-use crate::heap::*;
-use crate::v1::*;
+use crate::blocks::{read_blocked, OwnedV2, V2, V3};
+use crate::v1::{scratch_path, Mutation};
 
-/// A version 2 record as owned bytes, with everything the format keeps.
-pub type OwnedV2 = mak::v2::OwnedRecord;
-
-fn collect_v2<R: std::io::Read>(mut reader: mak::v2::MakReader<R>) -> Result<Vec<OwnedV2>, ReadError> {
-    let mut records = Vec::new();
-    while let Some(record) = reader.next_record()? {
-        // Iterating the headers of a record the reader accepted must not stop early.
-        assert_eq!(record.headers.count(), record.headers.len());
-        records.push(record.to_owned_record());
-    }
-    assert!(matches!(reader.next_record(), Ok(None)), "a reader at its end stays there");
-    assert_eq!(reader.write_position(), Some(reader.position()), "records end exactly at the write position");
-    Ok(records)
-}
-
-fn drain_v2_streaming(bytes: &[u8]) -> Result<u64, ReadError> {
-    let mut reader = mak::v2::MakReader::new(bytes)?;
-    while reader.next_record()?.is_some() {}
-    Ok(reader.records_read())
-}
-
-/// Reads `bytes` as a version 2 file every way the crate offers (size-limited, streaming,
-/// summary only, through `AnyReader`), checking that each returns records or an error inside
-/// the input, that they agree, and the heap each read takes on its own. Returns the
-/// size-limited result.
+/// [`read_blocked`] for version 2.
 pub fn read_and_check_v2(bytes: &[u8]) -> Result<Vec<OwnedV2>, ReadError> {
-    let len = bytes.len();
-    let (count, peak) = measure_peak(|| mak::v2::read_all(bytes));
-    check_heap("v2 read_all", peak, len);
-    let (streaming_count, peak) = measure_peak(|| drain_v2_streaming(bytes));
-    check_heap("v2 new (streaming)", peak, len);
-
-    let limited = mak::v2::MakReader::with_size_limit(bytes, len as u64).and_then(collect_v2);
-    let streaming = mak::v2::MakReader::new(bytes).and_then(collect_v2);
-    match (&count, &limited) {
-        (Ok(count), Ok(records)) => assert_eq!(*count, records.len() as u64),
-        (Err(err), Err(expected)) => {
-            check_error("v2 with_size_limit", err, len);
-            assert_eq!(err.to_string(), expected.to_string());
-        }
-        _ => panic!("v2 read_all {count:?} disagrees with with_size_limit {limited:?}"),
-    }
-    match (&streaming, &limited) {
-        (Err(err), _) => check_error("v2 new (streaming)", err, len),
-        (Ok(records), Ok(expected)) => assert_eq!(records, expected),
-        (Ok(_), Err(err)) => panic!("v2 streaming read succeeds where the size-limited one fails: {err:?}"),
-    }
-    match (&streaming, &streaming_count) {
-        (Ok(records), Ok(count)) => assert_eq!(records.len() as u64, *count),
-        (Err(err), Err(again)) => assert_eq!(err.to_string(), again.to_string()),
-        _ => panic!("two v2 streaming reads of the same bytes disagree"),
-    }
-
-    match mak::v2::read_summary(bytes) {
-        Ok(summary) => {
-            if let Ok(reader) = mak::v2::MakReader::new(bytes) {
-                assert_eq!(&summary.header, reader.header());
-                assert_eq!(summary.progress.as_ref(), reader.progress());
-            }
-        }
-        Err(err) => check_error("v2 read_summary", &err, len),
-    }
-
-    if bytes.first() == Some(&mak::v2::MAGIC[0]) {
-        let any = mak::AnyReader::with_size_limit(bytes, len as u64).and_then(|mut reader| {
-            let mut records = Vec::new();
-            while let Some(record) = reader.next_record()? {
-                records.push(record.to_owned_record());
-            }
-            Ok(records)
-        });
-        match (&any, &limited) {
-            (Ok(records), Ok(expected)) => assert_eq!(records, expected),
-            (Err(err), Err(expected)) => assert_eq!(err.to_string(), expected.to_string()),
-            _ => panic!("AnyReader {any:?} disagrees with the v2 reader {limited:?}"),
-        }
-    }
-    limited
+    read_blocked::<V2>(bytes)
 }
 
-/// A version 2 file to write with `v2::MakWriter`: records synced, then either sealed or
-/// followed by records appended but never synced (the writer is dropped, as in a crash).
+/// [`read_blocked`] for version 3.
+pub fn read_and_check_v3(bytes: &[u8]) -> Result<Vec<OwnedV2>, ReadError> {
+    read_blocked::<V3>(bytes)
+}
+
+/// A version 2 or 3 file to write: records synced, then either sealed or followed by records
+/// appended but never synced (the writer is dropped, as in a crash).
 #[derive(Arbitrary, Debug)]
 pub struct ValidFileV2 {
     topic: String,
@@ -100,6 +31,9 @@ pub struct ValidFileV2 {
     unsynced: Vec<ArbRecordV2>,
     sync_each: bool,
     seal: bool,
+    /// The append buffer (version 3: the block bound) in KiB, from 4 up: small ones make
+    /// many blocks and records larger than a block.
+    buffer_kib: u8,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -141,19 +75,21 @@ impl ArbRecordV2 {
 }
 
 impl ValidFileV2 {
-    /// Writes the file at `path` and returns the records a reader must find (the synced ones).
-    pub fn write(&self, path: &Path) -> Vec<OwnedV2> {
+    /// Writes the file at `path` in `version` (2 or 3) and returns the records a reader must
+    /// find (the synced ones).
+    pub fn write(&self, path: &Path, version: mak::Version) -> Vec<OwnedV2> {
         let _ = fs::remove_file(path);
-        let header = mak::v2::Header {
-            topic: self.topic.clone(),
+        let start = mak::FileStart {
+            topic: &self.topic,
             partition: (self.partition & i32::MAX as u32) as i32,
             start_offset: i64::from(self.start_offset),
-            created_ms: Some(0),
+            created_secs: 0,
             writer: None,
         };
-        let mut writer = mak::v2::MakWriter::create(path, &header).expect("create");
+        let mut writer = mak::AnyWriter::create(path, version, &start).expect("create");
+        writer.set_buffer_capacity(1024 * usize::from(self.buffer_kib)).expect("buffer");
         let mut offset = i64::from(self.start_offset);
-        let mut append = |writer: &mut mak::v2::MakWriter, record: &ArbRecordV2| {
+        let mut append = |writer: &mut mak::AnyWriter, record: &ArbRecordV2| {
             let owned = record.owned(offset);
             offset += i64::from(record.gap) + 1;
             writer.append(&owned.as_record_ref()).expect("append");
@@ -167,7 +103,7 @@ impl ValidFileV2 {
             }
         }
         if self.seal {
-            writer.close().expect("close");
+            writer.seal().expect("seal");
             return expected;
         }
         writer.sync().expect("sync");
@@ -179,18 +115,23 @@ impl ValidFileV2 {
     }
 }
 
-/// Recomputes the progress block, header and frame CRCs of a damaged version 2 file, as far
-/// as its lengths let it be walked, so the damage reaches the checks behind the CRCs.
-pub fn resign_v2(bytes: &mut [u8]) {
-    let block = mak::v2::PROGRESS_AT as usize;
-    let header_len_at = mak::v2::HEADER_LEN_AT as usize;
+/// Recomputes the progress block, header and frame (version 3: block) CRCs of a damaged
+/// version 2 or 3 file, as far as its lengths let it be walked, so the damage reaches the
+/// checks behind the CRCs. Both versions end each frame or block with a CRC-32C of its bytes
+/// from its length field on.
+pub fn resign(bytes: &mut [u8], version: mak::Version) {
+    let (block, block_len, header_len_at) = match version {
+        mak::Version::V3 => (mak::v3::PROGRESS_AT, mak::v3::PROGRESS_LEN, mak::v3::HEADER_LEN_AT),
+        _ => (mak::v2::PROGRESS_AT, mak::v2::PROGRESS_LEN, mak::v2::HEADER_LEN_AT),
+    };
+    let (block, crc_at, header_len_at) = (block as usize, (block + block_len - 4) as usize, header_len_at as usize);
     if bytes.len() < header_len_at + 4 {
         return;
     }
-    let crc = crc32c::crc32c(&bytes[block..block + 44]);
-    bytes[block + 44..block + 48].copy_from_slice(&crc.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[block..crc_at]);
+    bytes[crc_at..crc_at + 4].copy_from_slice(&crc.to_be_bytes());
     let json_len = u32::from_be_bytes(bytes[header_len_at..header_len_at + 4].try_into().unwrap());
-    let mut at = mak::v2::data_start(json_len) as usize;
+    let mut at = header_len_at + 4 + json_len as usize + 4;
     if at > bytes.len() {
         return;
     }
@@ -205,5 +146,47 @@ pub fn resign_v2(bytes: &mut [u8]) {
         let crc = crc32c::crc32c(&bytes[at..end - 4]);
         bytes[end - 4..end].copy_from_slice(&crc.to_be_bytes());
         at = end;
+    }
+}
+
+/// A valid version 2 or 3 file, damaged, and optionally with its CRCs recomputed so the
+/// damage reaches the rules behind them.
+#[derive(Arbitrary, Debug)]
+pub struct DamagedFile {
+    file: ValidFileV2,
+    mutations: Vec<Mutation>,
+    resign: bool,
+}
+
+impl DamagedFile {
+    /// Writes the file in `version`, damages it and reads it every way: undamaged, or damaged
+    /// only past the write position, it reads back exactly; otherwise every read is checked as
+    /// for arbitrary bytes.
+    pub fn check(&self, version: mak::Version) {
+        let path = scratch_path(&format!("{version:?}_mutate.mak"));
+        let expected = self.file.write(&path, version);
+        let clean = fs::read(&path).expect("read back");
+        let write_position = match version {
+            mak::Version::V3 => mak::v3::read_summary(&clean[..]).expect("summary").progress.map(|p| p.write_position),
+            _ => mak::v2::read_summary(&clean[..]).expect("summary").progress.map(|p| p.write_position),
+        }
+        .expect("a progress block");
+        let mut bytes = clean.clone();
+        let mut lowest_change = usize::MAX;
+        for mutation in &self.mutations {
+            lowest_change = lowest_change.min(mutation.apply(&mut bytes));
+        }
+        if self.resign {
+            resign(&mut bytes, version);
+        }
+        let result = match version {
+            mak::Version::V3 => read_and_check_v3(&bytes),
+            _ => read_and_check_v2(&bytes),
+        };
+        let untouched_before_end = bytes.len() as u64 >= write_position
+            && bytes[..write_position as usize] == clean[..write_position as usize];
+        if self.mutations.is_empty() || (lowest_change as u64 >= write_position && untouched_before_end) {
+            assert_eq!(result.expect("a file undamaged up to its write position reads"), expected);
+        }
     }
 }

@@ -213,13 +213,12 @@ impl MakWriter {
     }
 
     /// Sets the block size bound (at least 4 KiB); an open block already larger is written out
-    /// and its columns freed, so lowering it bounds memory at once.
+    /// and its columns and the staging buffer freed, so lowering it bounds memory at once.
     pub fn set_buffer_capacity(&mut self, capacity: usize) -> Result<(), WriteError> {
         self.check_poisoned()?;
         self.bound = capacity.clamp(MIN_BUFFER_CAPACITY, MAX_BLOCK_BOUND);
         if self.block.allocated() > self.bound {
-            self.write_block(None)?;
-            self.block.release();
+            self.release_buffer()?;
         }
         Ok(())
     }

@@ -43,8 +43,9 @@ pub struct Selection {
     /// Record times in ms, as Kafka's ListOffsets cuts a partition: from the first record whose
     /// timestamp is at or after `from_ms`, to the last record before the first one at or after
     /// `to_ms`. Objects are only dropped where their headers prove it: from the first object whose
-    /// first record is at or after `to_ms` on (the cut ends before it). Nothing can be dropped at
-    /// the start from first and last timestamps, which are not a minimum and a maximum.
+    /// first record is at or after `to_ms` on (the cut ends before it), and the leading objects
+    /// whose largest timestamp is before `from_ms` (version 3 objects state it; first and last
+    /// timestamps, which are all version 2 keeps, are not a minimum and a maximum).
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
 }
@@ -91,6 +92,16 @@ pub struct CatalogObject {
     /// The claim that makes it part of the archive; None for the original's objects.
     pub claim: Option<ObjectPath>,
     pub header: HeaderState,
+}
+
+impl CatalogObject {
+    /// What its header said, when it was read and made sense.
+    pub fn read_header(&self) -> Option<&ObjectHeader> {
+        match &self.header {
+            HeaderState::Read(header) => Some(header),
+            _ => None,
+        }
+    }
 }
 
 /// A claim naming an object that is not in the listing: its offsets are a gap.
@@ -212,7 +223,7 @@ impl Archive {
         }
         if let Headers::Read { decryption } = headers {
             catalog.read_headers(self, decryption).await;
-            catalog.cut_at_time(selection.to_ms);
+            catalog.cut_at_time(selection.from_ms, selection.to_ms);
         }
         Ok(catalog)
     }
@@ -265,18 +276,29 @@ impl Catalog {
             .await;
     }
 
-    /// Drops, per partition, the objects after the end of a time cut at `to_ms` (see
-    /// [`Selection::from_ms`]): from the first object whose first record is at or after it.
-    fn cut_at_time(&mut self, to_ms: Option<i64>) {
-        let Some(to_ms) = to_ms else {
-            return;
-        };
+    /// Drops, per partition, the objects outside a time cut (see [`Selection::from_ms`]): the
+    /// leading objects whose largest timestamp is before `from_ms` (the cut has not begun by
+    /// their end; only version 3 states a largest timestamp), and every object from the first
+    /// one whose first record is at or after `to_ms` (the cut has ended before it). An object
+    /// whose header was not read, or does not say, is kept.
+    fn cut_at_time(&mut self, from_ms: Option<i64>, to_ms: Option<i64>) {
         for partition in self.partitions.values_mut() {
-            let past = partition.objects.iter().position(|o| {
-                matches!(&o.header, HeaderState::Read(header) if header.first_timestamp.is_some_and(|first| first >= to_ms))
-            });
-            if let Some(past) = past {
-                partition.objects.truncate(past);
+            if let Some(to_ms) = to_ms {
+                let past = partition
+                    .objects
+                    .iter()
+                    .position(|o| o.read_header().and_then(|h| h.first_timestamp).is_some_and(|first| first >= to_ms));
+                if let Some(past) = past {
+                    partition.objects.truncate(past);
+                }
+            }
+            if let Some(from_ms) = from_ms {
+                let before = partition
+                    .objects
+                    .iter()
+                    .take_while(|o| o.read_header().and_then(|h| h.time_range).is_some_and(|(_, max)| max < from_ms))
+                    .count();
+                partition.objects.drain(..before);
             }
         }
     }

@@ -3,8 +3,8 @@
 //! are decoded in a stream, in bounded memory; and the end is checked - the codec's checksum and
 //! end mark, and for a sealed file offsets in order and the last record where the header said.
 //!
-//! The header's range (first and last offset, and for version 2 the first and last record's
-//! timestamps) is in the first bytes of the decompressed stream, so [`ObjectReader::header`] works
+//! The header's range (first and last offset, for versions 2 and 3 the first and last record's
+//! timestamps, for version 3 the smallest and largest) is in the first bytes of the decompressed stream, so [`ObjectReader::header`] works
 //! on the first [`head_len`] bytes of an object as well as on all of it.
 
 use std::io::{self, BufReader, Read};
@@ -44,10 +44,13 @@ pub struct ObjectHeader {
     pub start: i64,
     /// The last offset written: version 1's last-offset header field, version 2's progress block.
     pub end: i64,
-    /// Version 2: the first and the last record's timestamps (ms) as stored, not a minimum and a
-    /// maximum; None for version 1, or a record without one.
+    /// Versions 2 and 3: the first and the last record's timestamps (ms) as stored, not a
+    /// minimum and a maximum; None for version 1, or a record without one.
     pub first_timestamp: Option<i64>,
     pub last_timestamp: Option<i64>,
+    /// Version 3: the smallest and largest timestamp of any record; None for versions 1 and 2
+    /// (which do not keep them), or when no record has one.
+    pub time_range: Option<(i64, i64)>,
     /// When the file was started, in seconds since the epoch, if it says.
     pub created_secs: Option<f64>,
 }
@@ -73,7 +76,7 @@ pub enum ObjectProblem {
     Read(mak::ReadError),
     #[error("no last offset: {}", match .0 {
         Version::V1 => "last offset out of range",
-        Version::V2 => "the progress block is torn or the file is empty",
+        Version::V2 | Version::V3 => "the progress block is torn or the file is empty",
     })]
     NoLastOffset(Version),
     #[error("last offset {end} before the first offset {start}")]
@@ -179,6 +182,7 @@ impl<R: Read> ObjectReader<R> {
             end,
             first_timestamp,
             last_timestamp,
+            time_range: self.reader.time_range(),
             created_secs: self.reader.created_secs(),
         })
     }

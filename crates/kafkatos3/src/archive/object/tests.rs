@@ -41,12 +41,12 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn the_range_of_either_version_is_read_from_the_first_64_kib_of_the_gzipped_object() {
-    for version in [mak::Version::V1, mak::Version::V2] {
+    for version in [mak::Version::V1, mak::Version::V2, mak::Version::V3] {
         let gz = gzipped_file(version, 100, 200);
         assert!(gz.len() as u64 > 2 * HEADER_FETCH, "{} bytes", gz.len());
         let head = ObjectReader::open("head", &gz[..HEADER_FETCH as usize], None).unwrap();
         let header = head.header().unwrap();
-        let stamped = (version == mak::Version::V2).then_some((Some(100), Some(299)));
+        let stamped = (version != mak::Version::V1).then_some((Some(100), Some(299)));
         let expected = ObjectHeader {
             version,
             tp: TopicPartition::new("t", 4),
@@ -54,6 +54,7 @@ fn the_range_of_either_version_is_read_from_the_first_64_kib_of_the_gzipped_obje
             end: 299,
             first_timestamp: stamped.and_then(|s| s.0),
             last_timestamp: stamped.and_then(|s| s.1),
+            time_range: (version == mak::Version::V3).then_some((100, 299)),
             created_secs: Some(1.0),
         };
         assert_eq!(header, expected, "{version:?}");

@@ -6,7 +6,7 @@
 //! | share | of the limit | enforced by |
 //! |---|---|---|
 //! | fetch queue | 40% | librdkafka's `queued.max.messages.kbytes`, half the share per consumer, and `queued.min.messages`, one message per KiB of it (at most librdkafka's 100 000): librdkafka stops fetching while its queue is full and may hold one fetch response on top |
-//! | write buffers | 10% | each open file's append buffer is sized share / partitions (4 to 64 KiB), allocated on a record and freed at each flush interval, so an idle partition holds none |
+//! | write buffers | 10% | each open file's append buffer is sized share / partitions (4 KiB to 1 MiB), allocated on a record and freed at each flush interval, so an idle partition holds none (MAK v3: the buffer is the open block's keys and values; its length and delta columns, a few bytes a record, and a 4 KiB staging buffer come on top) |
 //! | compression | 20% | per worker: I/O buffers and the codec's state; a codec level that does not fit is refused at load time |
 //! | uploads | 30% | per worker: a file is sent in one PUT only below the worker's share, else in parts of share/3 with at most 2 in flight |
 //!
@@ -18,6 +18,12 @@ use crate::config::KafkaValue;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
+
+/// The largest append buffer of one open file. MAK v3 writes a block when its buffer is full, and
+/// bigger blocks compress better: on the size benchmark's repetitive records zstd stores 4.1
+/// bytes per record from 1 MiB blocks against 5.8 from 64 KiB ones (docs/benchmarks.md, "Archive
+/// size"). The spool makes a durability point, which ends a block, every MiB anyway.
+pub const MAX_WRITE_BUFFER: usize = 1 << 20;
 
 /// Percent of the limit per share; they sum to 100.
 const FETCH_PERCENT: u64 = 40;
@@ -151,7 +157,7 @@ impl MemoryBudget {
     pub fn write_buffer_per_partition(&self, partitions: usize) -> usize {
         let per_consumer = self.write_buffers / self.consumers;
         let each = per_consumer / partitions.max(1) as u64;
-        (each as usize).clamp(mak::MIN_BUFFER_CAPACITY, mak::DEFAULT_BUFFER_CAPACITY)
+        (each as usize).clamp(mak::MIN_BUFFER_CAPACITY, MAX_WRITE_BUFFER)
     }
 
     /// What one uploader worker may hold.

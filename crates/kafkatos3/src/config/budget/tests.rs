@@ -53,12 +53,12 @@ fn librdkafka_properties_set_by_the_user_are_left_alone() {
 fn write_buffers_shrink_with_partition_count_within_bounds() {
     let gzip = gzip();
     let budget = MemoryBudget::split(256 * MIB, &workers(&gzip)).unwrap();
-    assert_eq!(budget.write_buffer_per_partition(8), mak::DEFAULT_BUFFER_CAPACITY, "few partitions: full size");
+    assert_eq!(budget.write_buffer_per_partition(8), MAX_WRITE_BUFFER, "few partitions: full size");
     let at_2000 = budget.write_buffer_per_partition(2000);
     assert!(at_2000 < mak::DEFAULT_BUFFER_CAPACITY);
     assert!(at_2000 as u64 * 2000 <= budget.write_buffers, "2000 busy partitions fit the share");
     assert_eq!(budget.write_buffer_per_partition(1_000_000), mak::MIN_BUFFER_CAPACITY);
-    assert_eq!(budget.write_buffer_per_partition(0), mak::DEFAULT_BUFFER_CAPACITY);
+    assert_eq!(budget.write_buffer_per_partition(0), MAX_WRITE_BUFFER);
 }
 
 #[test]

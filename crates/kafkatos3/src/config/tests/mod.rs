@@ -87,7 +87,7 @@ fn original_example_parses_unchanged() {
 fn original_example_gets_defaults_for_new_keys() {
     let config = load(&fixture("original-example.cfg")).expect("the original example is valid");
     assert_eq!(config.main.shutdown_timeout, Duration::from_secs(30));
-    assert_eq!(config.main.mak_format_version, mak::Version::V2, "new installs write version 2");
+    assert_eq!(config.main.mak_format_version, mak::Version::V3, "new installs write version 3");
     assert_eq!(config.consumer.rebalance_timeout, Duration::from_secs(60));
     assert_eq!(config.consumer.flush_interval, Duration::from_millis(1000));
     assert_eq!(config.consumer.max_file_bytes, 1024 * 1024 * 1024);

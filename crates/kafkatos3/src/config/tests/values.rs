@@ -54,10 +54,11 @@ fn unknown_enum_values_are_rejected() {
 }
 
 #[test]
-fn mak_format_version_is_1_or_2_and_anything_else_stops_startup_naming_file_line_and_key() {
+fn mak_format_version_is_1_2_or_3_and_anything_else_stops_startup_naming_file_line_and_key() {
     assert_eq!(parse_ok(&with("main", "mak_format_version = 1")).main.mak_format_version, mak::Version::V1);
     assert_eq!(parse_ok(&with("main", "mak_format_version = 2")).main.mak_format_version, mak::Version::V2);
-    for bad in ["3", "0", "v2", "2.0", "", "two"] {
+    assert_eq!(parse_ok(&with("main", "mak_format_version = 3")).main.mak_format_version, mak::Version::V3);
+    for bad in ["4", "0", "v2", "2.0", "", "two"] {
         let error = parse_err(&with("main", &format!("mak_format_version = {bad}")));
         assert!(
             matches!(&error, ConfigError::InvalidValue { line: 2, key, .. } if *key == "mak_format_version"),
@@ -65,8 +66,8 @@ fn mak_format_version_is_1_or_2_and_anything_else_stops_startup_naming_file_line
         );
     }
     assert_eq!(
-        message(&with("main", "mak_format_version = 3")),
-        "test.cfg:2: [main] mak_format_version = '3': expected 1 (the original's format) or 2"
+        message(&with("main", "mak_format_version = 4")),
+        "test.cfg:2: [main] mak_format_version = '4': expected 1 (the original's format), 2 or 3"
     );
 }
 

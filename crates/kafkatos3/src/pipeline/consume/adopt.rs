@@ -113,8 +113,8 @@ pub fn adopt_partition(
 }
 
 /// True for a file shorter than the fixed part of its version's header (version 1's 27 bytes,
-/// version 2's 64; an empty file has neither): its header was never complete, and records are
-/// only written after it.
+/// version 2's 64, version 3's 80; an empty file has neither): its header was never complete,
+/// and records are only written after it.
 fn never_held_a_record(path: &Path) -> bool {
     let Ok(version) = mak::detect_version(path) else {
         return false;

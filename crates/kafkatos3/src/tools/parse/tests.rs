@@ -57,18 +57,12 @@ fn start_time_prints_like_python() {
     assert_eq!(python_float(1.5), "1.5");
 }
 
-/// A sealed version 2 file holding what version 1 loses, and its path.
-fn v2_file(dir: &std::path::Path) -> std::path::PathBuf {
-    use mak::v2::{MakWriter, RecordRef};
-    let path = dir.join("v2.mak");
-    let header = mak::v2::Header {
-        topic: "t".into(),
-        partition: 1,
-        start_offset: 7,
-        created_ms: Some(1_479_000_000_500),
-        writer: None,
-    };
-    let mut writer = MakWriter::create(&path, &header).unwrap();
+/// A sealed file of `version` (2 or 3) holding what version 1 loses, and its path.
+fn full_file(dir: &std::path::Path, version: Version) -> std::path::PathBuf {
+    use mak::v2::RecordRef;
+    let path = dir.join(format!("{version:?}.mak"));
+    let start = mak::FileStart { topic: "t", partition: 1, start_offset: 7, created_secs: 1_479_000_000, writer: None };
+    let mut writer = mak::AnyWriter::create(&path, version, &start).unwrap();
     let headers = [("trace", Some(&b"abc"[..])), ("trace", None), ("e", Some(&b""[..]))];
     let records = [
         RecordRef {
@@ -99,56 +93,62 @@ fn v2_file(dir: &std::path::Path) -> std::path::PathBuf {
     for record in &records {
         writer.append(record).unwrap();
     }
-    writer.close().unwrap();
+    writer.seal().unwrap();
     path
 }
 
 #[test]
-fn version_2_human_lines_show_null_as_none_then_the_timestamp_and_headers_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = v2_file(dir.path());
-    let mut out = Vec::new();
-    assert_eq!(print_file(&path, &mut out).unwrap(), 3);
-    assert_eq!(
-        String::from_utf8(out).unwrap(),
-        "File topic is t\nFile partition is 1\nStaring offset is 7\nFile created at 1479000000.5\n\
-         Processing message with offset: 7, key: None, value: b\"\\x00\", timestamp: 1700000000000 (CreateTime), headers: [trace: abc, trace: None, e: ]\n\
-         Processing message with offset: 8, key: , value: None, timestamp: 42 (LogAppendTime)\n\
-         Processing message with offset: 9, key: b\"None\", value: v, timestamp: -1 (NotAvailable)\n"
-    );
+fn version_2_and_3_human_lines_show_null_as_none_then_the_timestamp_and_headers_in_order() {
+    for version in [Version::V2, Version::V3] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = full_file(dir.path(), version);
+        let mut out = Vec::new();
+        assert_eq!(print_file(&path, &mut out).unwrap(), 3);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "File topic is t\nFile partition is 1\nStaring offset is 7\nFile created at 1479000000.0\n\
+             Processing message with offset: 7, key: None, value: b\"\\x00\", timestamp: 1700000000000 (CreateTime), headers: [trace: abc, trace: None, e: ]\n\
+             Processing message with offset: 8, key: , value: None, timestamp: 42 (LogAppendTime)\n\
+             Processing message with offset: 9, key: b\"None\", value: v, timestamp: -1 (NotAvailable)\n",
+            "{version:?}"
+        );
+    }
 }
 
 #[test]
-fn version_2_json_lines_keep_null_timestamps_and_ordered_headers() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = v2_file(dir.path());
-    let mut out = Vec::new();
-    let file = File::open(&path).unwrap();
-    print_stream("v2.mak", file, Format::Json(BytesAs::Base64), Filter::default(), None, &mut out).unwrap();
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(
-        lines,
-        [
-            serde_json::json!({"topic": "t", "partition": 1, "offset": 7, "timestamp": 1_700_000_000_000_i64,
+fn version_2_and_3_json_lines_keep_null_timestamps_and_ordered_headers() {
+    for version in [Version::V2, Version::V3] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = full_file(dir.path(), version);
+        let mut out = Vec::new();
+        let file = File::open(&path).unwrap();
+        print_stream("f.mak", file, Format::Json(BytesAs::Base64), Filter::default(), None, &mut out).unwrap();
+        let lines: Vec<serde_json::Value> =
+            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(
+            lines,
+            [
+                serde_json::json!({"topic": "t", "partition": 1, "offset": 7, "timestamp": 1_700_000_000_000_i64,
                 "timestamp_type": "CreateTime", "key": null, "value": "AA==",
                 "headers": [{"key": "trace", "value": "YWJj"}, {"key": "trace", "value": null}, {"key": "e", "value": ""}]}),
-            serde_json::json!({"topic": "t", "partition": 1, "offset": 8, "timestamp": 42,
+                serde_json::json!({"topic": "t", "partition": 1, "offset": 8, "timestamp": 42,
                 "timestamp_type": "LogAppendTime", "key": "", "value": null, "headers": []}),
-            serde_json::json!({"topic": "t", "partition": 1, "offset": 9, "timestamp": null,
+                serde_json::json!({"topic": "t", "partition": 1, "offset": 9, "timestamp": null,
                 "timestamp_type": "NotAvailable", "key": "Tm9uZQ==", "value": "dg==", "headers": []}),
-        ]
-    );
+            ],
+            "{version:?}"
+        );
+    }
 }
 
 #[test]
 fn a_time_range_keeps_records_stamped_inside_it_and_leaves_out_those_without_a_timestamp() {
     let dir = tempfile::tempdir().unwrap();
-    let path = v2_file(dir.path());
+    let path = full_file(dir.path(), Version::V3);
     let offsets = |filter: Filter| {
         let mut out = Vec::new();
         let file = File::open(&path).unwrap();
-        print_stream("v2.mak", file, Format::Json(BytesAs::Base64), filter, None, &mut out).unwrap();
+        print_stream("f.mak", file, Format::Json(BytesAs::Base64), filter, None, &mut out).unwrap();
         String::from_utf8(out)
             .unwrap()
             .lines()

@@ -1,6 +1,6 @@
 //! End to end for the MAK format versions: the real daemon against the real broker and S3
-//! server, read back with the real `kafkatos3_parse` binary (version 2, the default) and with
-//! the original Python reader (`mak_format_version = 1`).
+//! server, read back with the real `kafkatos3_parse` binary (version 3, the default, and version
+//! 2 on request) and with the original Python reader (`mak_format_version = 1`).
 
 mod support;
 
@@ -13,7 +13,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use support::*;
 
-/// One record as produced, every field version 2 keeps.
+/// One record as produced, every field versions 2 and 3 keep.
 #[derive(Clone, Debug, PartialEq)]
 struct Full {
     offset: i64,
@@ -138,9 +138,23 @@ fn from_json(line: &serde_json::Value) -> Full {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn version_2_archive_read_by_kafkatos3_parse_from_s3_gives_back_every_field_of_every_record_in_order() {
+async fn version_3_archive_the_default_read_by_kafkatos3_parse_from_s3_gives_back_every_field_of_every_record_in_order()
+{
+    // No mak_format_version: the default, version 3.
+    archive_and_read_back_every_field(None, mak::Version::V3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_2_archive_on_request_read_by_kafkatos3_parse_from_s3_gives_back_every_field_of_every_record_in_order()
+{
+    archive_and_read_back_every_field(Some(2), mak::Version::V2).await;
+}
+
+/// Archives varied records with `mak_format_version = setting` (absent: the default), checks every
+/// object is `expected`, and reads them back through `kafkatos3_parse --json` straight from S3.
+async fn archive_and_read_back_every_field(setting: Option<u8>, expected: mak::Version) {
     let env = env();
-    let topic = unique("e2e-v2");
+    let topic = unique("e2e-formats");
     create_topic(&env, &topic, 1).await;
     let mut produced = varied(120);
     produce_full(&env, &topic, &mut produced).await;
@@ -150,14 +164,17 @@ async fn version_2_archive_read_by_kafkatos3_parse_from_s3_gives_back_every_fiel
     let dir = tempfile::tempdir().unwrap();
     let (group, prefix) = (unique("g"), unique("archive"));
     let config = dir.path().join("kafkatos3.cfg");
-    // No mak_format_version: the default, version 2.
-    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix).write(&env, &config);
+    let mut daemon_config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+    if let Some(version) = setting {
+        daemon_config.extra_main = format!("mak_format_version = {version}");
+    }
+    daemon_config.write(&env, &config);
     let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
     let s3 = store(&env, &env.s3_endpoint);
     let archive = wait_for_archive(s3.clone(), &prefix, produced.len(), Duration::from_secs(90)).await;
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
-    assert!(archive.versions.values().all(|v| *v == mak::Version::V2), "{:?}", archive.versions);
+    assert!(archive.versions.values().all(|v| *v == expected), "{:?}", archive.versions);
 
     let mut parsed = Vec::new();
     for key in &archive.keys {
