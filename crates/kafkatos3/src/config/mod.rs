@@ -80,7 +80,7 @@ pub struct MainConfig {
     /// is abandoned (and redone after restart).
     pub shutdown_timeout: Duration,
     /// `mak_format_version`: the MAK version new files are written in (3, the default: blocks,
-    /// about half the bytes of 2 once compressed; 2: a CRC per record; 1: the original's, for
+    /// a seventh to three quarters of 2's bytes once compressed; 2: a CRC per record; 1: the original's, for
     /// downstream readers that expect it - no null, headers or timestamps). An in-progress file
     /// found on disk is finished in the version it was started in.
     pub mak_format_version: mak::Version,

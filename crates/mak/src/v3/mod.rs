@@ -1,6 +1,6 @@
 //! MAK format version 3 (`docs/format.md`, "MAK file format, version 3"): version 2's records in
 //! blocks, one CRC-32C per block, offsets and timestamps as deltas, lengths as varints, laid out
-//! in columns - about half the bytes of version 2 once compressed.
+//! in columns - a seventh to three quarters of version 2's bytes once compressed.
 //!
 //! - `block`: byte layout of the progress block, record blocks and the footer: the open block
 //!   being built, and a block checked and walked record by record (no I/O).

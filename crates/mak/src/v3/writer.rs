@@ -1,7 +1,7 @@
 //! Writer for an in-progress version 3 file, with version 2's durability protocol: records
-//! collect in the open block; a block is written out when it reaches its size bound, and at
-//! each sync, which then `fdatasync`s and `pwrite`s the progress block; close seals the file
-//! with a footer block.
+//! collect in the open block; a block is written out, in one vectored write, when it reaches its
+//! size bound and at each sync, which then `fdatasync`s and `pwrite`s the progress block; close
+//! seals the file with a footer block.
 
 use std::fs::OpenOptions;
 use std::io::{self, Seek, SeekFrom};
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::append::{Appender, DEFAULT_BUFFER_CAPACITY, MIN_BUFFER_CAPACITY};
 use crate::error::{IoAction, ReadError, WriteError};
 use crate::preamble;
-use crate::v3::block::{Footer, OpenBlock, Progress, Totals, FOOTER_BYTES};
+use crate::v3::block::{BlockRoom, Footer, OpenBlock, Progress, Totals, FOOTER_BYTES};
 use crate::v3::reader::MakReader;
 use crate::v3::{Header, RecordRef, State, BLOCK_HEAD_LEN, CRC_LEN, HEADER_LEN_AT, PROGRESS_AT, VERSION};
 
@@ -41,14 +41,14 @@ pub struct Recovered {
 /// sync).
 #[derive(Debug)]
 pub struct MakWriter {
-    /// Stages the small pieces of each block (its head, columns, CRC); large columns are written
-    /// straight from the block.
+    /// The file, written a whole block at a time from the block's own columns (its staging
+    /// buffer is never used, so never allocated).
     out: Appender,
     path: PathBuf,
     header: Header,
     block: OpenBlock,
-    /// A block is written out once it reaches this size.
-    bound: usize,
+    /// What a block may hold: its bound (the append buffer's capacity) in shares.
+    room: BlockRoom,
     /// Every record appended, the open block's included.
     totals: Totals,
     /// Appended since the last sync.
@@ -68,15 +68,12 @@ impl MakWriter {
     }
 
     fn new(out: Appender, path: &Path, header: Header, totals: Totals, progress_stale: bool) -> MakWriter {
-        let mut out = out;
-        // Blocks are the buffers; the appender only gathers their small pieces into few writes.
-        let _ = out.set_capacity(MIN_BUFFER_CAPACITY);
         MakWriter {
             out,
             path: path.to_path_buf(),
             header,
             block: OpenBlock::default(),
-            bound: DEFAULT_BUFFER_CAPACITY,
+            room: BlockRoom::of(DEFAULT_BUFFER_CAPACITY),
             totals,
             dirty: false,
             progress_stale,
@@ -135,23 +132,22 @@ impl MakWriter {
         }
         // ok_or_else: the error holds a PathBuf, which must not be allocated per record.
         let too_large = || WriteError::RecordTooLarge { path: self.path.clone(), offset };
-        let len = OpenBlock::record_len(record).ok_or_else(too_large)?;
-        let alone = BLOCK_HEAD_LEN + len + CRC_LEN;
-        if alone > u64::from(u32::MAX) {
+        let size = self.block.size_of(record).ok_or_else(too_large)?;
+        if BLOCK_HEAD_LEN + size.total() + CRC_LEN > u64::from(u32::MAX) {
             return Err(too_large());
         }
-        if !self.block.is_empty() && self.block.encoded_len() + len > self.bound as u64 {
+        if !self.block.fits(size, self.room) {
             self.write_block(None)?;
         }
-        if alone > self.bound as u64 {
-            // Larger than a whole block: a block of its own, its key and value written from the
-            // record rather than copied into the block.
+        if size.data > self.room.data as u64 {
+            // More than a block's keys and values: a block of its own, its key and value written
+            // from the record rather than copied into the block.
             self.block.push_meta(record);
             self.totals.add(offset, record.timestamp);
             self.dirty = true;
             return self.write_block(Some(&[record.key.unwrap_or_default(), record.value.unwrap_or_default()]));
         }
-        self.block.reserve_data(self.bound);
+        self.block.reserve_data(self.room);
         self.block.push(record);
         self.totals.add(offset, record.timestamp);
         self.dirty = true;
@@ -185,7 +181,7 @@ impl MakWriter {
             body_crc: self.out.crc().expect("a version 3 appender keeps the body crc"),
         };
         let bytes: [u8; FOOTER_BYTES] = footer.encode();
-        self.out.put(&bytes).map_err(|source| self.fail(IoAction::Write, source))?;
+        self.out.write_pieces([&bytes[..]]).map_err(|source| self.fail(IoAction::Write, source))?;
         self.make_durable(State::Sealed)?;
         self.out.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
     }
@@ -212,12 +208,14 @@ impl MakWriter {
         (self.totals.count > 0).then_some(self.totals.last_offset)
     }
 
-    /// Sets the block size bound (at least 4 KiB); an open block already larger is written out
-    /// and its columns and the staging buffer freed, so lowering it bounds memory at once.
+    /// Sets the block size bound (at least 4 KiB): what the open block holds allocated, at
+    /// most, its columns' growth included (see `block::open`). An open block already larger is
+    /// written out and freed, so lowering the bound bounds memory at once.
     pub fn set_buffer_capacity(&mut self, capacity: usize) -> Result<(), WriteError> {
         self.check_poisoned()?;
-        self.bound = capacity.clamp(MIN_BUFFER_CAPACITY, MAX_BLOCK_BOUND);
-        if self.block.allocated() > self.bound {
+        let bound = capacity.clamp(MIN_BUFFER_CAPACITY, MAX_BLOCK_BOUND);
+        self.room = BlockRoom::of(bound);
+        if self.block.allocated() > bound {
             self.release_buffer()?;
         }
         Ok(())
@@ -231,7 +229,7 @@ impl MakWriter {
         self.out.release().map_err(|source| self.fail(IoAction::Write, source))
     }
 
-    /// Bytes the open block's columns and the staging buffer hold allocated.
+    /// Bytes the open block's columns hold allocated.
     pub fn buffer_bytes(&self) -> usize {
         self.block.allocated() + self.out.allocated()
     }
@@ -256,14 +254,14 @@ impl MakWriter {
         &self.path
     }
 
-    /// Closes the open block into the appender (no sync): its pieces, then its CRC. `data`: a
-    /// lone record's key and value, for a block whose data column was not filled.
+    /// Writes the open block (no sync): its head, columns, data and CRC in one vectored write.
+    /// `data`: a lone record's key and value, for a block whose data column was not filled.
     fn write_block(&mut self, data: Option<&[&[u8]]>) -> Result<(), WriteError> {
         if self.block.is_empty() {
             return Ok(());
         }
         let out = &mut self.out;
-        let written = self.block.encode(data, |bytes| out.put(bytes)).and_then(|crc| out.put(&crc.to_be_bytes()));
+        let written = self.block.close(data, |closed| out.write_pieces(closed.pieces()));
         written.map_err(|source| self.fail(IoAction::Write, source))
     }
 

@@ -42,7 +42,8 @@ pub struct ObjectHeader {
     pub version: Version,
     pub tp: TopicPartition,
     pub start: i64,
-    /// The last offset written: version 1's last-offset header field, version 2's progress block.
+    /// The last offset written: version 1's last-offset header field, version 2's and 3's
+    /// progress block.
     pub end: i64,
     /// Versions 2 and 3: the first and the last record's timestamps (ms) as stored, not a
     /// minimum and a maximum; None for version 1, or a record without one.

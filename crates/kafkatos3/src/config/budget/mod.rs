@@ -6,7 +6,7 @@
 //! | share | of the limit | enforced by |
 //! |---|---|---|
 //! | fetch queue | 40% | librdkafka's `queued.max.messages.kbytes`, half the share per consumer, and `queued.min.messages`, one message per KiB of it (at most librdkafka's 100 000): librdkafka stops fetching while its queue is full and may hold one fetch response on top |
-//! | write buffers | 10% | each open file's append buffer is sized share / partitions (4 KiB to 1 MiB), allocated on a record and freed at each flush interval, so an idle partition holds none (MAK v3: the buffer is the open block's keys and values; its length and delta columns, a few bytes a record, and a 4 KiB staging buffer come on top) |
+//! | write buffers | 10% | each open file's append buffer is sized share / partitions (4 KiB to 1 MiB), allocated on a record and freed at each flush interval, so an idle partition holds none (MAK v3: the buffer is the open block, 7/8 of it for keys and values and the rest for its other columns' growth) |
 //! | compression | 20% | per worker: I/O buffers and the codec's state; a codec level that does not fit is refused at load time |
 //! | uploads | 30% | per worker: a file is sent in one PUT only below the worker's share, else in parts of share/3 with at most 2 in flight |
 //!

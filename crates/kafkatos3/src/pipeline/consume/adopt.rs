@@ -28,10 +28,13 @@ pub fn adopt_partition(
     stage.resyncs.forget(tp);
     let marker = stage.ledger.read_marker(tp);
     let inprogress = work.inprogress_file(tp);
-    if mak::is_sealed(&inprogress) {
-        // A version 2 seal completed but the rename after it did not (a failed rename; startup
-        // recovery handles a crash): only the move into tocompress/ is left, then it is judged
-        // with the other sealed files.
+    // In its own version: a version 1 file stays version 1 until sealed, whatever the config.
+    let mut opened = inprogress.exists().then(|| AnyWriter::open_append(&inprogress));
+    if let Some(Err(mak::WriteError::Sealed { .. })) = opened {
+        // A seal completed but the rename after it did not (a failed rename, or a crash that
+        // also tore the progress block, which startup recovery cannot tell from an open file):
+        // only the move into tocompress/ is left, then it is judged with the other sealed files.
+        opened = None;
         match seal::seal_existing(work, tp) {
             Ok(Some((_, bytes))) => stage.backlog.add(tp, bytes),
             Ok(None) => {}
@@ -43,9 +46,8 @@ pub fn adopt_partition(
 
     let version = stage.config.main.mak_format_version;
     let mut open = None;
-    if inprogress.exists() {
-        // In its own version: a version 1 file stays version 1 until sealed, whatever the config.
-        match AnyWriter::open_append(&inprogress) {
+    if let Some(opened) = opened {
+        match opened {
             Ok((writer, recovered)) if recovered.last_offset.is_some() => {
                 if recovered.truncated_bytes > 0 {
                     tracing::info!(partition = %tp, bytes = recovered.truncated_bytes, "cut the torn tail of the in-progress file");

@@ -66,32 +66,39 @@ mod tests {
 
         let gzip = mak::codec::Compression::new(mak::codec::Codec::Gzip, None).unwrap();
         let workers = Workers { consumers: 1, compressors: 1, uploaders: 1, compression: &gzip, encrypted: false };
-        // 6.4 MiB of write share for 1000 partitions: 6.5 KiB each, not 64 KiB.
+        // 6.4 MiB of write share for 1000 partitions: 6.5 KiB each, not 1 MiB.
         let budget = MemoryBudget::split(64 << 20, &workers).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let work = WorkDir::new(dir.path());
-        let mut state = ConsumerState::default();
-        for partition in 0..1000 {
-            let spool = PartitionSpool::new(&work, TopicPartition::new("t", partition), Some(0), mak::Version::V2);
-            state.topics.entry("t".to_string()).or_default().insert(partition, spool);
+        for version in [mak::Version::V2, mak::Version::V3] {
+            let dir = tempfile::tempdir().unwrap();
+            let work = WorkDir::new(dir.path());
+            let mut state = ConsumerState::default();
+            for partition in 0..1000 {
+                let spool = PartitionSpool::new(&work, TopicPartition::new("t", partition), Some(0), version);
+                state.topics.entry("t".to_string()).or_default().insert(partition, spool);
+            }
+            state.size_write_buffers(&budget);
+            // 1000 small records each, 14 KB of v3 block: blocks fill and are written, as when busy.
+            for offset in 0..1000 {
+                let record = RecordRef {
+                    offset,
+                    timestamp: 1_700_000_000_000 + offset,
+                    timestamp_type: TimestampType::CreateTime,
+                    key: None,
+                    value: Some(b"0123456789"),
+                    headers: NO_HEADERS,
+                };
+                for spool in state.spools_mut() {
+                    spool.append(&record, 1.0).unwrap();
+                }
+            }
+            let held: u64 = state.spools().map(|s| s.buffer_bytes() as u64).sum();
+            let share = budget.write_buffers;
+            assert!(held > 0 && held <= share, "{version:?}: {held} bytes held, share {share}");
+            for spool in state.spools_mut() {
+                spool.flush_and_release().unwrap();
+            }
+            let idle: usize = state.spools().map(|s| s.buffer_bytes()).sum();
+            assert_eq!(idle, 0, "{version:?}: idle partitions hold no buffer");
         }
-        state.size_write_buffers(&budget);
-        let record = RecordRef {
-            offset: 0,
-            timestamp: -1,
-            timestamp_type: TimestampType::NotAvailable,
-            key: None,
-            value: Some(b"v"),
-            headers: NO_HEADERS,
-        };
-        for spool in state.spools_mut() {
-            spool.append(&record, 1.0).unwrap();
-        }
-        let held: u64 = state.spools().map(|s| s.buffer_bytes() as u64).sum();
-        assert!(held > 0 && held <= budget.write_buffers, "{held} bytes held, share {}", budget.write_buffers);
-        for spool in state.spools_mut() {
-            spool.flush_and_release().unwrap();
-        }
-        assert_eq!(state.spools().map(|s| s.buffer_bytes()).sum::<usize>(), 0, "idle partitions hold no buffer");
     }
 }

@@ -1,5 +1,8 @@
+use super::open::RecordSize;
 use super::*;
-use crate::v2::OwnedRecord;
+use crate::error::BlockProblem;
+use crate::v2::{OwnedRecord, TimestampType};
+use crate::v3::{BLOCK_HEAD_LEN, CRC_LEN, FLAG_GAPS, FLAG_TYPES};
 
 fn record(offset: i64, timestamp: i64, timestamp_type: TimestampType) -> OwnedRecord {
     OwnedRecord {
@@ -37,16 +40,9 @@ fn encoded(records: &[OwnedRecord]) -> Vec<u8> {
         block.push(&record.as_record_ref());
     }
     let expected_len = block.encoded_len() as usize;
-    let mut bytes = Vec::new();
-    let crc = block
-        .encode(None, |piece| {
-            bytes.extend_from_slice(piece);
-            Ok::<(), ()>(())
-        })
-        .unwrap();
-    bytes.extend_from_slice(&crc.to_be_bytes());
-    assert_eq!(bytes.len(), expected_len, "encoded_len says what encode writes");
-    assert!(block.is_empty(), "encode empties the block");
+    let bytes = block.close(None, |closed| closed.pieces().collect::<Vec<_>>().concat());
+    assert_eq!(bytes.len(), expected_len, "encoded_len says what close writes");
+    assert!(block.is_empty(), "close empties the block");
     bytes
 }
 
@@ -96,16 +92,56 @@ fn a_block_of_one_record_with_its_data_given_apart_reads_as_if_copied() {
     let mut block = OpenBlock::default();
     let record = records[0].as_record_ref();
     block.push_meta(&record);
-    let mut apart = Vec::new();
     let pieces = [record.key.unwrap(), record.value.unwrap()];
-    let crc = block
-        .encode(Some(&pieces), |piece| {
-            apart.extend_from_slice(piece);
-            Ok::<(), ()>(())
-        })
-        .unwrap();
-    apart.extend_from_slice(&crc.to_be_bytes());
+    let apart = block.close(Some(&pieces), |closed| closed.pieces().collect::<Vec<_>>().concat());
     assert_eq!(apart, copied);
+}
+
+#[test]
+fn size_of_is_what_a_record_adds_to_the_block_a_first_gap_and_a_first_type_change_included() {
+    // A run of 50 before the first gap and the first type change, so that what those add for
+    // the records before them shows; then null and empty fields and headers.
+    let mut records: Vec<OwnedRecord> = (10..60).map(|o| record(o, 1_000 + o, TimestampType::CreateTime)).collect();
+    records.push(record(70, 2_000, TimestampType::CreateTime));
+    records.push(record(71, 1_999, TimestampType::LogAppendTime));
+    for (offset, mut varied) in (72..).zip(varied()) {
+        varied.offset = offset;
+        records.push(varied);
+    }
+    let mut block = OpenBlock::default();
+    for owned in &records {
+        let record = owned.as_record_ref();
+        let size = block.size_of(&record).expect("not too large");
+        let before = block.encoded_len().max(BLOCK_HEAD_LEN + CRC_LEN);
+        block.push(&record);
+        assert_eq!(block.encoded_len() - before, size.total(), "offset {}", owned.offset);
+        let kv = owned.key.as_ref().map_or(0, Vec::len) + owned.value.as_ref().map_or(0, Vec::len);
+        assert_eq!(size.data, kv as u64, "offset {}", owned.offset);
+    }
+}
+
+#[test]
+fn small_records_close_a_block_at_the_other_columns_share_and_it_stays_within_its_bound() {
+    let room = BlockRoom::of(4096);
+    assert_eq!((room.data, room.meta), (3584, 256));
+    let mut block = OpenBlock::default();
+    let huge = RecordSize { data: 1 << 20, meta: 1 << 20 };
+    assert!(block.fits(huge, room), "an empty block takes any record");
+    block.reserve_data(room);
+    let mut offset = 0;
+    loop {
+        let owned =
+            OwnedRecord { key: None, value: Some(vec![b'v'; 10]), ..record(offset, 5, TimestampType::CreateTime) };
+        let record = owned.as_record_ref();
+        if !block.fits(block.size_of(&record).unwrap(), room) {
+            break;
+        }
+        block.push(&record);
+        offset += 1;
+    }
+    // Four bytes of lengths and deltas per 10-byte record: the other columns fill first.
+    assert!(block.meta_len() <= room.meta && block.meta_len() > room.meta - 8, "{}", block.meta_len());
+    assert!(block.allocated() <= 4096, "allocated {} of a 4096-byte bound", block.allocated());
 }
 
 /// `bytes` with `edit` applied and the CRC made to match again (damage the CRC did not catch).
