@@ -20,8 +20,8 @@ const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 
 /// The largest append buffer of one open file. MAK v3 writes a block when its buffer is full, and
-/// bigger blocks compress better: on the size benchmark's repetitive records zstd stores 4.1
-/// bytes per record from 1 MiB blocks against 5.8 from 64 KiB ones (docs/benchmarks.md, "Archive
+/// bigger blocks compress better: on the size benchmark's repetitive records zstd stores 4.3
+/// bytes per record from 1 MiB blocks against 6.2 from 64 KiB ones (docs/benchmarks.md, "Archive
 /// size"). The spool makes a durability point, which ends a block, every MiB anyway.
 pub const MAX_WRITE_BUFFER: usize = 1 << 20;
 
