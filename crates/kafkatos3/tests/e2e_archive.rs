@@ -171,7 +171,7 @@ async fn files_above_the_multipart_threshold_are_uploaded_in_parts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_reports_a_clean_archive_then_the_gap_and_the_unreadable_object_it_is_given() {
+async fn verify_and_ls_report_a_clean_archive_then_the_gap_and_the_unreadable_object_they_are_given() {
     let env = env();
     let topic = unique("e2e-verify");
     create_topic(&env, &topic, 1).await;
@@ -183,10 +183,12 @@ async fn verify_reports_a_clean_archive_then_the_gap_and_the_unreadable_object_i
     let s3 = store(&env, &env.s3_endpoint);
     // Three batches a max age apart: three objects in one partition.
     let mut produced = ByPartition::new();
+    let produced_from_ms = now_ms();
     for batch in 0..3 {
         produce(&env, &topic, 1, batch * 100, 100, &mut produced).await;
         wait_for_archive(s3.clone(), &prefix, (batch as usize + 1) * 100, Duration::from_secs(60)).await;
     }
+    let produced_to_ms = now_ms();
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
     let archive = read_archive(s3.clone(), &prefix).await;
@@ -212,6 +214,34 @@ async fn verify_reports_a_clean_archive_then_the_gap_and_the_unreadable_object_i
     // With --config it also asks the broker what it still holds.
     assert!(out.lines().any(|l| l.starts_with(&format!("  {topic}:0: kafka"))), "{out}");
 
+    // ls: the same partition from the objects' headers; the producer stamped the records.
+    let ls = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+            .args(["ls", "--config"])
+            .arg(dir.path().join("kafkatos3.cfg"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listing: serde_json::Value = serde_json::from_str(&ls(&["--json", "--objects"])).unwrap();
+    let partition = &listing["partitions"][0];
+    assert_eq!((partition["topic"].as_str(), partition["partition"].as_i64()), (Some(topic.as_str()), Some(0)));
+    assert_eq!(partition["objects"], 3);
+    assert_eq!((partition["first_offset"].as_i64(), partition["last_offset"].as_i64()), (Some(0), Some(299)));
+    let (min_ms, max_ms) = (partition["min_timestamp"].as_i64().unwrap(), partition["max_timestamp"].as_i64().unwrap());
+    assert!(produced_from_ms <= min_ms && min_ms <= max_ms && max_ms <= produced_to_ms, "{partition}");
+    assert_eq!(partition["time_range_exact"], true, "v3 objects state their smallest and largest timestamp");
+    let mut stored_bytes = 0;
+    for key in &archive.keys {
+        let key = object_store::path::Path::from(key.as_str());
+        stored_bytes += object_store::ObjectStoreExt::head(s3.as_ref(), &key).await.unwrap().size;
+    }
+    assert_eq!(partition["bytes"].as_u64(), Some(stored_bytes));
+    assert_eq!(partition["object_list"].as_array().map(Vec::len), Some(3));
+    assert!(ls(&["--topic", "no-such-topic"]).contains(": 0 topics, 0 partitions, 0 objects, 0 B"));
+
     // Take the middle object away and add a corrupt one: both are reported, exit status 1.
     let middle: object_store::path::Path = archive.keys[1].as_str().into();
     object_store::ObjectStoreExt::delete(s3.as_ref(), &middle).await.unwrap();
@@ -224,4 +254,15 @@ async fn verify_reports_a_clean_archive_then_the_gap_and_the_unreadable_object_i
         assert!(out.contains(&format!("MISSING {}", middle.as_ref().rsplit('/').next().unwrap())), "{out}");
         assert!(out.contains(&format!("UNREADABLE {corrupt}")), "{out}");
     }
+    let text = ls(&[]);
+    let line = text.lines().find(|l| l.starts_with(&format!("{topic} "))).expect(&text);
+    // The corrupt object has the original's naming (no claim needed): listed, its header unread.
+    assert!(line.contains(" 0-310 "), "{text}");
+    assert!(line.ends_with("1 gap, 1 missing object, 1 header unread, 1 original object"), "{text}");
+    assert!(text.contains("  GAP offsets 100-199: in no object"), "{text}");
+    assert!(text.contains(&format!("  HEADER UNREAD s3://{}/{corrupt}: ", env.bucket)), "{text}");
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use kafkatos3::archive::store::S3Target;
-use kafkatos3::tools::verify;
+use kafkatos3::tools::source::{ArchiveArgs, Source, SourceError};
+use kafkatos3::tools::{ls, verify};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +27,9 @@ enum Command {
     /// Check an archive in S3: offsets covered per partition, gaps, overlaps, unreadable objects.
     /// Exit status 0 only when clean.
     Verify(VerifyArgs),
+    /// List what an archive holds per topic and partition: objects, offsets, time range (from
+    /// the objects' headers, one ranged read each), bytes, gaps and claims.
+    Ls(LsArgs),
     /// Print the header and records of a MAK file (any version, codec or encryption), from a
     /// local path or s3://bucket/key: the same as kafkatos3_parse.
     Parse(kafkatos3::tools::parse::cli::ParseArgs),
@@ -34,21 +37,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct VerifyArgs {
-    /// Take bucket, key prefix, endpoint, region and credentials from this config file
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Bucket to check (overrides the config's s3_bucket_name)
-    #[arg(long)]
-    bucket: Option<String>,
-    /// Key prefix of the archive (overrides the config's s3_key_prefix; default kafkatos3)
-    #[arg(long)]
-    prefix: Option<String>,
-    /// S3-compatible endpoint URL (overrides the config's s3_endpoint)
-    #[arg(long)]
-    endpoint: Option<String>,
-    /// Region (overrides the config's s3_region)
-    #[arg(long)]
-    region: Option<String>,
+    #[command(flatten)]
+    source: ArchiveArgs,
     /// Decode every record and check offsets are strictly increasing (default: headers only)
     #[arg(long)]
     deep: bool,
@@ -59,18 +49,43 @@ struct VerifyArgs {
     /// Do not ask Kafka, only S3
     #[arg(long, conflicts_with = "bootstrap")]
     offline: bool,
-    /// To read .age objects: an age identity file (PATH, file:PATH or env:NAME); repeatable
-    #[arg(long, value_name = "SOURCE")]
-    identity: Vec<String>,
-    /// To read .age objects encrypted to a passphrase: file:PATH or env:NAME
-    #[arg(long, value_name = "SOURCE")]
-    passphrase: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct LsArgs {
+    #[command(flatten)]
+    source: ArchiveArgs,
+    /// Only this topic (repeatable)
+    #[arg(long)]
+    topic: Vec<String>,
+    /// Only this partition number (repeatable)
+    #[arg(long)]
+    partition: Vec<i32>,
+    /// Only objects holding offsets at or after this one
+    #[arg(long)]
+    from_offset: Option<i64>,
+    /// Only objects holding offsets at or before this one
+    #[arg(long)]
+    to_offset: Option<i64>,
+    /// Only objects that can hold records of this time or later: ms since the epoch or RFC 3339
+    #[arg(long, value_parser = kafkatos3::tools::parse::cli::parse_time)]
+    from_time: Option<i64>,
+    /// Only objects that can hold records before this time: ms since the epoch or RFC 3339
+    #[arg(long, value_parser = kafkatos3::tools::parse::cli::parse_time)]
+    to_time: Option<i64>,
+    /// Also list each object: offsets, size, MAK version, codec, time range, key
+    #[arg(long)]
+    objects: bool,
+    /// Write the listing as one JSON document
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     match (args.command, args.configfile) {
         (Some(Command::Verify(verify)), _) => run_verify(verify),
+        (Some(Command::Ls(ls)), _) => run_ls(ls),
         (Some(Command::Parse(parse)), _) => run_parse(&parse),
         (None, Some(configfile)) => run_daemon(configfile),
         (None, None) => {
@@ -111,24 +126,13 @@ fn run_parse(args: &kafkatos3::tools::parse::cli::ParseArgs) -> ExitCode {
 }
 
 fn run_verify(args: VerifyArgs) -> ExitCode {
-    let config = match args.config.as_deref().map(kafkatos3::config::load).transpose() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("kafkatos3 verify: {error}");
-            return ExitCode::from(2);
-        }
+    let Source { config, archive, decryption } = match args.source.open() {
+        Ok(source) => source,
+        // Status 1 means "problems found": an archive that could not be checked at all is 2.
+        Err(error) => return source_failed("verify", &error, 2),
     };
-    let s3 = config.as_ref().map(|c| &c.s3);
-    let Some(bucket) = args.bucket.as_deref().or(s3.map(|s| s.s3_bucket_name.as_str())) else {
-        eprintln!("kafkatos3 verify: name the bucket with --bucket or --config");
-        return ExitCode::from(2);
-    };
-    let prefix = args.prefix.as_deref().or(s3.map(|s| s.s3_key_prefix.as_str())).unwrap_or("kafkatos3");
-    let target = S3Target::from_flags(s3, bucket, args.endpoint.as_deref(), args.region.as_deref());
     let result = (|| -> anyhow::Result<verify::Report> {
-        let archive = target.archive(prefix)?;
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let decryption = kafkatos3::tools::parse::cli::decryption(&args.identity, args.passphrase.as_deref())?;
         let options = verify::Options { deep: args.deep, decryption: decryption.as_ref() };
         let mut report = verify::verify(&archive, &options, &runtime)?;
         let kafka = match (&args.bootstrap, &config) {
@@ -162,4 +166,44 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run_ls(args: LsArgs) -> ExitCode {
+    let Source { archive, decryption, .. } = match args.source.open() {
+        Ok(source) => source,
+        Err(error) => return source_failed("ls", &error, if error.is_usage() { 2 } else { 1 }),
+    };
+    let selection = kafkatos3::archive::Selection {
+        topics: args.topic,
+        partitions: args.partition,
+        from_offset: args.from_offset,
+        to_offset: args.to_offset,
+        from_ms: args.from_time,
+        to_ms: args.to_time,
+    };
+    let options = ls::Options { selection, decryption: decryption.as_ref(), objects: args.objects };
+    let result = (|| -> anyhow::Result<ls::Listing> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        Ok(ls::ls(&archive, &options, &runtime)?)
+    })();
+    match result {
+        Ok(listing) if args.json => {
+            println!("{}", serde_json::to_string_pretty(&listing).expect("a listing is plain data"));
+            ExitCode::SUCCESS
+        }
+        Ok(listing) => {
+            print!("{}", listing.render());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("kafkatos3 ls: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A tool that could not open its archive: the reason on one line.
+fn source_failed(tool: &str, error: &SourceError, status: u8) -> ExitCode {
+    eprintln!("kafkatos3 {tool}: {error}");
+    ExitCode::from(status)
 }
