@@ -31,7 +31,7 @@ and reported, never silent (see Chaos.watchdog).
 Then it drains (no more faults, every instance up, until the bucket covers every partition's end, or a
 timeout), stops the daemons with SIGTERM, and checks:
   - `kafkatos3 verify --deep` on the bucket must exit 0;
-  - an independent reader (this file's own MAK v1 and v2 parsers, docs/format.md) reads EVERY object and counts every
+  - an independent reader (this file's own MAK v1, v2 and v3 parsers, docs/format.md) reads EVERY object and counts every
     sequence number, against both the delivery-confirmed set and a full read-back of the topic from Kafka. It reads
     both object namings (<topic>-<p>_<first>-<last>_<yymmdd>.mak.gz, and the fenced <topic>-<p>_<first>.mak.gz whose
     last offset is in the MAK header).

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use kafkatos3::tools::source::{ArchiveArgs, Source, SourceError};
-use kafkatos3::tools::{ls, verify};
+use kafkatos3::tools::{ls, restore, verify};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,8 @@ enum Command {
     /// List what an archive holds per topic and partition: objects, offsets, time range (from
     /// the objects' headers, one ranged read each), bytes, gaps and claims.
     Ls(LsArgs),
+    /// Produce archived records back into Kafka, exactly once at the target across restarts.
+    Restore(Box<restore::cli::RestoreArgs>),
     /// Print the header and records of a MAK file (any version, codec or encryption), from a
     /// local path or s3://bucket/key: the same as kafkatos3_parse.
     Parse(kafkatos3::tools::parse::cli::ParseArgs),
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
     match (args.command, args.configfile) {
         (Some(Command::Verify(verify)), _) => run_verify(verify),
         (Some(Command::Ls(ls)), _) => run_ls(ls),
+        (Some(Command::Restore(restore)), _) => run_restore(&restore),
         (Some(Command::Parse(parse)), _) => run_parse(&parse),
         (None, Some(configfile)) => run_daemon(configfile),
         (None, None) => {
@@ -206,4 +209,20 @@ fn run_ls(args: LsArgs) -> ExitCode {
 fn source_failed(tool: &str, error: &SourceError, status: u8) -> ExitCode {
     eprintln!("kafkatos3 {tool}: {error}");
     ExitCode::from(status)
+}
+
+fn run_restore(args: &restore::cli::RestoreArgs) -> ExitCode {
+    match restore::cli::run(args) {
+        Ok(report) => {
+            for warning in &report.warnings {
+                eprintln!("kafkatos3 restore: warning: {warning}");
+            }
+            print!("{}", report.render());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("kafkatos3 restore: {error}");
+            ExitCode::from(if error.is_usage() { 2 } else { 1 })
+        }
+    }
 }

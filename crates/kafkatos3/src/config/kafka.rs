@@ -8,14 +8,21 @@ use super::Config;
 /// See [`client_config`].
 const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
-/// The librdkafka consumer configuration of consumer `id`: `[kafka]` first, then what the
-/// daemon sets itself (the properties `[kafka]` may not set are refused at load time).
-pub fn client_config(config: &Config, id: usize) -> ClientConfig {
-    let consumer = &config.consumer;
+/// The `[kafka]` settings alone (security, client tuning): what a client other than the daemon's
+/// consumer - a restore's producer - takes from the config.
+pub fn security_config(config: &Config) -> ClientConfig {
     let mut client = ClientConfig::new();
     for (key, value) in &config.kafka {
         client.set(key, value.expose());
     }
+    client
+}
+
+/// The librdkafka consumer configuration of consumer `id`: `[kafka]` first, then what the
+/// daemon sets itself (the properties `[kafka]` may not set are refused at load time).
+pub fn client_config(config: &Config, id: usize) -> ClientConfig {
+    let consumer = &config.consumer;
+    let mut client = security_config(config);
     client
         .set("bootstrap.servers", &consumer.kafka_bootstrap)
         .set("group.id", &consumer.kafka_consumer_group)

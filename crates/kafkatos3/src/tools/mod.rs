@@ -5,11 +5,13 @@
 //! - [`parse`]: `kafkatos3_parse` / `kafkatos3 parse`: print one archive object or MAK file.
 //! - [`verify`]: `kafkatos3 verify`: check a whole archive.
 //! - [`ls`]: `kafkatos3 ls`: what an archive holds per topic and partition.
+//! - [`restore`]: `kafkatos3 restore`: the archive produced back into Kafka, exactly once.
 //! - [`source`]: the flags that name the archive a tool reads (config file, bucket, prefix, keys).
 //! - [`rotate`]: `kafkatos3_rotate`: seal the in-progress files of a stopped daemon.
 
 pub mod ls;
 pub mod parse;
+pub mod restore;
 pub mod rotate;
 pub mod source;
 pub mod verify;

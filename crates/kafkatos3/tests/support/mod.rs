@@ -2,12 +2,13 @@
 //! broker and S3 server that `scripts/test.sh` starts (their addresses come from
 //! `KAFKATOS3_TEST_*` environment variables). By what they reach: [`kafka`] (topics, records,
 //! offsets), [`archive`] (the archive in S3, read as every reader reads it), [`daemon`] (configs
-//! and processes of the daemon), [`s3`] (a private S3 server a test may stop).
+//! and processes of the daemon), [`records`] (records with every field), [`s3`] (a private S3 server a test may stop).
 #![allow(dead_code)]
 
 mod archive;
 mod daemon;
 mod kafka;
+mod records;
 mod s3;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ pub use archive::*;
 pub use daemon::*;
 #[allow(unused_imports)]
 pub use kafka::*;
+#[allow(unused_imports)]
+pub use records::*;
 #[allow(unused_imports)]
 pub use s3::*;
 

@@ -7,7 +7,7 @@
 //! timestamp (version 3 does); version 2 keeps only the first and the last record's timestamps,
 //! which Kafka does not order, and version 1 none, so for them it is the best the headers say.
 
-mod render;
+pub(crate) mod render;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,162 @@
+//! The command line of `kafkatos3 restore`: its arguments, turned into [`Options`] and a client
+//! configuration, and one run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::{Bound, Options, Report, RestoreError};
+use crate::tools::source::{ArchiveArgs, Source, SourceError};
+
+/// `kafkatos3 restore`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub source: ArchiveArgs,
+    /// Kafka brokers to restore into (default: the config's kafka_bootstrap; the config's [kafka]
+    /// security settings apply either way)
+    #[arg(long)]
+    pub bootstrap: Option<String>,
+    /// Topics to restore: names or globs (*, ?, [..]); repeatable or comma-separated; default all
+    #[arg(long, value_delimiter = ',')]
+    pub topics: Vec<String>,
+    /// Partition numbers to restore; repeatable or comma-separated; default all
+    #[arg(long, value_delimiter = ',')]
+    pub partitions: Vec<i32>,
+    /// First offset to restore: OFFSET for every partition, or PARTITION:OFFSET; repeatable
+    #[arg(long, value_delimiter = ',')]
+    pub from_offset: Vec<String>,
+    /// Last offset to restore (inclusive): OFFSET or PARTITION:OFFSET; repeatable
+    #[arg(long, value_delimiter = ',')]
+    pub to_offset: Vec<String>,
+    /// Start of a time window (ms since the epoch or RFC 3339): from each partition's first record
+    /// stamped at or after it (as Kafka's offsets-for-times)
+    #[arg(long, value_parser = crate::tools::parse::cli::parse_time)]
+    pub from_time: Option<i64>,
+    /// End of a time window: up to each partition's last record before the first one stamped at or
+    /// after it
+    #[arg(long, value_parser = crate::tools::parse::cli::parse_time)]
+    pub to_time: Option<i64>,
+    /// Restore topic OLD into NEW (same partition numbers); repeatable
+    #[arg(long, value_name = "OLD=NEW")]
+    pub topic_map: Vec<String>,
+    /// Create missing target topics with the archive's partition count
+    #[arg(long)]
+    pub create_topics: bool,
+    /// Allow target partitions that already hold records (this restore must then be their only
+    /// writer until it is complete)
+    #[arg(long)]
+    pub append: bool,
+    /// Restore into a topic the config's daemon archives into this same archive
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would be restored (per partition: objects, offsets, times, bytes) and stop
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Add a header NAME = topic:partition:offset of the archived record
+    #[arg(long, value_name = "NAME")]
+    pub source_header: Option<String>,
+    /// At most this many records per second
+    #[arg(long, value_name = "RECORDS_PER_SECOND")]
+    pub rate_limit: Option<f64>,
+    /// A re-run waits until two readings of the targets' ends this many ms apart agree (what a
+    /// killed run had sent may still be on its way)
+    #[arg(long, default_value_t = 5000)]
+    pub settle_ms: u64,
+    /// Partitions restored at the same time
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// The state file that lets a re-run of the same command continue where this one stopped
+    #[arg(long, default_value = "kafkatos3-restore.state.json")]
+    pub state: PathBuf,
+    /// Also write the report (per partition: records, offset map) to this file as JSON
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// Why `kafkatos3 restore` stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Restore(#[from] RestoreError),
+    #[error("writing the report {}: {source}", path.display())]
+    Report { path: PathBuf, source: std::io::Error },
+}
+
+impl CliError {
+    /// A mistake in the flags or the config (exit status 2).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            CliError::Source(error) => error.is_usage(),
+            CliError::Usage(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Runs the restore the arguments describe; writes `--report` if asked.
+pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
+    let Source { config, archive, decryption } = args.source.open()?;
+    let mut topic_map = BTreeMap::new();
+    for mapping in &args.topic_map {
+        match mapping.split_once('=') {
+            Some((old, new)) if !old.is_empty() && !new.is_empty() => {
+                topic_map.insert(old.to_string(), new.to_string());
+            }
+            _ => return Err(CliError::Usage(format!("--topic-map {mapping}: expected OLD=NEW"))),
+        }
+    }
+    if args.rate_limit.is_some_and(|rate| !(rate.is_finite() && rate > 0.0)) {
+        return Err(CliError::Usage("--rate-limit: a number of records per second above 0".into()));
+    }
+    let from_offset = Bound::parse(&args.from_offset).map_err(|e| CliError::Usage(format!("--from-offset {e}")))?;
+    let to_offset = Bound::parse(&args.to_offset).map_err(|e| CliError::Usage(format!("--to-offset {e}")))?;
+    let mut client = match &config {
+        Some(config) => crate::config::kafka::security_config(config),
+        None => rdkafka::ClientConfig::new(),
+    };
+    match (&args.bootstrap, &config) {
+        (Some(bootstrap), _) => client.set("bootstrap.servers", bootstrap),
+        (None, Some(config)) => client.set("bootstrap.servers", &config.consumer.kafka_bootstrap),
+        (None, None) => return Err(CliError::Usage("name the target with --bootstrap or --config".into())),
+    };
+    // The config's daemon archives its whitelist into this archive, unless the flags name
+    // another bucket or prefix.
+    let archived_by_daemon = match &config {
+        Some(config) if args.source.bucket.is_none() && args.source.prefix.is_none() => {
+            config.consumer.topic_whitelist.clone()
+        }
+        _ => Vec::new(),
+    };
+    let options = Options {
+        topics: args.topics.clone(),
+        partitions: args.partitions.clone(),
+        from_offset,
+        to_offset,
+        from_ms: args.from_time,
+        to_ms: args.to_time,
+        topic_map,
+        create_topics: args.create_topics,
+        append: args.append,
+        force: args.force,
+        dry_run: args.dry_run,
+        source_header: args.source_header.clone(),
+        rate_limit: args.rate_limit,
+        parallel: args.parallel,
+        state_path: args.state.clone(),
+        decryption: decryption.as_ref(),
+        archived_by_daemon,
+        progress_every: std::time::Duration::from_secs(10),
+        settle: std::time::Duration::from_millis(args.settle_ms),
+    };
+    let report = super::restore(&archive, &client, &options)?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report).expect("a report is plain data");
+        std::fs::write(path, json).map_err(|source| CliError::Report { path: path.clone(), source })?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,519 @@
+//! `kafkatos3 restore`: the archive put back into Kafka, exactly once at the target across
+//! crashes.
+//!
+//! The [`Catalog`](crate::archive::Catalog) selects the objects (by topic, partition, offsets,
+//! and time as far as the headers prove an object out of the window: never downloaded); each
+//! selected partition's records are streamed in offset order, cut ([`plan::Cut`]) and produced
+//! into the same partition number of the target topic (`--topic-map` renames). Before the first
+//! record, the preflight checks the targets (they exist or are created, have enough partitions,
+//! are empty unless `--append`, are not archived into this same archive) and the state file
+//! ([`state`]) records where each target partition began; a re-run of the same command counts
+//! what is already there and continues after it. At the end every target partition must hold
+//! exactly the records of its cut: anything else is an error naming the partition.
+
+pub mod cli;
+pub mod plan;
+mod preflight;
+pub mod produce;
+mod render;
+pub mod state;
+pub mod target;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::Producer as _;
+use serde::Serialize;
+
+use crate::archive::{Archive, ArchiveError, Headers, ObjectError, Selection};
+use crate::names::TopicPartition;
+use plan::{Cut, PartitionPlan};
+use produce::{PartitionOutcome, Rate, Shared};
+use state::{PartitionState, RestoreState, StateError, StateObject};
+use target::{Target, TargetError};
+
+/// What to restore, where, and how.
+pub struct Options<'a> {
+    /// Topics by name or glob (`*`, `?`, `[...]`); empty: every topic.
+    pub topics: Vec<String>,
+    pub partitions: Vec<i32>,
+    /// Offset bounds (inclusive) for every partition, and per partition number.
+    pub from_offset: Bound,
+    pub to_offset: Bound,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    /// `old -> new` topic names.
+    pub topic_map: BTreeMap<String, String>,
+    pub create_topics: bool,
+    /// Restore into target partitions that already hold records.
+    pub append: bool,
+    /// Restore into a topic this archive's own daemon archives.
+    pub force: bool,
+    pub dry_run: bool,
+    pub source_header: Option<String>,
+    pub rate_limit: Option<f64>,
+    /// Partitions restored at once.
+    pub parallel: usize,
+    pub state_path: PathBuf,
+    pub decryption: Option<&'a mak::crypt::Decryption>,
+    /// The topics the config's daemon archives into this archive (a restore into one is a loop).
+    pub archived_by_daemon: Vec<String>,
+    /// Say how far it is every this often (stderr).
+    pub progress_every: Duration,
+    /// A re-run reads the targets' ends until two readings this far apart agree.
+    pub settle: Duration,
+}
+
+/// An offset bound: one for all partitions, and overrides by partition number (`p:offset`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Bound {
+    pub all: Option<i64>,
+    pub by_partition: BTreeMap<i32, i64>,
+}
+
+impl Bound {
+    pub fn for_partition(&self, partition: i32) -> Option<i64> {
+        self.by_partition.get(&partition).copied().or(self.all)
+    }
+
+    /// `N` for every partition or `P:N` for one; repeatable.
+    pub fn parse(values: &[String]) -> Result<Bound, String> {
+        let mut bound = Bound::default();
+        for value in values {
+            let number = |text: &str| {
+                text.trim().parse::<i64>().map_err(|_| format!("'{value}' is not OFFSET or PARTITION:OFFSET"))
+            };
+            match value.split_once(':') {
+                Some((partition, offset)) => {
+                    let partition =
+                        i32::try_from(number(partition)?).map_err(|_| format!("'{value}': no such partition"))?;
+                    bound.by_partition.insert(partition, number(offset)?);
+                }
+                None => bound.all = Some(number(value)?),
+            }
+        }
+        Ok(bound)
+    }
+}
+
+/// Why a restore stopped; names the partition, object or file at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
+    #[error("{0}")]
+    Object(#[from] ObjectError),
+    #[error("{0}")]
+    Target(#[from] TargetError),
+    #[error("{0}")]
+    State(#[from] StateError),
+    #[error("{url} holds {holds}, not {expected} as its key says")]
+    WrongObject { url: String, holds: String, expected: String },
+    #[error("producing into {tp}: {error}")]
+    Produce { tp: TopicPartition, error: rdkafka::error::KafkaError },
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("{tp} holds {found} records of this restore, {expected} expected: something else wrote to it, or it was recreated; nothing is deleted, check it and start a new restore")]
+    Count { tp: TopicPartition, found: i64, expected: u64 },
+    #[error("starting the S3 client's runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("{tp} ends at offset {end}, before offset {base} where this restore began: the topic was recreated or truncated; start a new restore (another --state)")]
+    Truncated { tp: TopicPartition, end: i64, base: i64 },
+    #[error("{tp} offset {target_offset} does not hold {from} offset {source_offset}, which this restore put there: the target is not what this restore wrote (another writer?); nothing more is produced")]
+    NotAPrefix { tp: TopicPartition, target_offset: i64, from: TopicPartition, source_offset: i64 },
+    #[error("restoring {tp}: its worker thread stopped without a result")]
+    WorkerLost { tp: TopicPartition },
+}
+
+/// What a restore did (or, with `--dry-run`, would do); `--report` writes it as JSON.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub archive: String,
+    pub dry_run: bool,
+    /// A previous run of the same command had restored everything.
+    pub already_complete: bool,
+    pub partitions: Vec<PartitionReport>,
+    /// Warnings of the preflight and the catalog (gaps in the archive, target settings).
+    pub warnings: Vec<String>,
+    pub records: u64,
+    pub produced: u64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PartitionReport {
+    pub source: String,
+    pub target: String,
+    #[serde(flatten)]
+    pub plan: PartitionPlanSummary,
+    #[serde(flatten)]
+    pub outcome: PartitionOutcome,
+    /// The target partition's end before this restore wrote to it.
+    pub target_base: Option<i64>,
+}
+
+/// The plan of one partition, as reported.
+#[derive(Debug, Serialize)]
+pub struct PartitionPlanSummary {
+    pub objects: usize,
+    pub bytes_to_download: u64,
+    pub archived_first_offset: i64,
+    pub archived_last_offset: i64,
+    pub min_timestamp: Option<i64>,
+    pub max_timestamp: Option<i64>,
+    pub v1_objects: usize,
+}
+
+impl From<&PartitionPlan> for PartitionPlanSummary {
+    fn from(p: &PartitionPlan) -> Self {
+        PartitionPlanSummary {
+            objects: p.object_count,
+            bytes_to_download: p.bytes,
+            archived_first_offset: p.first_offset,
+            archived_last_offset: p.last_offset,
+            min_timestamp: p.min_timestamp,
+            max_timestamp: p.max_timestamp,
+            v1_objects: p.v1_objects,
+        }
+    }
+}
+
+/// Restores what `options` select from `archive` into the cluster `client` reaches.
+pub fn restore(
+    archive: &Archive,
+    client: &rdkafka::ClientConfig,
+    options: &Options<'_>,
+) -> Result<Report, RestoreError> {
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(RestoreError::Runtime)?;
+    let archive_url = archive.url(archive.location().prefix());
+    let command = fingerprint(&archive_url, client, options);
+    let state = RestoreState::load(&options.state_path, &command)?;
+    let mut report = Report { archive: archive_url, dry_run: options.dry_run, ..Report::default() };
+    if state.as_ref().is_some_and(|s| s.complete) {
+        report.already_complete = true;
+        return Ok(report);
+    }
+    // A re-run reads exactly what the first run planned, whatever the archive has become.
+    let plans = match &state {
+        Some(state) => plans_from_state(archive, state, &options.state_path)?,
+        None => select(archive, options, &runtime)?,
+    };
+    let target = Target::new(client.clone());
+    let checked = preflight::check(&target, &plans, options, &runtime)?;
+    report.warnings = checked.warnings;
+    if options.dry_run || plans.is_empty() {
+        if options.dry_run && state.is_none() {
+            report.warnings.extend(preflight::non_empty(&target, &plans)?);
+        }
+        report.partitions = plans.iter().map(|p| partition_report(p, PartitionOutcome::default(), None)).collect();
+        return Ok(report);
+    }
+    let tps: Vec<TopicPartition> = plans.iter().map(|p| p.target.clone()).collect();
+    let (state, ends) = match state {
+        // What a killed producer had sent may still become visible: wait until the ends settle.
+        Some(state) => (state, settled_ends(&target, &tps, options.settle)?),
+        None => {
+            let state = first_state(&target, &plans, options, command)?;
+            let ends = target.end_offsets(&tps)?;
+            (state, ends)
+        }
+    };
+    let resumes = resumes(&target, &plans, &state, &ends)?;
+    let producer = target::producer(client, checked.max_message_bytes).map_err(TargetError::Kafka)?;
+    let shared = Shared {
+        archive,
+        decryption: options.decryption,
+        runtime: runtime.handle(),
+        producer: &producer,
+        source_header: options.source_header.as_deref(),
+        rate: options.rate_limit.map(Rate::new),
+        sent: AtomicU64::new(0),
+        sent_bytes: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    };
+    let outcomes = run_partitions(&shared, &plans, &state, &resumes, options);
+    let flushed = producer.flush(Duration::from_secs(300));
+    if let Some((tp, error)) = producer.context().failed.lock().expect("delivery lock").take() {
+        return Err(RestoreError::Produce { tp, error });
+    }
+    let outcomes = outcomes?;
+    flushed.map_err(TargetError::Kafka)?;
+    let ends = target.end_offsets(&tps)?;
+    for ((plan, outcome), resume) in plans.iter().zip(&outcomes).zip(&resumes) {
+        let found = ends[&plan.target] - resume.base;
+        if found != outcome.records as i64 {
+            return Err(RestoreError::Count { tp: plan.target.clone(), found, expected: outcome.records });
+        }
+    }
+    let mut state = state;
+    state.complete = true;
+    state.save(&options.state_path)?;
+    for ((plan, outcome), resume) in plans.iter().zip(outcomes).zip(&resumes) {
+        report.records += outcome.records;
+        report.produced += outcome.produced;
+        report.partitions.push(partition_report(plan, outcome, Some(resume.base)));
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The plans a first run recorded in its state.
+fn plans_from_state(
+    archive: &Archive,
+    state: &RestoreState,
+    path: &std::path::Path,
+) -> Result<Vec<PartitionPlan>, RestoreError> {
+    let partition = |name: &str| -> Result<TopicPartition, RestoreError> {
+        let bad = || StateError::BadPartition { path: path.to_path_buf(), name: name.to_string() };
+        let (topic, number) = name.rsplit_once(':').ok_or_else(bad)?;
+        Ok(TopicPartition::new(topic, number.parse::<i32>().map_err(|_| bad())?))
+    };
+    let mut plans = Vec::new();
+    for (target, recorded) in &state.partitions {
+        let objects: Vec<plan::PlannedObject> = recorded
+            .objects
+            .iter()
+            .map(|o| plan::PlannedObject {
+                key: o.key.as_str().into(),
+                url: archive.url(&o.key),
+                start: o.start,
+                end: o.end,
+                bytes: o.bytes,
+            })
+            .collect();
+        plans.push(PartitionPlan {
+            source: partition(&recorded.source)?,
+            target: partition(target)?,
+            first_offset: objects.iter().map(|o| o.start).min().unwrap_or(0),
+            last_offset: recorded.last_source_offset,
+            min_timestamp: None,
+            max_timestamp: None,
+            bytes: objects.iter().map(|o| o.bytes).sum(),
+            object_count: objects.len(),
+            v1_objects: 0,
+            gaps: Vec::new(),
+            missing: Vec::new(),
+            overlaps: Vec::new(),
+            objects,
+        });
+    }
+    Ok(plans)
+}
+
+/// Target ends read until two readings `settle` apart agree.
+fn settled_ends(
+    target: &Target,
+    tps: &[TopicPartition],
+    settle: Duration,
+) -> Result<BTreeMap<TopicPartition, i64>, RestoreError> {
+    let mut ends = target.end_offsets(tps)?;
+    loop {
+        std::thread::sleep(settle);
+        let again = target.end_offsets(tps)?;
+        if again == ends {
+            return Ok(ends);
+        }
+        ends = again;
+    }
+}
+
+/// Where each partition resumes, with the target's last record of this restore read back.
+fn resumes(
+    target: &Target,
+    plans: &[PartitionPlan],
+    state: &RestoreState,
+    ends: &BTreeMap<TopicPartition, i64>,
+) -> Result<Vec<produce::Resume>, RestoreError> {
+    let mut resumes = Vec::new();
+    for plan in plans {
+        let base = state.partitions[&plan.target.to_string()].base;
+        let end = ends[&plan.target];
+        let Ok(already) = u64::try_from(end - base) else {
+            // The target ends before where this restore began: recreated or truncated.
+            return Err(RestoreError::Truncated { tp: plan.target.clone(), end, base });
+        };
+        let last_there = if already > 0 { Some(target.record_at(&plan.target, end - 1)?) } else { None };
+        resumes.push(produce::Resume { base, already, last_there });
+    }
+    Ok(resumes)
+}
+
+/// The catalog of what the options select, as per-partition plans.
+fn select(
+    archive: &Archive,
+    options: &Options<'_>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Vec<PartitionPlan>, RestoreError> {
+    let globs = options.topics.iter().any(|t| t.contains(['*', '?', '[']));
+    let selection = Selection {
+        // Globs match against the listing's topics; plain names narrow the listing itself.
+        topics: if globs { Vec::new() } else { options.topics.clone() },
+        partitions: options.partitions.clone(),
+        from_offset: options.from_offset.by_partition.is_empty().then_some(options.from_offset.all).flatten(),
+        to_offset: options.to_offset.by_partition.is_empty().then_some(options.to_offset.all).flatten(),
+        from_ms: options.from_ms,
+        to_ms: options.to_ms,
+    };
+    let catalog = runtime.block_on(archive.catalog(&selection, Headers::Read { decryption: options.decryption }))?;
+    let patterns: Vec<glob::Pattern> = options
+        .topics
+        .iter()
+        .map(|t| glob::Pattern::new(t).map_err(|e| RestoreError::Refused(format!("--topics {t}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    let mut plans = plan::plan(&catalog, &options.topic_map, |key| archive.url(key));
+    plans.retain(|p| patterns.is_empty() || patterns.iter().any(|g| g.matches(&p.source.topic)));
+    Ok(plans)
+}
+
+fn cut_for(plan: &PartitionPlan, options: &Options<'_>, last_source_offset: i64) -> Cut {
+    let partition = plan.source.partition;
+    let to = options.to_offset.for_partition(partition).map_or(last_source_offset, |to| to.min(last_source_offset));
+    Cut {
+        from_offset: options.from_offset.for_partition(partition),
+        to_offset: Some(to),
+        from_ms: options.from_ms,
+        to_ms: options.to_ms,
+    }
+}
+
+/// The state of a first run: each target's end now is where its records begin. A target that
+/// holds records is refused unless `--append`.
+fn first_state(
+    target: &Target,
+    plans: &[PartitionPlan],
+    options: &Options<'_>,
+    command: String,
+) -> Result<RestoreState, RestoreError> {
+    let tps: Vec<TopicPartition> = plans.iter().map(|p| p.target.clone()).collect();
+    let ends = target.end_offsets(&tps)?;
+    let starts = target.start_offsets(&tps)?;
+    let mut state = RestoreState::new(command);
+    for plan in plans {
+        let end = ends[&plan.target];
+        if end > starts[&plan.target] && !options.append {
+            return Err(RestoreError::Refused(format!(
+                "{} already holds offsets {}-{}: restoring into a non-empty partition cannot be checked for exactly once; give --append if this restore is its only writer from now on",
+                plan.target,
+                starts[&plan.target],
+                end - 1
+            )));
+        }
+        let objects = plan
+            .objects
+            .iter()
+            .map(|o| StateObject { key: o.key.to_string(), start: o.start, end: o.end, bytes: o.bytes })
+            .collect();
+        let partition = PartitionState {
+            source: plan.source.to_string(),
+            base: end,
+            last_source_offset: plan.last_offset,
+            objects,
+        };
+        state.partitions.insert(plan.target.to_string(), partition);
+    }
+    state.save(&options.state_path)?;
+    Ok(state)
+}
+
+fn run_partitions(
+    shared: &Shared<'_>,
+    plans: &[PartitionPlan],
+    state: &RestoreState,
+    resumes: &[produce::Resume],
+    options: &Options<'_>,
+) -> Result<Vec<PartitionOutcome>, RestoreError> {
+    let next = AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<PartitionOutcome, RestoreError>>>> =
+        plans.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| progress(shared, &done, options.progress_every));
+        let workers: Vec<_> = (0..options.parallel.clamp(1, plans.len().max(1)))
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(plan) = plans.get(i) else { break };
+                    let recorded = &state.partitions[&plan.target.to_string()];
+                    let cut = cut_for(plan, options, recorded.last_source_offset);
+                    let result = produce::restore_partition(shared, plan, cut, &resumes[i]);
+                    if result.is_err() {
+                        shared.stop.store(true, Ordering::Relaxed);
+                    }
+                    *results[i].lock().expect("result lock") = Some(result);
+                })
+            })
+            .collect();
+        for worker in workers {
+            let _ = worker.join();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    results
+        .into_iter()
+        .zip(plans)
+        .map(|(result, plan)| {
+            let result = result.into_inner().expect("result lock");
+            result.unwrap_or_else(|| Err(RestoreError::WorkerLost { tp: plan.target.clone() }))
+        })
+        .collect()
+}
+
+/// A line on stderr every `every`: records handed to the producer, delivered, rate.
+fn progress(shared: &Shared<'_>, done: &AtomicBool, every: Duration) {
+    let started = Instant::now();
+    let mut last = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < every {
+            continue;
+        }
+        last = Instant::now();
+        let sent = shared.sent.load(Ordering::Relaxed);
+        let delivered = shared.producer.context().delivered.load(Ordering::Relaxed);
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "restore: {sent} records produced ({:.1} MB), {delivered} acknowledged, {:.0} records/s",
+            shared.sent_bytes.load(Ordering::Relaxed) as f64 / 1e6,
+            sent as f64 / seconds.max(0.001)
+        );
+    }
+}
+
+fn partition_report(plan: &PartitionPlan, outcome: PartitionOutcome, base: Option<i64>) -> PartitionReport {
+    PartitionReport {
+        source: plan.source.to_string(),
+        target: plan.target.to_string(),
+        plan: plan.into(),
+        outcome,
+        target_base: base,
+    }
+}
+
+/// What makes two restore commands "the same": the archive, the selection, the mapping and
+/// what is added to the records.
+fn fingerprint(archive: &str, client: &rdkafka::ClientConfig, options: &Options<'_>) -> String {
+    serde_json::json!({
+        "archive": archive,
+        "target": client.get("bootstrap.servers"),
+        "topics": options.topics,
+        "partitions": options.partitions,
+        "from_offset": options.from_offset,
+        "to_offset": options.to_offset,
+        "from_ms": options.from_ms,
+        "to_ms": options.to_ms,
+        "topic_map": options.topic_map,
+        "source_header": options.source_header,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,229 @@
+//! Restoring one partition: its objects streamed in offset order, the cut applied, and each
+//! record produced as archived - key and value with null kept apart from empty, headers in order
+//! with repeated keys and null values, the original timestamp.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
+use serde::Serialize;
+
+use super::plan::{Admit, Cut, Cutter, PartitionPlan};
+use super::target::{Deliveries, TargetRecord};
+use super::RestoreError;
+use crate::archive::{Archive, ObjectReader};
+use mak::v2::Record;
+
+/// What the partitions' workers share.
+pub struct Shared<'a> {
+    pub archive: &'a Archive,
+    pub decryption: Option<&'a mak::crypt::Decryption>,
+    pub runtime: &'a tokio::runtime::Handle,
+    pub producer: &'a ThreadedProducer<Deliveries>,
+    /// `--source-header NAME`: adds `topic:partition:offset` of the archived record.
+    pub source_header: Option<&'a str>,
+    pub rate: Option<Rate>,
+    /// Records handed to the producer, and their key and value bytes.
+    pub sent: AtomicU64,
+    pub sent_bytes: AtomicU64,
+    /// Set by the first worker that fails: the others stop at their next record.
+    pub stop: AtomicBool,
+}
+
+/// `--rate-limit`: records per second over the whole restore.
+pub struct Rate {
+    pub per_second: f64,
+    pub start: Instant,
+    pub admitted: AtomicU64,
+}
+
+impl Rate {
+    pub fn new(per_second: f64) -> Self {
+        Rate { per_second, start: Instant::now(), admitted: AtomicU64::new(0) }
+    }
+
+    /// Waits until the next record is due.
+    fn wait(&self) {
+        let n = self.admitted.fetch_add(1, Ordering::Relaxed);
+        let due = self.start + Duration::from_secs_f64(n as f64 / self.per_second);
+        if let Some(ahead) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(ahead);
+        }
+    }
+}
+
+/// A run of the offset map: `count` records at consecutive source offsets from `source_first`
+/// went to consecutive target offsets from `target_first`. A hole in the source's offsets
+/// (compaction, transaction markers) starts a new run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OffsetRun {
+    pub source_first: i64,
+    pub target_first: i64,
+    pub count: u64,
+}
+
+/// What restoring one partition did.
+#[derive(Debug, Default, Serialize)]
+pub struct PartitionOutcome {
+    /// Records in the cut.
+    pub records: u64,
+    /// Of those, already in the target from an earlier run of the same command.
+    pub already_there: u64,
+    pub produced: u64,
+    pub first_source_offset: Option<i64>,
+    pub last_source_offset: Option<i64>,
+    pub offset_map: Vec<OffsetRun>,
+}
+
+impl PartitionOutcome {
+    pub(super) fn map(&mut self, source: i64, target: i64) {
+        if let Some(run) = self.offset_map.last_mut() {
+            let next = run.count as i64;
+            if run.source_first + next == source && run.target_first + next == target {
+                run.count += 1;
+                return;
+            }
+        }
+        self.offset_map.push(OffsetRun { source_first: source, target_first: target, count: 1 });
+    }
+}
+
+/// Where a partition's restore starts: its records begin at target offset `base`, and the first
+/// `already` records of the cut are there from an earlier run, the last of them being
+/// `last_there` (read back from the target, compared before anything is produced).
+pub struct Resume {
+    pub base: i64,
+    pub already: u64,
+    pub last_there: Option<TargetRecord>,
+}
+
+/// Restores `plan`'s cut into its target partition from where `resume` says.
+pub fn restore_partition(
+    shared: &Shared<'_>,
+    plan: &PartitionPlan,
+    cut: Cut,
+    resume: &Resume,
+) -> Result<PartitionOutcome, RestoreError> {
+    let (base, already) = (resume.base, resume.already);
+    let mut cutter = Cutter::new(cut);
+    let mut outcome = PartitionOutcome::default();
+    let source_name = format!("{}:{}", plan.source.topic, plan.source.partition);
+    // Overlapping objects hold some offsets twice: each is restored once, from the first.
+    let mut last_offset: Option<i64> = None;
+    'objects: for object in &plan.objects {
+        let stream = shared.archive.stream(shared.runtime, &object.key);
+        let mut reader = ObjectReader::open(object.url.clone(), stream, shared.decryption)?;
+        if reader.topic() != plan.source.topic || reader.partition() != plan.source.partition {
+            return Err(RestoreError::WrongObject {
+                url: object.url.clone(),
+                holds: format!("{}:{}", reader.topic(), reader.partition()),
+                expected: source_name,
+            });
+        }
+        while let Some(record) = reader.next_record()? {
+            if last_offset.is_some_and(|last| record.offset <= last) {
+                continue;
+            }
+            last_offset = Some(record.offset);
+            match cutter.admit(record.offset, record.timestamp) {
+                Admit::Skip => continue,
+                Admit::Stop => break 'objects,
+                Admit::Take => {}
+            }
+            if shared.stop.load(Ordering::Relaxed) || shared.producer.context().any_failed.load(Ordering::Relaxed) {
+                return Ok(outcome);
+            }
+            let index = outcome.records;
+            outcome.map(record.offset, base + index as i64);
+            outcome.first_source_offset.get_or_insert(record.offset);
+            outcome.last_source_offset = Some(record.offset);
+            outcome.records += 1;
+            if index < already {
+                outcome.already_there += 1;
+                if index + 1 == already {
+                    check_last_there(plan, &record, base + index as i64, resume.last_there.as_ref())?;
+                }
+                continue;
+            }
+            send(shared, plan, &source_name, &record)?;
+            outcome.produced += 1;
+        }
+        // Every record of the object was read: its end (checksums, last offset) must check out.
+        reader.finish_sealed()?;
+    }
+    Ok(outcome)
+}
+
+/// The target's last record of this restore must be the cut's record that the count says it
+/// is: otherwise the target is not a prefix of this restore (another writer, a record lost after
+/// a timeout, a broker that lost acknowledged records), and continuing would duplicate or lose.
+fn check_last_there(
+    plan: &PartitionPlan,
+    record: &Record<'_>,
+    target_offset: i64,
+    there: Option<&TargetRecord>,
+) -> Result<(), RestoreError> {
+    let archived = TargetRecord {
+        key: record.key.map(<[u8]>::to_vec),
+        value: record.value.map(<[u8]>::to_vec),
+        headers: record.headers.map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec))).collect(),
+    };
+    match there {
+        // The source header, if asked for, is the last one: compare what precedes it.
+        Some(there)
+            if there.key == archived.key
+                && there.value == archived.value
+                && there.headers.starts_with(&archived.headers) =>
+        {
+            Ok(())
+        }
+        _ => Err(RestoreError::NotAPrefix {
+            tp: plan.target.clone(),
+            target_offset,
+            from: plan.source.clone(),
+            source_offset: record.offset,
+        }),
+    }
+}
+
+fn send(shared: &Shared<'_>, plan: &PartitionPlan, source: &str, record: &Record<'_>) -> Result<(), RestoreError> {
+    if let Some(rate) = &shared.rate {
+        rate.wait();
+    }
+    let extra = shared.source_header.map(|name| (name, format!("{source}:{}", record.offset)));
+    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + usize::from(extra.is_some()));
+    for (key, value) in record.headers {
+        headers = headers.insert(Header { key, value });
+    }
+    if let Some((name, value)) = &extra {
+        headers = headers.insert(Header { key: name, value: Some(value.as_bytes()) });
+    }
+    let mut message: BaseRecord<'_, [u8], [u8]> =
+        BaseRecord::to(&plan.target.topic).partition(plan.target.partition).headers(headers);
+    if let Some(key) = record.key {
+        message = message.key(key);
+    }
+    if let Some(value) = record.value {
+        message = message.payload(value);
+    }
+    if record.timestamp >= 0 {
+        message = message.timestamp(record.timestamp);
+    }
+    loop {
+        match shared.producer.send(message) {
+            Ok(()) => break,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                // The producer's queue is full: its own thread is sending; wait for room.
+                message = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((error, _)) => return Err(RestoreError::Produce { tp: plan.target.clone(), error }),
+        }
+    }
+    let bytes = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
+    shared.sent.fetch_add(1, Ordering::Relaxed);
+    shared.sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    Ok(())
+}

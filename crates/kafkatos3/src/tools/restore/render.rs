@@ -1,0 +1,72 @@
+//! The text `kafkatos3 restore` prints: the plan (with `--dry-run`) or what was restored, one
+//! line per partition.
+
+use std::fmt::Write as _;
+
+use super::Report;
+use crate::tools::ls::render::{human_bytes, rfc3339_ms};
+
+impl Report {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if self.already_complete {
+            let _ = writeln!(
+                out,
+                "already complete: a previous run of this command restored every record (its state file says so)"
+            );
+            return out;
+        }
+        for p in &self.partitions {
+            let times = match (p.plan.min_timestamp, p.plan.max_timestamp) {
+                (Some(min), Some(max)) => format!(", records stamped {} .. {}", rfc3339_ms(min), rfc3339_ms(max)),
+                _ => String::new(),
+            };
+            if self.dry_run {
+                let _ = writeln!(
+                    out,
+                    "{} -> {}: {} objects, offsets {}-{}{}, {} to download",
+                    p.source,
+                    p.target,
+                    p.plan.objects,
+                    p.plan.archived_first_offset,
+                    p.plan.archived_last_offset,
+                    times,
+                    human_bytes(p.plan.bytes_to_download)
+                );
+                continue;
+            }
+            let (Some(first), Some(last)) = (p.outcome.first_source_offset, p.outcome.last_source_offset) else {
+                let _ = writeln!(out, "{} -> {}: no records in the selection", p.source, p.target);
+                continue;
+            };
+            let span = format!("offsets {first}-{last}");
+            let base = p.target_base.unwrap_or(0);
+            let _ = write!(
+                out,
+                "{} -> {}: {} records ({span}) at target offsets {}-{}",
+                p.source,
+                p.target,
+                p.outcome.records,
+                base,
+                base + p.outcome.records as i64 - 1
+            );
+            if p.outcome.already_there > 0 {
+                let _ = write!(out, ", {} of them by an earlier run", p.outcome.already_there);
+            }
+            let _ = writeln!(out);
+        }
+        if !self.dry_run {
+            let rate = self.produced as f64 / self.seconds.max(0.001);
+            let _ = writeln!(
+                out,
+                "restored {} records into {} partitions ({} produced now) in {:.1} s, {:.0} records/s",
+                self.records,
+                self.partitions.len(),
+                self.produced,
+                self.seconds,
+                rate
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,93 @@
+use super::plan::{Admit, Cut, Cutter};
+use super::produce::{OffsetRun, PartitionOutcome};
+use super::state::{PartitionState, RestoreState, StateError, StateObject};
+use super::Bound;
+
+/// Offsets 0.. with these timestamps, through a cutter: the offsets taken.
+fn taken(cut: Cut, timestamps: &[i64]) -> Vec<i64> {
+    let mut cutter = Cutter::new(cut);
+    let mut taken = Vec::new();
+    for (offset, &ts) in timestamps.iter().enumerate() {
+        match cutter.admit(offset as i64, ts) {
+            Admit::Skip => {}
+            Admit::Take => taken.push(offset as i64),
+            Admit::Stop => break,
+        }
+    }
+    taken
+}
+
+#[test]
+fn a_time_window_cuts_like_list_offsets_and_keeps_out_of_order_records_inside_it() {
+    // Offsets:          0    1    2    3    4    5    6    7
+    let timestamps = [100, 250, 150, 300, 120, 400, 310, 500];
+    let cut = Cut { from_ms: Some(200), to_ms: Some(400), ..Cut::default() };
+    // From the first record at or after 200 (offset 1), to the last before the first at or
+    // after 400 (offset 5): offsets 2 and 4, stamped before the window, are inside the cut.
+    assert_eq!(taken(cut, &timestamps), [1, 2, 3, 4]);
+}
+
+#[test]
+fn records_without_a_timestamp_neither_open_nor_close_a_time_window() {
+    let cut = Cut { from_ms: Some(200), to_ms: Some(400), ..Cut::default() };
+    assert_eq!(taken(cut, &[-1, 250, -1, 500, -1]), [1, 2]);
+    assert_eq!(taken(cut, &[-1, -1]), Vec::<i64>::new());
+}
+
+#[test]
+fn offset_bounds_are_inclusive_and_combine_with_a_time_window() {
+    let timestamps = [100, 200, 300, 400, 500, 600];
+    assert_eq!(taken(Cut { from_offset: Some(2), to_offset: Some(4), ..Cut::default() }, &timestamps), [2, 3, 4]);
+    let both = Cut { from_offset: Some(1), to_offset: Some(4), from_ms: Some(300), to_ms: None };
+    assert_eq!(taken(both, &timestamps), [2, 3, 4]);
+    assert_eq!(taken(Cut::default(), &timestamps), [0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn the_time_window_is_the_partitions_and_offset_bounds_narrow_it() {
+    // The window opens at offset 1 (stamped 500), before the offset bound: 2 and 3 are in it.
+    let opened_before = Cut { from_offset: Some(2), from_ms: Some(400), ..Cut::default() };
+    assert_eq!(taken(opened_before, &[100, 500, 150, 160]), [2, 3]);
+    // The window closes at offset 1 (stamped 900), before the offset bound: nothing is in it,
+    // as the catalog assumes when it drops an object whose first record is past the end.
+    let closed_before = Cut { from_offset: Some(2), to_ms: Some(800), ..Cut::default() };
+    assert_eq!(taken(closed_before, &[100, 900, 200, 300]), Vec::<i64>::new());
+}
+
+#[test]
+fn offset_bounds_are_one_number_or_one_per_partition() {
+    let bound = Bound::parse(&["10".into(), "3:500".into()]).unwrap();
+    assert_eq!((bound.for_partition(0), bound.for_partition(3)), (Some(10), Some(500)));
+    assert_eq!(Bound::parse(&[]).unwrap().for_partition(0), None);
+    assert!(Bound::parse(&["x:1".into()]).unwrap_err().contains("'x:1' is not OFFSET or PARTITION:OFFSET"));
+}
+
+#[test]
+fn the_state_file_survives_a_reload_and_belongs_to_one_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("restore.json");
+    assert_eq!(RestoreState::load(&path, "cmd").unwrap(), None, "no file: a first run");
+    let mut state = RestoreState::new("cmd".into());
+    let object = StateObject { key: "p/a/0/a-0_0.mak.gz".into(), start: 0, end: 99, bytes: 1234 };
+    let partition = PartitionState { source: "a:0".into(), base: 7, last_source_offset: 99, objects: vec![object] };
+    state.partitions.insert("b:0".into(), partition);
+    state.save(&path).unwrap();
+
+    assert_eq!(RestoreState::load(&path, "cmd").unwrap(), Some(state));
+    let other = RestoreState::load(&path, "another").unwrap_err();
+    assert!(matches!(other, StateError::OtherCommand { .. }), "{other}");
+    assert!(other.to_string().contains("run that command to finish it"), "{other}");
+    std::fs::write(&path, "not json").unwrap();
+    assert!(RestoreState::load(&path, "cmd").unwrap_err().to_string().contains("not a restore state file"));
+}
+
+#[test]
+fn the_offset_map_starts_a_run_at_each_hole_in_the_source_offsets() {
+    let mut outcome = PartitionOutcome::default();
+    // Source offsets 10-12, then 15-16 after a compacted hole; target offsets 100 on.
+    for (target, source) in [10, 11, 12, 15, 16].into_iter().enumerate() {
+        outcome.map(source, 100 + target as i64);
+    }
+    let run = |source_first, target_first, count| OffsetRun { source_first, target_first, count };
+    assert_eq!(outcome.offset_map, [run(10, 100, 3), run(15, 103, 2)]);
+}

@@ -1,0 +1,149 @@
+//! End to end for `kafkatos3 restore`: records archived by the real daemon from the real broker
+//! into the real S3 server, restored by the real binary into new topics, and read back with a
+//! plain consumer, field by field.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use support::*;
+
+const PARTITIONS: i32 = 3;
+const PER_PARTITION: usize = 60;
+
+fn restore(config: &Path, state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+        .args(["restore", "--config"])
+        .arg(config)
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).to_string()
+}
+
+/// The records as a restore must reproduce them: every field but the offset.
+fn fields(records: &[Full]) -> Vec<Full> {
+    records.iter().map(|r| Full { offset: 0, ..r.clone() }).collect()
+}
+
+/// How many records the topic's partitions hold as far as the broker's offsets say (0 while
+/// the topic does not exist yet).
+fn records_in(env: &TestEnv, topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &env.bootstrap).create().expect("consumer");
+    (0..PARTITIONS)
+        .filter_map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).ok())
+        .map(|(low, high)| high - low)
+        .sum()
+}
+
+/// Kafka's offsets-for-times cut, written out independently of the restore's: from the first
+/// record stamped at or after `from`, to the last one before the first stamped at or after `to`.
+fn time_cut(records: &[Full], from: i64, to: i64) -> Vec<Full> {
+    let start = records.iter().position(|r| r.timestamp >= from).unwrap_or(records.len());
+    let end = records[start..].iter().position(|r| r.timestamp >= to).map_or(records.len(), |i| start + i);
+    records[start..end].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_puts_back_every_field_continues_after_kill_9_and_cuts_time_windows() {
+    let env = env();
+    let topic = unique("e2e-restore");
+    create_topic(&env, &topic, PARTITIONS).await;
+    let all = varied(PER_PARTITION * PARTITIONS as usize);
+    // Contiguous slices: each partition has every kind of key, value, header and timestamp.
+    let mut produced: Vec<Vec<Full>> = all.chunks(PER_PARTITION).map(<[Full]>::to_vec).collect();
+    for (partition, records) in produced.iter_mut().enumerate() {
+        produce_full(&env, &topic, partition as i32, records).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kafkatos3.cfg");
+    let (group, prefix) = (unique("g"), unique("archive"));
+    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix).write(&env, &config);
+    let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    let s3 = store(&env, &env.s3_endpoint);
+    wait_for_archive(s3.clone(), &prefix, all.len(), Duration::from_secs(90)).await;
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+
+    // Into the archived topic itself: the daemon would archive the records again.
+    let out = restore(&config, &dir.path().join("loop.json"), &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("(a loop)"), "{}", text(&out.stderr));
+
+    // A round trip into a new topic: every field, in order, at the same partition.
+    let copy = unique("e2e-restored");
+    let map = format!("{topic}={copy}");
+    let report_path = dir.path().join("report.json");
+    let report_arg = report_path.to_str().unwrap();
+    let args = ["--topic-map", &map, "--create-topics", "--report", report_arg];
+    let out = restore(&config, &dir.path().join("copy.json"), &args);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    for (partition, records) in produced.iter().enumerate() {
+        let restored = consume_partition(&env, &copy, partition as i32, records.len());
+        assert_eq!(fields(&restored), fields(records), "partition {partition}");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["records"], all.len());
+    let first = &report["partitions"][0];
+    assert_eq!(first["target"], format!("{copy}:0"));
+    let run = serde_json::json!([{"source_first": 0, "target_first": 0, "count": PER_PARTITION}]);
+    assert_eq!(first["offset_map"], run, "consecutive offsets on both sides: one run");
+
+    // kill -9 in the middle, then the same command: every record exactly once.
+    // Created here: the broker creates a topic it is asked about, and the test asks early.
+    let resumed = unique("e2e-resumed");
+    create_topic(&env, &resumed, PARTITIONS).await;
+    let map = format!("{topic}={resumed}");
+    let state = dir.path().join("resumed.json");
+    let args = ["--topic-map", &map, "--rate-limit", "40", "--parallel", "3", "--settle-ms", "500"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+        .args(["restore", "--config"])
+        .arg(&config)
+        .arg("--state")
+        .arg(&state)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the first records are in the target (at 40 records/s the whole takes 4.5 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while records_in(&env, &resumed) == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let out = restore(&config, &state, &args);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("of them by an earlier run"), "{}", text(&out.stdout));
+    for (partition, records) in produced.iter().enumerate() {
+        let restored = consume_partition(&env, &resumed, partition as i32, records.len());
+        assert_eq!(fields(&restored), fields(records), "partition {partition} after kill -9 and re-run");
+    }
+    let out = restore(&config, &state, &args);
+    assert!(text(&out.stdout).contains("already complete"), "{}", text(&out.stdout));
+
+    // A time window: records stamped before its start but after its first record stay inside.
+    // varied() stamps every third record 1_600_000_000_000 + 1000 * seq, the others far before.
+    let (from, to) = (1_600_000_000_000 + 10_000, 1_600_000_000_000 + 40_000);
+    let expected = time_cut(&produced[0], from, to);
+    assert!(expected.iter().any(|r| r.timestamp < from), "the window holds out-of-order records");
+    assert!(expected.len() < produced[0].len(), "the window cuts");
+    let window = unique("e2e-window");
+    let map = format!("{topic}={window}");
+    let (from_arg, to_arg) = (from.to_string(), to.to_string());
+    let args =
+        ["--topic-map", &map, "--create-topics", "--partitions", "0", "--from-time", &from_arg, "--to-time", &to_arg];
+    let out = restore(&config, &dir.path().join("window.json"), &args);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(fields(&consume_partition(&env, &window, 0, expected.len())), fields(&expected));
+}
