@@ -45,6 +45,28 @@ fn records_in(env: &TestEnv, topic: &str) -> i64 {
         .sum()
 }
 
+/// The first record a consumer of `group` reads from `topic`'s `partition` (it joins the group).
+fn first_record_of_group(env: &TestEnv, group: &str, topic: &str, partition: i32) -> Full {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.bootstrap)
+        .set("group.id", group)
+        .set("session.timeout.ms", "6000")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else { continue };
+        let message = message.expect("consume");
+        if rdkafka::Message::partition(&message) == partition {
+            return full(&message);
+        }
+    }
+    panic!("{group} read nothing from {topic}:{partition}");
+}
+
 /// Kafka's offsets-for-times cut, written out independently of the restore's: from the first
 /// record stamped at or after `from`, to the last one before the first stamped at or after `to`.
 fn time_cut(records: &[Full], from: i64, to: i64) -> Vec<Full> {
@@ -97,6 +119,23 @@ async fn restore_puts_back_every_field_continues_after_kill_9_and_cuts_time_wind
     assert_eq!(first["target"], format!("{copy}:0"));
     let run = serde_json::json!([{"source_first": 0, "target_first": 0, "count": PER_PARTITION}]);
     assert_eq!(first["offset_map"], run, "consecutive offsets on both sides: one run");
+
+    // A group's commits on the source, carried over by the same command run again (complete:
+    // it only translates and commits); a consumer of that group then starts where it was.
+    let group = unique("e2e-consumers");
+    commit_offsets(&env, &group, &topic, &[(0, 25), (1, 0), (2, PER_PARTITION as i64)]);
+    let offsets_file = dir.path().join("groups.json");
+    let on_source = serde_json::json!({ &group: { &topic: {"0": 25, "1": 0, "2": PER_PARTITION} } });
+    std::fs::write(&offsets_file, on_source.to_string()).unwrap();
+    let with_groups = [&args[..], &["--groups", &group, "--group-offsets", offsets_file.to_str().unwrap()]].concat();
+    let out = restore(&config, &dir.path().join("copy.json"), &with_groups);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("group {group}: {topic}:0 at 25 -> {copy}:0 at 25 (committed)")));
+    let on_target = committed(&env, &group, &partitions_of(&[&copy], PARTITIONS));
+    let expected = [(0, 25), (1, 0), (2, PER_PARTITION as i64)].map(|(p, o)| ((copy.clone(), p), Some(o)));
+    assert_eq!(on_target, expected.into_iter().collect());
+    let first_read = first_record_of_group(&env, &group, &copy, 0);
+    assert_eq!(fields(&[first_read]), fields(&produced[0][25..26]), "the group continues at the translated offset");
 
     // kill -9 in the middle, then the same command: every record exactly once.
     // Created here: the broker creates a topic it is asked about, and the test asks early.

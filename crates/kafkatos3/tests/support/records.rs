@@ -135,7 +135,7 @@ pub fn consume_partition(env: &TestEnv, topic: &str, partition: i32, count: usiz
 }
 
 /// A consumed record, every field.
-fn full(message: &rdkafka::message::BorrowedMessage<'_>) -> Full {
+pub fn full(message: &rdkafka::message::BorrowedMessage<'_>) -> Full {
     use rdkafka::Message;
     let headers = message.headers().map_or_else(Vec::new, |headers| {
         headers.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect()

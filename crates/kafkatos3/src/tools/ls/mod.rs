@@ -1,6 +1,6 @@
 //! `kafkatos3 ls`: what an archive holds, per topic and partition - objects, offsets, time range,
 //! bytes, and what does not add up (gaps, overlaps, claims naming missing objects, unsound
-//! claims) - from the archive's [`Catalog`]: one listing, every claim, and one ranged GET per
+//! claims) - from the archive's [`Catalog`](crate::archive::Catalog): one listing, every claim, and one ranged GET per
 //! object for its header (the time range), never a whole object.
 //!
 //! The time range of a partition is exact when every object states its smallest and largest

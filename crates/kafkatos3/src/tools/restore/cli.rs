@@ -12,7 +12,7 @@ use crate::tools::source::{ArchiveArgs, Source, SourceError};
 pub struct RestoreArgs {
     #[command(flatten)]
     pub source: ArchiveArgs,
-    /// Kafka brokers to restore into (default: the config's kafka_bootstrap; the config's [kafka]
+    /// Kafka brokers to restore into (default: the config's kafka_bootstrap; the config's `[kafka]`
     /// security settings apply either way)
     #[arg(long)]
     pub bootstrap: Option<String>,
@@ -62,6 +62,16 @@ pub struct RestoreArgs {
     /// killed run had sent may still be on its way)
     #[arg(long, default_value_t = 5000)]
     pub settle_ms: u64,
+    /// Carry these consumer groups' committed offsets over to the restored topics (names or
+    /// globs; repeatable or comma-separated), from --group-offsets
+    #[arg(long, value_delimiter = ',', requires = "group_offsets")]
+    pub groups: Vec<String>,
+    /// The groups' committed offsets on the source: {"GROUP": {"TOPIC": {"PARTITION": OFFSET}}}
+    #[arg(long, value_name = "FILE")]
+    pub group_offsets: Option<PathBuf>,
+    /// Print the translated group offsets, commit nothing
+    #[arg(long, requires = "groups")]
+    pub groups_plan: bool,
     /// Partitions restored at the same time
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
@@ -152,6 +162,9 @@ pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
         archived_by_daemon,
         progress_every: std::time::Duration::from_secs(10),
         settle: std::time::Duration::from_millis(args.settle_ms),
+        groups: args.groups.clone(),
+        group_offsets: args.group_offsets.clone(),
+        groups_plan: args.groups_plan,
     };
     let report = super::restore(&archive, &client, &options)?;
     if let Some(path) = &args.report {

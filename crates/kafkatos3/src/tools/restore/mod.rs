@@ -12,6 +12,7 @@
 //! exactly the records of its cut: anything else is an error naming the partition.
 
 pub mod cli;
+pub mod groups;
 pub mod plan;
 mod preflight;
 pub mod produce;
@@ -64,6 +65,11 @@ pub struct Options<'a> {
     pub progress_every: Duration,
     /// A re-run reads the targets' ends until two readings this far apart agree.
     pub settle: Duration,
+    /// Consumer groups (names or globs) whose committed offsets are carried over, from
+    /// `group_offsets`; `groups_plan`: print the translation, commit nothing.
+    pub groups: Vec<String>,
+    pub group_offsets: Option<PathBuf>,
+    pub groups_plan: bool,
 }
 
 /// An offset bound: one for all partitions, and overrides by partition number (`p:offset`).
@@ -126,6 +132,8 @@ pub enum RestoreError {
     NotAPrefix { tp: TopicPartition, target_offset: i64, from: TopicPartition, source_offset: i64 },
     #[error("restoring {tp}: its worker thread stopped without a result")]
     WorkerLost { tp: TopicPartition },
+    #[error("{0}")]
+    Groups(#[from] groups::GroupError),
 }
 
 /// What a restore did (or, with `--dry-run`, would do); `--report` writes it as JSON.
@@ -141,6 +149,9 @@ pub struct Report {
     pub records: u64,
     pub produced: u64,
     pub seconds: f64,
+    /// Group offsets translated to the targets, and whether they were committed.
+    pub translations: Vec<groups::Translation>,
+    pub groups_committed: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -197,8 +208,9 @@ pub fn restore(
     let command = fingerprint(&archive_url, client, options);
     let state = RestoreState::load(&options.state_path, &command)?;
     let mut report = Report { archive: archive_url, dry_run: options.dry_run, ..Report::default() };
-    if state.as_ref().is_some_and(|s| s.complete) {
+    if let Some(state) = state.as_ref().filter(|s| s.complete) {
         report.already_complete = true;
+        apply_groups(state, client, options, &mut report)?;
         return Ok(report);
     }
     // A re-run reads exactly what the first run planned, whatever the archive has become.
@@ -254,6 +266,11 @@ pub fn restore(
         }
     }
     let mut state = state;
+    for (plan, outcome) in plans.iter().zip(&outcomes) {
+        if let Some(recorded) = state.partitions.get_mut(&plan.target.to_string()) {
+            recorded.offset_map.clone_from(&outcome.offset_map);
+        }
+    }
     state.complete = true;
     state.save(&options.state_path)?;
     for ((plan, outcome), resume) in plans.iter().zip(outcomes).zip(&resumes) {
@@ -261,8 +278,34 @@ pub fn restore(
         report.produced += outcome.produced;
         report.partitions.push(partition_report(plan, outcome, Some(resume.base)));
     }
+    apply_groups(&state, client, options, &mut report)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Translates the selected groups' committed offsets with a complete restore's offset map, and
+/// commits them on the target unless only the plan is asked for.
+fn apply_groups(
+    state: &RestoreState,
+    client: &rdkafka::ClientConfig,
+    options: &Options<'_>,
+    report: &mut Report,
+) -> Result<(), RestoreError> {
+    if options.groups.is_empty() {
+        return Ok(());
+    }
+    let Some(path) = &options.group_offsets else {
+        return Err(RestoreError::Refused("--groups needs --group-offsets FILE".into()));
+    };
+    let offsets = groups::load(path)?;
+    report.translations = groups::translate(&offsets, &options.groups, state)?;
+    if report.translations.is_empty() {
+        report.warnings.push("no committed offsets of the selected groups for the restored partitions".into());
+    } else if !options.groups_plan {
+        groups::commit(client, &report.translations)?;
+        report.groups_committed = true;
+    }
+    Ok(())
 }
 
 /// The plans a first run recorded in its state.
@@ -416,6 +459,7 @@ fn first_state(
             base: end,
             last_source_offset: plan.last_offset,
             objects,
+            offset_map: Vec::new(),
         };
         state.partitions.insert(plan.target.to_string(), partition);
     }

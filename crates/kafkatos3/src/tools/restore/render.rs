@@ -14,6 +14,7 @@ impl Report {
                 out,
                 "already complete: a previous run of this command restored every record (its state file says so)"
             );
+            self.render_groups(&mut out);
             return out;
         }
         for p in &self.partitions {
@@ -67,6 +68,18 @@ impl Report {
                 rate
             );
         }
+        self.render_groups(&mut out);
         out
+    }
+
+    fn render_groups(&self, out: &mut String) {
+        let how = if self.groups_committed { "committed" } else { "to commit (plan only)" };
+        for t in &self.translations {
+            let _ = writeln!(
+                out,
+                "group {}: {} at {} -> {}:{} at {} ({how})",
+                t.group, t.source, t.committed, t.target_topic, t.target_partition, t.target_offset
+            );
+        }
     }
 }

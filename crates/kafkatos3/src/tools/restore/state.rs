@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::produce::OffsetRun;
 use crate::local::durable::{write_file_durable, FsError};
 
 const FORMAT: u32 = 1;
@@ -41,6 +42,9 @@ pub struct PartitionState {
     /// The objects the first run planned to read: a re-run reads exactly these, so that it
     /// counts and skips the same records whatever the archive has become meanwhile.
     pub objects: Vec<StateObject>,
+    /// Once complete: where the records went (group offsets are translated with it).
+    #[serde(default)]
+    pub offset_map: Vec<OffsetRun>,
 }
 
 /// One planned object.

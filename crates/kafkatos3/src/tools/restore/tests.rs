@@ -69,7 +69,13 @@ fn the_state_file_survives_a_reload_and_belongs_to_one_command() {
     assert_eq!(RestoreState::load(&path, "cmd").unwrap(), None, "no file: a first run");
     let mut state = RestoreState::new("cmd".into());
     let object = StateObject { key: "p/a/0/a-0_0.mak.gz".into(), start: 0, end: 99, bytes: 1234 };
-    let partition = PartitionState { source: "a:0".into(), base: 7, last_source_offset: 99, objects: vec![object] };
+    let partition = PartitionState {
+        source: "a:0".into(),
+        base: 7,
+        last_source_offset: 99,
+        objects: vec![object],
+        offset_map: vec![],
+    };
     state.partitions.insert("b:0".into(), partition);
     state.save(&path).unwrap();
 
@@ -90,4 +96,17 @@ fn the_offset_map_starts_a_run_at_each_hole_in_the_source_offsets() {
     }
     let run = |source_first, target_first, count| OffsetRun { source_first, target_first, count };
     assert_eq!(outcome.offset_map, [run(10, 100, 3), run(15, 103, 2)]);
+}
+
+#[test]
+fn a_committed_offset_lands_on_the_first_restored_record_at_or_after_it() {
+    use super::groups::translate_offset;
+    let run = |source_first, target_first, count| OffsetRun { source_first, target_first, count };
+    // Source offsets 10-12 and 15-16 (a compacted hole at 13-14) restored to 100-104.
+    let runs = [run(10, 100, 3), run(15, 103, 2)];
+    assert_eq!(translate_offset(&runs, 105, 11), 101, "inside a run");
+    assert_eq!(translate_offset(&runs, 105, 13), 103, "in the hole: the next record");
+    assert_eq!(translate_offset(&runs, 105, 5), 100, "before the restored records: the first");
+    assert_eq!(translate_offset(&runs, 105, 17), 105, "after them: the restored end");
+    assert_eq!(translate_offset(&[], 42, 7), 42, "nothing restored: the end");
 }

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""bench/restore.py - how fast `kafkatos3 restore` puts an archive back, next to a plain producer.
+
+On one machine, against private services (a Tansu broker and an s3s-fs server on free loopback
+ports, state under a fresh /tmp/kafkatos3-bench.* dir, stopped on exit):
+
+  1. prefill topic `bench` as bench/run.py does (--partitions, --record-bytes, --total-bytes);
+  2. archive it with the daemon (zstd by default, --codec) until its committed offsets reach the end;
+  3. then, --rounds times, alternating:
+     (a) ceiling: target/release/examples/produce_ceiling reads every record of `bench` into memory
+         (not timed), then produces them to a new topic with exactly the restore's producer settings
+         and waits for every acknowledgement: the time of the produce alone;
+     (b) restore: `kafkatos3 restore` of the whole archive into a new topic (--topic-map, one new
+         topic per run, created by the restore): wall time from spawn to exit, which includes
+         listing the archive, the preflight, downloading and decoding the objects, producing,
+         the acknowledgements and the final count check.
+  4. print records/s of each run and restore/ceiling, and write JSON.
+
+Usage: bench/restore.py [--total-bytes 200MiB] [--partitions 8] [--codec zstd] [--rounds 3]
+                        [--no-build] [--json FILE] [--keep]
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (bench/run.py: services, prefill, daemon config)
+
+ROOT = run.ROOT
+
+
+def archive(args, svc, state, end_offsets):
+    """Runs the daemon until everything is in the bucket; returns its config path."""
+    work = os.path.join(state, "daemon")
+    os.makedirs(os.path.join(work, "wd"))
+    cfg = os.path.join(work, "kafkatos3.cfg")
+    daemon_args = argparse.Namespace(consumer_processes=1, max_age_seconds=2, max_file_bytes="64MiB",
+                                     ours_check_interval=60, compressor_workers=os.cpu_count() or 1,
+                                     uploader_workers=2)
+    with open(cfg, "w") as f:
+        f.write(run.daemon_config(daemon_args, svc, os.path.join(work, "wd"), "bench-archive", "bench-restore",
+                                  args.codec))
+    probe = run.CommitProbe(svc.bootstrap, "bench-archive", len(end_offsets))
+    t0 = time.monotonic()
+    with open(os.path.join(work, "daemon.log"), "w") as out:
+        proc = subprocess.Popen([os.path.join(ROOT, "target/release/kafkatos3"), cfg], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        while not run.reached(probe.committed(), end_offsets):
+            if proc.poll() is not None:
+                sys.exit(f"the daemon exited ({proc.returncode}); see {work}/daemon.log")
+            if time.monotonic() - t0 > 1800:
+                sys.exit("the daemon did not archive the topic in 30 minutes")
+            time.sleep(0.5)
+    finally:
+        probe.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    run.log(f"archived in {time.monotonic() - t0:.1f} s")
+    return cfg
+
+
+def run_ceiling(svc, target):
+    out = subprocess.run([os.path.join(ROOT, "target/release/examples/produce_ceiling"), svc.bootstrap, run.TOPIC,
+                          target], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_restore(svc, cfg, state, target):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=run.S3_AK, AWS_SECRET_ACCESS_KEY=run.S3_SK)
+    t0 = time.monotonic()
+    out = subprocess.run([os.path.join(ROOT, "target/release/kafkatos3"), "restore", "--config", cfg,
+                          "--topic-map", f"{run.TOPIC}={target}", "--create-topics",
+                          "--state", os.path.join(state, f"{target}.state.json"),
+                          "--report", os.path.join(state, f"{target}.report.json")],
+                         env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - t0
+    if out.returncode != 0:
+        sys.exit(f"restore failed ({out.returncode}):\n{out.stdout}{out.stderr}")
+    with open(os.path.join(state, f"{target}.report.json")) as f:
+        report = json.load(f)
+    return {"records": report["records"], "seconds": seconds, "restore_reported_s": report["seconds"]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--record-bytes", type=int, default=100)
+    ap.add_argument("--total-bytes", type=run.parse_size, default=run.parse_size("200MiB"))
+    ap.add_argument("--codec", default="zstd", choices=sorted(run.CODECS))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "kafkatos3", "--example",
+                        "produce_ceiling"], cwd=ROOT, check=True)
+    total_records = args.total_bytes // args.record_bytes
+    state = tempfile.mkdtemp(prefix="kafkatos3-bench.")
+    svc = run.Services(state)
+    results = []
+    try:
+        svc.start(["bench-restore"])
+        end_offsets = run.prefill(svc.bootstrap, args.partitions, args.record_bytes, total_records)
+        cfg = archive(args, svc, state, end_offsets)
+        for round_ in range(1, args.rounds + 1):
+            order = ["ceiling", "restore"] if round_ % 2 else ["restore", "ceiling"]
+            for kind in order:
+                target = f"bench-{kind}-{round_}"
+                run.log(f"{kind} #{round_} -> {target}; load average {run.loadavg()}")
+                result = run_ceiling(svc, target) if kind == "ceiling" else run_restore(svc, cfg, state, target)
+                result.update(kind=kind, round=round_, load_after=run.loadavg())
+                result["records_per_s"] = result["records"] / result["seconds"]
+                run.log(f"  {result['records']} records in {result['seconds']:.2f} s = "
+                        f"{result['records_per_s']:,.0f} records/s")
+                results.append(result)
+    finally:
+        svc.stop()
+        if not args.keep:
+            shutil.rmtree(state, ignore_errors=True)
+    mean = {k: sum(r["records_per_s"] for r in results if r["kind"] == k) / args.rounds
+            for k in ("ceiling", "restore")}
+    print(f"\n{total_records:,} records x {args.record_bytes} B, {args.partitions} partitions, {args.codec} objects")
+    print("| run | records/s (mean) | runs |")
+    print("|---|---|---|")
+    for kind in ("ceiling", "restore"):
+        runs = ", ".join(f"{r['records_per_s']:,.0f}" for r in results if r["kind"] == kind)
+        print(f"| {kind} | {mean[kind]:,.0f} | {runs} |")
+    print(f"restore / ceiling: {mean['restore'] / mean['ceiling']:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": run.machine(), "args": vars(args), "results": results,
+                       "ratio": mean["restore"] / mean["ceiling"]}, f, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()
