@@ -183,4 +183,25 @@ async fn encrypted_archives_are_read_with_the_key_by_parse_and_by_the_age_tool_a
     let (code, out) = verify(&keys);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains(&format!("{topic}:0: offsets 0-99 in ")) && out.contains("100 records, clean"), "{out}");
+
+    // Restore reads both runs' objects with the keys; without them it refuses, naming an object.
+    let copy = unique("age-restored");
+    let restore = |extra: &[String], state: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3"));
+        command.args(["restore", "--config"]).arg(dir.path().join("kafkatos3.cfg"));
+        command.args(["--topic-map", &format!("{topic}={copy}"), "--create-topics", "--state"]);
+        command.arg(dir.path().join(state)).args(extra).output().unwrap()
+    };
+    let refused = restore(&[], "without-keys.json");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("s3://{}/{prefix}/{topic}/0/", env.bucket)), "{stderr}");
+    let restored = restore(&keys, "with-keys.json");
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    let records = &produced[&(topic.clone(), 0)];
+    let back = consume_partition(&env, &copy, 0, records.len());
+    let back: Vec<_> =
+        back.iter().map(|r| (r.key.clone().unwrap_or_default(), r.value.clone().unwrap_or_default())).collect();
+    let expected: Vec<_> = records.iter().map(|r| (r.key.clone(), r.value.clone())).collect();
+    assert_eq!(back, expected);
 }
