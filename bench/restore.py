@@ -72,20 +72,23 @@ def run_ceiling(svc, target):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_restore(svc, cfg, state, target):
+def run_restore(svc, cfg, state, target, perf=False, extra=()):
     env = dict(os.environ, AWS_ACCESS_KEY_ID=run.S3_AK, AWS_SECRET_ACCESS_KEY=run.S3_SK)
+    # Profiling only (--perf): perf's own cost makes these timings unfit for the table.
+    wrap = ["perf", "record", "-F", "999", "-g", "-o", os.path.join(state, f"perf-{target}.data")] if perf else []
     t0 = time.monotonic()
-    out = subprocess.run([os.path.join(ROOT, "target/release/kafkatos3"), "restore", "--config", cfg,
+    out = subprocess.run(wrap + [os.path.join(ROOT, "target/release/kafkatos3"), "restore", "--config", cfg,
                           "--topic-map", f"{run.TOPIC}={target}", "--create-topics",
                           "--state", os.path.join(state, f"{target}.state.json"),
-                          "--report", os.path.join(state, f"{target}.report.json")],
+                          "--report", os.path.join(state, f"{target}.report.json"), *extra],
                          env=env, capture_output=True, text=True)
     seconds = time.monotonic() - t0
     if out.returncode != 0:
         sys.exit(f"restore failed ({out.returncode}):\n{out.stdout}{out.stderr}")
     with open(os.path.join(state, f"{target}.report.json")) as f:
         report = json.load(f)
-    return {"records": report["records"], "seconds": seconds, "restore_reported_s": report["seconds"]}
+    return {"records": report["records"], "seconds": seconds, "restore_reported_s": report["seconds"],
+            "phases": report.get("phases", {})}
 
 
 def main():
@@ -97,8 +100,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--restore-args", default="", help="more flags for kafkatos3 restore, e.g. '--parallel 2'")
+    ap.add_argument("--perf", action="store_true", help="profile the restores (STATE/perf-TARGET.data; implies --keep)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
+    args.keep = args.keep or args.perf
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "kafkatos3", "--example",
                         "produce_ceiling"], cwd=ROOT, check=True)
@@ -108,18 +114,20 @@ def main():
     results = []
     try:
         svc.start(["bench-restore"])
-        end_offsets = run.prefill(svc.bootstrap, args.partitions, args.record_bytes, total_records)
+        end_offsets, _ = run.prefill(svc.bootstrap, args.partitions, args.record_bytes, total_records)
         cfg = archive(args, svc, state, end_offsets)
         for round_ in range(1, args.rounds + 1):
             order = ["ceiling", "restore"] if round_ % 2 else ["restore", "ceiling"]
             for kind in order:
                 target = f"bench-{kind}-{round_}"
                 run.log(f"{kind} #{round_} -> {target}; load average {run.loadavg()}")
-                result = run_ceiling(svc, target) if kind == "ceiling" else run_restore(svc, cfg, state, target)
+                result = (run_ceiling(svc, target) if kind == "ceiling"
+                          else run_restore(svc, cfg, state, target, perf=args.perf, extra=args.restore_args.split()))
                 result.update(kind=kind, round=round_, load_after=run.loadavg())
                 result["records_per_s"] = result["records"] / result["seconds"]
+                phases = ", ".join(f"{k} {v:.2f} s" for k, v in result.get("phases", {}).items())
                 run.log(f"  {result['records']} records in {result['seconds']:.2f} s = "
-                        f"{result['records_per_s']:,.0f} records/s")
+                        f"{result['records_per_s']:,.0f} records/s" + (f" ({phases})" if phases else ""))
                 results.append(result)
     finally:
         svc.stop()

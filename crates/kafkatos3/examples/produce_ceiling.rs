@@ -1,8 +1,8 @@
 //! produce_ceiling - what a plain librdkafka producer does with the records a restore sends: the
 //! ceiling of `kafkatos3 restore`'s throughput (bench/restore.py).
 //!
-//! Reads every record of TOPIC from BOOTSTRAP into memory (not timed), then produces them, timed,
-//! to TARGET's same partitions with exactly the restore's producer settings
+//! Reads every record of TOPIC from BOOTSTRAP into memory (not timed), creates TARGET with as many
+//! partitions, then produces them, timed, to the same partitions with exactly the restore's producer settings
 //! (`tools::restore::target::producer`: idempotent, gapless, lz4, linger 20 ms, 1 MB batches)
 //! and waits until every one is acknowledged. Prints one JSON line: records, seconds.
 //!
@@ -33,18 +33,25 @@ fn main() {
         eprintln!("usage: produce_ceiling BOOTSTRAP TOPIC TARGET");
         std::process::exit(2);
     };
-    let records = read_all(bootstrap, topic);
+    let (records, partitions) = read_all(bootstrap, topic);
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", bootstrap);
+    // The target gets the source's partition count, as the restore's --create-topics gives it.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    kafkatos3::tools::restore::target::Target::new(client.clone())
+        .create_topics(&[(target.clone(), partitions as i32)], &runtime)
+        .expect("create the target topic");
     let producer = kafkatos3::tools::restore::target::producer(&client, None).expect("producer");
     let started = Instant::now();
     for record in &records {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (key, value) in &record.headers {
-            headers = headers.insert(Header { key, value: value.as_deref() });
+        let mut message: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(target).partition(record.partition);
+        if !record.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header { key, value: value.as_deref() });
+            }
+            message = message.headers(headers);
         }
-        let mut message: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(target).partition(record.partition).headers(headers);
         if let Some(key) = &record.key {
             message = message.key(key);
         }
@@ -70,8 +77,8 @@ fn main() {
     println!("{{\"records\": {}, \"seconds\": {seconds:.3}}}", records.len());
 }
 
-/// Every record of `topic`, read from each partition's start to its end.
-fn read_all(bootstrap: &str, topic: &str) -> Vec<Owned> {
+/// Every record of `topic`, read from each partition's start to its end, and its partition count.
+fn read_all(bootstrap: &str, topic: &str) -> (Vec<Owned>, usize) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "produce-ceiling")
@@ -103,5 +110,5 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<Owned> {
             None => {}
         }
     }
-    records
+    (records, partitions)
 }

@@ -149,6 +149,9 @@ pub struct Report {
     pub records: u64,
     pub produced: u64,
     pub seconds: f64,
+    /// Seconds spent planning (catalog, preflight, state, targets' ends), producing (until the
+    /// last acknowledgement) and checking (the targets' final ends).
+    pub phases: BTreeMap<&'static str, f64>,
     /// Group offsets translated to the targets, and whether they were committed.
     pub translations: Vec<groups::Translation>,
     pub groups_committed: bool,
@@ -232,11 +235,7 @@ pub fn restore(
     let (state, ends) = match state {
         // What a killed producer had sent may still become visible: wait until the ends settle.
         Some(state) => (state, settled_ends(&target, &tps, options.settle)?),
-        None => {
-            let state = first_state(&target, &plans, options, command)?;
-            let ends = target.end_offsets(&tps)?;
-            (state, ends)
-        }
+        None => first_state(&target, &plans, options, command)?,
     };
     let resumes = resumes(&target, &plans, &state, &ends)?;
     let producer = target::producer(client, checked.max_message_bytes).map_err(TargetError::Kafka)?;
@@ -251,14 +250,19 @@ pub fn restore(
         sent_bytes: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     };
+    report.phases.insert("planning", started.elapsed().as_secs_f64());
+    let producing = Instant::now();
     let outcomes = run_partitions(&shared, &plans, &state, &resumes, options);
     let flushed = producer.flush(Duration::from_secs(300));
+    report.phases.insert("producing", producing.elapsed().as_secs_f64());
+    let checking = Instant::now();
     if let Some((tp, error)) = producer.context().failed.lock().expect("delivery lock").take() {
         return Err(RestoreError::Produce { tp, error });
     }
     let outcomes = outcomes?;
     flushed.map_err(TargetError::Kafka)?;
     let ends = target.end_offsets(&tps)?;
+    report.phases.insert("checking", checking.elapsed().as_secs_f64());
     for ((plan, outcome), resume) in plans.iter().zip(&outcomes).zip(&resumes) {
         let found = ends[&plan.target] - resume.base;
         if found != outcome.records as i64 {
@@ -434,7 +438,7 @@ fn first_state(
     plans: &[PartitionPlan],
     options: &Options<'_>,
     command: String,
-) -> Result<RestoreState, RestoreError> {
+) -> Result<(RestoreState, BTreeMap<TopicPartition, i64>), RestoreError> {
     let tps: Vec<TopicPartition> = plans.iter().map(|p| p.target.clone()).collect();
     let ends = target.end_offsets(&tps)?;
     let starts = target.start_offsets(&tps)?;
@@ -464,7 +468,7 @@ fn first_state(
         state.partitions.insert(plan.target.to_string(), partition);
     }
     state.save(&options.state_path)?;
-    Ok(state)
+    Ok((state, ends))
 }
 
 fn run_partitions(

@@ -106,6 +106,19 @@ pub fn restore_partition(
     cut: Cut,
     resume: &Resume,
 ) -> Result<PartitionOutcome, RestoreError> {
+    let mut tally = Tally::default();
+    let outcome = read_and_send(shared, plan, cut, resume, &mut tally);
+    tally.flush(shared);
+    outcome
+}
+
+fn read_and_send(
+    shared: &Shared<'_>,
+    plan: &PartitionPlan,
+    cut: Cut,
+    resume: &Resume,
+    tally: &mut Tally,
+) -> Result<PartitionOutcome, RestoreError> {
     let (base, already) = (resume.base, resume.already);
     let mut cutter = Cutter::new(cut);
     let mut outcome = PartitionOutcome::default();
@@ -147,7 +160,7 @@ pub fn restore_partition(
                 }
                 continue;
             }
-            send(shared, plan, &source_name, &record)?;
+            tally.add(shared, send(shared, plan, &source_name, &record)?);
             outcome.produced += 1;
         }
         // Every record of the object was read: its end (checksums, last offset) must check out.
@@ -188,20 +201,24 @@ fn check_last_there(
     }
 }
 
-fn send(shared: &Shared<'_>, plan: &PartitionPlan, source: &str, record: &Record<'_>) -> Result<(), RestoreError> {
+/// Produces one record; returns its key and value bytes.
+fn send(shared: &Shared<'_>, plan: &PartitionPlan, source: &str, record: &Record<'_>) -> Result<usize, RestoreError> {
     if let Some(rate) = &shared.rate {
         rate.wait();
     }
     let extra = shared.source_header.map(|name| (name, format!("{source}:{}", record.offset)));
-    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + usize::from(extra.is_some()));
-    for (key, value) in record.headers {
-        headers = headers.insert(Header { key, value });
+    let mut message: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&plan.target.topic).partition(plan.target.partition);
+    // A header list is an allocation in librdkafka: only for records that have headers.
+    if record.headers.clone().next().is_some() || extra.is_some() {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + usize::from(extra.is_some()));
+        for (key, value) in record.headers {
+            headers = headers.insert(Header { key, value });
+        }
+        if let Some((name, value)) = &extra {
+            headers = headers.insert(Header { key: name, value: Some(value.as_bytes()) });
+        }
+        message = message.headers(headers);
     }
-    if let Some((name, value)) = &extra {
-        headers = headers.insert(Header { key: name, value: Some(value.as_bytes()) });
-    }
-    let mut message: BaseRecord<'_, [u8], [u8]> =
-        BaseRecord::to(&plan.target.topic).partition(plan.target.partition).headers(headers);
     if let Some(key) = record.key {
         message = message.key(key);
     }
@@ -222,8 +239,31 @@ fn send(shared: &Shared<'_>, plan: &PartitionPlan, source: &str, record: &Record
             Err((error, _)) => return Err(RestoreError::Produce { tp: plan.target.clone(), error }),
         }
     }
-    let bytes = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
-    shared.sent.fetch_add(1, Ordering::Relaxed);
-    shared.sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-    Ok(())
+    Ok(record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len))
+}
+
+/// Records and bytes sent by one worker, added to the shared counters now and then: one shared
+/// cache line written by every worker at every record costs more than the record.
+#[derive(Default)]
+struct Tally {
+    records: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    const EVERY: u64 = 4096;
+
+    fn add(&mut self, shared: &Shared<'_>, bytes: usize) {
+        self.records += 1;
+        self.bytes += bytes as u64;
+        if self.records >= Self::EVERY {
+            self.flush(shared);
+        }
+    }
+
+    fn flush(&mut self, shared: &Shared<'_>) {
+        shared.sent.fetch_add(self.records, Ordering::Relaxed);
+        shared.sent_bytes.fetch_add(self.bytes, Ordering::Relaxed);
+        *self = Tally::default();
+    }
 }

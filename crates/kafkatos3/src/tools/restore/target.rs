@@ -175,7 +175,10 @@ impl Target {
             .set("group.id", "kafkatos3-restore-probe")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
-            .set("isolation.level", "read_uncommitted");
+            .set("isolation.level", "read_uncommitted")
+            // The end of an empty partition is known when a fetch returns: do not let the broker
+            // hold the fetch for records that are not coming.
+            .set("fetch.wait.max.ms", "10");
         Ok(client.create()?)
     }
 
