@@ -18,6 +18,8 @@ ports, state under a fresh /tmp/kafkatos3-bench.* dir, stopped on exit):
 
 Usage: bench/restore.py [--total-bytes 200MiB] [--partitions 8] [--codec zstd] [--rounds 3]
                         [--no-build] [--json FILE] [--keep]
+       bench/restore.py --kill-loop 10 [--kill-rate 10000] [--seed N] --total-bytes 20MiB
+                        (a soak: one restore killed 10 times, finished, read back: exactly once?)
 """
 import argparse
 import json
@@ -91,6 +93,63 @@ def run_restore(svc, cfg, state, target, perf=False, extra=()):
             "phases": report.get("phases", {})}
 
 
+def kill_loop(args, svc, cfg, state, end_offsets):
+    """--kill-loop N: one restore killed with SIGKILL at N random moments while it produces, then
+    run to the end; the target is then read back whole and every partition must hold the source's
+    records exactly once, in order (the prefill's values start with their sequence number)."""
+    import random
+    from confluent_kafka import Consumer, TopicPartition
+    rng = random.Random(args.seed)
+    target = "bench-killed"
+    st = os.path.join(state, f"{target}.state.json")
+    cmd = [os.path.join(ROOT, "target/release/kafkatos3"), "restore", "--config", cfg,
+           "--topic-map", f"{run.TOPIC}={target}", "--create-topics", "--state", st, "--settle-ms", "1000",
+           "--rate-limit", str(args.kill_rate)]
+    total = sum(end_offsets.values())
+    for i in range(args.kill_loop):
+        # Killed while it produces: a run plans for about half a second, and a re-run first waits
+        # --settle-ms (1 s here) for the targets' ends to settle.
+        delay = (0.5 if i == 0 else 1.5) + rng.uniform(0.1, 1.5)
+        with open(os.path.join(state, f"kill-{i + 1}.log"), "w") as log_file:
+            proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        run.log(f"kill -9 #{i + 1} after {delay:.1f} s (exit {proc.returncode})")
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"the final run failed:\n{out.stdout}{out.stderr}")
+    run.log(out.stdout.strip().splitlines()[-1])
+    consumer = Consumer({"bootstrap.servers": svc.bootstrap, "group.id": "bench-check", "enable.auto.commit": False,
+                         "enable.partition.eof": True})
+    consumer.assign([TopicPartition(target, p, 0) for p in end_offsets])
+    seen = {p: [] for p in end_offsets}
+    done = set()
+    while len(done) < len(end_offsets):
+        msg = consumer.poll(5)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == -191:  # _PARTITION_EOF
+                done.add(msg.partition())
+            continue
+        seen[msg.partition()].append(int(msg.value().split(b" ", 1)[0]))
+    consumer.close()
+    problems = 0
+    for p, count in end_offsets.items():
+        want = list(range(p, p + count * args.partitions, args.partitions))
+        if seen[p] != want:
+            problems += 1
+            run.log(f"partition {p}: {len(seen[p])} records, expected {count}; "
+                    f"duplicates {len(seen[p]) - len(set(seen[p]))}, missing {len(set(want) - set(seen[p]))}")
+    verdict = "PASS" if problems == 0 else "FAIL"
+    print(f"restore kill loop: {verdict} ({args.kill_loop} kill -9, seed {args.seed}, {total:,} records, "
+          f"{problems} partitions wrong)")
+    return problems == 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--partitions", type=int, default=8)
@@ -103,6 +162,10 @@ def main():
     ap.add_argument("--restore-args", default="", help="more flags for kafkatos3 restore, e.g. '--parallel 2'")
     ap.add_argument("--perf", action="store_true", help="profile the restores (STATE/perf-TARGET.data; implies --keep)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--kill-loop", type=int, default=0,
+                    help="instead of timing: kill -9 one restore N times, finish it, check exactly once")
+    ap.add_argument("--kill-rate", type=float, default=10000, help="--rate-limit of the killed restore")
+    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     args.keep = args.keep or args.perf
     if not args.no_build:
@@ -116,6 +179,10 @@ def main():
         svc.start(["bench-restore"])
         end_offsets, _ = run.prefill(svc.bootstrap, args.partitions, args.record_bytes, total_records)
         cfg = archive(args, svc, state, end_offsets)
+        if args.kill_loop:
+            ok = kill_loop(args, svc, cfg, state, end_offsets)
+            svc.stop()
+            sys.exit(0 if ok else 1)
         for round_ in range(1, args.rounds + 1):
             order = ["ceiling", "restore"] if round_ % 2 else ["restore", "ceiling"]
             for kind in order:
