@@ -16,7 +16,9 @@ pub mod groups;
 pub mod plan;
 mod preflight;
 pub mod produce;
+mod progress;
 mod render;
+mod resume;
 pub mod state;
 pub mod target;
 
@@ -32,7 +34,7 @@ use crate::archive::{Archive, ArchiveError, Headers, ObjectError, Selection};
 use crate::names::TopicPartition;
 use plan::{Cut, PartitionPlan};
 use produce::{PartitionOutcome, Rate, Shared};
-use state::{PartitionState, RestoreState, StateError, StateObject};
+use state::{RestoreState, StateError};
 use target::{Target, TargetError};
 
 /// What to restore, where, and how.
@@ -218,7 +220,7 @@ pub fn restore(
     }
     // A re-run reads exactly what the first run planned, whatever the archive has become.
     let plans = match &state {
-        Some(state) => plans_from_state(archive, state, &options.state_path)?,
+        Some(state) => resume::plans_from_state(archive, state, &options.state_path)?,
         None => select(archive, options, &runtime)?,
     };
     let target = Target::new(client.clone());
@@ -234,10 +236,10 @@ pub fn restore(
     let tps: Vec<TopicPartition> = plans.iter().map(|p| p.target.clone()).collect();
     let (state, ends) = match state {
         // What a killed producer had sent may still become visible: wait until the ends settle.
-        Some(state) => (state, settled_ends(&target, &tps, options.settle)?),
-        None => first_state(&target, &plans, options, command)?,
+        Some(state) => (state, resume::settled_ends(&target, &tps, options.settle)?),
+        None => resume::first_state(&target, &plans, options, command)?,
     };
-    let resumes = resumes(&target, &plans, &state, &ends)?;
+    let resumes = resume::resumes(&target, &plans, &state, &ends)?;
     let producer = target::producer(client, checked.max_message_bytes).map_err(TargetError::Kafka)?;
     let shared = Shared {
         archive,
@@ -312,87 +314,6 @@ fn apply_groups(
     Ok(())
 }
 
-/// The plans a first run recorded in its state.
-fn plans_from_state(
-    archive: &Archive,
-    state: &RestoreState,
-    path: &std::path::Path,
-) -> Result<Vec<PartitionPlan>, RestoreError> {
-    let partition = |name: &str| -> Result<TopicPartition, RestoreError> {
-        let bad = || StateError::BadPartition { path: path.to_path_buf(), name: name.to_string() };
-        let (topic, number) = name.rsplit_once(':').ok_or_else(bad)?;
-        Ok(TopicPartition::new(topic, number.parse::<i32>().map_err(|_| bad())?))
-    };
-    let mut plans = Vec::new();
-    for (target, recorded) in &state.partitions {
-        let objects: Vec<plan::PlannedObject> = recorded
-            .objects
-            .iter()
-            .map(|o| plan::PlannedObject {
-                key: o.key.as_str().into(),
-                url: archive.url(&o.key),
-                start: o.start,
-                end: o.end,
-                bytes: o.bytes,
-            })
-            .collect();
-        plans.push(PartitionPlan {
-            source: partition(&recorded.source)?,
-            target: partition(target)?,
-            first_offset: objects.iter().map(|o| o.start).min().unwrap_or(0),
-            last_offset: recorded.last_source_offset,
-            min_timestamp: None,
-            max_timestamp: None,
-            bytes: objects.iter().map(|o| o.bytes).sum(),
-            object_count: objects.len(),
-            v1_objects: 0,
-            gaps: Vec::new(),
-            missing: Vec::new(),
-            overlaps: Vec::new(),
-            objects,
-        });
-    }
-    Ok(plans)
-}
-
-/// Target ends read until two readings `settle` apart agree.
-fn settled_ends(
-    target: &Target,
-    tps: &[TopicPartition],
-    settle: Duration,
-) -> Result<BTreeMap<TopicPartition, i64>, RestoreError> {
-    let mut ends = target.end_offsets(tps)?;
-    loop {
-        std::thread::sleep(settle);
-        let again = target.end_offsets(tps)?;
-        if again == ends {
-            return Ok(ends);
-        }
-        ends = again;
-    }
-}
-
-/// Where each partition resumes, with the target's last record of this restore read back.
-fn resumes(
-    target: &Target,
-    plans: &[PartitionPlan],
-    state: &RestoreState,
-    ends: &BTreeMap<TopicPartition, i64>,
-) -> Result<Vec<produce::Resume>, RestoreError> {
-    let mut resumes = Vec::new();
-    for plan in plans {
-        let base = state.partitions[&plan.target.to_string()].base;
-        let end = ends[&plan.target];
-        let Ok(already) = u64::try_from(end - base) else {
-            // The target ends before where this restore began: recreated or truncated.
-            return Err(RestoreError::Truncated { tp: plan.target.clone(), end, base });
-        };
-        let last_there = if already > 0 { Some(target.record_at(&plan.target, end - 1)?) } else { None };
-        resumes.push(produce::Resume { base, already, last_there });
-    }
-    Ok(resumes)
-}
-
 /// The catalog of what the options select, as per-partition plans.
 fn select(
     archive: &Archive,
@@ -431,46 +352,6 @@ fn cut_for(plan: &PartitionPlan, options: &Options<'_>, last_source_offset: i64)
     }
 }
 
-/// The state of a first run: each target's end now is where its records begin. A target that
-/// holds records is refused unless `--append`.
-fn first_state(
-    target: &Target,
-    plans: &[PartitionPlan],
-    options: &Options<'_>,
-    command: String,
-) -> Result<(RestoreState, BTreeMap<TopicPartition, i64>), RestoreError> {
-    let tps: Vec<TopicPartition> = plans.iter().map(|p| p.target.clone()).collect();
-    let ends = target.end_offsets(&tps)?;
-    let starts = target.start_offsets(&tps)?;
-    let mut state = RestoreState::new(command);
-    for plan in plans {
-        let end = ends[&plan.target];
-        if end > starts[&plan.target] && !options.append {
-            return Err(RestoreError::Refused(format!(
-                "{} already holds offsets {}-{}: restoring into a non-empty partition cannot be checked for exactly once; give --append if this restore is its only writer from now on",
-                plan.target,
-                starts[&plan.target],
-                end - 1
-            )));
-        }
-        let objects = plan
-            .objects
-            .iter()
-            .map(|o| StateObject { key: o.key.to_string(), start: o.start, end: o.end, bytes: o.bytes })
-            .collect();
-        let partition = PartitionState {
-            source: plan.source.to_string(),
-            base: end,
-            last_source_offset: plan.last_offset,
-            objects,
-            offset_map: Vec::new(),
-        };
-        state.partitions.insert(plan.target.to_string(), partition);
-    }
-    state.save(&options.state_path)?;
-    Ok((state, ends))
-}
-
 fn run_partitions(
     shared: &Shared<'_>,
     plans: &[PartitionPlan],
@@ -483,7 +364,18 @@ fn run_partitions(
         plans.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        scope.spawn(|| progress(shared, &done, options.progress_every));
+        let expected: u64 = plans
+            .iter()
+            .zip(resumes)
+            .map(|(plan, resume)| {
+                let cut = cut_for(plan, options, state.partitions[&plan.target.to_string()].last_source_offset);
+                let first = cut.from_offset.map_or(plan.first_offset, |from| from.max(plan.first_offset));
+                let span = cut.to_offset.unwrap_or(plan.last_offset) - first + 1;
+                u64::try_from(span).unwrap_or(0).saturating_sub(resume.already)
+            })
+            .sum();
+        let done = &done;
+        scope.spawn(move || progress::report(shared, done, options.progress_every, expected));
         let workers: Vec<_> = (0..options.parallel.clamp(1, plans.len().max(1)))
             .map(|_| {
                 scope.spawn(|| loop {
@@ -512,27 +404,6 @@ fn run_partitions(
             result.unwrap_or_else(|| Err(RestoreError::WorkerLost { tp: plan.target.clone() }))
         })
         .collect()
-}
-
-/// A line on stderr every `every`: records handed to the producer, delivered, rate.
-fn progress(shared: &Shared<'_>, done: &AtomicBool, every: Duration) {
-    let started = Instant::now();
-    let mut last = Instant::now();
-    while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-        if last.elapsed() < every {
-            continue;
-        }
-        last = Instant::now();
-        let sent = shared.sent.load(Ordering::Relaxed);
-        let delivered = shared.producer.context().delivered.load(Ordering::Relaxed);
-        let seconds = started.elapsed().as_secs_f64();
-        eprintln!(
-            "restore: {sent} records produced ({:.1} MB), {delivered} acknowledged, {:.0} records/s",
-            shared.sent_bytes.load(Ordering::Relaxed) as f64 / 1e6,
-            sent as f64 / seconds.max(0.001)
-        );
-    }
 }
 
 fn partition_report(plan: &PartitionPlan, outcome: PartitionOutcome, base: Option<i64>) -> PartitionReport {

@@ -1,0 +1,135 @@
+//! Where a restore starts: a first run records each target partition's beginning and the
+//! objects it reads in the state file; a re-run takes its plan from that state, waits for the
+//! targets' ends to settle, and reads back the last record there (see [`super::state`]).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::plan::{self, PartitionPlan};
+use super::produce::Resume;
+use super::state::{PartitionState, RestoreState, StateError, StateObject};
+use super::target::Target;
+use super::{Options, RestoreError};
+use crate::archive::Archive;
+use crate::names::TopicPartition;
+
+/// The plans a first run recorded in its state.
+pub(super) fn plans_from_state(
+    archive: &Archive,
+    state: &RestoreState,
+    path: &std::path::Path,
+) -> Result<Vec<PartitionPlan>, RestoreError> {
+    let partition = |name: &str| -> Result<TopicPartition, RestoreError> {
+        let bad = || StateError::BadPartition { path: path.to_path_buf(), name: name.to_string() };
+        let (topic, number) = name.rsplit_once(':').ok_or_else(bad)?;
+        Ok(TopicPartition::new(topic, number.parse::<i32>().map_err(|_| bad())?))
+    };
+    let mut plans = Vec::new();
+    for (target, recorded) in &state.partitions {
+        let objects: Vec<plan::PlannedObject> = recorded
+            .objects
+            .iter()
+            .map(|o| plan::PlannedObject {
+                key: o.key.as_str().into(),
+                url: archive.url(&o.key),
+                start: o.start,
+                end: o.end,
+                bytes: o.bytes,
+            })
+            .collect();
+        plans.push(PartitionPlan {
+            source: partition(&recorded.source)?,
+            target: partition(target)?,
+            first_offset: objects.iter().map(|o| o.start).min().unwrap_or(0),
+            last_offset: recorded.last_source_offset,
+            min_timestamp: None,
+            max_timestamp: None,
+            bytes: objects.iter().map(|o| o.bytes).sum(),
+            object_count: objects.len(),
+            v1_objects: 0,
+            gaps: Vec::new(),
+            missing: Vec::new(),
+            overlaps: Vec::new(),
+            objects,
+        });
+    }
+    Ok(plans)
+}
+
+/// Target ends read until two readings `settle` apart agree.
+pub(super) fn settled_ends(
+    target: &Target,
+    tps: &[TopicPartition],
+    settle: Duration,
+) -> Result<BTreeMap<TopicPartition, i64>, RestoreError> {
+    let mut ends = target.end_offsets(tps)?;
+    loop {
+        std::thread::sleep(settle);
+        let again = target.end_offsets(tps)?;
+        if again == ends {
+            return Ok(ends);
+        }
+        ends = again;
+    }
+}
+
+/// Where each partition resumes, with the target's last record of this restore read back.
+pub(super) fn resumes(
+    target: &Target,
+    plans: &[PartitionPlan],
+    state: &RestoreState,
+    ends: &BTreeMap<TopicPartition, i64>,
+) -> Result<Vec<Resume>, RestoreError> {
+    let mut resumes = Vec::new();
+    for plan in plans {
+        let base = state.partitions[&plan.target.to_string()].base;
+        let end = ends[&plan.target];
+        let Ok(already) = u64::try_from(end - base) else {
+            // The target ends before where this restore began: recreated or truncated.
+            return Err(RestoreError::Truncated { tp: plan.target.clone(), end, base });
+        };
+        let last_there = if already > 0 { Some(target.record_at(&plan.target, end - 1)?) } else { None };
+        resumes.push(Resume { base, already, last_there });
+    }
+    Ok(resumes)
+}
+
+/// The state of a first run: each target's end now is where its records begin. A target that
+/// holds records is refused unless `--append`.
+pub(super) fn first_state(
+    target: &Target,
+    plans: &[PartitionPlan],
+    options: &Options<'_>,
+    command: String,
+) -> Result<(RestoreState, BTreeMap<TopicPartition, i64>), RestoreError> {
+    let tps: Vec<TopicPartition> = plans.iter().map(|p| p.target.clone()).collect();
+    let ends = target.end_offsets(&tps)?;
+    let starts = target.start_offsets(&tps)?;
+    let mut state = RestoreState::new(command);
+    for plan in plans {
+        let end = ends[&plan.target];
+        if end > starts[&plan.target] && !options.append {
+            return Err(RestoreError::Refused(format!(
+                "{} already holds offsets {}-{}: restoring into a non-empty partition cannot be checked for exactly once; give --append if this restore is its only writer from now on",
+                plan.target,
+                starts[&plan.target],
+                end - 1
+            )));
+        }
+        let objects = plan
+            .objects
+            .iter()
+            .map(|o| StateObject { key: o.key.to_string(), start: o.start, end: o.end, bytes: o.bytes })
+            .collect();
+        let partition = PartitionState {
+            source: plan.source.to_string(),
+            base: end,
+            last_source_offset: plan.last_offset,
+            objects,
+            offset_map: Vec::new(),
+        };
+        state.partitions.insert(plan.target.to_string(), partition);
+    }
+    state.save(&options.state_path)?;
+    Ok((state, ends))
+}
