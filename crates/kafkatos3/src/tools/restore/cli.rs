@@ -120,8 +120,8 @@ pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
             _ => return Err(CliError::Usage(format!("--topic-map {mapping}: expected OLD=NEW"))),
         }
     }
-    if args.rate_limit.is_some_and(|rate| !(rate.is_finite() && rate > 0.0)) {
-        return Err(CliError::Usage("--rate-limit: a number of records per second above 0".into()));
+    if args.rate_limit.is_some_and(|rate| !(rate.is_finite() && rate >= 0.01)) {
+        return Err(CliError::Usage("--rate-limit: records per second, at least 0.01".into()));
     }
     let from_offset = Bound::parse(&args.from_offset).map_err(|e| CliError::Usage(format!("--from-offset {e}")))?;
     let to_offset = Bound::parse(&args.to_offset).map_err(|e| CliError::Usage(format!("--to-offset {e}")))?;

@@ -85,9 +85,13 @@ pub fn translate(
                 continue;
             };
             let Ok(target_partition) = target_partition.parse::<i32>() else { continue };
+            // A negative offset is "no commit" (kafka-consumer-groups prints `-`): nothing to carry.
             let Some(&committed) = partition.parse().ok().and_then(|p: i32| topics.get(topic)?.get(&p)) else {
                 continue;
             };
+            if committed < 0 {
+                continue;
+            }
             let end = recorded.base + recorded.offset_map.iter().map(|r| r.count as i64).sum::<i64>();
             translations.push(Translation {
                 group: group.clone(),
@@ -109,6 +113,8 @@ pub fn commit(client: &ClientConfig, translations: &[Translation]) -> Result<(),
     for t in translations {
         by_group.entry(&t.group).or_default().push(t);
     }
+    // Every group is checked before any is committed: a refusal leaves all of them as they were.
+    let mut consumers = Vec::new();
     for (group, commits) in by_group {
         let kafka = |error| GroupError::Kafka { group: group.to_string(), error };
         let mut client = client.clone();
@@ -119,6 +125,10 @@ pub fn commit(client: &ClientConfig, translations: &[Translation]) -> Result<(),
         if members > 0 {
             return Err(GroupError::Active { group: group.to_string(), members }.into());
         }
+        consumers.push((group, commits, consumer));
+    }
+    for (group, commits, consumer) in consumers {
+        let kafka = |error| GroupError::Kafka { group: group.to_string(), error };
         let mut tpl = TopicPartitionList::new();
         for t in commits {
             tpl.add_partition_offset(&t.target_topic, t.target_partition, Offset::Offset(t.target_offset))

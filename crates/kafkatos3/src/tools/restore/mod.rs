@@ -303,11 +303,17 @@ fn apply_groups(
     let Some(path) = &options.group_offsets else {
         return Err(RestoreError::Refused("--groups needs --group-offsets FILE".into()));
     };
+    if state.format < 2 {
+        return Err(RestoreError::Refused(format!(
+            "{}: written before the offset map was kept in the state; group offsets cannot be translated from it",
+            options.state_path.display()
+        )));
+    }
     let offsets = groups::load(path)?;
     report.translations = groups::translate(&offsets, &options.groups, state)?;
     if report.translations.is_empty() {
         report.warnings.push("no committed offsets of the selected groups for the restored partitions".into());
-    } else if !options.groups_plan {
+    } else if !options.groups_plan && !options.dry_run {
         groups::commit(client, &report.translations)?;
         report.groups_committed = true;
     }

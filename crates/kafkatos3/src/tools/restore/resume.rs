@@ -22,7 +22,12 @@ pub(super) fn plans_from_state(
     let partition = |name: &str| -> Result<TopicPartition, RestoreError> {
         let bad = || StateError::BadPartition { path: path.to_path_buf(), name: name.to_string() };
         let (topic, number) = name.rsplit_once(':').ok_or_else(bad)?;
-        Ok(TopicPartition::new(topic, number.parse::<i32>().map_err(|_| bad())?))
+        let tp = TopicPartition::new(topic, number.parse::<i32>().map_err(|_| bad())?);
+        // The plan's target names the state's entry again: it must be spelled as written.
+        if tp.to_string() != name {
+            return Err(bad().into());
+        }
+        Ok(tp)
     };
     let mut plans = Vec::new();
     for (target, recorded) in &state.partitions {

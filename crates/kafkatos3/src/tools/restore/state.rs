@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::produce::OffsetRun;
 use crate::local::durable::{write_file_durable, FsError};
 
-const FORMAT: u32 = 1;
+/// 2: the offset map is kept once complete (1 did not keep it).
+const FORMAT: u32 = 2;
 
 /// See the module doc.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
