@@ -91,118 +91,75 @@ macro_rules! collect {
     }};
 }
 
-impl Format for V2 {
-    const VERSION: Version = Version::V2;
-    const NAME: &'static str = "v2";
-    const PROGRESS_AT: u64 = mak::v2::PROGRESS_AT;
-    const PROGRESS_END: u64 = mak::v2::HEADER_LEN_AT;
-    const FOOTER_LEN: u64 = 53;
-    type Writer = mak::v2::MakWriter;
+/// One `Format` per version: the versions' writers and readers have the same API, module by
+/// module; only the footer's size and its timestamp range (version 3 only) differ.
+macro_rules! format_for {
+    ($format:ident, $module:ident, $version:ident, $name:literal, $footer_len:literal, $range:expr) => {
+        impl Format for $format {
+            const VERSION: Version = Version::$version;
+            const NAME: &'static str = $name;
+            const PROGRESS_AT: u64 = mak::$module::PROGRESS_AT;
+            const PROGRESS_END: u64 = mak::$module::HEADER_LEN_AT;
+            const FOOTER_LEN: u64 = $footer_len;
+            type Writer = mak::$module::MakWriter;
 
-    fn create(path: &Path, header: &Header) -> Self::Writer {
-        mak::v2::MakWriter::create(path, header).unwrap()
-    }
-    fn open_append(path: &Path) -> Result<(Self::Writer, Found), WriteError> {
-        let (writer, r) = mak::v2::MakWriter::open_append(path)?;
-        Ok((writer, (r.record_count, r.last_offset, r.truncated_bytes, r.scanned)))
-    }
-    fn append(writer: &mut Self::Writer, record: &OwnedRecord) -> Result<(), WriteError> {
-        writer.append(&record.as_record_ref())
-    }
-    fn sync(writer: &mut Self::Writer) {
-        writer.sync().unwrap()
-    }
-    fn close(writer: Self::Writer) {
-        writer.close().unwrap()
-    }
-    fn suspend(writer: Self::Writer) {
-        writer.suspend().unwrap()
-    }
-    fn len(writer: &Self::Writer) -> u64 {
-        writer.len()
-    }
-    fn record_count(writer: &Self::Writer) -> u64 {
-        writer.record_count()
-    }
-    fn is_dirty(writer: &Self::Writer) -> bool {
-        writer.is_dirty()
-    }
-    fn read(bytes: &[u8], limited: bool) -> Result<Read, ReadError> {
-        let reader = if limited {
-            mak::v2::MakReader::with_size_limit(bytes, bytes.len() as u64)?
-        } else {
-            mak::v2::MakReader::new(bytes)?
-        };
-        collect!(
-            reader,
-            |f: &mak::v2::Footer| (f.record_count, f.first_offset, f.last_offset, f.first_timestamp, f.last_timestamp),
-            |_| None
-        )
-    }
-    fn read_all(bytes: &[u8]) -> Result<u64, ReadError> {
-        mak::v2::read_all(bytes)
-    }
-    fn summary(bytes: &[u8]) -> (Header, Option<ProgressSummary>) {
-        let summary = mak::v2::read_summary(bytes).unwrap();
-        let progress = summary.progress.map(|p| (p.write_position, p.record_count, p.last_offset, p.state));
-        (summary.header, progress)
-    }
+            fn create(path: &Path, header: &Header) -> Self::Writer {
+                mak::$module::MakWriter::create(path, header).unwrap()
+            }
+            fn open_append(path: &Path) -> Result<(Self::Writer, Found), WriteError> {
+                let (writer, r) = mak::$module::MakWriter::open_append(path)?;
+                Ok((writer, (r.record_count, r.last_offset, r.truncated_bytes, r.scanned)))
+            }
+            fn append(writer: &mut Self::Writer, record: &OwnedRecord) -> Result<(), WriteError> {
+                writer.append(&record.as_record_ref())
+            }
+            fn sync(writer: &mut Self::Writer) {
+                writer.sync().unwrap()
+            }
+            fn close(writer: Self::Writer) {
+                writer.close().unwrap()
+            }
+            fn suspend(writer: Self::Writer) {
+                writer.suspend().unwrap()
+            }
+            fn len(writer: &Self::Writer) -> u64 {
+                writer.len()
+            }
+            fn record_count(writer: &Self::Writer) -> u64 {
+                writer.record_count()
+            }
+            fn is_dirty(writer: &Self::Writer) -> bool {
+                writer.is_dirty()
+            }
+            fn read(bytes: &[u8], limited: bool) -> Result<Read, ReadError> {
+                let reader = if limited {
+                    mak::$module::MakReader::with_size_limit(bytes, bytes.len() as u64)?
+                } else {
+                    mak::$module::MakReader::new(bytes)?
+                };
+                collect!(
+                    reader,
+                    |f: &mak::$module::Footer| (
+                        f.record_count,
+                        f.first_offset,
+                        f.last_offset,
+                        f.first_timestamp,
+                        f.last_timestamp
+                    ),
+                    $range
+                )
+            }
+            fn read_all(bytes: &[u8]) -> Result<u64, ReadError> {
+                mak::$module::read_all(bytes)
+            }
+            fn summary(bytes: &[u8]) -> (Header, Option<ProgressSummary>) {
+                let summary = mak::$module::read_summary(bytes).unwrap();
+                let progress = summary.progress.map(|p| (p.write_position, p.record_count, p.last_offset, p.state));
+                (summary.header, progress)
+            }
+        }
+    };
 }
 
-impl Format for V3 {
-    const VERSION: Version = Version::V3;
-    const NAME: &'static str = "v3";
-    const PROGRESS_AT: u64 = mak::v3::PROGRESS_AT;
-    const PROGRESS_END: u64 = mak::v3::HEADER_LEN_AT;
-    const FOOTER_LEN: u64 = 69;
-    type Writer = mak::v3::MakWriter;
-
-    fn create(path: &Path, header: &Header) -> Self::Writer {
-        mak::v3::MakWriter::create(path, header).unwrap()
-    }
-    fn open_append(path: &Path) -> Result<(Self::Writer, Found), WriteError> {
-        let (writer, r) = mak::v3::MakWriter::open_append(path)?;
-        Ok((writer, (r.record_count, r.last_offset, r.truncated_bytes, r.scanned)))
-    }
-    fn append(writer: &mut Self::Writer, record: &OwnedRecord) -> Result<(), WriteError> {
-        writer.append(&record.as_record_ref())
-    }
-    fn sync(writer: &mut Self::Writer) {
-        writer.sync().unwrap()
-    }
-    fn close(writer: Self::Writer) {
-        writer.close().unwrap()
-    }
-    fn suspend(writer: Self::Writer) {
-        writer.suspend().unwrap()
-    }
-    fn len(writer: &Self::Writer) -> u64 {
-        writer.len()
-    }
-    fn record_count(writer: &Self::Writer) -> u64 {
-        writer.record_count()
-    }
-    fn is_dirty(writer: &Self::Writer) -> bool {
-        writer.is_dirty()
-    }
-    fn read(bytes: &[u8], limited: bool) -> Result<Read, ReadError> {
-        let reader = if limited {
-            mak::v3::MakReader::with_size_limit(bytes, bytes.len() as u64)?
-        } else {
-            mak::v3::MakReader::new(bytes)?
-        };
-        collect!(
-            reader,
-            |f: &mak::v3::Footer| (f.record_count, f.first_offset, f.last_offset, f.first_timestamp, f.last_timestamp),
-            |f: &mak::v3::Footer| Some((f.min_timestamp, f.max_timestamp))
-        )
-    }
-    fn read_all(bytes: &[u8]) -> Result<u64, ReadError> {
-        mak::v3::read_all(bytes)
-    }
-    fn summary(bytes: &[u8]) -> (Header, Option<ProgressSummary>) {
-        let summary = mak::v3::read_summary(bytes).unwrap();
-        let progress = summary.progress.map(|p| (p.write_position, p.record_count, p.last_offset, p.state));
-        (summary.header, progress)
-    }
-}
+format_for!(V2, v2, V2, "v2", 53, |_: &mak::v2::Footer| None);
+format_for!(V3, v3, V3, "v3", 69, |f: &mak::v3::Footer| Some((f.min_timestamp, f.max_timestamp)));
