@@ -86,15 +86,33 @@ async fn restore_puts_back_every_field_continues_after_kill_9_and_cuts_time_wind
     for (partition, records) in produced.iter_mut().enumerate() {
         produce_full(&env, &topic, partition as i32, records).await;
     }
+    // A group of the source's consumers, with its commits: the daemon keeps them in the archive.
+    let consumers = unique("e2e-consumers");
+    commit_offsets(&env, &consumers, &topic, &[(0, 25), (1, 0), (2, PER_PARTITION as i64)]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kafkatos3.cfg");
     let (group, prefix) = (unique("g"), unique("archive"));
-    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix).write(&env, &config);
+    let mut daemon_config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+    daemon_config.extra_sections =
+        format!("[groups]\narchive_groups = {}|nothing-else\narchive_groups_interval_seconds = 1\n", consumers);
+    daemon_config.write(&env, &config);
     let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
     let s3 = store(&env, &env.s3_endpoint);
     wait_for_archive(s3.clone(), &prefix, all.len(), Duration::from_secs(90)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !daemon.log_tail().contains("group offsets snapshot stored") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
+    // The snapshots are the archive's own: verify takes them for neither data nor foreign keys.
+    let out = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+        .args(["verify", "--offline", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!text(&out.stdout).contains("_kafkatos3"), "{}", text(&out.stdout));
 
     // Into the archived topic itself: the daemon would archive the records again.
     let out = restore(&config, &dir.path().join("loop.json"), &[]);
@@ -120,17 +138,31 @@ async fn restore_puts_back_every_field_continues_after_kill_9_and_cuts_time_wind
     let run = serde_json::json!([{"source_first": 0, "target_first": 0, "count": PER_PARTITION}]);
     assert_eq!(first["offset_map"], run, "consecutive offsets on both sides: one run");
 
-    // A group's commits on the source, carried over by the same command run again (complete:
-    // it only translates and commits); a consumer of that group then starts where it was.
-    let group = unique("e2e-consumers");
-    commit_offsets(&env, &group, &topic, &[(0, 25), (1, 0), (2, PER_PARTITION as i64)]);
+    // The group's commits carried over by the same command run again (complete: it only
+    // translates and commits). First from a file, only planned; then from the archive's snapshot.
     let offsets_file = dir.path().join("groups.json");
-    let on_source = serde_json::json!({ &group: { &topic: {"0": 25, "1": 0, "2": PER_PARTITION} } });
-    std::fs::write(&offsets_file, on_source.to_string()).unwrap();
-    let with_groups = [&args[..], &["--groups", &group, "--group-offsets", offsets_file.to_str().unwrap()]].concat();
+    let from_file = serde_json::json!({ &consumers: { &topic: {"0": 10} } });
+    std::fs::write(&offsets_file, from_file.to_string()).unwrap();
+    let planned =
+        [&args[..], &["--groups", &consumers, "--groups-plan", "--group-offsets", offsets_file.to_str().unwrap()]]
+            .concat();
+    let out = restore(&config, &dir.path().join("copy.json"), &planned);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .contains(&format!("group {consumers}: {topic}:0 at 10 -> {copy}:0 at 10 (to commit (plan only))")),
+        "{}",
+        text(&out.stdout)
+    );
+    let with_groups = [&args[..], &["--groups", "e2e-consumers-.*"]].concat();
     let out = restore(&config, &dir.path().join("copy.json"), &with_groups);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).contains(&format!("group {group}: {topic}:0 at 25 -> {copy}:0 at 25 (committed)")));
+    assert!(
+        text(&out.stdout).contains(&format!("group {consumers}: {topic}:0 at 25 -> {copy}:0 at 25 (committed)")),
+        "{}",
+        text(&out.stdout)
+    );
+    let group = consumers;
     let on_target = committed(&env, &group, &partitions_of(&[&copy], PARTITIONS));
     let expected = [(0, 25), (1, 0), (2, PER_PARTITION as i64)].map(|(p, o)| ((copy.clone(), p), Some(o)));
     assert_eq!(on_target, expected.into_iter().collect());

@@ -32,7 +32,7 @@ impl Location {
         &self.prefix
     }
 
-    fn key(&self, rest: String) -> ObjectPath {
+    pub(super) fn key(&self, rest: String) -> ObjectPath {
         if self.prefix.is_empty() {
             ObjectPath::from(rest)
         } else {

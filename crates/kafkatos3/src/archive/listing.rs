@@ -51,6 +51,9 @@ impl Listing {
 
     fn add(&mut self, archive: &Archive, meta: ObjectMeta) {
         let key = meta.location.to_string();
+        if archive.location().is_meta_key(&key) {
+            return; // The archive's own (group snapshots): neither data nor foreign.
+        }
         match archive.location().parse_key(&key) {
             Some(ArchiveKey::Object(name)) => {
                 self.objects.insert(key, (meta, name));

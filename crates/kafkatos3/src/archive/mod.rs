@@ -10,12 +10,14 @@
 //!   from one listing ([`listing`]) and its claims: `verify`, and the tools that read the archive.
 //! - [`object`]: reading one object (or a local MAK file): layers and version by content, records
 //!   in a stream, the end checked.
+//! - [`groups`]: consumer-group snapshots kept beside the data, for a restore to carry over.
 //! - [`store`]: the S3 client.
 
 pub mod catalog;
 pub mod chain;
 pub mod claim;
 pub mod fence;
+pub mod groups;
 pub mod keys;
 pub mod listing;
 pub mod object;
@@ -30,6 +32,7 @@ use object_store::ObjectStore;
 
 pub use catalog::{Catalog, CatalogObject, HeaderState, Headers, PartitionCatalog, Selection};
 pub use claim::{Claim, ClaimProblem};
+pub use groups::{GroupOffsets, GroupSnapshot, SnapshotError};
 pub use keys::{ArchiveKey, Location, ObjectName};
 pub use object::{ObjectError, ObjectHeader, ObjectProblem, ObjectReader};
 

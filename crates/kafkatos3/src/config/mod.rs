@@ -49,6 +49,9 @@ pub struct Config {
     /// `[kafka]`: extra librdkafka properties, in file order, passed to the consumer as they are.
     /// The properties the daemon sets itself are refused at load time, so these never conflict.
     pub kafka: Vec<(String, KafkaValue)>,
+    /// `[groups]`: the consumer groups whose committed offsets are kept in the archive; None
+    /// unless `archive_groups` is set.
+    pub groups: Option<GroupsConfig>,
     /// `[main] memory_limit_bytes` split into one share per buffering stage.
     pub memory: crate::config::budget::MemoryBudget,
 }
@@ -65,6 +68,22 @@ pub struct EncryptionConfig {
 impl PartialEq for EncryptionConfig {
     fn eq(&self, other: &Self) -> bool {
         self.spec == other.spec
+    }
+}
+
+/// `[groups]` section.
+#[derive(Debug, Clone)]
+pub struct GroupsConfig {
+    /// `archive_groups`: a regular expression that a whole group name must match.
+    pub archive_groups: regex::Regex,
+    /// `archive_groups_interval_seconds`: how often their committed offsets are read (and
+    /// stored when they changed). Default 60.
+    pub interval: Duration,
+}
+
+impl PartialEq for GroupsConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.archive_groups.as_str() == other.archive_groups.as_str() && self.interval == other.interval
     }
 }
 

@@ -122,6 +122,19 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
         locks: locks.clone(),
         stop: stages_stop.clone(),
     });
+    let group_keeper = config.groups.clone().map(|settings| {
+        tracing::info!(
+            archive_groups = settings.archive_groups.as_str(),
+            interval_s = settings.interval.as_secs_f64(),
+            "consumer-group offsets are snapshotted into the archive"
+        );
+        crate::pipeline::groups::spawn(crate::pipeline::groups::GroupKeeper::from_config(
+            &config,
+            settings,
+            access.clone(),
+            stages_stop.clone(),
+        ))
+    });
     let grace = config.main.shutdown_timeout;
     {
         let shutdown = shutdown.clone();
@@ -160,6 +173,9 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
         let _ = handle.join();
     }
     let _ = leftovers.join();
+    if let Some(keeper) = group_keeper {
+        let _ = keeper.join();
+    }
     let _ = runtime.block_on(uploader);
     runtime.shutdown_timeout(Duration::from_secs(1));
     if shutdown.has_failed() {

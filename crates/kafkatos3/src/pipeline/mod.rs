@@ -8,12 +8,14 @@
 //! - [`compress`]: `tocompress/` -> `tos3/`, with the codec and encryption configured.
 //! - [`upload`]: `tos3/` -> the archive (the claim is the fence), confirmations to the ledger.
 //! - [`leftovers`]: local files of partitions owned elsewhere, resolved after a timeout.
+//! - [`groups`] (beside the data flow): snapshots of chosen consumer groups' committed offsets.
 //!
 //! Between stages: the directories are the queues, a [`wake`] makes the next stage rescan at
 //! once, [`resync`] requests go back from the later stages to the consumers, [`stop`] ends them.
 
 pub mod compress;
 pub mod consume;
+pub mod groups;
 pub mod leftovers;
 pub mod nice;
 pub mod resync;

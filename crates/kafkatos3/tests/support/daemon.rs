@@ -19,6 +19,8 @@ pub struct DaemonConfig {
     pub extra_consumer: String,
     pub extra_compression: String,
     pub extra_s3: String,
+    /// Whole sections after `[kafka]` (`[groups]`, ...).
+    pub extra_sections: String,
 }
 
 impl DaemonConfig {
@@ -35,6 +37,7 @@ impl DaemonConfig {
             extra_consumer: String::new(),
             extra_compression: String::new(),
             extra_s3: String::new(),
+            extra_sections: String::new(),
         }
     }
 
@@ -50,7 +53,7 @@ impl DaemonConfig {
              [compression]\ncompression_check_interval = 2\ncompressor_workers = 2\ncompression_nice_level = 10\n{extra_compression}\n\n\
              [s3]\ns3upload_check_interval = 2\ns3uploader_workers = 2\ns3_bucket_name = {bucket}\ns3_access_key = {ak}\n\
              s3_secret_key = {sk}\ntopic_whitelist = {topics}\ns3_endpoint = {endpoint}\ns3_region = us-east-1\ns3_key_prefix = {prefix}\n{extra_s3}\n\n\
-             [kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n",
+             [kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n\n{extra_sections}",
             workdir = self.workdir.display(),
             extra_main = self.extra_main,
             extra_consumer = self.extra_consumer,
@@ -65,6 +68,7 @@ impl DaemonConfig {
             endpoint = self.endpoint,
             prefix = self.prefix,
             extra_s3 = self.extra_s3,
+            extra_sections = self.extra_sections,
         );
         std::fs::write(path, text).expect("write config");
     }

@@ -143,6 +143,11 @@ fn full_example_sets_every_key() {
     assert_eq!(s3.max_local_backlog_bytes, 2 << 30);
     assert_eq!(s3.multipart_threshold_bytes, 16 << 20);
 
+    let groups = config.groups.as_ref().expect("archive_groups is set");
+    assert_eq!(groups.interval, Duration::from_secs(30));
+    assert!(groups.archive_groups.is_match("billing-eu") && groups.archive_groups.is_match("orders-1"));
+    assert!(!groups.archive_groups.is_match("old-billing-eu"), "the whole name must match");
+
     let kafka: Vec<(&str, &str)> = config.kafka.iter().map(|(key, value)| (key.as_str(), value.expose())).collect();
     assert_eq!(
         kafka,

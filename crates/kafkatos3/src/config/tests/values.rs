@@ -340,3 +340,21 @@ fn leftover_timeout_takes_its_earlier_name_too_but_not_both() {
         "{both}"
     );
 }
+
+#[test]
+fn group_snapshots_are_off_unless_archive_groups_is_set_and_a_bad_pattern_names_its_line() {
+    assert_eq!(parse_ok(MINIMAL).groups, None);
+    assert_eq!(parse_ok(&with("groups", "archive_groups_interval_seconds = 5")).groups, None);
+    let config = parse_ok(&with("groups", "archive_groups = app-.*"));
+    let groups = config.groups.expect("set");
+    assert_eq!(groups.interval, Duration::from_secs(60), "the default");
+    assert!(groups.archive_groups.is_match("app-1") && !groups.archive_groups.is_match("my-app-1"));
+    let error = message(&with("groups", "archive_groups = app-(.*"));
+    assert!(
+        error.starts_with("test.cfg:10: [groups] archive_groups = 'app-(.*': expected a regular expression"),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "one line: {error}");
+    let error = message(&with("groups", "archive_groups = x\narchive_groups_interval_seconds = 0.5"));
+    assert!(error.starts_with("test.cfg:11: [groups] archive_groups_interval_seconds"), "{error}");
+}

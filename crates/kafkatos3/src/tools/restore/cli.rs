@@ -62,13 +62,19 @@ pub struct RestoreArgs {
     /// killed run had sent may still be on its way)
     #[arg(long, default_value_t = 5000)]
     pub settle_ms: u64,
-    /// Carry these consumer groups' committed offsets over to the restored topics (names or
-    /// globs; repeatable or comma-separated), from --group-offsets
-    #[arg(long, value_delimiter = ',', requires = "group_offsets")]
+    /// Carry these consumer groups' committed offsets over to the restored topics (regular
+    /// expressions matching whole group names; repeatable), from the archive's group snapshots
+    /// (kept by the daemon with [groups] archive_groups) or --group-offsets
+    #[arg(long, value_name = "REGEX")]
     pub groups: Vec<String>,
-    /// The groups' committed offsets on the source: {"GROUP": {"TOPIC": {"PARTITION": OFFSET}}}
-    #[arg(long, value_name = "FILE")]
+    /// Take the groups' offsets from this file instead of the archive's snapshots:
+    /// {"GROUP": {"TOPIC": {"PARTITION": OFFSET}}}
+    #[arg(long, value_name = "FILE", requires = "groups")]
     pub group_offsets: Option<PathBuf>,
+    /// Use the newest group snapshot taken at or before this time (ms since the epoch or RFC 3339;
+    /// default: --to-time when given, else the newest)
+    #[arg(long, value_parser = crate::tools::parse::cli::parse_time, requires = "groups")]
+    pub groups_at: Option<i64>,
     /// Print the translated group offsets, commit nothing
     #[arg(long, requires = "groups")]
     pub groups_plan: bool,
@@ -164,6 +170,7 @@ pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
         settle: std::time::Duration::from_millis(args.settle_ms),
         groups: args.groups.clone(),
         group_offsets: args.group_offsets.clone(),
+        groups_at: args.groups_at.or(args.to_time),
         groups_plan: args.groups_plan,
     };
     let report = super::restore(&archive, &client, &options)?;

@@ -19,8 +19,7 @@ use super::produce::OffsetRun;
 use super::state::RestoreState;
 use super::RestoreError;
 
-/// Committed offsets: group -> topic -> partition -> offset.
-pub type GroupOffsets = BTreeMap<String, BTreeMap<String, BTreeMap<i32, i64>>>;
+pub use crate::archive::GroupOffsets;
 
 /// One translated commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,8 +39,8 @@ pub enum GroupError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}: not group offsets ({source}); expected {{\"GROUP\": {{\"TOPIC\": {{\"PARTITION\": OFFSET}}}}}}", path.display())]
     Parse { path: PathBuf, source: serde_json::Error },
-    #[error("--groups {pattern}: {error}")]
-    Pattern { pattern: String, error: glob::PatternError },
+    #[error("--groups {pattern}: not a regular expression ({why})")]
+    Pattern { pattern: String, why: String },
     #[error("group {group} has {members} active members on the target: stop its consumers, then commit again")]
     Active { group: String, members: usize },
     #[error("group {group}: {error}")]
@@ -65,19 +64,25 @@ pub fn translate_offset(runs: &[OffsetRun], end: i64, committed: i64) -> i64 {
     end
 }
 
-/// The commits of the groups `patterns` select (names or globs), for the partitions this
-/// restore wrote; sorted by group and partition.
+/// The commits of the groups `patterns` select (regular expressions that match whole names, as
+/// `[groups] archive_groups`; a plain name selects itself), for the partitions this restore
+/// wrote; sorted by group and partition.
 pub fn translate(
     offsets: &GroupOffsets,
     patterns: &[String],
     state: &RestoreState,
 ) -> Result<Vec<Translation>, GroupError> {
-    let patterns: Vec<glob::Pattern> = patterns
+    let patterns: Vec<regex::Regex> = patterns
         .iter()
-        .map(|p| glob::Pattern::new(p).map_err(|error| GroupError::Pattern { pattern: p.clone(), error }))
+        .map(|p| {
+            regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| GroupError::Pattern {
+                pattern: p.clone(),
+                why: e.to_string().lines().last().unwrap_or_default().trim().to_string(),
+            })
+        })
         .collect::<Result<_, _>>()?;
     let mut translations = Vec::new();
-    for (group, topics) in offsets.iter().filter(|(g, _)| patterns.iter().any(|p| p.matches(g))) {
+    for (group, topics) in offsets.iter().filter(|(g, _)| patterns.iter().any(|p| p.is_match(g))) {
         for (target, recorded) in &state.partitions {
             let (Some((topic, partition)), Some((target_topic, target_partition))) =
                 (recorded.source.rsplit_once(':'), target.rsplit_once(':'))

@@ -67,10 +67,13 @@ pub struct Options<'a> {
     pub progress_every: Duration,
     /// A re-run reads the targets' ends until two readings this far apart agree.
     pub settle: Duration,
-    /// Consumer groups (names or globs) whose committed offsets are carried over, from
-    /// `group_offsets`; `groups_plan`: print the translation, commit nothing.
+    /// Consumer groups (regular expressions matching whole names) whose committed offsets are
+    /// carried over, from `group_offsets`, or else from the archive's newest group snapshot taken
+    /// at or before `groups_at` (any time when None); `groups_plan`: print the translation,
+    /// commit nothing.
     pub groups: Vec<String>,
     pub group_offsets: Option<PathBuf>,
+    pub groups_at: Option<i64>,
     pub groups_plan: bool,
 }
 
@@ -136,6 +139,8 @@ pub enum RestoreError {
     WorkerLost { tp: TopicPartition },
     #[error("{0}")]
     Groups(#[from] groups::GroupError),
+    #[error("{0}")]
+    Snapshot(#[from] crate::archive::SnapshotError),
 }
 
 /// What a restore did (or, with `--dry-run`, would do); `--report` writes it as JSON.
@@ -157,6 +162,9 @@ pub struct Report {
     /// Group offsets translated to the targets, and whether they were committed.
     pub translations: Vec<groups::Translation>,
     pub groups_committed: bool,
+    /// Where the groups' offsets came from: the file, or the archive's snapshot (and when it
+    /// was taken).
+    pub group_offsets_from: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -215,7 +223,7 @@ pub fn restore(
     let mut report = Report { archive: archive_url, dry_run: options.dry_run, ..Report::default() };
     if let Some(state) = state.as_ref().filter(|s| s.complete) {
         report.already_complete = true;
-        apply_groups(state, client, options, &mut report)?;
+        apply_groups(archive, state, client, options, &runtime, &mut report)?;
         return Ok(report);
     }
     // A re-run reads exactly what the first run planned, whatever the archive has become.
@@ -224,7 +232,11 @@ pub fn restore(
         None => select(archive, options, &runtime)?,
     };
     let target = Target::new(client.clone());
-    let checked = preflight::check(&target, &plans, options, &runtime)?;
+    let source_counts = match options.create_topics {
+        true => source_partition_counts(archive, &runtime),
+        false => BTreeMap::new(),
+    };
+    let checked = preflight::check(&target, &plans, options, &source_counts, &runtime)?;
     report.warnings = checked.warnings;
     if options.dry_run || plans.is_empty() {
         if options.dry_run && state.is_none() {
@@ -284,7 +296,7 @@ pub fn restore(
         report.produced += outcome.produced;
         report.partitions.push(partition_report(plan, outcome, Some(resume.base)));
     }
-    apply_groups(&state, client, options, &mut report)?;
+    apply_groups(archive, &state, client, options, &runtime, &mut report)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -292,24 +304,38 @@ pub fn restore(
 /// Translates the selected groups' committed offsets with a complete restore's offset map, and
 /// commits them on the target unless only the plan is asked for.
 fn apply_groups(
+    archive: &Archive,
     state: &RestoreState,
     client: &rdkafka::ClientConfig,
     options: &Options<'_>,
+    runtime: &tokio::runtime::Runtime,
     report: &mut Report,
 ) -> Result<(), RestoreError> {
     if options.groups.is_empty() {
         return Ok(());
     }
-    let Some(path) = &options.group_offsets else {
-        return Err(RestoreError::Refused("--groups needs --group-offsets FILE".into()));
-    };
     if state.format < 2 {
         return Err(RestoreError::Refused(format!(
             "{}: written before the offset map was kept in the state; group offsets cannot be translated from it",
             options.state_path.display()
         )));
     }
-    let offsets = groups::load(path)?;
+    let offsets = match &options.group_offsets {
+        Some(path) => {
+            report.group_offsets_from = Some(path.display().to_string());
+            groups::load(path)?
+        }
+        None => {
+            let Some((url, snapshot)) = runtime.block_on(archive.latest_group_snapshot(options.groups_at))? else {
+                let when = options.groups_at.map_or(String::new(), |at| format!(" taken at or before {at} ms"));
+                return Err(RestoreError::Refused(format!(
+                    "--groups: the archive holds no group snapshot{when} (the daemon keeps them with [groups] archive_groups); give --group-offsets FILE"
+                )));
+            };
+            report.group_offsets_from = Some(format!("{url} (taken at {} ms)", snapshot.taken_ms));
+            snapshot.groups
+        }
+    };
     report.translations = groups::translate(&offsets, &options.groups, state)?;
     if report.translations.is_empty() {
         report.warnings.push("no committed offsets of the selected groups for the restored partitions".into());
@@ -318,6 +344,19 @@ fn apply_groups(
         report.groups_committed = true;
     }
     Ok(())
+}
+
+/// The source topics' partition counts in the archive's newest group snapshot; none when it has
+/// no snapshot or it cannot be read (the archive's own partitions are then the count).
+fn source_partition_counts(archive: &Archive, runtime: &tokio::runtime::Runtime) -> BTreeMap<String, i32> {
+    match runtime.block_on(archive.latest_group_snapshot(None)) {
+        Ok(Some((_, snapshot))) => snapshot.topics,
+        Ok(None) => BTreeMap::new(),
+        Err(error) => {
+            tracing::warn!(%error, "partition counts of the source topics not known");
+            BTreeMap::new()
+        }
+    }
 }
 
 /// The catalog of what the options select, as per-partition plans.

@@ -18,10 +18,14 @@ pub struct Preflight {
 }
 
 /// The warnings, or the refusal.
+///
+/// `source_counts`: the partition counts of the source topics as the daemon last saw them (its
+/// group snapshots), which `--create-topics` prefers to what the archive's partitions show.
 pub fn check(
     target: &Target,
     plans: &[PartitionPlan],
     options: &Options<'_>,
+    source_counts: &BTreeMap<String, i32>,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Preflight, RestoreError> {
     let mut warnings = Vec::new();
@@ -68,7 +72,11 @@ pub fn check(
                 )));
             }
             Some(_) => {}
-            None if options.create_topics => to_create.push((topic.clone(), count)),
+            None if options.create_topics => {
+                let source = plans.iter().find(|p| &p.target.topic == topic).map(|p| &p.source.topic);
+                let known = source.and_then(|s| source_counts.get(s)).copied().unwrap_or(0);
+                to_create.push((topic.clone(), count.max(known)));
+            }
             None => {
                 return Err(RestoreError::Refused(format!(
                     "target topic {topic} does not exist: create it with at least {count} partitions, or give --create-topics"

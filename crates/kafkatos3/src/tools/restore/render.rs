@@ -74,6 +74,9 @@ impl Report {
 
     fn render_groups(&self, out: &mut String) {
         let how = if self.groups_committed { "committed" } else { "to commit (plan only)" };
+        if let Some(from) = self.group_offsets_from.as_ref().filter(|_| !self.translations.is_empty()) {
+            let _ = writeln!(out, "group offsets from {from}");
+        }
         for t in &self.translations {
             let _ = writeln!(
                 out,

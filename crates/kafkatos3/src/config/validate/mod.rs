@@ -9,10 +9,14 @@ use std::time::Duration;
 use super::ini::{Entry, Ini, Section};
 use super::values::*;
 use super::{
-    CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, EncryptionConfig, KafkaValue, KeySuggestion,
-    LogLevel, MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
+    CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, EncryptionConfig, KeySuggestion, LogLevel,
+    MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
 };
 use crate::config::budget::{MemoryBudget, Workers};
+use kafka::{is_secret, kafka, KAFKA_SECTION};
+
+mod groups;
+mod kafka;
 
 const MAIN_KEYS: &[&str] =
     &["log.level", "working_directory", "shutdown_timeout_seconds", "mak_format_version", "memory_limit_bytes"];
@@ -55,32 +59,12 @@ const FIXED_SECTIONS: &[(&str, &[&str])] = &[
     ("compression", COMPRESSION_KEYS),
     ("encryption", ENCRYPTION_KEYS),
     ("s3", S3_KEYS),
+    ("groups", groups::GROUPS_KEYS),
 ];
-const KAFKA_SECTION: &str = "kafka";
-
-/// librdkafka properties the daemon sets itself, with what to do instead. Offsets in particular
-/// must only be stored and committed by the daemon, after the data is in S3.
-const RESERVED_KAFKA_KEYS: &[(&str, &str)] = &[
-    ("group.id", "use kafka_consumer_group in [consumer]"),
-    ("bootstrap.servers", "use kafka_bootstrap in [consumer]"),
-    ("metadata.broker.list", "use kafka_bootstrap in [consumer]"),
-    ("auto.offset.reset", "use kafka_auto_offset_reset in [consumer]"),
-    ("enable.auto.commit", "offsets are committed by the daemon, only after their messages are in S3"),
-    ("auto.commit.enable", "offsets are committed by the daemon, only after their messages are in S3"),
-    ("enable.auto.offset.store", "offsets are stored by the daemon, only after their messages are in S3"),
-    ("enable.partition.eof", "the daemon sets it for its own use"),
-];
-
-/// Name fragments of `[kafka]` properties whose values are kept as [`Secret`]. Over-matching only
-/// costs a `<redacted>` in debug output; under-matching leaks a credential.
-const SECRET_KAFKA_KEY_PARTS: &[&str] = &["password", "secret", "sasl.jaas", "token", "key.pem", "oauthbearer.config"];
 
 /// `memory_limit_bytes` when not set: librdkafka's own default queue (64 MiB) plus room for
 /// one of each worker and a few thousand partitions.
 const DEFAULT_MEMORY_LIMIT: u64 = 256 * MIB;
-
-/// librdkafka's default `max.poll.interval.ms`.
-const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
 
 /// Below this suggestions are noise rather than help.
 const SUGGESTION_THRESHOLD: f64 = 0.8;
@@ -95,8 +79,9 @@ pub(super) fn validate(file: &Ini, path: &Path) -> Result<Config, ConfigError> {
     let encryption = encryption(&view("encryption"))?;
     let s3 = s3(&view("s3"), &consumer)?;
     let kafka = kafka(&view(KAFKA_SECTION), &view("consumer"), &consumer)?;
+    let groups = groups::groups(&view("groups"))?;
     let memory = memory(&view("main"), &main, &consumer, &compression, encryption.is_some(), &s3)?;
-    Ok(Config { main, consumer, compression, encryption, s3, kafka, memory })
+    Ok(Config { main, consumer, compression, encryption, s3, kafka, groups, memory })
 }
 
 /// Refuses unknown sections and keys before any value is looked at, so a typo is reported as a
@@ -147,14 +132,6 @@ fn nearest<'a>(unknown: &str, candidates: impl Iterator<Item = &'a str>) -> Opti
         .filter(|(score, _)| *score >= SUGGESTION_THRESHOLD)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, candidate)| candidate.to_owned())
-}
-
-fn is_secret(section: &str, key: &str) -> bool {
-    match section {
-        "s3" => key == "s3_secret_key",
-        KAFKA_SECTION => SECRET_KAFKA_KEY_PARTS.iter().any(|part| key.contains(part)),
-        _ => false,
-    }
 }
 
 /// One known section of the file (possibly absent), with the lookups that build its errors.
@@ -402,50 +379,4 @@ fn credentials(view: &View) -> Result<Option<S3Credentials>, ConfigError> {
         (Some(access), None) => Err(incomplete(access, "s3_access_key", "s3_secret_key")),
         (None, Some(secret)) => Err(incomplete(secret, "s3_secret_key", "s3_access_key")),
     }
-}
-
-fn kafka(
-    view: &View,
-    consumer_view: &View,
-    consumer: &ConsumerConfig,
-) -> Result<Vec<(String, KafkaValue)>, ConfigError> {
-    let entries = view.section.map_or(&[][..], |section| &section.entries[..]);
-    let reserved = entries.iter().find_map(|entry| reserved(&entry.key).map(|(key, reason)| (entry, key, reason)));
-    if let Some((entry, key, reason)) = reserved {
-        return Err(ConfigError::ReservedKafkaKey { path: view.path.to_owned(), line: entry.line, key, reason });
-    }
-
-    let max_poll_interval = view
-        .or_default("max.poll.interval.ms", DEFAULT_MAX_POLL_INTERVAL_MS, |v| {
-            whole_number(v, 1, "a whole number of milliseconds >= 1")
-        })
-        .map(Duration::from_millis)?;
-    if consumer.rebalance_timeout >= max_poll_interval {
-        let line = consumer_view
-            .entry("rebalance_timeout_seconds")
-            .or_else(|| view.entry("max.poll.interval.ms"))
-            .map_or(0, |entry| entry.line);
-        return Err(ConfigError::RebalanceTimeoutTooLong {
-            path: view.path.to_owned(),
-            line,
-            rebalance_timeout: consumer.rebalance_timeout,
-            max_poll_interval,
-        });
-    }
-
-    Ok(entries
-        .iter()
-        .map(|entry| {
-            let value = if is_secret(KAFKA_SECTION, &entry.key) {
-                KafkaValue::Secret(Secret::new(entry.value.clone()))
-            } else {
-                KafkaValue::Plain(entry.value.clone())
-            };
-            (entry.key.clone(), value)
-        })
-        .collect())
-}
-
-fn reserved(key: &str) -> Option<(&'static str, &'static str)> {
-    RESERVED_KAFKA_KEYS.iter().find(|(reserved, _)| *reserved == key).copied()
 }
