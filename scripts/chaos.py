@@ -36,7 +36,7 @@ timeout), stops the daemons with SIGTERM, and checks:
     both object namings (<topic>-<p>_<first>-<last>_<yymmdd>.mak.gz, and the fenced <topic>-<p>_<first>.mak.gz whose
     last offset is in the MAK header).
 It prints one table and `chaos: PASS/FAIL (mode, seconds, seed)`. Exit 0 only when duplicates == 0, missing == 0,
-mismatched == 0, every object reads and matches its name, and verify is clean; 1 on FAIL; 2 when the harness itself could not run (services would not start).
+mismatched == 0, every object reads and matches its name, verify is clean, and the daemons stored group snapshots ([groups]) that read; 1 on FAIL; 2 when the harness itself could not run (services would not start).
 It never retries a failed verdict and never loosens a count: a FAIL is a finding (or, when the table's notes say
 so, a fault of the test infrastructure, explained there).
 """
@@ -398,6 +398,10 @@ s3_key_prefix = {PREFIX}
 session.timeout.ms = 6000
 heartbeat.interval.ms = 500
 max.poll.interval.ms = 30000
+
+[groups]
+archive_groups = .*
+archive_groups_interval_seconds = 5
 """
 
 
@@ -545,6 +549,10 @@ RANGE_NAME_RE = re.compile(
 OBJECT_NAME_RE = re.compile(
     rf"^{re.escape(PREFIX)}/{re.escape(TOPIC)}/(\d+)/{re.escape(TOPIC)}-(\d+)_(\d{{20}})-(\d{{20}})\.mak(\.gz|\.zst|\.lz4)?(\.age)?$")
 CLAIM_NAME_RE = re.compile(rf"^{re.escape(PREFIX)}/{re.escape(TOPIC)}/(\d+)/{re.escape(TOPIC)}-(\d+)_(\d{{20}})\.claim$")
+
+
+# The daemon's [groups] snapshots: the archive's own folder, neither data nor foreign.
+GROUP_SNAPSHOT_RE = re.compile(rf"^{re.escape(PREFIX)}/_kafkatos3/groups/\d{{20}}-[A-Za-z0-9._-]+\.json$")
 
 
 def parse_key(key: str, partitions: int) -> tuple[str, int, int, int | None, bool] | None:
@@ -1252,6 +1260,8 @@ def parse_mak(data: bytes):
 class Findings:
     objects: int = 0
     foreign_objects: int = 0
+    group_snapshots: int = 0
+    bad_group_snapshots: int = 0
     unclaimed_objects: int = 0
     unreadable: int = 0
     name_mismatches: int = 0
@@ -1307,8 +1317,18 @@ def check_archive(services: Services, producer: SeqProducer, kafka: list[array.a
 
     archive, unclaimed = claimed_objects(s3, keys, partitions)
     f.unclaimed_objects = len(unclaimed)
-    f.foreign_objects = sum(1 for k in keys if parse_key(k, partitions) is None)
-    f.notes.extend(f"object not named like an archive object: {k}" for k in keys if parse_key(k, partitions) is None)
+    snapshots = [k for k in keys if GROUP_SNAPSHOT_RE.match(k)]
+    f.group_snapshots = len(snapshots)
+    for key in snapshots:
+        try:
+            body = json.loads(s3.get_object(Bucket=ARCHIVE_BUCKET, Key=key)["Body"].read())
+            assert body["format"] == 1 and isinstance(body["groups"], dict) and body["topics"].get(TOPIC) == partitions
+        except Exception as e:  # noqa: BLE001 - counted and named
+            f.bad_group_snapshots += 1
+            f.notes.append(f"group snapshot {key} unreadable: {e!r}")
+    foreign = [k for k in keys if parse_key(k, partitions) is None and not GROUP_SNAPSHOT_RE.match(k)]
+    f.foreign_objects = len(foreign)
+    f.notes.extend(f"object not named like an archive object: {k}" for k in foreign)
     parsed = [(k, p, s, e) for k, (p, s, e) in sorted(archive.items())]
     f.objects = len(parsed)
     meta = {k: (p, s, e) for k, p, s, e in parsed}
@@ -1547,6 +1567,8 @@ def main() -> int:
             ("archived objects", findings.objects),
             ("  unclaimed objects (not archive)", findings.unclaimed_objects),
             ("  foreign objects", findings.foreign_objects),
+            ("group snapshots ([groups])", findings.group_snapshots),
+            ("  unreadable group snapshots", findings.bad_group_snapshots),
             ("DUPLICATES", findings.duplicates),
             ("  offsets archived twice", findings.duplicate_offsets),
             ("  copies from offsets broker lost", findings.from_lost_offsets),
@@ -1596,7 +1618,8 @@ def main() -> int:
         if c.unexpected_exits or stats["panics"]:
             print("  note: daemons exited on their own / panicked: see daemons/*/daemon.log in the state dir")
         ok = (findings.duplicates == 0 and findings.missing == 0 and findings.mismatched == 0
-              and findings.unreadable == 0 and findings.name_mismatches == 0 and verify_rc == 0)
+              and findings.unreadable == 0 and findings.name_mismatches == 0 and verify_rc == 0
+              and findings.group_snapshots > 0 and findings.bad_group_snapshots == 0)
         rc = 0 if ok else 1
         print(f"chaos: {'PASS' if ok else 'FAIL'} ({mode.name}, {elapsed:.0f} s, seed {seed})", flush=True)
     except KeyboardInterrupt:
