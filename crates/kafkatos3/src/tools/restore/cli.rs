@@ -39,6 +39,11 @@ pub struct RestoreArgs {
     /// Restore topic OLD into NEW (same partition numbers); repeatable
     #[arg(long, value_name = "OLD=NEW")]
     pub topic_map: Vec<String>,
+    /// Spread each topic over the target's partitions (any number of them) instead of keeping
+    /// partition numbers: by key as Kafka's default partitioner (records without a key take
+    /// turns), or round-robin; one archived partition is read at a time
+    #[arg(long, value_enum, conflicts_with = "groups")]
+    pub repartition: Option<super::repartition::Repartition>,
     /// Create missing target topics with the archive's partition count
     #[arg(long)]
     pub create_topics: bool,
@@ -156,6 +161,7 @@ pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
         from_ms: args.from_time,
         to_ms: args.to_time,
         topic_map,
+        repartition: args.repartition,
         create_topics: args.create_topics,
         append: args.append,
         force: args.force,

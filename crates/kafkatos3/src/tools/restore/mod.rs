@@ -18,6 +18,7 @@ mod preflight;
 pub mod produce;
 mod progress;
 mod render;
+pub mod repartition;
 mod resume;
 pub mod state;
 pub mod target;
@@ -49,6 +50,8 @@ pub struct Options<'a> {
     pub to_ms: Option<i64>,
     /// `old -> new` topic names.
     pub topic_map: BTreeMap<String, String>,
+    /// Spread each topic over the target's partitions instead of keeping partition numbers.
+    pub repartition: Option<repartition::Repartition>,
     pub create_topics: bool,
     /// Restore into target partitions that already hold records.
     pub append: bool,
@@ -162,6 +165,10 @@ pub struct Report {
     /// Group offsets translated to the targets, and whether they were committed.
     pub translations: Vec<groups::Translation>,
     pub groups_committed: bool,
+    /// With `--repartition`: how, and each target partition's records.
+    pub repartition: Option<repartition::Repartition>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<repartition::TargetOutcome>,
     /// Where the groups' offsets came from: the file, or the archive's snapshot (and when it
     /// was taken).
     pub group_offsets_from: Option<String>,
@@ -220,17 +227,24 @@ pub fn restore(
     let archive_url = archive.url(archive.location().prefix());
     let command = fingerprint(&archive_url, client, options);
     let state = RestoreState::load(&options.state_path, &command)?;
-    let mut report = Report { archive: archive_url, dry_run: options.dry_run, ..Report::default() };
+    let mut report = Report {
+        archive: archive_url,
+        dry_run: options.dry_run,
+        repartition: options.repartition,
+        ..Report::default()
+    };
     if let Some(state) = state.as_ref().filter(|s| s.complete) {
         report.already_complete = true;
         apply_groups(archive, state, client, options, &runtime, &mut report)?;
         return Ok(report);
     }
     // A re-run reads exactly what the first run planned, whatever the archive has become.
-    let plans = match &state {
+    let mut plans = match &state {
         Some(state) => resume::plans_from_state(archive, state, &options.state_path)?,
         None => select(archive, options, &runtime)?,
     };
+    // The order a repartitioning restore reads the partitions in, on every run.
+    plans.sort_by(|a, b| a.target.cmp(&b.target));
     let target = Target::new(client.clone());
     let source_counts = match options.create_topics {
         true => source_partition_counts(archive, &runtime),
@@ -242,16 +256,19 @@ pub fn restore(
         if options.dry_run && state.is_none() {
             report.warnings.extend(preflight::non_empty(&target, &plans)?);
         }
-        report.partitions = plans.iter().map(|p| partition_report(p, PartitionOutcome::default(), None)).collect();
+        report.partitions =
+            plans.iter().map(|p| partition_report(p, PartitionOutcome::default(), None, options)).collect();
         return Ok(report);
     }
-    let tps: Vec<TopicPartition> = plans.iter().map(|p| p.target.clone()).collect();
-    let (state, ends) = match state {
+    let tps: Vec<TopicPartition> = match options.repartition {
+        Some(_) => repartition::target_partitions(&plans, &target.partition_counts()?)?,
+        None => plans.iter().map(|p| p.target.clone()).collect(),
+    };
+    let (mut state, ends) = match state {
         // What a killed producer had sent may still become visible: wait until the ends settle.
         Some(state) => (state, resume::settled_ends(&target, &tps, options.settle)?),
-        None => resume::first_state(&target, &plans, options, command)?,
+        None => resume::first_state(&target, &plans, &tps, options, command)?,
     };
-    let resumes = resume::resumes(&target, &plans, &state, &ends)?;
     let producer = target::producer(client, checked.max_message_bytes).map_err(TargetError::Kafka)?;
     let shared = Shared {
         archive,
@@ -266,7 +283,28 @@ pub fn restore(
     };
     report.phases.insert("planning", started.elapsed().as_secs_f64());
     let producing = Instant::now();
-    let outcomes = run_partitions(&shared, &plans, &state, &resumes, options);
+    // Per target partition: its base and how many records of this restore it must hold.
+    let mut expected: Vec<(TopicPartition, i64, u64)> = Vec::new();
+    let outcomes = match options.repartition {
+        Some(how) => {
+            let resumes = resume::target_resumes(&target, &state, &ends)?;
+            repartition::produce_all(&shared, &plans, &state, &resumes, how, options).map(|(outcomes, targets)| {
+                for t in &targets {
+                    let tp = tps.iter().find(|tp| tp.to_string() == t.target).expect("a target of this restore");
+                    expected.push((tp.clone(), t.base, t.records));
+                }
+                report.targets = targets;
+                outcomes.into_iter().map(|o| (o, None)).collect::<Vec<_>>()
+            })
+        }
+        None => {
+            let resumes = resume::resumes(&target, &plans, &state, &ends)?;
+            run_partitions(&shared, &plans, &state, &resumes, options).map(|outcomes| {
+                let bases = resumes.iter().map(|r| Some(r.base));
+                outcomes.into_iter().zip(bases).collect::<Vec<_>>()
+            })
+        }
+    };
     let flushed = producer.flush(Duration::from_secs(300));
     report.phases.insert("producing", producing.elapsed().as_secs_f64());
     let checking = Instant::now();
@@ -275,26 +313,30 @@ pub fn restore(
     }
     let outcomes = outcomes?;
     flushed.map_err(TargetError::Kafka)?;
-    let ends = target.end_offsets(&tps)?;
-    report.phases.insert("checking", checking.elapsed().as_secs_f64());
-    for ((plan, outcome), resume) in plans.iter().zip(&outcomes).zip(&resumes) {
-        let found = ends[&plan.target] - resume.base;
-        if found != outcome.records as i64 {
-            return Err(RestoreError::Count { tp: plan.target.clone(), found, expected: outcome.records });
+    if options.repartition.is_none() {
+        for (plan, (outcome, base)) in plans.iter().zip(&outcomes) {
+            expected.push((plan.target.clone(), base.unwrap_or(0), outcome.records));
         }
     }
-    let mut state = state;
-    for (plan, outcome) in plans.iter().zip(&outcomes) {
+    let ends = target.end_offsets(&tps)?;
+    report.phases.insert("checking", checking.elapsed().as_secs_f64());
+    for (tp, base, records) in &expected {
+        let found = ends[tp] - base;
+        if found != *records as i64 {
+            return Err(RestoreError::Count { tp: tp.clone(), found, expected: *records });
+        }
+    }
+    for (plan, (outcome, _)) in plans.iter().zip(&outcomes) {
         if let Some(recorded) = state.partitions.get_mut(&plan.target.to_string()) {
             recorded.offset_map.clone_from(&outcome.offset_map);
         }
     }
     state.complete = true;
     state.save(&options.state_path)?;
-    for ((plan, outcome), resume) in plans.iter().zip(outcomes).zip(&resumes) {
+    for (plan, (outcome, base)) in plans.iter().zip(outcomes) {
         report.records += outcome.records;
         report.produced += outcome.produced;
-        report.partitions.push(partition_report(plan, outcome, Some(resume.base)));
+        report.partitions.push(partition_report(plan, outcome, base, options));
     }
     apply_groups(archive, &state, client, options, &runtime, &mut report)?;
     report.seconds = started.elapsed().as_secs_f64();
@@ -386,7 +428,7 @@ fn select(
     Ok(plans)
 }
 
-fn cut_for(plan: &PartitionPlan, options: &Options<'_>, last_source_offset: i64) -> Cut {
+pub(super) fn cut_for(plan: &PartitionPlan, options: &Options<'_>, last_source_offset: i64) -> Cut {
     let partition = plan.source.partition;
     let to = options.to_offset.for_partition(partition).map_or(last_source_offset, |to| to.min(last_source_offset));
     Cut {
@@ -451,10 +493,19 @@ fn run_partitions(
         .collect()
 }
 
-fn partition_report(plan: &PartitionPlan, outcome: PartitionOutcome, base: Option<i64>) -> PartitionReport {
+fn partition_report(
+    plan: &PartitionPlan,
+    outcome: PartitionOutcome,
+    base: Option<i64>,
+    options: &Options<'_>,
+) -> PartitionReport {
     PartitionReport {
         source: plan.source.to_string(),
-        target: plan.target.to_string(),
+        // Repartitioned: the topic, spread over its partitions.
+        target: match options.repartition {
+            None => plan.target.to_string(),
+            Some(_) => plan.target.topic.clone(),
+        },
         plan: plan.into(),
         outcome,
         target_base: base,
@@ -475,6 +526,7 @@ fn fingerprint(archive: &str, client: &rdkafka::ClientConfig, options: &Options<
         "to_ms": options.to_ms,
         "topic_map": options.topic_map,
         "source_header": options.source_header,
+        "repartition": options.repartition,
     })
     .to_string()
 }

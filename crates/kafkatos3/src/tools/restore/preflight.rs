@@ -65,9 +65,9 @@ pub fn check(
     let mut to_create = Vec::new();
     for (topic, &count) in &needed {
         match existing.get(topic) {
-            Some(&have) if have < count => {
+            Some(&have) if have < count && options.repartition.is_none() => {
                 return Err(RestoreError::Refused(format!(
-                    "target topic {topic} has {have} partitions, the archive holds partitions up to {}: {count} needed (records keep their partition number)",
+                    "target topic {topic} has {have} partitions, the archive holds partitions up to {}: {count} needed (records keep their partition number unless --repartition key|round-robin)",
                     count - 1
                 )));
             }

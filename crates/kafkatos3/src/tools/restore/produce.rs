@@ -14,6 +14,7 @@ use super::plan::{Admit, Cut, Cutter, PartitionPlan};
 use super::target::{Deliveries, TargetRecord};
 use super::RestoreError;
 use crate::archive::{Archive, ObjectReader};
+use crate::names::TopicPartition;
 use mak::v2::Record;
 
 /// What the partitions' workers share.
@@ -37,6 +38,13 @@ pub struct Rate {
     pub per_second: f64,
     pub start: Instant,
     pub admitted: AtomicU64,
+}
+
+impl Shared<'_> {
+    /// Another worker failed, or the producer did: stop at the next record.
+    pub(super) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.producer.context().any_failed.load(Ordering::Relaxed)
+    }
 }
 
 impl Rate {
@@ -120,19 +128,50 @@ fn read_and_send(
     tally: &mut Tally,
 ) -> Result<PartitionOutcome, RestoreError> {
     let (base, already) = (resume.base, resume.already);
-    let mut cutter = Cutter::new(cut);
     let mut outcome = PartitionOutcome::default();
-    let source_name = format!("{}:{}", plan.source.topic, plan.source.partition);
-    // Overlapping objects hold some offsets twice: each is restored once, from the first.
+    let source_name = plan.source.to_string();
+    for_each_in_cut(shared, plan, cut, |record| {
+        if shared.stopping() {
+            return Ok(false);
+        }
+        let index = outcome.records;
+        outcome.map(record.offset, base + index as i64);
+        outcome.first_source_offset.get_or_insert(record.offset);
+        outcome.last_source_offset = Some(record.offset);
+        outcome.records += 1;
+        if index < already {
+            outcome.already_there += 1;
+            if index + 1 == already {
+                check_last_there(&plan.target, &plan.source, record, base + index as i64, resume.last_there.as_ref())?;
+            }
+            return Ok(true);
+        }
+        tally.add(shared, send(shared, &plan.target, &source_name, record)?);
+        outcome.produced += 1;
+        Ok(true)
+    })?;
+    Ok(outcome)
+}
+
+/// Streams `plan`'s objects in offset order and hands `each` every record of the cut, each
+/// offset once (overlapping objects hold some twice: the first copy counts); stops when `each`
+/// says false. Every object read to its end has its end checked (checksums, last offset).
+pub(super) fn for_each_in_cut(
+    shared: &Shared<'_>,
+    plan: &PartitionPlan,
+    cut: Cut,
+    mut each: impl FnMut(&Record<'_>) -> Result<bool, RestoreError>,
+) -> Result<(), RestoreError> {
+    let mut cutter = Cutter::new(cut);
     let mut last_offset: Option<i64> = None;
-    'objects: for object in &plan.objects {
+    for object in &plan.objects {
         let stream = shared.archive.stream(shared.runtime, &object.key);
         let mut reader = ObjectReader::open(object.url.clone(), stream, shared.decryption)?;
         if reader.topic() != plan.source.topic || reader.partition() != plan.source.partition {
             return Err(RestoreError::WrongObject {
                 url: object.url.clone(),
                 holds: format!("{}:{}", reader.topic(), reader.partition()),
-                expected: source_name,
+                expected: plan.source.to_string(),
             });
         }
         while let Some(record) = reader.next_record()? {
@@ -142,38 +181,24 @@ fn read_and_send(
             last_offset = Some(record.offset);
             match cutter.admit(record.offset, record.timestamp) {
                 Admit::Skip => continue,
-                Admit::Stop => break 'objects,
+                Admit::Stop => return Ok(()),
                 Admit::Take => {}
             }
-            if shared.stop.load(Ordering::Relaxed) || shared.producer.context().any_failed.load(Ordering::Relaxed) {
-                return Ok(outcome);
+            if !each(&record)? {
+                return Ok(());
             }
-            let index = outcome.records;
-            outcome.map(record.offset, base + index as i64);
-            outcome.first_source_offset.get_or_insert(record.offset);
-            outcome.last_source_offset = Some(record.offset);
-            outcome.records += 1;
-            if index < already {
-                outcome.already_there += 1;
-                if index + 1 == already {
-                    check_last_there(plan, &record, base + index as i64, resume.last_there.as_ref())?;
-                }
-                continue;
-            }
-            tally.add(shared, send(shared, plan, &source_name, &record)?);
-            outcome.produced += 1;
         }
-        // Every record of the object was read: its end (checksums, last offset) must check out.
         reader.finish_sealed()?;
     }
-    Ok(outcome)
+    Ok(())
 }
 
 /// The target's last record of this restore must be the cut's record that the count says it
 /// is: otherwise the target is not a prefix of this restore (another writer, a record lost after
 /// a timeout, a broker that lost acknowledged records), and continuing would duplicate or lose.
-fn check_last_there(
-    plan: &PartitionPlan,
+pub(super) fn check_last_there(
+    target: &TopicPartition,
+    from: &TopicPartition,
     record: &Record<'_>,
     target_offset: i64,
     there: Option<&TargetRecord>,
@@ -193,21 +218,26 @@ fn check_last_there(
             Ok(())
         }
         _ => Err(RestoreError::NotAPrefix {
-            tp: plan.target.clone(),
+            tp: target.clone(),
             target_offset,
-            from: plan.source.clone(),
+            from: from.clone(),
             source_offset: record.offset,
         }),
     }
 }
 
 /// Produces one record; returns its key and value bytes.
-fn send(shared: &Shared<'_>, plan: &PartitionPlan, source: &str, record: &Record<'_>) -> Result<usize, RestoreError> {
+pub(super) fn send(
+    shared: &Shared<'_>,
+    target: &TopicPartition,
+    source: &str,
+    record: &Record<'_>,
+) -> Result<usize, RestoreError> {
     if let Some(rate) = &shared.rate {
         rate.wait();
     }
     let extra = shared.source_header.map(|name| (name, format!("{source}:{}", record.offset)));
-    let mut message: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&plan.target.topic).partition(plan.target.partition);
+    let mut message: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&target.topic).partition(target.partition);
     // A header list is an allocation in librdkafka: only for records that have headers.
     if record.headers.clone().next().is_some() || extra.is_some() {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + usize::from(extra.is_some()));
@@ -236,7 +266,7 @@ fn send(shared: &Shared<'_>, plan: &PartitionPlan, source: &str, record: &Record
                 message = back;
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err((error, _)) => return Err(RestoreError::Produce { tp: plan.target.clone(), error }),
+            Err((error, _)) => return Err(RestoreError::Produce { tp: target.clone(), error }),
         }
     }
     Ok(record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len))
@@ -245,7 +275,7 @@ fn send(shared: &Shared<'_>, plan: &PartitionPlan, source: &str, record: &Record
 /// Records and bytes sent by one worker, added to the shared counters now and then: one shared
 /// cache line written by every worker at every record costs more than the record.
 #[derive(Default)]
-struct Tally {
+pub(super) struct Tally {
     records: u64,
     bytes: u64,
 }
@@ -253,7 +283,7 @@ struct Tally {
 impl Tally {
     const EVERY: u64 = 4096;
 
-    fn add(&mut self, shared: &Shared<'_>, bytes: usize) {
+    pub(super) fn add(&mut self, shared: &Shared<'_>, bytes: usize) {
         self.records += 1;
         self.bytes += bytes as u64;
         if self.records >= Self::EVERY {
@@ -261,7 +291,7 @@ impl Tally {
         }
     }
 
-    fn flush(&mut self, shared: &Shared<'_>) {
+    pub(super) fn flush(&mut self, shared: &Shared<'_>) {
         shared.sent.fetch_add(self.records, Ordering::Relaxed);
         shared.sent_bytes.fetch_add(self.bytes, Ordering::Relaxed);
         *self = Tally::default();

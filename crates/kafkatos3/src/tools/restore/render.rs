@@ -41,6 +41,16 @@ impl Report {
                 continue;
             };
             let span = format!("offsets {first}-{last}");
+            if let Some(how) = self.repartition {
+                let how =
+                    serde_json::to_value(how).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let _ = write!(out, "{} -> {} ({how}): {} records ({span})", p.source, p.target, p.outcome.records);
+                if p.outcome.already_there > 0 {
+                    let _ = write!(out, ", {} of them by an earlier run", p.outcome.already_there);
+                }
+                let _ = writeln!(out);
+                continue;
+            }
             let base = p.target_base.unwrap_or(0);
             let _ = write!(
                 out,
@@ -56,13 +66,20 @@ impl Report {
             }
             let _ = writeln!(out);
         }
+        for t in &self.targets {
+            let _ = write!(out, "{}: {} records", t.target, t.records);
+            if t.records > 0 {
+                let _ = write!(out, " at offsets {}-{}", t.base, t.base + t.records as i64 - 1);
+            }
+            let _ = writeln!(out);
+        }
         if !self.dry_run {
             let rate = self.produced as f64 / self.seconds.max(0.001);
             let _ = writeln!(
                 out,
                 "restored {} records into {} partitions ({} produced now) in {:.1} s, {:.0} records/s",
                 self.records,
-                self.partitions.len(),
+                if self.targets.is_empty() { self.partitions.len() } else { self.targets.len() },
                 self.produced,
                 self.seconds,
                 rate

@@ -85,42 +85,64 @@ pub(super) fn resumes(
     state: &RestoreState,
     ends: &BTreeMap<TopicPartition, i64>,
 ) -> Result<Vec<Resume>, RestoreError> {
-    let mut resumes = Vec::new();
-    for plan in plans {
-        let base = state.partitions[&plan.target.to_string()].base;
-        let end = ends[&plan.target];
-        let Ok(already) = u64::try_from(end - base) else {
-            // The target ends before where this restore began: recreated or truncated.
-            return Err(RestoreError::Truncated { tp: plan.target.clone(), end, base });
-        };
-        let last_there = if already > 0 { Some(target.record_at(&plan.target, end - 1)?) } else { None };
-        resumes.push(Resume { base, already, last_there });
-    }
-    Ok(resumes)
+    plans
+        .iter()
+        .map(|plan| {
+            resume_at(target, &plan.target, state.partitions[&plan.target.to_string()].base, ends[&plan.target])
+        })
+        .collect()
 }
 
-/// The state of a first run: each target's end now is where its records begin. A target that
+/// With `--repartition`: where each target partition resumes.
+pub(super) fn target_resumes(
+    target: &Target,
+    state: &RestoreState,
+    ends: &BTreeMap<TopicPartition, i64>,
+) -> Result<BTreeMap<TopicPartition, Resume>, RestoreError> {
+    ends.iter()
+        .map(|(tp, &end)| Ok((tp.clone(), resume_at(target, tp, state.targets[&tp.to_string()], end)?)))
+        .collect()
+}
+
+/// `tp` holds `end - base` records of this restore; the last of them read back.
+fn resume_at(target: &Target, tp: &TopicPartition, base: i64, end: i64) -> Result<Resume, RestoreError> {
+    let Ok(already) = u64::try_from(end - base) else {
+        // The target ends before where this restore began: recreated or truncated.
+        return Err(RestoreError::Truncated { tp: tp.clone(), end, base });
+    };
+    let last_there = if already > 0 { Some(target.record_at(tp, end - 1)?) } else { None };
+    Ok(Resume { base, already, last_there })
+}
+
+/// The state of a first run: each target partition's end now (`tps`: the plans' targets, or with
+/// `--repartition` every partition of their topics) is where its records begin. A target that
 /// holds records is refused unless `--append`.
 pub(super) fn first_state(
     target: &Target,
     plans: &[PartitionPlan],
+    tps: &[TopicPartition],
     options: &Options<'_>,
     command: String,
 ) -> Result<(RestoreState, BTreeMap<TopicPartition, i64>), RestoreError> {
-    let tps: Vec<TopicPartition> = plans.iter().map(|p| p.target.clone()).collect();
-    let ends = target.end_offsets(&tps)?;
-    let starts = target.start_offsets(&tps)?;
+    let ends = target.end_offsets(tps)?;
+    let starts = target.start_offsets(tps)?;
     let mut state = RestoreState::new(command);
-    for plan in plans {
-        let end = ends[&plan.target];
-        if end > starts[&plan.target] && !options.append {
+    for tp in tps {
+        let end = ends[tp];
+        if end > starts[tp] && !options.append {
             return Err(RestoreError::Refused(format!(
-                "{} already holds offsets {}-{}: restoring into a non-empty partition cannot be checked for exactly once; give --append if this restore is its only writer from now on",
-                plan.target,
-                starts[&plan.target],
+                "{tp} already holds offsets {}-{}: restoring into a non-empty partition cannot be checked for exactly once; give --append if this restore is its only writer from now on",
+                starts[tp],
                 end - 1
             )));
         }
+        if options.repartition.is_some() {
+            state.targets.insert(tp.to_string(), end);
+        }
+    }
+    for plan in plans {
+        // With --repartition the entry's own base is not used: -1.
+        let end = ends.get(&plan.target).copied().filter(|_| options.repartition.is_none()).unwrap_or(-1);
         let objects = plan
             .objects
             .iter()

@@ -26,8 +26,12 @@ pub struct RestoreState {
     pub format: u32,
     /// The restore's selection and mapping, as the command gave them: a re-run must be the same.
     pub command: String,
-    /// By target partition (`topic:partition`).
+    /// By target partition (`topic:partition`); with `--repartition`, by the partition of the
+    /// same number as the source's (a name only: the records go to every partition).
     pub partitions: BTreeMap<String, PartitionState>,
+    /// With `--repartition`: every target partition's end offset before the restore.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, i64>,
     /// Every planned record is in the target.
     pub complete: bool,
 }
@@ -76,7 +80,7 @@ pub enum StateError {
 
 impl RestoreState {
     pub fn new(command: String) -> Self {
-        RestoreState { format: FORMAT, command, partitions: BTreeMap::new(), complete: false }
+        RestoreState { format: FORMAT, command, partitions: BTreeMap::new(), targets: BTreeMap::new(), complete: false }
     }
 
     /// The state at `path` if there is one; an error if it belongs to another command.
