@@ -315,3 +315,46 @@ async fn repartition_spreads_records_by_key_or_in_turns_and_a_killed_run_continu
         assert!(text(&out.stdout).contains(&line), "{line}\n{}", text(&out.stdout));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_max_message_bytes_stops_the_restore_naming_it_and_settings_that_would_undo_a_restore_are_warned() {
+    let env = env();
+    let topic = unique("e2e-large");
+    create_topic(&env, &topic, 1).await;
+    let mut records = varied(5);
+    records[3].value = Some(vec![b'x'; 5000]);
+    produce_full(&env, &topic, 0, &mut records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kafkatos3.cfg");
+    let (group, prefix) = (unique("g"), unique("archive"));
+    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix).write(&env, &config);
+    let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    wait_for_archive(store(&env, &env.s3_endpoint), &prefix, records.len(), Duration::from_secs(90)).await;
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+
+    let small = unique("e2e-small");
+    create_topic_with(&env, &small, 1, &[("max.message.bytes", "2000")]).await;
+    let map = format!("{topic}={small}");
+    let out = restore(&config, &dir.path().join("small.json"), &["--topic-map", &map]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("{topic}:0 offset 3 is ")), "{stderr}");
+    assert!(stderr.contains(&format!("bytes, over the max.message.bytes (2000) of {small}:0's topic")), "{stderr}");
+    assert_eq!(
+        fields(&consume_partition(&env, &small, 0, 3)),
+        fields(&records[..3]),
+        "the records before it are there"
+    );
+
+    // Settings that would undo a restore are named before anything is produced.
+    let undoing = unique("e2e-undoing");
+    let settings = [("message.timestamp.type", "LogAppendTime"), ("retention.ms", "60000")];
+    create_topic_with(&env, &undoing, 1, &settings).await;
+    let map = format!("{topic}={undoing}");
+    let out = restore(&config, &dir.path().join("undoing.json"), &["--topic-map", &map, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("warning: topic {undoing} has message.timestamp.type=LogAppendTime")), "{stderr}");
+    assert!(stderr.contains(&format!("warning: topic {undoing} has retention.ms=60000")), "{stderr}");
+}

@@ -12,12 +12,18 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use super::TestEnv;
 
 pub async fn create_topic(env: &TestEnv, topic: &str, partitions: i32) {
+    create_topic_with(env, topic, partitions, &[]).await;
+}
+
+/// A topic with settings (`max.message.bytes`, ...).
+pub async fn create_topic_with(env: &TestEnv, topic: &str, partitions: i32, settings: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", &env.bootstrap).create().expect("admin client");
-    let results = admin
-        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
-        .await
-        .expect("create topics request");
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (key, value) in settings {
+        new = new.set(key, value);
+    }
+    let results = admin.create_topics(&[new], &AdminOptions::new()).await.expect("create topics request");
     for result in results {
         result.unwrap_or_else(|(name, code)| panic!("creating topic {name}: {code}"));
     }

@@ -130,6 +130,8 @@ pub enum RestoreError {
     Produce { tp: TopicPartition, error: rdkafka::error::KafkaError },
     #[error("refused: {0}")]
     Refused(String),
+    #[error("{from} offset {offset} is {size} bytes, over the max.message.bytes ({limit}) of {tp}'s topic: raise it on the target topic, then run the same command again (it continues with this record)")]
+    TooLarge { tp: TopicPartition, from: String, offset: i64, size: u64, limit: u64 },
     #[error("{tp} holds {found} records of this restore, {expected} expected: something else wrote to it, or it was recreated; nothing is deleted, check it and start a new restore")]
     Count { tp: TopicPartition, found: i64, expected: u64 },
     #[error("starting the S3 client's runtime: {0}")]
@@ -254,15 +256,17 @@ pub fn restore(
     report.warnings = checked.warnings;
     if options.dry_run || plans.is_empty() {
         if options.dry_run && state.is_none() {
-            report.warnings.extend(preflight::non_empty(&target, &plans)?);
+            report.warnings.extend(preflight::non_empty(&target, &plans, options.repartition.is_some())?);
         }
         report.partitions =
             plans.iter().map(|p| partition_report(p, PartitionOutcome::default(), None, options)).collect();
         return Ok(report);
     }
-    let tps: Vec<TopicPartition> = match options.repartition {
-        Some(_) => repartition::target_partitions(&plans, &target.partition_counts()?)?,
-        None => plans.iter().map(|p| p.target.clone()).collect(),
+    let tps: Vec<TopicPartition> = match (options.repartition, &state) {
+        // A re-run spreads over the partitions the first run recorded, whatever the topic has now.
+        (Some(_), Some(state)) => resume::recorded_targets(state, &options.state_path)?,
+        (Some(_), None) => repartition::target_partitions(&plans, &target.partition_counts()?)?,
+        (None, _) => plans.iter().map(|p| p.target.clone()).collect(),
     };
     let (mut state, ends) = match state {
         // What a killed producer had sent may still become visible: wait until the ends settle.
@@ -276,6 +280,7 @@ pub fn restore(
         runtime: runtime.handle(),
         producer: &producer,
         source_header: options.source_header.as_deref(),
+        max_record_bytes: checked.max_message_bytes.and_then(|limit| u64::try_from(limit).ok()),
         rate: options.rate_limit.map(Rate::new),
         sent: AtomicU64::new(0),
         sent_bytes: AtomicU64::new(0),

@@ -108,10 +108,23 @@ pub fn check(
 
 /// For `--dry-run`: the target partitions that already hold records (a real run refuses them
 /// without `--append`).
-pub fn non_empty(target: &Target, plans: &[PartitionPlan]) -> Result<Vec<String>, RestoreError> {
-    let tps: Vec<TopicPartition> = plans.iter().map(|p| p.target.clone()).collect();
+///
+/// `spread` (`--repartition`): every partition of the target topics is written to.
+pub fn non_empty(target: &Target, plans: &[PartitionPlan], spread: bool) -> Result<Vec<String>, RestoreError> {
     let existing = target.partition_counts()?;
-    let tps: Vec<TopicPartition> = tps.into_iter().filter(|tp| existing.contains_key(&tp.topic)).collect();
+    let mut tps: Vec<TopicPartition> = match spread {
+        false => plans.iter().map(|p| p.target.clone()).collect(),
+        true => plans
+            .iter()
+            .flat_map(|p| {
+                (0..existing.get(&p.target.topic).copied().unwrap_or(0))
+                    .map(|n| TopicPartition::new(&p.target.topic, n))
+            })
+            .collect(),
+    };
+    tps.sort();
+    tps.dedup();
+    tps.retain(|tp| existing.get(&tp.topic).is_some_and(|&count| tp.partition < count));
     let (starts, ends) = (target.start_offsets(&tps)?, target.end_offsets(&tps)?);
     Ok(tps
         .iter()

@@ -25,6 +25,8 @@ pub struct Shared<'a> {
     pub producer: &'a ThreadedProducer<Deliveries>,
     /// `--source-header NAME`: adds `topic:partition:offset` of the archived record.
     pub source_header: Option<&'a str>,
+    /// The target topics' smallest `max.message.bytes`, when the broker said.
+    pub max_record_bytes: Option<u64>,
     pub rate: Option<Rate>,
     /// Records handed to the producer, and their key and value bytes.
     pub sent: AtomicU64,
@@ -237,6 +239,16 @@ pub(super) fn send(
         rate.wait();
     }
     let extra = shared.source_header.map(|name| (name, format!("{source}:{}", record.offset)));
+    let size = record_bytes(record);
+    if let Some(limit) = shared.max_record_bytes.filter(|&limit| size > limit) {
+        return Err(RestoreError::TooLarge {
+            tp: target.clone(),
+            from: source.to_string(),
+            offset: record.offset,
+            size,
+            limit,
+        });
+    }
     let mut message: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&target.topic).partition(target.partition);
     // A header list is an allocation in librdkafka: only for records that have headers.
     if record.headers.clone().next().is_some() || extra.is_some() {
@@ -270,6 +282,14 @@ pub(super) fn send(
         }
     }
     Ok(record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len))
+}
+
+/// A record's bytes as Kafka counts them against `max.message.bytes` (key, value, headers, and
+/// the batch and record framing around them).
+fn record_bytes(record: &Record<'_>) -> u64 {
+    const FRAMING: usize = 61 + 21;
+    let headers: usize = record.headers.map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len) + 10).sum();
+    (FRAMING + record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len) + headers) as u64
 }
 
 /// Records and bytes sent by one worker, added to the shared counters now and then: one shared

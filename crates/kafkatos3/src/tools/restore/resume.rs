@@ -13,22 +13,35 @@ use super::{Options, RestoreError};
 use crate::archive::Archive;
 use crate::names::TopicPartition;
 
+/// A partition the state names, spelled exactly as written (it names the state's entry again).
+fn recorded_partition(name: &str, path: &std::path::Path) -> Result<TopicPartition, RestoreError> {
+    let bad = || StateError::BadPartition { path: path.to_path_buf(), name: name.to_string() };
+    let (topic, number) = name.rsplit_once(':').ok_or_else(bad)?;
+    let tp = TopicPartition::new(topic, number.parse::<i32>().map_err(|_| bad())?);
+    if tp.to_string() != name {
+        return Err(bad().into());
+    }
+    Ok(tp)
+}
+
+/// With `--repartition`: the target partitions a first run recorded.
+pub(super) fn recorded_targets(
+    state: &RestoreState,
+    path: &std::path::Path,
+) -> Result<Vec<TopicPartition>, RestoreError> {
+    let mut tps: Vec<TopicPartition> =
+        state.targets.keys().map(|name| recorded_partition(name, path)).collect::<Result<_, _>>()?;
+    tps.sort();
+    Ok(tps)
+}
+
 /// The plans a first run recorded in its state.
 pub(super) fn plans_from_state(
     archive: &Archive,
     state: &RestoreState,
     path: &std::path::Path,
 ) -> Result<Vec<PartitionPlan>, RestoreError> {
-    let partition = |name: &str| -> Result<TopicPartition, RestoreError> {
-        let bad = || StateError::BadPartition { path: path.to_path_buf(), name: name.to_string() };
-        let (topic, number) = name.rsplit_once(':').ok_or_else(bad)?;
-        let tp = TopicPartition::new(topic, number.parse::<i32>().map_err(|_| bad())?);
-        // The plan's target names the state's entry again: it must be spelled as written.
-        if tp.to_string() != name {
-            return Err(bad().into());
-        }
-        Ok(tp)
-    };
+    let partition = |name: &str| recorded_partition(name, path);
     let mut plans = Vec::new();
     for (target, recorded) in &state.partitions {
         let objects: Vec<plan::PlannedObject> = recorded

@@ -261,9 +261,14 @@ pub fn producer(
     let mut client = client.clone();
     client.set("enable.idempotence", "true").set("enable.gapless.guarantee", "true").set("message.timeout.ms", "0");
     let batch = max_message_bytes.map_or(1_000_000, |limit| limit.clamp(1, 1_000_000));
-    for (key, value) in
-        [("linger.ms", "20".to_string()), ("batch.size", batch.to_string()), ("compression.type", "lz4".into())]
-    {
+    let mut settings =
+        vec![("linger.ms", "20".to_string()), ("batch.size", batch.to_string()), ("compression.type", "lz4".into())];
+    // librdkafka refuses a record over its own limit (1 MB by default) before sending it: a
+    // topic that takes larger records must get them back.
+    if let Some(limit) = max_message_bytes {
+        settings.push(("message.max.bytes", limit.clamp(1000, 1_000_000_000).to_string()));
+    }
+    for (key, value) in settings {
         if client.get(key).is_none() {
             client.set(key, value);
         }
