@@ -317,7 +317,8 @@ async fn repartition_spreads_records_by_key_or_in_turns_and_a_killed_run_continu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_over_max_message_bytes_stops_the_restore_naming_it_and_settings_that_would_undo_a_restore_are_warned() {
+async fn a_record_over_max_message_bytes_stops_the_restore_naming_it_and_settings_that_would_undo_a_restore_are_warned()
+{
     let env = env();
     let topic = unique("e2e-large");
     create_topic(&env, &topic, 1).await;

@@ -268,13 +268,15 @@ pub fn restore(
         (Some(_), None) => repartition::target_partitions(&plans, &target.partition_counts()?)?,
         (None, _) => plans.iter().map(|p| p.target.clone()).collect(),
     };
-    let (mut state, ends) = match state {
+    let (state, ends) = match state {
         // What a killed producer had sent may still become visible: wait until the ends settle.
         Some(state) => (state, resume::settled_ends(&target, &tps, options.settle)?),
         None => resume::first_state(&target, &plans, &tps, options, command)?,
     };
     let producer = target::producer(client, checked.max_message_bytes).map_err(TargetError::Kafka)?;
+    let progress = state::Progress::new(state.clone(), &options.state_path);
     let shared = Shared {
+        progress: options.repartition.is_none().then_some(&progress),
         archive,
         decryption: options.decryption,
         runtime: runtime.handle(),
@@ -331,6 +333,8 @@ pub fn restore(
             return Err(RestoreError::Count { tp: tp.clone(), found, expected: *records });
         }
     }
+    drop(shared);
+    let mut state = progress.into_state();
     for (plan, (outcome, _)) in plans.iter().zip(&outcomes) {
         if let Some(recorded) = state.partitions.get_mut(&plan.target.to_string()) {
             recorded.offset_map.clone_from(&outcome.offset_map);

@@ -50,6 +50,17 @@ impl Cutter {
         Cutter { cut, opened: false, closed: false }
     }
 
+    /// A cutter that has already seen records that opened its time window (or not): where a
+    /// re-run that skips objects continues.
+    pub fn resumed(cut: Cut, opened: bool) -> Self {
+        Cutter { cut, opened, closed: false }
+    }
+
+    /// Whether the time window has opened (always, without one).
+    pub fn opened(&self) -> bool {
+        self.opened
+    }
+
     /// Whether the record at `offset`, stamped `timestamp` (ms; negative: none), is in the cut.
     pub fn admit(&mut self, offset: i64, timestamp: i64) -> Admit {
         let stamped = (timestamp >= 0).then_some(timestamp);

@@ -11,6 +11,7 @@ use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
 use serde::Serialize;
 
 use super::plan::{Admit, Cut, Cutter, PartitionPlan};
+use super::state::{ObjectRead, Progress};
 use super::target::{Deliveries, TargetRecord};
 use super::RestoreError;
 use crate::archive::{Archive, ObjectReader};
@@ -25,6 +26,8 @@ pub struct Shared<'a> {
     pub producer: &'a ThreadedProducer<Deliveries>,
     /// `--source-header NAME`: adds `topic:partition:offset` of the archived record.
     pub source_header: Option<&'a str>,
+    /// Where objects read to their end are noted (not with `--repartition`).
+    pub progress: Option<&'a Progress>,
     /// The target topics' smallest `max.message.bytes`, when the broker said.
     pub max_record_bytes: Option<u64>,
     pub rate: Option<Rate>,
@@ -82,6 +85,8 @@ pub struct PartitionOutcome {
     /// Of those, already in the target from an earlier run of the same command.
     pub already_there: u64,
     pub produced: u64,
+    /// Objects an earlier run had read whose records were all there: not read again.
+    pub objects_skipped: usize,
     pub first_source_offset: Option<i64>,
     pub last_source_offset: Option<i64>,
     pub offset_map: Vec<OffsetRun>,
@@ -107,6 +112,27 @@ pub struct Resume {
     pub base: i64,
     pub already: u64,
     pub last_there: Option<TargetRecord>,
+    /// Leading objects an earlier run read whose records are all in the target: not read again.
+    pub skipped: Skipped,
+}
+
+/// Whole objects a re-run does not read again, and what they held.
+#[derive(Debug, Default)]
+pub struct Skipped {
+    pub objects: usize,
+    pub records: u64,
+    pub offset_map: Vec<OffsetRun>,
+    /// The last of them: its end offset, and whether the cut's time window had opened.
+    pub last_offset: Option<i64>,
+    pub opened: bool,
+}
+
+/// What [`for_each_in_cut`] hands on.
+pub(super) enum Step<'r, 'a> {
+    /// A record of the cut.
+    Record(&'r Record<'a>),
+    /// Object number n was read to its end; the window had opened by then (or not).
+    ObjectRead { index: usize, opened: bool },
 }
 
 /// Restores `plan`'s cut into its target partition from where `resume` says.
@@ -130,14 +156,40 @@ fn read_and_send(
     tally: &mut Tally,
 ) -> Result<PartitionOutcome, RestoreError> {
     let (base, already) = (resume.base, resume.already);
-    let mut outcome = PartitionOutcome::default();
+    let skipped = &resume.skipped;
+    let mut outcome = PartitionOutcome {
+        records: skipped.records,
+        already_there: skipped.records,
+        first_source_offset: skipped.offset_map.first().map(|run| run.source_first),
+        last_source_offset: skipped.offset_map.last().map(|run| run.source_first + run.count as i64 - 1),
+        offset_map: skipped.offset_map.clone(),
+        produced: 0,
+        objects_skipped: skipped.objects,
+    };
+    // What the object being read contributes, noted once it is read to its end.
+    let mut object = PartitionOutcome::default();
+    let target_name = plan.target.to_string();
     let source_name = plan.source.to_string();
-    for_each_in_cut(shared, plan, cut, |record| {
+    for_each_in_cut(shared, plan, cut, skipped, |step| {
+        let record = match step {
+            Step::Record(record) => record,
+            Step::ObjectRead { index, opened } => {
+                let read =
+                    ObjectRead { records: object.records, offset_map: std::mem::take(&mut object.offset_map), opened };
+                if let Some(progress) = shared.progress {
+                    progress.object_read(&target_name, index, read);
+                }
+                object = PartitionOutcome::default();
+                return Ok(true);
+            }
+        };
         if shared.stopping() {
             return Ok(false);
         }
         let index = outcome.records;
         outcome.map(record.offset, base + index as i64);
+        object.map(record.offset, base + index as i64);
+        object.records += 1;
         outcome.first_source_offset.get_or_insert(record.offset);
         outcome.last_source_offset = Some(record.offset);
         outcome.records += 1;
@@ -155,18 +207,20 @@ fn read_and_send(
     Ok(outcome)
 }
 
-/// Streams `plan`'s objects in offset order and hands `each` every record of the cut, each
-/// offset once (overlapping objects hold some twice: the first copy counts); stops when `each`
-/// says false. Every object read to its end has its end checked (checksums, last offset).
+/// Streams `plan`'s objects in offset order, after the `skipped` ones, and hands `each` every
+/// record of the cut, each offset once (overlapping objects hold some twice: the first copy
+/// counts), and the end of each object read; stops when `each` says false. Every object read to
+/// its end has its end checked (checksums, last offset).
 pub(super) fn for_each_in_cut(
     shared: &Shared<'_>,
     plan: &PartitionPlan,
     cut: Cut,
-    mut each: impl FnMut(&Record<'_>) -> Result<bool, RestoreError>,
+    skipped: &Skipped,
+    mut each: impl FnMut(Step<'_, '_>) -> Result<bool, RestoreError>,
 ) -> Result<(), RestoreError> {
-    let mut cutter = Cutter::new(cut);
-    let mut last_offset: Option<i64> = None;
-    for object in &plan.objects {
+    let mut cutter = Cutter::resumed(cut, skipped.opened);
+    let mut last_offset: Option<i64> = skipped.last_offset;
+    for (index, object) in plan.objects.iter().enumerate().skip(skipped.objects) {
         let stream = shared.archive.stream(shared.runtime, &object.key);
         let mut reader = ObjectReader::open(object.url.clone(), stream, shared.decryption)?;
         if reader.topic() != plan.source.topic || reader.partition() != plan.source.partition {
@@ -186,11 +240,14 @@ pub(super) fn for_each_in_cut(
                 Admit::Stop => return Ok(()),
                 Admit::Take => {}
             }
-            if !each(&record)? {
+            if !each(Step::Record(&record))? {
                 return Ok(());
             }
         }
         reader.finish_sealed()?;
+        if !each(Step::ObjectRead { index, opened: cutter.opened() })? {
+            return Ok(());
+        }
     }
     Ok(())
 }

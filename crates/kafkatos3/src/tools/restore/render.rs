@@ -63,6 +63,9 @@ impl Report {
             );
             if p.outcome.already_there > 0 {
                 let _ = write!(out, ", {} of them by an earlier run", p.outcome.already_there);
+                if p.outcome.objects_skipped > 0 {
+                    let _ = write!(out, " ({} objects not read again)", p.outcome.objects_skipped);
+                }
             }
             let _ = writeln!(out);
         }

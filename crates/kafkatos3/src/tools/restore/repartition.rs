@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 
 use super::plan::PartitionPlan;
-use super::produce::{self, PartitionOutcome, Resume, Shared, Tally};
+use super::produce::{self, PartitionOutcome, Resume, Shared, Skipped, Step, Tally};
 use super::state::RestoreState;
 use super::{cut_for, progress, Options, RestoreError};
 use crate::names::TopicPartition;
@@ -169,7 +169,8 @@ pub(super) fn produce_all(
                 let chooser = choosers.get_mut(&plan.target.topic).expect("every target topic has a chooser");
                 let source = plan.source.to_string();
                 let mut outcome = PartitionOutcome::default();
-                produce::for_each_in_cut(shared, plan, cut, |record| {
+                produce::for_each_in_cut(shared, plan, cut, &Skipped::default(), |step| {
+                    let Step::Record(record) = step else { return Ok(true) };
                     if shared.stopping() {
                         return Ok(false);
                     }

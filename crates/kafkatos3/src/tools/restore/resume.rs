@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::plan::{self, PartitionPlan};
-use super::produce::Resume;
+use super::produce::{Resume, Skipped};
 use super::state::{PartitionState, RestoreState, StateError, StateObject};
 use super::target::Target;
 use super::{Options, RestoreError};
@@ -101,9 +101,40 @@ pub(super) fn resumes(
     plans
         .iter()
         .map(|plan| {
-            resume_at(target, &plan.target, state.partitions[&plan.target.to_string()].base, ends[&plan.target])
+            let recorded = &state.partitions[&plan.target.to_string()];
+            let mut resume = resume_at(target, &plan.target, recorded.base, ends[&plan.target])?;
+            resume.skipped = skippable(&recorded.objects, resume.already);
+            Ok(resume)
         })
         .collect()
+}
+
+/// The leading objects an earlier run read to their end whose records are all among the
+/// `already` records in the target - short of the one holding the last of them, which is read
+/// again for the read-back check.
+pub(super) fn skippable(objects: &[StateObject], already: u64) -> Skipped {
+    let mut skipped = Skipped::default();
+    for (object, read) in objects.iter().map_while(|o| o.read.as_ref().map(|read| (o, read))) {
+        if skipped.records + read.records >= already {
+            break;
+        }
+        skipped.objects += 1;
+        skipped.records += read.records;
+        for run in &read.offset_map {
+            match skipped.offset_map.last_mut() {
+                Some(last)
+                    if last.source_first + last.count as i64 == run.source_first
+                        && last.target_first + last.count as i64 == run.target_first =>
+                {
+                    last.count += run.count
+                }
+                _ => skipped.offset_map.push(run.clone()),
+            }
+        }
+        skipped.last_offset = Some(object.end);
+        skipped.opened = read.opened;
+    }
+    skipped
 }
 
 /// With `--repartition`: where each target partition resumes.
@@ -124,7 +155,7 @@ fn resume_at(target: &Target, tp: &TopicPartition, base: i64, end: i64) -> Resul
         return Err(RestoreError::Truncated { tp: tp.clone(), end, base });
     };
     let last_there = if already > 0 { Some(target.record_at(tp, end - 1)?) } else { None };
-    Ok(Resume { base, already, last_there })
+    Ok(Resume { base, already, last_there, skipped: Skipped::default() })
 }
 
 /// The state of a first run: each target partition's end now (`tps`: the plans' targets, or with
@@ -159,7 +190,7 @@ pub(super) fn first_state(
         let objects = plan
             .objects
             .iter()
-            .map(|o| StateObject { key: o.key.to_string(), start: o.start, end: o.end, bytes: o.bytes })
+            .map(|o| StateObject { key: o.key.to_string(), start: o.start, end: o.end, bytes: o.bytes, read: None })
             .collect();
         let partition = PartitionState {
             source: plan.source.to_string(),

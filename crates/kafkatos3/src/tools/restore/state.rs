@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +61,57 @@ pub struct StateObject {
     pub start: i64,
     pub end: i64,
     pub bytes: u64,
+    /// Noted once a run has read the object to its end, so that a re-run can skip it whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<ObjectRead>,
+}
+
+/// What one object contributed to its partition's cut: the same for every run of the command
+/// (same objects, same cut), so a re-run whose target already holds these records need not read
+/// the object again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRead {
+    /// Records of the cut in the object.
+    pub records: u64,
+    /// Where they went.
+    pub offset_map: Vec<OffsetRun>,
+    /// Whether the cut's time window had opened by the object's end.
+    pub opened: bool,
+}
+
+/// The state while records are produced: objects read are noted, and the state is saved now and
+/// then. Losing a note costs a re-run one object read again, nothing else.
+pub struct Progress {
+    state: Mutex<(RestoreState, Instant)>,
+    path: PathBuf,
+}
+
+impl Progress {
+    /// How often noted objects are saved.
+    const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+    pub fn new(state: RestoreState, path: &Path) -> Self {
+        Progress { state: Mutex::new((state, Instant::now())), path: path.to_path_buf() }
+    }
+
+    /// Object number `index` of `target`'s plan has been read to its end.
+    pub fn object_read(&self, target: &str, index: usize, read: ObjectRead) {
+        let mut guard = self.state.lock().expect("state lock");
+        let (state, saved) = &mut *guard;
+        if let Some(object) = state.partitions.get_mut(target).and_then(|p| p.objects.get_mut(index)) {
+            object.read = Some(read);
+        }
+        if saved.elapsed() >= Self::SAVE_EVERY {
+            *saved = Instant::now();
+            if let Err(error) = state.save(&self.path) {
+                tracing::warn!(%error, "noting the objects read so far (a re-run reads them again)");
+            }
+        }
+    }
+
+    pub fn into_state(self) -> RestoreState {
+        self.state.into_inner().expect("state lock").0
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

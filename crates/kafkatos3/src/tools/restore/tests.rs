@@ -68,7 +68,7 @@ fn the_state_file_survives_a_reload_and_belongs_to_one_command() {
     let path = dir.path().join("restore.json");
     assert_eq!(RestoreState::load(&path, "cmd").unwrap(), None, "no file: a first run");
     let mut state = RestoreState::new("cmd".into());
-    let object = StateObject { key: "p/a/0/a-0_0.mak.gz".into(), start: 0, end: 99, bytes: 1234 };
+    let object = StateObject { key: "p/a/0/a-0_0.mak.gz".into(), start: 0, end: 99, bytes: 1234, read: None };
     let partition = PartitionState {
         source: "a:0".into(),
         base: 7,
@@ -109,4 +109,31 @@ fn a_committed_offset_lands_on_the_first_restored_record_at_or_after_it() {
     assert_eq!(translate_offset(&runs, 105, 5), 100, "before the restored records: the first");
     assert_eq!(translate_offset(&runs, 105, 17), 105, "after them: the restored end");
     assert_eq!(translate_offset(&[], 42, 7), 42, "nothing restored: the end");
+}
+
+#[test]
+fn a_rerun_skips_whole_objects_the_target_holds_but_reads_the_one_with_the_last_record_there() {
+    use super::produce::OffsetRun;
+    use super::resume::skippable;
+    use super::state::{ObjectRead, StateObject};
+    let object = |start: i64, end: i64, records: u64, target_first: i64, read: bool| StateObject {
+        key: format!("p/t/0/t-0_{start}.mak"),
+        start,
+        end,
+        bytes: 100,
+        read: read.then(|| ObjectRead {
+            records,
+            offset_map: vec![OffsetRun { source_first: start, target_first, count: records }],
+            opened: true,
+        }),
+    };
+    let objects = [object(0, 9, 10, 0, true), object(10, 19, 10, 10, true), object(20, 29, 10, 20, true)];
+    let skipped = skippable(&objects, 25);
+    assert_eq!((skipped.objects, skipped.records, skipped.last_offset), (2, 20, Some(19)));
+    assert_eq!(skipped.offset_map, [OffsetRun { source_first: 0, target_first: 0, count: 20 }], "runs merged");
+    assert!(skipped.opened);
+    assert_eq!(skippable(&objects, 20).objects, 1, "record 19 is read back from the second object");
+    assert_eq!(skippable(&objects, 0).objects, 0);
+    let unread = [object(0, 9, 10, 0, true), object(10, 19, 10, 10, false), object(20, 29, 10, 20, true)];
+    assert_eq!(skippable(&unread, 30).objects, 1, "only leading objects an earlier run noted");
 }
