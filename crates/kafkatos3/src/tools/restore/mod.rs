@@ -333,7 +333,6 @@ pub fn restore(
             return Err(RestoreError::Count { tp: tp.clone(), found, expected: *records });
         }
     }
-    drop(shared);
     let mut state = progress.into_state();
     for (plan, (outcome, _)) in plans.iter().zip(&outcomes) {
         if let Some(recorded) = state.partitions.get_mut(&plan.target.to_string()) {
