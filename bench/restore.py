@@ -18,7 +18,7 @@ ports, state under a fresh /tmp/kafkatos3-bench.* dir, stopped on exit):
 
 Usage: bench/restore.py [--total-bytes 200MiB] [--partitions 8] [--codec zstd] [--rounds 3]
                         [--no-build] [--json FILE] [--keep]
-       bench/restore.py --kill-loop 10 [--kill-rate 10000] [--seed N] --total-bytes 20MiB
+       bench/restore.py --kill-loop 10 [--kill-rate 10000] [--seed N] [--max-file-bytes 1MiB] --total-bytes 20MiB
                         (a soak: one restore killed 10 times, finished, read back: exactly once?)
 """
 import argparse
@@ -42,7 +42,7 @@ def archive(args, svc, state, end_offsets):
     work = os.path.join(state, "daemon")
     os.makedirs(os.path.join(work, "wd"))
     cfg = os.path.join(work, "kafkatos3.cfg")
-    daemon_args = argparse.Namespace(consumer_processes=1, max_age_seconds=2, max_file_bytes="64MiB",
+    daemon_args = argparse.Namespace(consumer_processes=1, max_age_seconds=2, max_file_bytes=args.max_file_bytes,
                                      ours_check_interval=60, compressor_workers=os.cpu_count() or 1,
                                      uploader_workers=2)
     with open(cfg, "w") as f:
@@ -118,10 +118,19 @@ def kill_loop(args, svc, cfg, state, end_offsets):
             proc.kill()
             proc.wait()
         run.log(f"kill -9 #{i + 1} after {delay:.1f} s (exit {proc.returncode})")
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    report_path = os.path.join(state, "final-report.json")
+    out = subprocess.run(cmd + ["--report", report_path], capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"the final run failed:\n{out.stdout}{out.stderr}")
     run.log(out.stdout.strip().splitlines()[-1])
+    with open(report_path) as f:
+        report = json.load(f)
+    skipped = sum(p.get("objects_skipped", 0) for p in report["partitions"])
+    run.log(f"final run: {sum(p['already_there'] for p in report['partitions']):,} records found there, "
+            f"{skipped} objects not read again")
+    # Consecutive offsets on both sides: each partition's offset map is one run, whatever was skipped.
+    bad_maps = [p["target"] for p in report["partitions"]
+                if p["offset_map"] != [{"source_first": 0, "target_first": 0, "count": end_offsets[int(p["source"].rsplit(":", 1)[1])]}]]
     consumer = Consumer({"bootstrap.servers": svc.bootstrap, "group.id": "bench-check", "enable.auto.commit": False,
                          "enable.partition.eof": True})
     consumer.assign([TopicPartition(target, p, 0) for p in end_offsets])
@@ -144,6 +153,9 @@ def kill_loop(args, svc, cfg, state, end_offsets):
             problems += 1
             run.log(f"partition {p}: {len(seen[p])} records, expected {count}; "
                     f"duplicates {len(seen[p]) - len(set(seen[p]))}, missing {len(set(want) - set(seen[p]))}")
+    if bad_maps:
+        problems += len(bad_maps)
+        run.log(f"offset maps not one run from 0: {bad_maps}")
     verdict = "PASS" if problems == 0 else "FAIL"
     print(f"restore kill loop: {verdict} ({args.kill_loop} kill -9, seed {args.seed}, {total:,} records, "
           f"{problems} partitions wrong)")
@@ -166,6 +178,8 @@ def main():
                     help="instead of timing: kill -9 one restore N times, finish it, check exactly once")
     ap.add_argument("--kill-rate", type=float, default=10000, help="--rate-limit of the killed restore")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-file-bytes", default="64MiB",
+                    help="the archiving daemon's max_file_bytes (smaller: more objects per partition)")
     args = ap.parse_args()
     args.keep = args.keep or args.perf
     if not args.no_build:

@@ -359,3 +359,68 @@ async fn a_record_over_max_message_bytes_stops_the_restore_naming_it_and_setting
     assert!(stderr.contains(&format!("warning: topic {undoing} has message.timestamp.type=LogAppendTime")), "{stderr}");
     assert!(stderr.contains(&format!("warning: topic {undoing} has retention.ms=60000")), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_committed_on_a_transaction_marker_continues_on_the_target_at_the_next_record() {
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    let env = env();
+    let topic = unique("e2e-txn");
+    create_topic(&env, &topic, 1).await;
+    // Offsets 0-1 plain, 2-3 in a transaction whose commit marker takes offset 4, 5 plain.
+    let mut records = varied(6);
+    produce_full(&env, &topic, 0, &mut records[..2]).await;
+    let transactional: ThreadedProducer<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.bootstrap)
+        .set("transactional.id", unique("e2e-txn-producer"))
+        .create()
+        .expect("transactional producer");
+    transactional.init_transactions(Duration::from_secs(30)).expect("init transactions");
+    transactional.begin_transaction().expect("begin");
+    for record in &records[2..4] {
+        let mut message: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topic).partition(0);
+        if let Some(key) = &record.key {
+            message = message.key(key.as_slice());
+        }
+        if let Some(value) = &record.value {
+            message = message.payload(value.as_slice());
+        }
+        transactional.send(message.timestamp(record.timestamp)).map_err(|(e, _)| e).expect("send");
+    }
+    transactional.commit_transaction(Duration::from_secs(30)).expect("commit transaction");
+    produce_full(&env, &topic, 0, &mut records[5..]).await;
+    let source_offsets: Vec<i64> = consume_partition(&env, &topic, 0, 5).iter().map(|r| r.offset).collect();
+    assert_eq!(source_offsets, [0, 1, 2, 3, 5], "the marker leaves a hole at offset 4");
+
+    // A consumer group that has read up to the marker: its next record is offset 5.
+    let consumers = unique("e2e-txn-consumers");
+    commit_offsets(&env, &consumers, &topic, &[(0, 4)]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kafkatos3.cfg");
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let mut daemon_config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+    daemon_config.extra_sections = format!("[groups]\narchive_groups = {consumers}\n");
+    daemon_config.write(&env, &config);
+    let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    wait_for_archive(store(&env, &env.s3_endpoint), &prefix, 5, Duration::from_secs(90)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !daemon.log_tail().contains("group offsets snapshot stored") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success());
+
+    // Restored, the five records take offsets 0-4: the commit at the marker becomes 4, where the
+    // record that was offset 5 now is.
+    let copy = unique("e2e-txn-copy");
+    let map = format!("{topic}={copy}");
+    let out = restore(
+        &config,
+        &dir.path().join("txn.json"),
+        &["--topic-map", &map, "--create-topics", "--groups", &consumers],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let line = format!("group {consumers}: {topic}:0 at 4 -> {copy}:0 at 4 (committed)");
+    assert!(text(&out.stdout).contains(&line), "{line}\n{}", text(&out.stdout));
+    let first_read = first_record_of_group(&env, &consumers, &copy, 0);
+    assert_eq!(fields(&[first_read]), fields(&records[5..]), "the group continues at the record after the marker");
+}

@@ -60,9 +60,10 @@ pub struct RestoreArgs {
     /// Add a header NAME = topic:partition:offset of the archived record
     #[arg(long, value_name = "NAME")]
     pub source_header: Option<String>,
-    /// At most this many records per second
-    #[arg(long, value_name = "RECORDS_PER_SECOND")]
-    pub rate_limit: Option<f64>,
+    /// At most this many records per second (5000), or bytes per second (20MB/s, 512KiB/s; keys,
+    /// values and headers)
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit: Option<String>,
     /// A re-run waits until two readings of the targets' ends this many ms apart agree (what a
     /// killed run had sent may still be on its way)
     #[arg(long, default_value_t = 5000)]
@@ -131,9 +132,8 @@ pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
             _ => return Err(CliError::Usage(format!("--topic-map {mapping}: expected OLD=NEW"))),
         }
     }
-    if args.rate_limit.is_some_and(|rate| !(rate.is_finite() && rate >= 0.01)) {
-        return Err(CliError::Usage("--rate-limit: records per second, at least 0.01".into()));
-    }
+    let rate_limit =
+        args.rate_limit.as_deref().map(super::produce::RateLimit::parse).transpose().map_err(CliError::Usage)?;
     let from_offset = Bound::parse(&args.from_offset).map_err(|e| CliError::Usage(format!("--from-offset {e}")))?;
     let to_offset = Bound::parse(&args.to_offset).map_err(|e| CliError::Usage(format!("--to-offset {e}")))?;
     let mut client = match &config {
@@ -167,7 +167,7 @@ pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
         force: args.force,
         dry_run: args.dry_run,
         source_header: args.source_header.clone(),
-        rate_limit: args.rate_limit,
+        rate_limit,
         parallel: args.parallel,
         state_path: args.state.clone(),
         decryption: decryption.as_ref(),

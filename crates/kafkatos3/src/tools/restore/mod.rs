@@ -59,7 +59,7 @@ pub struct Options<'a> {
     pub force: bool,
     pub dry_run: bool,
     pub source_header: Option<String>,
-    pub rate_limit: Option<f64>,
+    pub rate_limit: Option<produce::RateLimit>,
     /// Partitions restored at once.
     pub parallel: usize,
     pub state_path: PathBuf,

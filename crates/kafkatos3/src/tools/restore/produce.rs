@@ -38,13 +38,6 @@ pub struct Shared<'a> {
     pub stop: AtomicBool,
 }
 
-/// `--rate-limit`: records per second over the whole restore.
-pub struct Rate {
-    pub per_second: f64,
-    pub start: Instant,
-    pub admitted: AtomicU64,
-}
-
 impl Shared<'_> {
     /// Another worker failed, or the producer did: stop at the next record.
     pub(super) fn stopping(&self) -> bool {
@@ -52,15 +45,69 @@ impl Shared<'_> {
     }
 }
 
+/// `--rate-limit`: records, or bytes (keys, values and headers), per second over the whole
+/// restore.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum RateLimit {
+    RecordsPerSecond(f64),
+    BytesPerSecond(f64),
+}
+
+impl RateLimit {
+    /// `5000` (records/s), or a size per second: `20MB/s`, `512KiB/s`, `1G` (`/s` optional;
+    /// K, M, G are powers of 1000, Ki, Mi, Gi of 1024).
+    pub fn parse(text: &str) -> Result<RateLimit, String> {
+        let bad = || format!("--rate-limit {text}: expected records per second (5000) or bytes per second (20MB/s)");
+        let spec = text.trim().trim_end_matches("/s");
+        let split = spec.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(spec.len());
+        let (number, unit) = spec.split_at(split);
+        let number: f64 = number.parse().map_err(|_| bad())?;
+        let scale = match unit.trim().to_ascii_lowercase().trim_end_matches('b') {
+            "" if unit.is_empty() => None,
+            "" => Some(1.0),
+            "k" => Some(1e3),
+            "m" => Some(1e6),
+            "g" => Some(1e9),
+            "ki" => Some(1024.0),
+            "mi" => Some(1024.0 * 1024.0),
+            "gi" => Some(1024.0 * 1024.0 * 1024.0),
+            _ => return Err(bad()),
+        };
+        let limit = match scale {
+            None => RateLimit::RecordsPerSecond(number),
+            Some(scale) => RateLimit::BytesPerSecond(number * scale),
+        };
+        let per_second = match limit {
+            RateLimit::RecordsPerSecond(n) | RateLimit::BytesPerSecond(n) => n,
+        };
+        // Tinier rates overflow the Duration of the wait for the next record.
+        if !(per_second.is_finite() && per_second >= 0.01) {
+            return Err(format!("--rate-limit {text}: at least 0.01 per second"));
+        }
+        Ok(limit)
+    }
+}
+
+/// [`RateLimit`] applied: what has been admitted since the start.
+pub struct Rate {
+    pub limit: RateLimit,
+    pub start: Instant,
+    pub admitted: AtomicU64,
+}
+
 impl Rate {
-    pub fn new(per_second: f64) -> Self {
-        Rate { per_second, start: Instant::now(), admitted: AtomicU64::new(0) }
+    pub fn new(limit: RateLimit) -> Self {
+        Rate { limit, start: Instant::now(), admitted: AtomicU64::new(0) }
     }
 
-    /// Waits until the next record is due.
-    fn wait(&self) {
-        let n = self.admitted.fetch_add(1, Ordering::Relaxed);
-        let due = self.start + Duration::from_secs_f64(n as f64 / self.per_second);
+    /// Waits until a record of `bytes` is due.
+    fn wait(&self, bytes: u64) {
+        let (amount, per_second) = match self.limit {
+            RateLimit::RecordsPerSecond(n) => (1, n),
+            RateLimit::BytesPerSecond(n) => (bytes, n),
+        };
+        let before = self.admitted.fetch_add(amount, Ordering::Relaxed);
+        let due = self.start + Duration::from_secs_f64(before as f64 / per_second);
         if let Some(ahead) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(ahead);
         }
@@ -292,11 +339,11 @@ pub(super) fn send(
     source: &str,
     record: &Record<'_>,
 ) -> Result<usize, RestoreError> {
-    if let Some(rate) = &shared.rate {
-        rate.wait();
-    }
     let extra = shared.source_header.map(|name| (name, format!("{source}:{}", record.offset)));
     let size = record_bytes(record);
+    if let Some(rate) = &shared.rate {
+        rate.wait(size);
+    }
     if let Some(limit) = shared.max_record_bytes.filter(|&limit| size > limit) {
         return Err(RestoreError::TooLarge {
             tp: target.clone(),

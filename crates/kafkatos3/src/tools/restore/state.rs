@@ -82,7 +82,8 @@ pub struct ObjectRead {
 /// The state while records are produced: objects read are noted, and the state is saved now and
 /// then. Losing a note costs a re-run one object read again, nothing else.
 pub struct Progress {
-    state: Mutex<(RestoreState, Instant)>,
+    /// The state, and when it was last saved (None: not yet, so the first note is saved at once).
+    state: Mutex<(RestoreState, Option<Instant>)>,
     path: PathBuf,
 }
 
@@ -91,7 +92,7 @@ impl Progress {
     const SAVE_EVERY: Duration = Duration::from_secs(5);
 
     pub fn new(state: RestoreState, path: &Path) -> Self {
-        Progress { state: Mutex::new((state, Instant::now())), path: path.to_path_buf() }
+        Progress { state: Mutex::new((state, None)), path: path.to_path_buf() }
     }
 
     /// Object number `index` of `target`'s plan has been read to its end.
@@ -101,8 +102,8 @@ impl Progress {
         if let Some(object) = state.partitions.get_mut(target).and_then(|p| p.objects.get_mut(index)) {
             object.read = Some(read);
         }
-        if saved.elapsed() >= Self::SAVE_EVERY {
-            *saved = Instant::now();
+        if saved.is_none_or(|at| at.elapsed() >= Self::SAVE_EVERY) {
+            *saved = Some(Instant::now());
             if let Err(error) = state.save(&self.path) {
                 tracing::warn!(%error, "noting the objects read so far (a re-run reads them again)");
             }

@@ -137,3 +137,17 @@ fn a_rerun_skips_whole_objects_the_target_holds_but_reads_the_one_with_the_last_
     let unread = [object(0, 9, 10, 0, true), object(10, 19, 10, 10, false), object(20, 29, 10, 20, true)];
     assert_eq!(skippable(&unread, 30).objects, 1, "only leading objects an earlier run noted");
 }
+
+#[test]
+fn a_rate_limit_is_records_or_bytes_per_second() {
+    use super::produce::RateLimit;
+    assert_eq!(RateLimit::parse("5000"), Ok(RateLimit::RecordsPerSecond(5000.0)));
+    assert_eq!(RateLimit::parse("0.5"), Ok(RateLimit::RecordsPerSecond(0.5)));
+    assert_eq!(RateLimit::parse("20MB/s"), Ok(RateLimit::BytesPerSecond(20e6)));
+    assert_eq!(RateLimit::parse("512KiB/s"), Ok(RateLimit::BytesPerSecond(512.0 * 1024.0)));
+    assert_eq!(RateLimit::parse("1g"), Ok(RateLimit::BytesPerSecond(1e9)));
+    assert_eq!(RateLimit::parse("100B/s"), Ok(RateLimit::BytesPerSecond(100.0)));
+    for bad in ["", "fast", "20XB/s", "0", "0.001"] {
+        assert!(RateLimit::parse(bad).is_err(), "{bad}");
+    }
+}
