@@ -355,7 +355,7 @@ class Instance:
 
 def daemon_config(mode: Mode, services: Services, group: str) -> str:
     """A config like the tests' (crates/kafkatos3/tests/support/mod.rs): session.timeout.ms=6000 because the test
-    broker makes every join wait half of it; small max_age/max_file_bytes so many objects are made.
+    broker makes every join wait half of it; small max_age/max_file_bytes/seal_at_end_bytes so many objects are made (and sealed at the log end).
     max.poll.interval.ms is also the group's rebalance timeout: how long a join phase may wait for a member that
     has not rejoined. With librdkafka's 300 s default, a member killed mid-rebalance held the whole group for
     minutes while the next kills kept re-arming it (no partition assigned to anyone); 30 s bounds that and is still
@@ -374,6 +374,7 @@ consumer_nice_level = 5
 topic_whitelist = {TOPIC}
 max_age_seconds = {mode.max_age_s}
 max_file_bytes = 1MiB
+seal_at_end_bytes = 64KiB
 rebalance_timeout_seconds = {mode.rebalance_timeout_s}
 flush_interval_ms = 200
 

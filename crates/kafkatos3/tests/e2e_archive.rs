@@ -53,6 +53,38 @@ async fn archives_every_record_exactly_once_across_topics_and_partitions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_sealed_at_the_end_of_the_log_while_a_quiet_partition_waits_for_its_age() {
+    let env = env();
+    let topic = unique("e2e-log-end");
+    create_topic(&env, &topic, 2).await;
+    // Partition 0: a backlog of ~30 KB; partition 1: one small record.
+    let mut produced = ByPartition::new();
+    produce(&env, &topic, 1, 0, 300, &mut produced).await;
+    produce_full(&env, &topic, 1, &mut varied(1)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+    config.max_age_seconds = 600;
+    config.extra_consumer = "seal_at_end_bytes = 4KiB".into();
+    config.write(&env, &dir.path().join("kafkatos3.cfg"));
+    let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
+
+    // Ten minutes before its age would seal it, the backlog is in S3 once it has been read.
+    let s3 = store(&env, &env.s3_endpoint);
+    let archive = wait_for_archive(s3.clone(), &prefix, 300, Duration::from_secs(60)).await;
+    assert_exactly_once(&produced, &archive);
+    assert!(
+        !archive.records.contains_key(&(topic.clone(), 1)),
+        "the quiet partition's file is under seal_at_end_bytes: it waits for its age"
+    );
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+    let archive = read_archive(s3, &prefix).await;
+    assert_eq!(archive.records.get(&(topic.clone(), 1)).map(Vec::len), Some(1), "sealed and uploaded at shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_then_restart_loses_and_duplicates_nothing() {
     let env = env();
     let topic = unique("e2e-kill");

@@ -28,7 +28,8 @@ pub fn client_config(config: &Config, id: usize) -> ClientConfig {
         .set("group.id", &consumer.kafka_consumer_group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
+        // The end of a partition's log is where a backlog's last file is sealed (seal_at_end_bytes).
+        .set("enable.partition.eof", "true")
         .set("auto.offset.reset", consumer.kafka_auto_offset_reset.as_librdkafka());
     // The fetch queue's share of the memory budget, unless [kafka] sets it.
     for (key, value) in config.memory.librdkafka_properties(&config.kafka) {

@@ -137,6 +137,10 @@ pub struct ConsumerConfig {
     pub max_file_bytes: u64,
     /// `max_file_records`: an open file is also sealed once it holds this many records.
     pub max_file_records: Option<u64>,
+    /// `seal_at_end_bytes`: a partition whose consumer reaches the end of its log seals an open
+    /// file of at least this many bytes at once instead of waiting for `max_age`; 0: never.
+    /// Default 16 MiB, or `max_file_bytes` when smaller.
+    pub seal_at_end_bytes: u64,
     /// `leftover_timeout_seconds` (or its earlier name `orphan_timeout_seconds`): local files of a
     /// partition this daemon has not owned for this long are resolved (uploaded if they continue
     /// this disk's own uploads, else deleted).

@@ -35,6 +35,7 @@ const CONSUMER_KEYS: &[&str] = &[
     "leftover_timeout_seconds",
     "orphan_timeout_seconds",
     "max_file_records",
+    "seal_at_end_bytes",
 ];
 const COMPRESSION_KEYS: &[&str] =
     &["compression_check_interval", "compressor_workers", "compression_nice_level", "compression", "compression_level"];
@@ -61,6 +62,11 @@ const FIXED_SECTIONS: &[(&str, &[&str])] = &[
     ("s3", S3_KEYS),
     ("groups", groups::GROUPS_KEYS),
 ];
+
+/// `seal_at_end_bytes` when not set (or `max_file_bytes` when smaller): an object of this size
+/// costs a request per 16 MiB, which is nothing beside the minutes a backlog's last records would
+/// otherwise wait for `max_age_seconds`.
+const DEFAULT_SEAL_AT_END: u64 = 16 * MIB;
 
 /// `memory_limit_bytes` when not set: librdkafka's own default queue (64 MiB) plus room for
 /// one of each worker and a few thousand partitions.
@@ -229,6 +235,7 @@ fn memory(
 }
 
 fn consumer(view: &View) -> Result<ConsumerConfig, ConfigError> {
+    let max_file_bytes = view.or_default("max_file_bytes", GIB, |v| byte_size(v, MIB, u64::MAX, "a size >= 1MiB"))?;
     Ok(ConsumerConfig {
         consumer_processes: view.or_default("consumer_processes", 1, count)?,
         kafka_bootstrap: view.required("kafka_bootstrap", |v| non_empty(v, "a comma-separated list of host:port"))?,
@@ -242,8 +249,11 @@ fn consumer(view: &View) -> Result<ConsumerConfig, ConfigError> {
         flush_interval: view.or_default("flush_interval_ms", Duration::from_secs(1), |v| {
             whole_number(v, 10, "a whole number of milliseconds >= 10").map(Duration::from_millis)
         })?,
-        max_file_bytes: view.or_default("max_file_bytes", GIB, |v| byte_size(v, MIB, u64::MAX, "a size >= 1MiB"))?,
+        max_file_bytes,
         max_file_records: view.optional("max_file_records", |v| whole_number(v, 1, "a whole number >= 1"))?,
+        seal_at_end_bytes: view
+            .optional("seal_at_end_bytes", |v| byte_size(v, 0, u64::MAX, "a size (0: off)"))?
+            .unwrap_or(DEFAULT_SEAL_AT_END.min(max_file_bytes)),
         leftover_timeout: leftover_timeout(view)?,
     })
 }

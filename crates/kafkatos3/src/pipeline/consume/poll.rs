@@ -203,7 +203,36 @@ impl<'a> PollLoop<'a> {
         self.resync_retry_at = Some(Instant::now() + RESYNC_RETRY);
     }
 
+    /// The consumer has read everything its partition `partition` holds (librdkafka reports the
+    /// number only, so every assigned topic's partition of that number is looked at): an open file
+    /// big enough to be worth an object is sealed now rather than after `max_age_seconds`, so a
+    /// backlog's last records reach the archive seconds after they are read. Smaller files keep
+    /// waiting for their age, so a quiet partition does not make a flood of tiny objects.
+    fn on_log_end(&mut self, partition: i32) {
+        let threshold = self.stage.config.consumer.seal_at_end_bytes;
+        if threshold == 0 {
+            return;
+        }
+        let mut sealed = false;
+        {
+            let mut state = self.consumer.context().state();
+            for spool in state.spools_mut().filter(|s| s.tp.partition == partition && s.is_full(threshold, None)) {
+                tracing::debug!(partition = %spool.tp, "sealing at the end of the log");
+                self.stage.seal(spool);
+                sealed = true;
+            }
+        }
+        if sealed {
+            // A failed seal reopened its file at the durable point: fetch again from there.
+            self.apply_rewinds();
+        }
+    }
+
     fn on_error(&mut self, error: KafkaError) {
+        if let KafkaError::PartitionEOF(partition) = error {
+            self.on_log_end(partition);
+            return;
+        }
         if matches!(error, KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) {
             tracing::error!(group = %self.stage.config.consumer.kafka_consumer_group, "a partition has no committed offset and kafka_auto_offset_reset = none; stopping");
             self.stage.shutdown.fail();

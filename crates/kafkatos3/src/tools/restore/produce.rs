@@ -55,7 +55,7 @@ pub enum RateLimit {
 
 impl RateLimit {
     /// `5000` (records/s), or a size per second: `20MB/s`, `512KiB/s`, `1G` (`/s` optional;
-    /// K, M, G are powers of 1000, Ki, Mi, Gi of 1024).
+    /// K, M, G powers of 1024 with or without `i`, as the config's sizes).
     pub fn parse(text: &str) -> Result<RateLimit, String> {
         let bad = || format!("--rate-limit {text}: expected records per second (5000) or bytes per second (20MB/s)");
         let spec = text.trim().trim_end_matches("/s");
@@ -65,12 +65,9 @@ impl RateLimit {
         let scale = match unit.trim().to_ascii_lowercase().trim_end_matches('b') {
             "" if unit.is_empty() => None,
             "" => Some(1.0),
-            "k" => Some(1e3),
-            "m" => Some(1e6),
-            "g" => Some(1e9),
-            "ki" => Some(1024.0),
-            "mi" => Some(1024.0 * 1024.0),
-            "gi" => Some(1024.0 * 1024.0 * 1024.0),
+            "k" | "ki" => Some(1024.0),
+            "m" | "mi" => Some(1024.0 * 1024.0),
+            "g" | "gi" => Some(1024.0 * 1024.0 * 1024.0),
             _ => return Err(bad()),
         };
         let limit = match scale {

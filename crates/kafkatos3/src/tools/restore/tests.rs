@@ -143,9 +143,9 @@ fn a_rate_limit_is_records_or_bytes_per_second() {
     use super::produce::RateLimit;
     assert_eq!(RateLimit::parse("5000"), Ok(RateLimit::RecordsPerSecond(5000.0)));
     assert_eq!(RateLimit::parse("0.5"), Ok(RateLimit::RecordsPerSecond(0.5)));
-    assert_eq!(RateLimit::parse("20MB/s"), Ok(RateLimit::BytesPerSecond(20e6)));
+    assert_eq!(RateLimit::parse("20MB/s"), Ok(RateLimit::BytesPerSecond(20.0 * 1024.0 * 1024.0)));
     assert_eq!(RateLimit::parse("512KiB/s"), Ok(RateLimit::BytesPerSecond(512.0 * 1024.0)));
-    assert_eq!(RateLimit::parse("1g"), Ok(RateLimit::BytesPerSecond(1e9)));
+    assert_eq!(RateLimit::parse("1g"), Ok(RateLimit::BytesPerSecond(1024.0 * 1024.0 * 1024.0)));
     assert_eq!(RateLimit::parse("100B/s"), Ok(RateLimit::BytesPerSecond(100.0)));
     for bad in ["", "fast", "20XB/s", "0", "0.001"] {
         assert!(RateLimit::parse(bad).is_err(), "{bad}");
