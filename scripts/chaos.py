@@ -553,7 +553,8 @@ CLAIM_NAME_RE = re.compile(rf"^{re.escape(PREFIX)}/{re.escape(TOPIC)}/(\d+)/{re.
 
 
 # The daemon's [groups] snapshots: the archive's own folder, neither data nor foreign.
-GROUP_SNAPSHOT_RE = re.compile(rf"^{re.escape(PREFIX)}/_kafkatos3/groups/\d{{20}}-[A-Za-z0-9._-]+\.json$")
+GROUP_SNAPSHOT_RE = re.compile(
+    rf"^{re.escape(PREFIX)}/_kafkatos3/groups/\d{{4}}-\d{{2}}-\d{{2}}/\d{{20}}-[A-Za-z0-9._-]+\.json$")
 
 
 def parse_key(key: str, partitions: int) -> tuple[str, int, int, int | None, bool] | None:

@@ -41,7 +41,7 @@ fn main() {
     kafkatos3::tools::restore::target::Target::new(client.clone())
         .create_topics(&[(target.clone(), partitions as i32)], &runtime)
         .expect("create the target topic");
-    let producer = kafkatos3::tools::restore::target::producer(&client, None).expect("producer");
+    let producer = kafkatos3::tools::restore::target::producer(&client, &Default::default()).expect("producer");
     let started = Instant::now();
     for record in &records {
         let mut message: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(target).partition(record.partition);

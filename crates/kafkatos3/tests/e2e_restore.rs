@@ -103,6 +103,7 @@ async fn restore_puts_back_every_field_continues_after_kill_9_and_cuts_time_wind
     while !daemon.log_tail().contains("group offsets snapshot stored") && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert!(daemon.log_tail().contains("group offsets snapshot stored"), "no snapshot:\n{}", daemon.log_tail());
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
     // The snapshots are the archive's own: verify takes them for neither data nor foreign keys.
@@ -406,6 +407,7 @@ async fn a_group_committed_on_a_transaction_marker_continues_on_the_target_at_th
     while !daemon.log_tail().contains("group offsets snapshot stored") && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert!(daemon.log_tail().contains("group offsets snapshot stored"), "no snapshot:\n{}", daemon.log_tail());
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
 

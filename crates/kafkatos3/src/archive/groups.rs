@@ -2,8 +2,9 @@
 //! (`[groups] archive_groups`), stored beside the data as small JSON objects, so that a restore
 //! into a new cluster can carry the groups over (`restore --groups`) without the old one.
 //!
-//! Keys: `<prefix>/_kafkatos3/groups/<taken at, ms, 20 digits>-<instance>.json`, so a listing
-//! returns them oldest first. `_kafkatos3` is a legal topic name, but `groups` is not a partition
+//! Keys: `<prefix>/_kafkatos3/groups/<day, UTC>/<taken at, ms, 20 digits>-<instance>.json`: a
+//! listing returns them oldest first, and finding the newest one at a time lists one day's folder
+//! (and the folder of days), not years of snapshots. `_kafkatos3` is a legal topic name, but `groups` is not a partition
 //! number, so no data key or claim can be read as a snapshot, nor a snapshot as either. Every
 //! instance of a group writes its own snapshots (when what it reads has changed): no fence is
 //! needed, a newer reading simply wins.
@@ -70,7 +71,13 @@ impl Location {
         // An instance name is the user's (a host name): keep it to what any store takes as is.
         let instance: String =
             instance.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
-        self.key(format!("{META_DIR}/{GROUPS_DIR}/{taken_ms:020}-{instance}{SNAPSHOT_SUFFIX}"))
+        let day = day_of(taken_ms);
+        self.key(format!("{META_DIR}/{GROUPS_DIR}/{day}/{taken_ms:020}-{instance}{SNAPSHOT_SUFFIX}"))
+    }
+
+    /// `<prefix>/_kafkatos3/groups/<day>`.
+    fn snapshot_day_dir(&self, day: &str) -> ObjectPath {
+        self.key(format!("{META_DIR}/{GROUPS_DIR}/{day}"))
     }
 
     /// Whether `key` is in the archive's own folder (snapshots, and whatever later versions keep
@@ -88,8 +95,10 @@ impl Location {
 
     /// The snapshot `key` names, with when it was taken.
     pub fn parse_snapshot_key(&self, key: &ObjectPath) -> Option<SnapshotKey> {
-        let file = key.as_ref().strip_prefix(self.groups_dir().as_ref())?.strip_prefix('/')?;
+        let rest = key.as_ref().strip_prefix(self.groups_dir().as_ref())?.strip_prefix('/')?;
+        let (day, file) = rest.split_once('/')?;
         let (taken, _) = file.strip_suffix(SNAPSHOT_SUFFIX)?.split_once('-')?;
+        (day.len() == 10).then_some(())?;
         (taken.len() == 20).then_some(())?;
         Some(SnapshotKey { key: key.clone(), taken_ms: taken.parse().ok()? })
     }
@@ -104,12 +113,11 @@ impl Archive {
         Ok(key)
     }
 
-    /// Every snapshot, oldest first.
-    pub async fn group_snapshots(&self) -> Result<Vec<SnapshotKey>, ArchiveError> {
-        let dir = self.location().groups_dir();
+    /// The snapshots under `dir` (the whole folder, or one day's), oldest first.
+    async fn group_snapshots(&self, dir: &ObjectPath) -> Result<Vec<SnapshotKey>, ArchiveError> {
         let listed: Vec<ObjectMeta> = self
             .store()
-            .list(Some(&dir))
+            .list(Some(dir))
             .try_collect()
             .await
             .map_err(|source| ArchiveError::List { url: self.url(&format!("{dir}/")), source })?;
@@ -119,13 +127,35 @@ impl Archive {
         Ok(snapshots)
     }
 
+    /// The days that have snapshots, newest first.
+    async fn snapshot_days(&self) -> Result<Vec<String>, ArchiveError> {
+        let dir = self.location().groups_dir();
+        let listed = self
+            .store()
+            .list_with_delimiter(Some(&dir))
+            .await
+            .map_err(|source| ArchiveError::List { url: self.url(&format!("{dir}/")), source })?;
+        let mut days: Vec<String> =
+            listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        days.sort_by(|a, b| b.cmp(a));
+        Ok(days)
+    }
+
     /// The newest snapshot taken at or before `at_ms` (any, when None), read.
     pub async fn latest_group_snapshot(
         &self,
         at_ms: Option<i64>,
     ) -> Result<Option<(String, GroupSnapshot)>, SnapshotError> {
-        let snapshots = self.group_snapshots().await?;
-        let Some(chosen) = snapshots.iter().rev().find(|s| at_ms.is_none_or(|at| s.taken_ms <= at)) else {
+        let last_day = at_ms.map(day_of);
+        let mut chosen = None;
+        for day in self.snapshot_days().await?.into_iter().filter(|d| last_day.as_ref().is_none_or(|last| d <= last)) {
+            let snapshots = self.group_snapshots(&self.location().snapshot_day_dir(&day)).await?;
+            chosen = snapshots.into_iter().rev().find(|s| at_ms.is_none_or(|at| s.taken_ms <= at));
+            if chosen.is_some() {
+                break;
+            }
+        }
+        let Some(chosen) = chosen else {
             return Ok(None);
         };
         let bytes: Bytes = match self.store().get(&chosen.key).await {
@@ -144,6 +174,14 @@ impl Archive {
     }
 }
 
+/// `YYYY-MM-DD` (UTC) of a time in ms since the epoch.
+fn day_of(ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let date = at.date();
+    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,7 +193,7 @@ mod tests {
             let key = at.snapshot_key(1_700_000_000_123, "host a/1");
             let parsed = at.parse_snapshot_key(&key).unwrap();
             assert_eq!(parsed.taken_ms, 1_700_000_000_123);
-            assert!(key.as_ref().ends_with("/00000001700000000123-host_a_1.json"), "{key}");
+            assert!(key.as_ref().ends_with("/groups/2023-11-14/00000001700000000123-host_a_1.json"), "{key}");
             assert!(at.is_meta_key(key.as_ref()));
             assert_eq!(at.parse_key(key.as_ref()), None, "{key} is not a data key");
             // A topic really called _kafkatos3 keeps its data.
@@ -164,5 +202,33 @@ mod tests {
         }
         let at = Location::new("p");
         assert!(at.snapshot_key(9, "x").as_ref() < at.snapshot_key(10, "a").as_ref());
+    }
+
+    #[tokio::test]
+    async fn the_newest_snapshot_at_or_before_a_time_is_found_across_days() {
+        let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+        let archive = Archive::new(store, "s3://b", "p");
+        let day = 86_400_000;
+        let snapshot = |taken_ms: i64, instance: &str| GroupSnapshot {
+            format: SNAPSHOT_FORMAT,
+            taken_ms,
+            instance: instance.into(),
+            topics: [("t".to_string(), 3)].into(),
+            groups: [("g".to_string(), [("t".to_string(), [(0, taken_ms)].into())].into())].into(),
+        };
+        assert_eq!(archive.latest_group_snapshot(None).await.unwrap(), None, "no snapshot yet");
+        for (taken, instance) in [(10 * day + 5, "a"), (10 * day + 9, "b"), (12 * day + 1, "a")] {
+            archive.put_group_snapshot(&snapshot(taken, instance)).await.unwrap();
+        }
+        let archive = &archive;
+        let taken =
+            |at: Option<i64>| async move { archive.latest_group_snapshot(at).await.unwrap().map(|(_, s)| s.taken_ms) };
+        assert_eq!(taken(None).await, Some(12 * day + 1));
+        assert_eq!(taken(Some(12 * day)).await, Some(10 * day + 9), "the day before has the newest one");
+        assert_eq!(taken(Some(10 * day + 8)).await, Some(10 * day + 5));
+        assert_eq!(taken(Some(10 * day + 4)).await, None);
+        let (url, read) = archive.latest_group_snapshot(None).await.unwrap().unwrap();
+        assert_eq!(read, snapshot(12 * day + 1, "a"));
+        assert!(url.starts_with("s3://b/p/_kafkatos3/groups/1970-01-13/"), "{url}");
     }
 }

@@ -20,8 +20,9 @@ use crate::config::{Config, GroupsConfig};
 use crate::pipeline::stop::StageStop;
 use crate::pipeline::ArchiveAccess;
 
-/// Longest one broker request or the snapshot's upload may take.
-const REQUEST_LIMIT: Duration = Duration::from_secs(30);
+/// Longest one broker request or the snapshot's upload may take (a shutdown waits for at most
+/// one of them: the thread looks at the stop flag between groups).
+const REQUEST_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 enum SnapshotError {
@@ -64,8 +65,10 @@ impl GroupKeeper {
         }
     }
 
-    /// The committed offsets now, of every matching group on every archived partition.
-    fn read(&self) -> Result<GroupSnapshot, SnapshotError> {
+    /// The committed offsets now, of every matching group on every archived partition; None when
+    /// the daemon stops meanwhile. A group whose offsets cannot be read keeps those of `last`
+    /// (logged): one group the daemon may not read never hides all the others.
+    fn read(&self, last: Option<&GroupSnapshot>) -> Result<Option<GroupSnapshot>, SnapshotError> {
         let kafka = |what: &str| {
             let what = what.to_string();
             move |error| SnapshotError::Kafka { what, error }
@@ -89,19 +92,28 @@ impl GroupKeeper {
         names.dedup();
         let mut groups = GroupOffsets::new();
         for name in names {
-            let offsets = self.committed(&name, &topics)?;
+            if self.stop.is_stopped() {
+                return Ok(None);
+            }
+            let offsets = match self.committed(&name, &topics) {
+                Ok(offsets) => offsets,
+                Err(error) => {
+                    tracing::warn!(group = %name, %error, "reading a group's committed offsets failed; its last known ones are kept");
+                    last.and_then(|l| l.groups.get(&name).cloned()).unwrap_or_default()
+                }
+            };
             if !offsets.is_empty() {
                 groups.insert(name, offsets);
             }
         }
         let taken_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-        Ok(GroupSnapshot {
+        Ok(Some(GroupSnapshot {
             format: crate::archive::groups::SNAPSHOT_FORMAT,
             taken_ms: taken_ms as i64,
             instance: self.instance.clone(),
             topics,
             groups,
-        })
+        }))
     }
 
     /// One group's commits on `topics` (OffsetFetch: the group is not joined).
@@ -135,7 +147,9 @@ impl GroupKeeper {
 
     /// Reads, and stores the reading unless it is what `last` already holds.
     fn snapshot(&self, last: &mut Option<GroupSnapshot>) -> Result<(), SnapshotError> {
-        let snapshot = self.read()?;
+        let Some(snapshot) = self.read(last.as_ref())? else {
+            return Ok(());
+        };
         let unchanged =
             last.as_ref().is_some_and(|last| last.groups == snapshot.groups && last.topics == snapshot.topics);
         if unchanged {

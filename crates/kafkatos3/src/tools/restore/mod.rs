@@ -235,9 +235,16 @@ pub fn restore(
         repartition: options.repartition,
         ..Report::default()
     };
+    if state.as_ref().is_some_and(|s| s.format < 2) && !options.groups.is_empty() {
+        return Err(RestoreError::Refused(format!(
+            "{}: written before the offset map was kept in the state; group offsets cannot be translated from it",
+            options.state_path.display()
+        )));
+    }
+    let group_offsets = load_group_offsets(archive, options, &runtime, &mut report)?;
     if let Some(state) = state.as_ref().filter(|s| s.complete) {
         report.already_complete = true;
-        apply_groups(archive, state, client, options, &runtime, &mut report)?;
+        apply_groups(state, client, options, group_offsets.as_ref(), &mut report)?;
         return Ok(report);
     }
     // A re-run reads exactly what the first run planned, whatever the archive has become.
@@ -273,7 +280,7 @@ pub fn restore(
         Some(state) => (state, resume::settled_ends(&target, &tps, options.settle)?),
         None => resume::first_state(&target, &plans, &tps, options, command)?,
     };
-    let producer = target::producer(client, checked.max_message_bytes).map_err(TargetError::Kafka)?;
+    let producer = target::producer(client, &checked.max_message_bytes).map_err(TargetError::Kafka)?;
     let progress = state::Progress::new(state.clone(), &options.state_path);
     let shared = Shared {
         progress: options.repartition.is_none().then_some(&progress),
@@ -282,7 +289,7 @@ pub fn restore(
         runtime: runtime.handle(),
         producer: &producer,
         source_header: options.source_header.as_deref(),
-        max_record_bytes: checked.max_message_bytes.and_then(|limit| u64::try_from(limit).ok()),
+        max_record_bytes: &checked.max_message_bytes,
         rate: options.rate_limit.map(Rate::new),
         sent: AtomicU64::new(0),
         sent_bytes: AtomicU64::new(0),
@@ -346,29 +353,22 @@ pub fn restore(
         report.produced += outcome.produced;
         report.partitions.push(partition_report(plan, outcome, base, options));
     }
-    apply_groups(archive, &state, client, options, &runtime, &mut report)?;
+    apply_groups(&state, client, options, group_offsets.as_ref(), &mut report)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
-/// Translates the selected groups' committed offsets with a complete restore's offset map, and
-/// commits them on the target unless only the plan is asked for.
-fn apply_groups(
+/// The committed offsets `--groups` carries over (from `--group-offsets` or the archive's
+/// snapshot), read before anything is produced so that a missing snapshot or a bad file stops the
+/// restore at once, not after it.
+fn load_group_offsets(
     archive: &Archive,
-    state: &RestoreState,
-    client: &rdkafka::ClientConfig,
     options: &Options<'_>,
     runtime: &tokio::runtime::Runtime,
     report: &mut Report,
-) -> Result<(), RestoreError> {
+) -> Result<Option<groups::GroupOffsets>, RestoreError> {
     if options.groups.is_empty() {
-        return Ok(());
-    }
-    if state.format < 2 {
-        return Err(RestoreError::Refused(format!(
-            "{}: written before the offset map was kept in the state; group offsets cannot be translated from it",
-            options.state_path.display()
-        )));
+        return Ok(None);
     }
     let offsets = match &options.group_offsets {
         Some(path) => {
@@ -386,7 +386,22 @@ fn apply_groups(
             snapshot.groups
         }
     };
-    report.translations = groups::translate(&offsets, &options.groups, state)?;
+    Ok(Some(offsets))
+}
+
+/// Translates the groups' committed offsets with a complete restore's offset map, and commits
+/// them on the target unless only the plan is asked for.
+fn apply_groups(
+    state: &RestoreState,
+    client: &rdkafka::ClientConfig,
+    options: &Options<'_>,
+    offsets: Option<&groups::GroupOffsets>,
+    report: &mut Report,
+) -> Result<(), RestoreError> {
+    let Some(offsets) = offsets else {
+        return Ok(());
+    };
+    report.translations = groups::translate(offsets, &options.groups, state)?;
     if report.translations.is_empty() {
         report.warnings.push("no committed offsets of the selected groups for the restored partitions".into());
     } else if !options.groups_plan && !options.dry_run {
@@ -523,7 +538,7 @@ fn partition_report(
 /// What makes two restore commands "the same": the archive, the selection, the mapping and
 /// what is added to the records.
 fn fingerprint(archive: &str, client: &rdkafka::ClientConfig, options: &Options<'_>) -> String {
-    serde_json::json!({
+    let mut command = serde_json::json!({
         "archive": archive,
         "target": client.get("bootstrap.servers"),
         "topics": options.topics,
@@ -534,9 +549,12 @@ fn fingerprint(archive: &str, client: &rdkafka::ClientConfig, options: &Options<
         "to_ms": options.to_ms,
         "topic_map": options.topic_map,
         "source_header": options.source_header,
-        "repartition": options.repartition,
-    })
-    .to_string()
+    });
+    // Only when given: the state files of restores started before the flag existed still match.
+    if let Some(how) = options.repartition {
+        command["repartition"] = serde_json::json!(how);
+    }
+    command.to_string()
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use crate::names::TopicPartition;
 #[derive(Debug, Default)]
 pub struct Preflight {
     pub warnings: Vec<String>,
-    /// The smallest `max.message.bytes` of the target topics, when the broker says.
-    pub max_message_bytes: Option<i64>,
+    /// Each target topic's `max.message.bytes`, where the broker says.
+    pub max_message_bytes: BTreeMap<String, u64>,
 }
 
 /// The warnings, or the refusal.
@@ -31,7 +31,7 @@ pub fn check(
     let mut warnings = Vec::new();
     if plans.is_empty() {
         warnings.push("nothing in the archive matches the selection: nothing to restore".to_string());
-        return Ok(Preflight { warnings, max_message_bytes: None });
+        return Ok(Preflight { warnings, max_message_bytes: BTreeMap::new() });
     }
     let mut sources: BTreeMap<&TopicPartition, &TopicPartition> = BTreeMap::new();
     for plan in plans {
@@ -91,15 +91,20 @@ pub fn check(
             target.create_topics(&to_create, runtime)?;
         }
     }
-    let topics: Vec<String> = needed.keys().filter(|t| existing.contains_key(*t)).cloned().collect();
-    let mut max_message_bytes = None;
+    // The created topics too: a broker may give them other defaults than the archive's topics had.
+    let created = |t: &String| !options.dry_run && to_create.iter().any(|(name, _)| name == t);
+    let topics: Vec<String> = needed.keys().filter(|t| existing.contains_key(*t) || created(t)).cloned().collect();
+    let mut max_message_bytes = BTreeMap::new();
     match target.topic_settings(&topics, runtime) {
         Ok(settings) => {
             warnings.extend(setting_warnings(plans, &settings));
             max_message_bytes = settings
-                .values()
-                .filter_map(|values| values.get("max.message.bytes").and_then(|v| v.parse::<i64>().ok()))
-                .min();
+                .iter()
+                .filter_map(|(topic, values)| {
+                    let limit = values.get("max.message.bytes")?.parse::<u64>().ok()?;
+                    Some((topic.clone(), limit))
+                })
+                .collect();
         }
         Err(error) => warnings.push(format!("could not read the target topics' settings ({error}): not checked")),
     }

@@ -28,8 +28,8 @@ pub struct Shared<'a> {
     pub source_header: Option<&'a str>,
     /// Where objects read to their end are noted (not with `--repartition`).
     pub progress: Option<&'a Progress>,
-    /// The target topics' smallest `max.message.bytes`, when the broker said.
-    pub max_record_bytes: Option<u64>,
+    /// Each target topic's `max.message.bytes`, where the broker said.
+    pub max_record_bytes: &'a std::collections::BTreeMap<String, u64>,
     pub rate: Option<Rate>,
     /// Records handed to the producer, and their key and value bytes.
     pub sent: AtomicU64,
@@ -54,15 +54,20 @@ pub enum RateLimit {
 }
 
 impl RateLimit {
-    /// `5000` (records/s), or a size per second: `20MB/s`, `512KiB/s`, `1G` (`/s` optional;
-    /// K, M, G powers of 1024 with or without `i`, as the config's sizes).
+    /// `5000` (records/s), or a size per second: `20MB/s`, `512KiB/s`, `1GB` (`/s` optional, the
+    /// `B` not; K, M, G powers of 1024 with or without `i`, as the config's sizes).
     pub fn parse(text: &str) -> Result<RateLimit, String> {
         let bad = || format!("--rate-limit {text}: expected records per second (5000) or bytes per second (20MB/s)");
         let spec = text.trim().trim_end_matches("/s");
         let split = spec.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(spec.len());
         let (number, unit) = spec.split_at(split);
         let number: f64 = number.parse().map_err(|_| bad())?;
-        let scale = match unit.trim().to_ascii_lowercase().trim_end_matches('b') {
+        let unit = unit.trim().to_ascii_lowercase();
+        // A size needs its B: `5k` could mean either, so it means neither.
+        if !unit.is_empty() && !unit.ends_with('b') {
+            return Err(bad());
+        }
+        let scale = match unit.trim_end_matches('b') {
             "" if unit.is_empty() => None,
             "" => Some(1.0),
             "k" | "ki" => Some(1024.0),
@@ -337,11 +342,11 @@ pub(super) fn send(
     record: &Record<'_>,
 ) -> Result<usize, RestoreError> {
     let extra = shared.source_header.map(|name| (name, format!("{source}:{}", record.offset)));
-    let size = record_bytes(record);
     if let Some(rate) = &shared.rate {
-        rate.wait(size);
+        rate.wait(payload_bytes(record));
     }
-    if let Some(limit) = shared.max_record_bytes.filter(|&limit| size > limit) {
+    let size = record_bytes(record);
+    if let Some(&limit) = shared.max_record_bytes.get(&target.topic).filter(|&&limit| size > limit) {
         return Err(RestoreError::TooLarge {
             tp: target.clone(),
             from: source.to_string(),
@@ -385,12 +390,18 @@ pub(super) fn send(
     Ok(record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len))
 }
 
-/// A record's bytes as Kafka counts them against `max.message.bytes` (key, value, headers, and
-/// the batch and record framing around them).
+/// A record's bytes as Kafka counts them against `max.message.bytes`: its payload, and the batch
+/// and record framing around it.
 fn record_bytes(record: &Record<'_>) -> u64 {
-    const FRAMING: usize = 61 + 21;
-    let headers: usize = record.headers.map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len) + 10).sum();
-    (FRAMING + record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len) + headers) as u64
+    const FRAMING: u64 = 61 + 21;
+    const PER_HEADER: u64 = 10;
+    FRAMING + payload_bytes(record) + PER_HEADER * record.headers.len() as u64
+}
+
+/// Key, value, and header keys and values: what `--rate-limit` counts in bytes.
+fn payload_bytes(record: &Record<'_>) -> u64 {
+    let headers: usize = record.headers.map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len)).sum();
+    (record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len) + headers) as u64
 }
 
 /// Records and bytes sent by one worker, added to the shared counters now and then: one shared

@@ -118,8 +118,8 @@ pub(super) fn target_partitions(
     topics.dedup();
     let mut all = Vec::new();
     for topic in topics {
-        let count = counts.get(topic).copied().ok_or_else(|| {
-            RestoreError::Refused(format!("target topic {topic} does not exist (give --create-topics)"))
+        let count = counts.get(topic).copied().filter(|&count| count > 0).ok_or_else(|| {
+            RestoreError::Refused(format!("target topic {topic} does not exist or has no partitions yet"))
         })?;
         all.extend((0..count).map(|p| TopicPartition::new(topic, p)));
     }
@@ -166,7 +166,12 @@ pub(super) fn produce_all(
             let mut tally = Tally::default();
             for plan in plans {
                 let cut = cut_for(plan, options, state.partitions[&plan.target.to_string()].last_source_offset);
-                let chooser = choosers.get_mut(&plan.target.topic).expect("every target topic has a chooser");
+                let Some(chooser) = choosers.get_mut(&plan.target.topic) else {
+                    return Err(RestoreError::Refused(format!(
+                        "the state names no partition of target topic {}",
+                        plan.target.topic
+                    )));
+                };
                 let source = plan.source.to_string();
                 let mut outcome = PartitionOutcome::default();
                 produce::for_each_in_cut(shared, plan, cut, &Skipped::default(), |step| {
@@ -175,7 +180,9 @@ pub(super) fn produce_all(
                         return Ok(false);
                     }
                     let tp = TopicPartition::new(&plan.target.topic, chooser.choose(record.key));
-                    let there = targets.get_mut(&tp).expect("a chooser picks a partition of its topic");
+                    let Some(there) = targets.get_mut(&tp) else {
+                        return Err(RestoreError::Refused(format!("the state does not name target partition {tp}")));
+                    };
                     let resume = &resumes[&tp];
                     let index = there.records;
                     there.records += 1;

@@ -131,7 +131,9 @@ pub(super) fn skippable(objects: &[StateObject], already: u64) -> Skipped {
                 _ => skipped.offset_map.push(run.clone()),
             }
         }
-        skipped.last_offset = Some(object.end);
+        // The overlap rule goes on from the highest offset read so far: an object inside an
+        // earlier one ends before it.
+        skipped.last_offset = skipped.last_offset.max(Some(object.end));
         skipped.opened = read.opened;
     }
     skipped

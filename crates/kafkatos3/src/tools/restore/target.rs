@@ -69,7 +69,14 @@ impl Target {
     pub fn partition_counts(&self) -> Result<BTreeMap<String, i32>, TargetError> {
         let consumer: BaseConsumer = self.client.create()?;
         let metadata = consumer.fetch_metadata(None, METADATA_TIMEOUT)?;
-        Ok(metadata.topics().iter().map(|t| (t.name().to_string(), t.partitions().len() as i32)).collect())
+        // A topic the broker reports with an error (still being created, being deleted) is not
+        // there yet for a restore.
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect())
     }
 
     /// Creates `topics` (name, partitions) with the broker's default replication.
@@ -85,7 +92,25 @@ impl Target {
         for result in results {
             result.map_err(|(topic, code)| TargetError::Create { topic, reason: code.to_string() })?;
         }
-        Ok(())
+        // Created is not yet visible everywhere: wait until the metadata shows every partition.
+        let deadline = std::time::Instant::now() + CREATED_VISIBLE_WITHIN;
+        loop {
+            let counts = self.partition_counts()?;
+            let pending = topics.iter().find(|(name, count)| counts.get(name).is_none_or(|have| have < count));
+            match pending {
+                None => return Ok(()),
+                Some((topic, _)) if std::time::Instant::now() >= deadline => {
+                    return Err(TargetError::Create {
+                        topic: topic.clone(),
+                        reason: format!(
+                            "created, but not in the metadata after {} s",
+                            CREATED_VISIBLE_WITHIN.as_secs()
+                        ),
+                    })
+                }
+                Some(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+            }
+        }
     }
 
     /// The settings of `topics` a restore cares about (`message.timestamp.type`, `retention.ms`,
@@ -249,23 +274,27 @@ impl ProducerContext for Deliveries {
     }
 }
 
+/// How long a created topic may take to show all its partitions in the metadata.
+const CREATED_VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The producer: idempotent, and stopping at its first failed batch (`enable.gapless.guarantee`)
 /// so that a target partition only ever holds a prefix of what was sent to it, in order. Records
 /// never time out in its queue (`message.timeout.ms = 0`): the gapless guarantee does not cover
 /// timed-out records, and records sent after a timed-out one would leave a hole. Batches stay
-/// under `max_message_bytes`, the smallest target topic's limit when known.
+/// under the smallest target topic's `max.message.bytes` and the producer takes records up to the
+/// largest (`limits`: by topic, those the broker told).
 pub fn producer(
     client: &ClientConfig,
-    max_message_bytes: Option<i64>,
+    limits: &BTreeMap<String, u64>,
 ) -> Result<ThreadedProducer<Deliveries>, KafkaError> {
     let mut client = client.clone();
     client.set("enable.idempotence", "true").set("enable.gapless.guarantee", "true").set("message.timeout.ms", "0");
-    let batch = max_message_bytes.map_or(1_000_000, |limit| limit.clamp(1, 1_000_000));
+    let batch = limits.values().min().map_or(1_000_000, |&limit| limit.clamp(1, 1_000_000));
     let mut settings =
         vec![("linger.ms", "20".to_string()), ("batch.size", batch.to_string()), ("compression.type", "lz4".into())];
     // librdkafka refuses a record over its own limit (1 MB by default) before sending it: a
     // topic that takes larger records must get them back.
-    if let Some(limit) = max_message_bytes {
+    if let Some(&limit) = limits.values().max() {
         settings.push(("message.max.bytes", limit.clamp(1000, 1_000_000_000).to_string()));
     }
     for (key, value) in settings {

@@ -136,6 +136,13 @@ fn a_rerun_skips_whole_objects_the_target_holds_but_reads_the_one_with_the_last_
     assert_eq!(skippable(&objects, 0).objects, 0);
     let unread = [object(0, 9, 10, 0, true), object(10, 19, 10, 10, false), object(20, 29, 10, 20, true)];
     assert_eq!(skippable(&unread, 30).objects, 1, "only leading objects an earlier run noted");
+    // An object inside an earlier one (its offsets all read already) adds nothing, and the
+    // overlap rule goes on from the highest offset read: 99, not the inner object's 80.
+    let mut inner = object(50, 80, 0, 0, true);
+    inner.read.as_mut().unwrap().offset_map.clear();
+    let nested = [object(0, 99, 100, 0, true), inner, object(90, 150, 51, 100, true)];
+    let skipped = skippable(&nested, 120);
+    assert_eq!((skipped.objects, skipped.records, skipped.last_offset), (2, 100, Some(99)));
 }
 
 #[test]
@@ -145,9 +152,9 @@ fn a_rate_limit_is_records_or_bytes_per_second() {
     assert_eq!(RateLimit::parse("0.5"), Ok(RateLimit::RecordsPerSecond(0.5)));
     assert_eq!(RateLimit::parse("20MB/s"), Ok(RateLimit::BytesPerSecond(20.0 * 1024.0 * 1024.0)));
     assert_eq!(RateLimit::parse("512KiB/s"), Ok(RateLimit::BytesPerSecond(512.0 * 1024.0)));
-    assert_eq!(RateLimit::parse("1g"), Ok(RateLimit::BytesPerSecond(1024.0 * 1024.0 * 1024.0)));
+    assert_eq!(RateLimit::parse("1gb"), Ok(RateLimit::BytesPerSecond(1024.0 * 1024.0 * 1024.0)));
     assert_eq!(RateLimit::parse("100B/s"), Ok(RateLimit::BytesPerSecond(100.0)));
-    for bad in ["", "fast", "20XB/s", "0", "0.001"] {
+    for bad in ["", "fast", "20XB/s", "0", "0.001", "5k", "1G/s"] {
         assert!(RateLimit::parse(bad).is_err(), "{bad}");
     }
 }
