@@ -70,7 +70,7 @@ pub struct RestoreArgs {
     pub settle_ms: u64,
     /// Carry these consumer groups' committed offsets over to the restored topics (regular
     /// expressions matching whole group names; repeatable), from the archive's group snapshots
-    /// (kept by the daemon with [groups] archive_groups) or --group-offsets
+    /// (kept by the daemon when its config sets archive_groups) or --group-offsets
     #[arg(long, value_name = "REGEX")]
     pub groups: Vec<String>,
     /// Take the groups' offsets from this file instead of the archive's snapshots:
