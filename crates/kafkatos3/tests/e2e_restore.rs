@@ -114,6 +114,12 @@ async fn restore_puts_back_every_field_continues_after_kill_9_and_cuts_time_wind
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(!text(&out.stdout).contains("_kafkatos3"), "{}", text(&out.stdout));
+    // ls says what a restore --groups would carry over.
+    let out = Command::new(env!("CARGO_BIN_EXE_kafkatos3")).args(["ls", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let line = format!("1 group ({consumers})");
+    assert!(text(&out.stdout).contains("consumer groups: newest snapshot taken "), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains(&line), "{line}\n{}", text(&out.stdout));
 
     // Into the archived topic itself: the daemon would archive the records again.
     let out = restore(&config, &dir.path().join("loop.json"), &[]);

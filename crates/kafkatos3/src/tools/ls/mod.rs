@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::archive::catalog::{CatalogObject, HeaderState, PartitionCatalog};
-use crate::archive::{Archive, ArchiveError, Headers, Selection};
+use crate::archive::{Archive, ArchiveError, Headers, Selection, SnapshotError};
 
 /// What to list.
 #[derive(Default)]
@@ -36,6 +36,17 @@ pub struct Listing {
     pub unclaimed: Vec<String>,
     /// Keys under the prefix that are not archive names.
     pub foreign: Vec<String>,
+    /// The newest consumer-group snapshot the daemon kept (`[groups]`), if any.
+    pub group_snapshot: Option<GroupSnapshotListing>,
+}
+
+/// The newest group snapshot: what `restore --groups` would carry over by default.
+#[derive(Debug, Serialize)]
+pub struct GroupSnapshotListing {
+    pub key: String,
+    pub taken_ms: i64,
+    /// The groups it holds offsets of.
+    pub groups: Vec<String>,
 }
 
 /// One partition of the archive.
@@ -135,7 +146,20 @@ pub fn ls(
         })
         .collect();
     let location = archive.location().prefix().trim_end_matches('/');
-    Ok(Listing { archive: archive.url(location), partitions, unclaimed, foreign: catalog.foreign })
+    let group_snapshot = match runtime.block_on(archive.latest_group_snapshot(None)) {
+        Ok(snapshot) => snapshot.map(|(key, snapshot)| GroupSnapshotListing {
+            key,
+            taken_ms: snapshot.taken_ms,
+            groups: snapshot.groups.into_keys().collect(),
+        }),
+        Err(SnapshotError::Archive(error)) => return Err(error),
+        // A snapshot this version cannot read is the restore's problem, and it says so there.
+        Err(error) => {
+            tracing::warn!(%error, "the newest group snapshot is not readable");
+            None
+        }
+    };
+    Ok(Listing { archive: archive.url(location), partitions, unclaimed, foreign: catalog.foreign, group_snapshot })
 }
 
 fn partition_listing(archive: &Archive, partition: &PartitionCatalog, with_objects: bool) -> PartitionListing {

@@ -49,6 +49,15 @@ impl Listing {
         for key in &self.foreign {
             let _ = writeln!(out, "ignored {key}: not an archive object name");
         }
+        if let Some(snapshot) = &self.group_snapshot {
+            let _ = writeln!(
+                out,
+                "consumer groups: newest snapshot taken {}, {} ({})",
+                rfc3339_ms(snapshot.taken_ms),
+                count(snapshot.groups.len(), "group"),
+                snapshot.groups.join(", ")
+            );
+        }
         out
     }
 }
