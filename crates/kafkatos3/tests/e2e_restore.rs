@@ -67,6 +67,54 @@ fn first_record_of_group(env: &TestEnv, group: &str, topic: &str, partition: i32
     panic!("{group} read nothing from {topic}:{partition}");
 }
 
+/// Starts `restore` with `args` and kills it with SIGKILL once `topic` holds `landed` records
+/// (or after 30 s).
+async fn kill_restore_once_landed(env: &TestEnv, config: &Path, state: &Path, args: &[&str], topic: &str, landed: i64) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+        .args(["restore", "--config"])
+        .arg(config)
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while records_in(env, topic) < landed && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+/// Waits until the daemon says it stored a group snapshot.
+async fn wait_for_group_snapshot(daemon: &Daemon) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !daemon.log_tail().contains("group offsets snapshot stored") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(daemon.log_tail().contains("group offsets snapshot stored"), "no snapshot:\n{}", daemon.log_tail());
+}
+
+/// `topic` archived by the daemon until `count` records are in S3, then stopped: the temp dir
+/// (keep it alive) and the config naming the archive.
+async fn archived(env: &TestEnv, topic: &str, count: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kafkatos3.cfg");
+    let (group, prefix) = (unique("g"), unique("archive"));
+    DaemonConfig::new(env, &dir.path().join("work"), &group, &[topic], &prefix).write(env, &config);
+    let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    wait_for_archive(store(env, &env.s3_endpoint), &prefix, count, Duration::from_secs(90)).await;
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success(), "{}", daemon_log(&dir));
+    (dir, config)
+}
+
+fn daemon_log(dir: &tempfile::TempDir) -> String {
+    std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default()
+}
+
 /// Kafka's offsets-for-times cut, written out independently of the restore's: from the first
 /// record stamped at or after `from`, to the last one before the first stamped at or after `to`.
 fn time_cut(records: &[Full], from: i64, to: i64) -> Vec<Full> {
@@ -99,11 +147,7 @@ async fn restore_puts_back_every_field_continues_after_kill_9_and_cuts_time_wind
     let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
     let s3 = store(&env, &env.s3_endpoint);
     wait_for_archive(s3.clone(), &prefix, all.len(), Duration::from_secs(90)).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !daemon.log_tail().contains("group offsets snapshot stored") && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(daemon.log_tail().contains("group offsets snapshot stored"), "no snapshot:\n{}", daemon.log_tail());
+    wait_for_group_snapshot(&daemon).await;
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
     // The snapshots are the archive's own: verify takes them for neither data nor foreign keys.
@@ -186,22 +230,7 @@ async fn restore_puts_back_every_field_continues_after_kill_9_and_cuts_time_wind
     // Killed twice: once the first records are in the target, and once more have come after a
     // re-run started (at 40 records/s the whole takes 4.5 s).
     for landed in [1, 60] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
-            .args(["restore", "--config"])
-            .arg(&config)
-            .arg("--state")
-            .arg(&state)
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while records_in(&env, &resumed) < landed && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        kill_restore_once_landed(&env, &config, &state, &args, &resumed, landed).await;
     }
     let out = restore(&config, &state, &args);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
@@ -258,14 +287,7 @@ async fn repartition_spreads_records_by_key_or_in_turns_and_a_killed_run_continu
     for (partition, records) in produced.iter_mut().enumerate() {
         produce_full(&env, &topic, partition as i32, records).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kafkatos3.cfg");
-    let (group, prefix) = (unique("g"), unique("archive"));
-    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix).write(&env, &config);
-    let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
-    wait_for_archive(store(&env, &env.s3_endpoint), &prefix, all.len(), Duration::from_secs(90)).await;
-    let (status, _) = daemon.terminate(Duration::from_secs(40));
-    assert!(status.success());
+    let (dir, config) = archived(&env, &topic, all.len()).await;
     // The sequence every repartitioning run reads: partition 0, then 1, then 2, each in order.
     let sequence: Vec<Full> = produced.concat();
 
@@ -290,22 +312,7 @@ async fn repartition_spreads_records_by_key_or_in_turns_and_a_killed_run_continu
     let map = format!("{topic}={keyed}");
     let state = dir.path().join("keyed.json");
     let args = ["--topic-map", &map, "--repartition", "key", "--rate-limit", "40", "--settle-ms", "500"];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
-        .args(["restore", "--config"])
-        .arg(&config)
-        .arg("--state")
-        .arg(&state)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while records_in(&env, &keyed) < 40 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_restore_once_landed(&env, &config, &state, &args, &keyed, 40).await;
     let out = restore(&config, &state, &args);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).contains("of them by an earlier run"), "{}", text(&out.stdout));
@@ -332,14 +339,7 @@ async fn a_record_over_max_message_bytes_stops_the_restore_naming_it_and_setting
     let mut records = varied(5);
     records[3].value = Some(vec![b'x'; 5000]);
     produce_full(&env, &topic, 0, &mut records).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kafkatos3.cfg");
-    let (group, prefix) = (unique("g"), unique("archive"));
-    DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix).write(&env, &config);
-    let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
-    wait_for_archive(store(&env, &env.s3_endpoint), &prefix, records.len(), Duration::from_secs(90)).await;
-    let (status, _) = daemon.terminate(Duration::from_secs(40));
-    assert!(status.success());
+    let (dir, config) = archived(&env, &topic, records.len()).await;
 
     let small = unique("e2e-small");
     create_topic_with(&env, &small, 1, &[("max.message.bytes", "2000")]).await;
@@ -409,11 +409,7 @@ async fn a_group_committed_on_a_transaction_marker_continues_on_the_target_at_th
     daemon_config.write(&env, &config);
     let daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
     wait_for_archive(store(&env, &env.s3_endpoint), &prefix, 5, Duration::from_secs(90)).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !daemon.log_tail().contains("group offsets snapshot stored") && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(daemon.log_tail().contains("group offsets snapshot stored"), "no snapshot:\n{}", daemon.log_tail());
+    wait_for_group_snapshot(&daemon).await;
     let (status, _) = daemon.terminate(Duration::from_secs(40));
     assert!(status.success());
 
