@@ -305,6 +305,19 @@ async fn repartition_spreads_records_by_key_or_in_turns_and_a_killed_run_continu
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(fields(&consume_partition(&env, &single, 0, sequence.len())), fields(&sequence));
 
+    // Round-robin into a topic it creates (the archive's 3 partitions): record i on partition i mod 3.
+    let created = unique("e2e-created");
+    let map = format!("{topic}={created}");
+    let args = ["--topic-map", &map, "--repartition", "round-robin", "--create-topics"];
+    let out = restore(&config, &dir.path().join("created.json"), &args);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    for partition in 0..PARTITIONS {
+        let expected: Vec<Full> =
+            sequence.iter().skip(partition as usize).step_by(PARTITIONS as usize).cloned().collect();
+        let restored = consume_partition(&env, &created, partition, expected.len());
+        assert_eq!(fields(&restored), fields(&expected), "partition {partition}");
+    }
+
     // By key into two partitions, killed with SIGKILL once records have landed, then the same
     // command again: each partition holds exactly its records, once, in order.
     let keyed = unique("e2e-keyed");
