@@ -365,6 +365,8 @@ def run_ceiling(args, svc, total_records, state):
 
 def daemon_config(args, svc, work, group, bucket, codec, mak_version=None):
     version_line = f"mak_format_version = {mak_version}\n" if mak_version else ""
+    seal = getattr(args, "seal_at_end_bytes", None)
+    seal_line = f"seal_at_end_bytes = {seal}\n" if seal is not None else ""
     lines = f"""# written by bench/run.py
 [main]
 log.level = INFO
@@ -379,7 +381,7 @@ consumer_nice_level = 0
 topic_whitelist = {TOPIC}
 max_age_seconds = {args.max_age_seconds}
 max_file_bytes = {args.max_file_bytes}
-
+{seal_line}
 [compression]
 compression_check_interval = {args.ours_check_interval}
 compressor_workers = {args.compressor_workers}
@@ -777,6 +779,8 @@ def main():
     ap.add_argument("--max-age-seconds", type=int, default=5,
                     help="max_age_seconds for both daemons (seals the tail of the drain)")
     ap.add_argument("--max-file-bytes", default="64MiB", help="kafkatos3's max_file_bytes (the original has none)")
+    ap.add_argument("--seal-at-end-bytes", default=None,
+                    help="kafkatos3's seal_at_end_bytes (default: the daemon's, 16MiB; 0: seal by age only)")
     ap.add_argument("--ours-check-interval", type=float, default=60,
                     help="kafkatos3's compression_check_interval and s3upload_check_interval (its default, 60: "
                          "a fallback rescan only; the original gets 1 s, it relies on the rescan alone)")
