@@ -227,12 +227,9 @@ async fn verify_and_ls_report_a_clean_archive_then_the_gap_and_the_unreadable_ob
     assert_exactly_once(&produced, &archive);
     assert_eq!(archive.keys.len(), 3, "{:?}", archive.keys);
 
-    let verify = |deep: bool| {
+    let verify_with = |extra: &[&str]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3"));
-        command.args(["verify", "--config"]).arg(dir.path().join("kafkatos3.cfg"));
-        if deep {
-            command.arg("--deep");
-        }
+        command.args(["verify", "--config"]).arg(dir.path().join("kafkatos3.cfg")).args(extra);
         let out = command.output().unwrap();
         (
             out.status.code(),
@@ -240,11 +237,22 @@ async fn verify_and_ls_report_a_clean_archive_then_the_gap_and_the_unreadable_ob
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
     };
+    let verify = |deep: bool| verify_with(if deep { &["--deep"] } else { &[] });
     let (code, out, err) = verify(true);
     assert_eq!(code, Some(0), "clean archive: {out}{err}");
     assert!(out.contains(&format!("{topic}:0: offsets 0-299 in 3 objects, 300 records, clean")), "{out}");
     // With --config it also asks the broker what it still holds.
     assert!(out.lines().any(|l| l.starts_with(&format!("  {topic}:0: kafka"))), "{out}");
+    // The same as one JSON document.
+    let (code, out, err) = verify_with(&["--deep", "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["clean"], true);
+    let partition = &report["partitions"][0];
+    assert_eq!((partition["topic"].as_str(), partition["partition"].as_i64()), (Some(topic.as_str()), Some(0)));
+    assert_eq!((partition["objects"].as_i64(), partition["records"].as_i64()), (Some(3), Some(300)));
+    assert_eq!((partition["first_offset"].as_i64(), partition["last_offset"].as_i64()), (Some(0), Some(299)));
+    assert!(partition["kafka_log_end"].as_i64().is_some(), "{out}");
 
     // ls: the same partition from the objects' headers; the producer stamped the records.
     let ls = |args: &[&str]| {
@@ -286,6 +294,14 @@ async fn verify_and_ls_report_a_clean_archive_then_the_gap_and_the_unreadable_ob
         assert!(out.contains(&format!("MISSING {}", middle.as_ref().rsplit('/').next().unwrap())), "{out}");
         assert!(out.contains(&format!("UNREADABLE {corrupt}")), "{out}");
     }
+    let (code, out, _) = verify_with(&["--json"]);
+    assert_eq!(code, Some(1), "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["clean"], false);
+    let partition = &report["partitions"][0];
+    assert_eq!(partition["gaps"], serde_json::json!([[100, 199]]), "{out}");
+    assert_eq!(partition["missing"][0]["first_offset"], 100, "{out}");
+    assert_eq!(partition["unreadable"][0]["key"], corrupt.as_ref(), "{out}");
     let text = ls(&[]);
     let line = text.lines().find(|l| l.starts_with(&format!("{topic} "))).expect(&text);
     // The corrupt object has the original's naming (no claim needed): listed, its header unread.

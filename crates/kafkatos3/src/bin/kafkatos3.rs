@@ -51,6 +51,9 @@ struct VerifyArgs {
     /// Do not ask Kafka, only S3
     #[arg(long, conflicts_with = "bootstrap")]
     offline: bool,
+    /// Write the report as one JSON document (the exit status is the same)
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -157,7 +160,11 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
     })();
     match result {
         Ok(report) => {
-            print!("{}", report.render());
+            if args.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.render());
+            }
             if report.is_clean() {
                 ExitCode::SUCCESS
             } else {

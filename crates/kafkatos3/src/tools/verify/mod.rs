@@ -5,6 +5,7 @@
 //! ranged GET), or with `--deep` every record of it is decoded and its end checked, streamed in
 //! bounded memory. Kafka's log start, when asked, tells expired offsets from lost ones.
 
+mod json;
 mod report;
 
 use std::collections::HashMap;
