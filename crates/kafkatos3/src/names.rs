@@ -82,6 +82,14 @@ pub fn today_yymmdd() -> String {
     format!("{:02}{:02}{:02}", now.year() % 100, u8::from(now.month()), now.day())
 }
 
+/// A regular expression that must match a whole consumer-group name, as Kafka's own tools take
+/// one (`[groups] archive_groups`, `restore --groups`); Err says what is wrong in one line (the
+/// crate's message draws the pattern over several lines; its last one says what is wrong).
+pub fn whole_name_pattern(pattern: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| e.to_string().lines().last().unwrap_or_default().trim().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,9 +25,6 @@ pub(super) fn groups(view: &View) -> Result<Option<GroupsConfig>, ConfigError> {
 
 /// A regular expression that must match a whole group name, as Kafka's own tools take one.
 fn group_pattern(value: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(&format!("^(?:{value})$")).map_err(|e| {
-        // The crate's message draws the pattern over several lines; its last line says what is wrong.
-        let why = e.to_string().lines().last().unwrap_or_default().trim().to_string();
-        format!("a regular expression matching whole group names ({why})")
-    })
+    crate::names::whole_name_pattern(value)
+        .map_err(|why| format!("a regular expression matching whole group names ({why})"))
 }

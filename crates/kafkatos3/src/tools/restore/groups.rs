@@ -74,12 +74,7 @@ pub fn translate(
 ) -> Result<Vec<Translation>, GroupError> {
     let patterns: Vec<regex::Regex> = patterns
         .iter()
-        .map(|p| {
-            regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| GroupError::Pattern {
-                pattern: p.clone(),
-                why: e.to_string().lines().last().unwrap_or_default().trim().to_string(),
-            })
-        })
+        .map(|p| crate::names::whole_name_pattern(p).map_err(|why| GroupError::Pattern { pattern: p.clone(), why }))
         .collect::<Result<_, _>>()?;
     let mut translations = Vec::new();
     for (group, topics) in offsets.iter().filter(|(g, _)| patterns.iter().any(|p| p.is_match(g))) {
