@@ -1,6 +1,7 @@
 //! `kafkatos3 CONFIG`: the archiving daemon. `kafkatos3 verify ...`: check an archive in S3.
 //! `kafkatos3 parse ...`: print an archive file (the same as `kafkatos3_parse`).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,6 +31,11 @@ enum Command {
     /// List what an archive holds per topic and partition: objects, offsets, time range (from
     /// the objects' headers, one ranged read each), bytes, gaps and claims.
     Ls(LsArgs),
+    /// Archive every whitelisted partition up to its end offset as of now, then exit: no group
+    /// is joined, each partition resumes where the archive ends (the daemon's or an earlier
+    /// snapshot's), and the claims keep it from archiving a record twice beside a running daemon.
+    /// Exit status 0 only when every partition is in the archive up to its end.
+    Snapshot(SnapshotArgs),
     /// Produce archived records back into Kafka, exactly once at the target across restarts.
     Restore(Box<restore::cli::RestoreArgs>),
     /// Print the header and records of a MAK file (any version, codec or encryption), from a
@@ -54,6 +60,23 @@ struct VerifyArgs {
     /// Write the report as one JSON document (the exit status is the same)
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::Args)]
+struct SnapshotArgs {
+    /// kafkatos3 config file (the daemon's): Kafka, topics, store, working directory, memory
+    #[arg(long)]
+    config: PathBuf,
+    /// Move the consumer group's offsets to what was archived (refused by Kafka while the group
+    /// has running members)
+    #[arg(long)]
+    commit: bool,
+    /// Consumers to share the partitions among (default: consumer_processes)
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    consumers: Option<u16>,
+    /// Seconds between progress lines when stderr is not a terminal (a bar when it is)
+    #[arg(long, default_value_t = 10)]
+    progress: u64,
 }
 
 #[derive(clap::Args)]
@@ -91,6 +114,7 @@ fn main() -> ExitCode {
     match (args.command, args.configfile) {
         (Some(Command::Verify(verify)), _) => run_verify(verify),
         (Some(Command::Ls(ls)), _) => run_ls(ls),
+        (Some(Command::Snapshot(snapshot)), _) => run_snapshot(&snapshot),
         (Some(Command::Restore(restore)), _) => run_restore(&restore),
         (Some(Command::Parse(parse)), _) => run_parse(&parse),
         (None, Some(configfile)) => run_daemon(configfile),
@@ -113,6 +137,39 @@ fn run_daemon(configfile: PathBuf) -> ExitCode {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %configfile.display(), "kafkatos3 starting");
     match kafkatos3::daemon::run(config, kafkatos3::daemon::signals()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{:#}", anyhow::Error::from(error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_snapshot(args: &SnapshotArgs) -> ExitCode {
+    let config = match kafkatos3::config::load(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("kafkatos3 snapshot: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // On a terminal the progress bar tells how it goes; the info lines would scroll it away.
+    let level = if std::io::stderr().is_terminal() {
+        config.main.log_level.max(kafkatos3::config::LogLevel::Warning)
+    } else {
+        config.main.log_level
+    };
+    kafkatos3::observe::logging::init(level);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %args.config.display(), "kafkatos3 snapshot starting");
+    let options = kafkatos3::daemon::snapshot::Options {
+        consumers: args.consumers.map(usize::from),
+        commit: args.commit,
+        progress_every: std::time::Duration::from_secs(args.progress.max(1)),
+    };
+    match kafkatos3::daemon::snapshot::run(config, &options, kafkatos3::daemon::signals()) {
+        Ok(report) => {
+            print!("{}", report.render());
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             tracing::error!("{:#}", anyhow::Error::from(error));
             ExitCode::FAILURE

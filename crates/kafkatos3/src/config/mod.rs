@@ -239,7 +239,7 @@ impl KafkaValue {
 }
 
 /// `log.level`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
     /// `DEBUG`.
     Debug,

@@ -5,6 +5,7 @@
 
 pub mod recover;
 pub mod signals;
+pub mod snapshot;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::local::layout::WorkDir;
 use crate::local::ledger::Ledger;
 use crate::local::locks::PartitionLocks;
 use crate::pipeline::compress::{CompressSettings, Compressor};
+use crate::pipeline::consume::snapshot::SnapshotPlan;
 use crate::pipeline::consume::Consumers;
 use crate::pipeline::leftovers::Leftovers;
 use crate::pipeline::stop::{Shutdown, StageStop};
@@ -43,6 +45,16 @@ pub enum DaemonError {
 
 /// Runs the daemon until `stop` resolves (a signal in production, anything in tests).
 pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), DaemonError> {
+    run_stages(config, None, stop)
+}
+
+/// The stages of the daemon, consuming in the group, or the snapshot's partitions up to their
+/// ends (then returning once they are all in the archive).
+fn run_stages(
+    config: Config,
+    snapshot: Option<Arc<SnapshotPlan>>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
     let work = WorkDir::new(&config.main.working_directory);
     let _lock = crate::local::lock::lock_working_directory(&work)?;
     match config.consumer.consumer_class {
@@ -155,6 +167,7 @@ pub fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 
         resyncs: resync_inbox,
         archive: access,
         shutdown: shutdown.clone(),
+        snapshot,
     });
     let consumer_threads: Vec<_> = (0..config.consumer.consumer_processes)
         .map(|id| crate::pipeline::consume::spawn(consumers.clone(), id))

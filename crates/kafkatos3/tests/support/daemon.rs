@@ -82,9 +82,14 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path, log: &Path) -> Daemon {
+        Daemon::start_args(&[config.as_os_str()], log)
+    }
+
+    /// `kafkatos3 ARGS...` (a subcommand such as `snapshot --config F`), logging into `log`.
+    pub fn start_args(args: &[&std::ffi::OsStr], log: &Path) -> Daemon {
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
-            .arg(config)
+            .args(args)
             .env("RUST_LOG", "info,librdkafka=warn")
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -118,6 +123,22 @@ impl Daemon {
             if started.elapsed() > timeout {
                 let _ = child.kill();
                 panic!("daemon did not exit within {timeout:?} of SIGTERM; log: {}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the process to exit by itself (a one-shot command).
+    pub fn wait(mut self, timeout: Duration) -> ExitStatus {
+        let started = Instant::now();
+        let mut child = self.child.take().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                panic!("kafkatos3 did not exit within {timeout:?}; log: {}", self.log_tail());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -91,6 +91,12 @@ pub struct MemoryBudget {
 }
 
 impl MemoryBudget {
+    /// The same shares for another number of consumers (`kafkatos3 snapshot --consumers`): the
+    /// fetch share is split among them instead.
+    pub fn with_consumers(self, consumers: usize) -> Self {
+        MemoryBudget { consumers: consumers.max(1) as u64, ..self }
+    }
+
     /// Splits `limit` across `workers`, or says which share is too small and what would fit.
     pub fn split(limit: u64, workers: &Workers<'_>) -> Result<MemoryBudget, BudgetError> {
         let share = |percent: u64| limit / 100 * percent + limit % 100 * percent / 100;

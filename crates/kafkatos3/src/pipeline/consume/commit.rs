@@ -25,6 +25,9 @@ impl ArchiverContext {
         mode: CommitMode,
         only: Option<&[TopicPartition]>,
     ) -> bool {
+        if !self.stage.commits_offsets() {
+            return true;
+        }
         let mut advanced = Vec::new();
         for spool in state.topics.values().flat_map(|p| p.values()) {
             if only.is_some_and(|only| !only.contains(&spool.tp)) || self.stage.ledger.base_unconfirmed(&spool.tp) {

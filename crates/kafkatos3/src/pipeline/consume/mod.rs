@@ -8,6 +8,7 @@
 //! - [`pauses`]: the partitions furthest ahead of their archive stop fetching (back-pressure).
 //! - [`state`] and [`context`]: what one consumer owns, and what its callbacks reach.
 //! - [`record`]: a consumed message as the record the spool appends, without a copy.
+//! - [`snapshot`]: the one-shot mode: partitions assigned directly, taken up to their end.
 
 pub mod adopt;
 pub mod commit;
@@ -17,6 +18,7 @@ pub mod poll;
 pub mod rebalance;
 pub mod record;
 pub mod resume;
+pub mod snapshot;
 pub mod state;
 
 use std::sync::{Arc, Mutex};
@@ -35,6 +37,7 @@ use crate::local::locks::PartitionLocks;
 use crate::observe::rate_limit::LogRateLimit;
 use crate::pipeline::consume::context::ArchiverContext;
 use crate::pipeline::consume::poll::PollLoop;
+use crate::pipeline::consume::snapshot::SnapshotPlan;
 use crate::pipeline::consume::state::ConsumerState;
 use crate::pipeline::resync::ResyncInbox;
 use crate::pipeline::spool::PartitionSpool;
@@ -65,9 +68,24 @@ pub struct Consumers {
     /// Where each partition's archive ends (on assignment, on a resync).
     pub archive: ArchiveAccess,
     pub shutdown: Arc<Shutdown>,
+    /// Set for `kafkatos3 snapshot`: no group is joined, the partitions end where it says.
+    pub snapshot: Option<Arc<SnapshotPlan>>,
 }
 
 impl Consumers {
+    /// False for a snapshot that was not asked to `--commit`: the group's offsets stay as they are.
+    pub fn commits_offsets(&self) -> bool {
+        self.snapshot.as_ref().is_none_or(|plan| plan.commit)
+    }
+
+    /// A partition's spool as this mode wants it: a snapshot's takes nothing past its end.
+    pub fn bound(&self, mut spool: PartitionSpool) -> PartitionSpool {
+        if let Some(end) = self.snapshot.as_ref().and_then(|plan| plan.end(&spool.tp)) {
+            spool.end_at(end);
+        }
+        spool
+    }
+
     /// Seals a partition's open file and hands it to the compressors.
     pub fn seal(&self, spool: &mut PartitionSpool) {
         match spool.seal() {
@@ -111,16 +129,42 @@ fn run(stage: Arc<Consumers>, id: usize) {
         }
     };
     let topics: Vec<&str> = stage.config.consumer.topic_whitelist.iter().map(String::as_str).collect();
-    if let Err(error) = consumer.subscribe(&topics) {
-        tracing::error!(consumer = id, %error, "subscribing failed");
-        stage.shutdown.fail();
-        return;
+    match &stage.snapshot {
+        None => {
+            if let Err(error) = consumer.subscribe(&topics) {
+                tracing::error!(consumer = id, %error, "subscribing failed");
+                stage.shutdown.fail();
+                return;
+            }
+            tracing::info!(consumer = id, topics = ?topics, group = %stage.config.consumer.kafka_consumer_group, "consumer started");
+        }
+        Some(plan) => match snapshot::assign(&consumer, &plan.share(id)) {
+            Ok(true) => tracing::info!(consumer = id, partitions = plan.share(id).len(), "snapshot consumer started"),
+            Ok(false) => return,
+            Err(error) => {
+                tracing::error!(consumer = id, %error, "assigning the snapshot's partitions failed");
+                stage.shutdown.fail();
+                return;
+            }
+        },
     }
-    tracing::info!(consumer = id, topics = ?topics, group = %stage.config.consumer.kafka_consumer_group, "consumer started");
     let mut poll = PollLoop::new(&stage, &consumer);
     poll.consume();
     poll.drain_for_shutdown();
     // Dropping the consumer leaves the group; its revoke runs the hand-over for whatever is left.
+    // A snapshot's consumer is in no group: its partitions are released here.
+    if stage.snapshot.is_some() {
+        let owned: Vec<_> = consumer.context().state().spools().map(|s| s.tp.clone()).collect();
+        let mut state = consumer.context().state();
+        for tp in owned {
+            if let Some(spool) = state.remove(&tp) {
+                if let Err(error) = spool.close() {
+                    tracing::error!(%error, "closing the in-progress file");
+                }
+            }
+            stage.ledger.release(&tp);
+        }
+    }
     drop(consumer);
     tracing::info!(consumer = id, "consumer stopped");
 }

@@ -13,6 +13,7 @@ use crate::names::TopicPartition;
 use crate::pipeline::consume::context::ArchiverContext;
 use crate::pipeline::consume::pauses::FetchPauses;
 use crate::pipeline::consume::record::{record_of, KafkaHeaders};
+use crate::pipeline::consume::snapshot::SnapshotTracker;
 use crate::pipeline::consume::Consumers;
 use crate::pipeline::resync::Resync;
 use crate::pipeline::spool::{now_secs, Appended, PartitionSpool};
@@ -35,6 +36,10 @@ pub struct PollLoop<'a> {
     last_commit: Instant,
     pauses: FetchPauses,
     resync_retry_at: Option<Instant>,
+    /// A snapshot's consumer: where its partitions stand against their ends.
+    snapshot: Option<SnapshotTracker>,
+    /// A snapshot's partitions are all in the archive: the loop ends.
+    finished: bool,
 }
 
 impl<'a> PollLoop<'a> {
@@ -47,14 +52,16 @@ impl<'a> PollLoop<'a> {
             last_commit: Instant::now(),
             pauses: FetchPauses::default(),
             resync_retry_at: None,
+            snapshot: stage.snapshot.as_ref().map(|_| SnapshotTracker::default()),
+            finished: false,
         }
     }
 
-    /// Polls, writes and ticks until shutdown is requested.
+    /// Polls, writes and ticks until shutdown is requested (or a snapshot is finished).
     pub fn consume(&mut self) {
         let mut last_tick = Instant::now();
         let mut since_check = 0u32;
-        while !self.stage.shutdown.is_stopping() {
+        while !self.stage.shutdown.is_stopping() && !self.finished {
             let idle = match self.consumer.poll(TICK) {
                 Some(Ok(message)) => {
                     self.on_message(&message);
@@ -88,7 +95,8 @@ impl<'a> PollLoop<'a> {
         match spool.append(&record_of(message, &headers), self.now_secs) {
             Ok(Appended::Written) => {
                 let consumer = &self.stage.config.consumer;
-                if spool.is_full(consumer.max_file_bytes, consumer.max_file_records) {
+                // A snapshot's partition that has taken its last record is sealed at once.
+                if spool.is_full(consumer.max_file_bytes, consumer.max_file_records) || spool.reached_end(None) {
                     self.stage.seal(spool);
                     drop(state);
                     // A failed seal reopened the file at its durable point: fetch again from there
@@ -96,7 +104,7 @@ impl<'a> PollLoop<'a> {
                     self.apply_rewinds();
                 }
             }
-            Ok(Appended::AwaitingRewind) => {}
+            Ok(Appended::AwaitingRewind | Appended::PastEnd) => {}
             Ok(Appended::AlreadyHeld) => {
                 tracing::debug!(partition = %spool.tp, offset = message.offset(), "skipping a record already held")
             }
@@ -191,7 +199,7 @@ impl<'a> PollLoop<'a> {
                 }
             };
             let version = stage.config.main.mak_format_version;
-            let mut spool = PartitionSpool::new(&stage.work, tp.clone(), Some(position), version);
+            let mut spool = stage.bound(PartitionSpool::new(&stage.work, tp.clone(), Some(position), version));
             spool.await_position(position);
             state.topics.entry(tp.topic.clone()).or_default().insert(tp.partition, spool);
             state.size_write_buffers(&stage.config.memory);
@@ -268,6 +276,9 @@ impl<'a> PollLoop<'a> {
         self.apply_resyncs();
         self.apply_rewinds();
         self.pauses.apply(self.stage, self.consumer);
+        if let (Some(tracker), Some(plan)) = (&mut self.snapshot, &stage.snapshot) {
+            self.finished = tracker.tick(plan, stage, self.consumer);
+        }
     }
 
     /// Shutdown: stop fetching, seal every open file, give the later stages until the deadline

@@ -23,7 +23,7 @@ use crate::pipeline::consume::context::ArchiverContext;
 use crate::pipeline::consume::resume::resume_points;
 
 impl ArchiverContext {
-    fn on_assign(&self, consumer: &BaseConsumer<ArchiverContext>, tpl: &mut TopicPartitionList) {
+    pub(crate) fn on_assign(&self, consumer: &BaseConsumer<ArchiverContext>, tpl: &mut TopicPartitionList) {
         let tps: Vec<TopicPartition> =
             tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
         tracing::info!(consumer = self.id, partitions = %list(&tps), "assigned");
@@ -47,7 +47,7 @@ impl ArchiverContext {
                     return;
                 }
                 match adopt_partition(&self.stage, &tp, held) {
-                    Ok(spool) => break spool,
+                    Ok(spool) => break self.stage.bound(spool),
                     Err(error) => {
                         // Without a settled local state the resume point is unknown: retrying
                         // is the only safe choice (a full or failing disk).

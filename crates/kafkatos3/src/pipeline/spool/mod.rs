@@ -54,6 +54,8 @@ pub struct PartitionSpool {
     synced_len: u64,
     /// The size of the open file's append buffer, set from the memory budget.
     buffer_capacity: usize,
+    /// A snapshot's end: records from this offset on are not taken.
+    end: Option<i64>,
 }
 
 /// Version 2's informational `writer` header field.
@@ -70,6 +72,8 @@ pub enum Appended {
     AlreadyHeld,
     /// After a failed write, before the consumer has seeked back: dropped, fetched again.
     AwaitingRewind,
+    /// At or past the snapshot's end ([`PartitionSpool::end_at`]): not taken.
+    PastEnd,
 }
 
 impl PartitionSpool {
@@ -87,6 +91,7 @@ impl PartitionSpool {
             rewind: None,
             synced_len: 0,
             buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
+            end: None,
         }
     }
 
@@ -106,7 +111,24 @@ impl PartitionSpool {
             rewind: None,
             synced_len,
             buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
+            end: None,
         }
+    }
+
+    /// A snapshot: the partition takes no record at or after `end`.
+    pub fn end_at(&mut self, end: i64) {
+        self.end = Some(end);
+    }
+
+    /// True when a snapshot's partition holds every record before its end: written up to it,
+    /// or the consumer's `position` (which moves past transaction markers too) is there, with no
+    /// rewind pending (a record dropped while awaiting one moves the position as well).
+    pub fn reached_end(&self, position: Option<i64>) -> bool {
+        let Some(end) = self.end else {
+            return false;
+        };
+        let read = self.next_offset.is_some_and(|next| next >= end);
+        read || (self.rewind.is_none() && position.is_some_and(|position| position >= end))
     }
 
     pub fn next_offset(&self) -> Option<i64> {
@@ -135,6 +157,9 @@ impl PartitionSpool {
         let offset = record.offset;
         if self.next_offset.is_some_and(|next| offset < next) {
             return Ok(Appended::AlreadyHeld);
+        }
+        if self.end.is_some_and(|end| offset >= end) {
+            return Ok(Appended::PastEnd);
         }
         if self.rewind.is_some() {
             // Records after a failed write until the consumer has seeked back: taking one would

@@ -103,7 +103,7 @@ pub fn resume_points(
         let _ = begin.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset));
         resume.archived.insert(tp, Some(offset));
     }
-    if begin.count() > 0 {
+    if begin.count() > 0 && stage.commits_offsets() {
         match consumer.commit(&begin, CommitMode::Sync) {
             Ok(()) => tracing::info!(
                 consumer = context.id,

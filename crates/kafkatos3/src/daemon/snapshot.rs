@@ -1,0 +1,161 @@
+//! `kafkatos3 snapshot`: the daemon's stages run once over every whitelisted partition up to its
+//! end offset as of the start (see [`crate::pipeline::consume::snapshot`]), then stop. The
+//! working directory, its lock and its crash recovery are the daemon's: a snapshot killed
+//! half-way continues where its files and the archive end when it is run again.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::Config;
+use crate::daemon::{run_stages, DaemonError};
+use crate::names::TopicPartition;
+use crate::pipeline::consume::snapshot::{PartitionProgress, PlanError, SnapshotPlan, Span};
+
+/// At most this many partitions are named in an error.
+const NAMED: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Consumers to share the partitions among (default: `consumer_processes`).
+    pub consumers: Option<usize>,
+    /// Move the group's offsets to what was archived.
+    pub commit: bool,
+    /// A progress line this often when stderr is not a terminal (a bar when it is).
+    pub progress_every: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error("{count} partition(s) not archived to their end: {partitions}")]
+    Incomplete { count: usize, partitions: String },
+    #[error("everything is archived, but the offsets of group {group} could not be committed for {partitions}")]
+    NotCommitted { group: String, partitions: String },
+}
+
+/// What a snapshot did, partition by partition.
+#[derive(Debug)]
+pub struct Report {
+    pub partitions: BTreeMap<TopicPartition, (Span, PartitionProgress)>,
+    pub records: u64,
+    pub seconds: f64,
+}
+
+impl Report {
+    pub fn render(&self) -> String {
+        let archived = self.partitions.values().filter(|(_, p)| p.archived).count();
+        let rate = self.records as f64 / self.seconds.max(0.001);
+        format!(
+            "snapshot: {archived} of {} partitions archived to their end, {} records in {:.1} s ({rate:.0} records/s)\n",
+            self.partitions.len(),
+            self.records,
+            self.seconds
+        )
+    }
+}
+
+/// Runs a snapshot; `stop` (a signal) ends it early, leaving what was not archived for the next
+/// run.
+pub fn run(
+    mut config: Config,
+    options: &Options,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Report, SnapshotError> {
+    let started = Instant::now();
+    if let Some(consumers) = options.consumers {
+        config.consumer.consumer_processes = consumers.max(1);
+        config.memory = config.memory.with_consumers(consumers);
+    }
+    let plan = Arc::new(SnapshotPlan::discover(&config, config.consumer.consumer_processes, options.commit)?);
+    tracing::info!(
+        partitions = plan.spans.len(),
+        consumers = config.consumer.consumer_processes,
+        offsets = plan.total_records(),
+        commit = options.commit,
+        "snapshot: archiving every partition up to its end offset now"
+    );
+    let group = config.consumer.kafka_consumer_group.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = {
+        let (plan, done, every) = (plan.clone(), done.clone(), options.progress_every);
+        std::thread::Builder::new()
+            .name("snapshot-progress".into())
+            .spawn(move || report_progress(&plan, &done, every))
+            .expect("spawn the progress thread")
+    };
+    let result = run_stages(config, Some(plan.clone()), stop);
+    done.store(true, Ordering::Relaxed);
+    let _ = reporter.join();
+    result?;
+
+    let progress = plan.progress();
+    let records = plan.taken_records();
+    let partitions: BTreeMap<_, _> = plan
+        .spans
+        .iter()
+        .map(|(tp, span)| (tp.clone(), (*span, progress.get(tp).cloned().unwrap_or_default())))
+        .collect();
+    let missing: Vec<&TopicPartition> = partitions.iter().filter(|(_, (_, p))| !p.archived).map(|(tp, _)| tp).collect();
+    if !missing.is_empty() {
+        return Err(SnapshotError::Incomplete { count: missing.len(), partitions: names(&missing) });
+    }
+    let uncommitted: Vec<&TopicPartition> =
+        partitions.iter().filter(|(_, (_, p))| options.commit && !p.committed).map(|(tp, _)| tp).collect();
+    if !uncommitted.is_empty() {
+        return Err(SnapshotError::NotCommitted { group, partitions: names(&uncommitted) });
+    }
+    Ok(Report { partitions, records, seconds: started.elapsed().as_secs_f64() })
+}
+
+fn names(tps: &[&TopicPartition]) -> String {
+    let mut text = tps.iter().take(NAMED).map(|tp| tp.to_string()).collect::<Vec<_>>().join(", ");
+    if tps.len() > NAMED {
+        text.push_str(&format!(" and {} more", tps.len() - NAMED));
+    }
+    text
+}
+
+/// A bar on a terminal (offsets taken of the total, partitions archived), a log line every
+/// `every` otherwise.
+fn report_progress(plan: &SnapshotPlan, done: &AtomicBool, every: Duration) {
+    let started = Instant::now();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(plan.total_records());
+        let style =
+            ProgressStyle::with_template("snapshot {bar:30} {human_pos}/{human_len} records {msg} {per_sec} eta {eta}")
+                .expect("a valid template");
+        bar.set_style(style);
+        bar
+    });
+    let mut last_line = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let (taken, total) = (plan.taken_records(), plan.total_records());
+        let progress = plan.progress();
+        let archived = progress.values().filter(|p| p.archived).count();
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(taken);
+            bar.set_message(format!("{archived}/{} partitions archived", progress.len()));
+            continue;
+        }
+        if last_line.elapsed() < every {
+            continue;
+        }
+        last_line = Instant::now();
+        let rate = taken as f64 / started.elapsed().as_secs_f64().max(0.001);
+        tracing::info!(taken, total, archived, partitions = progress.len(), rate = rate.round(), "snapshot progress");
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,346 @@
+//! Snapshot mode of the consume stage (`kafkatos3 snapshot`): no group is joined. Each consumer
+//! is assigned its share of the whitelisted partitions directly and settles them as an
+//! assignment in the group is settled (local files adopted, the resume point taken from the chain
+//! of claims in the archive), so a snapshot continues the daemon's archive and the claims keep
+//! two writers of one partition from archiving a record twice. Each partition takes the records
+//! before its end offset as of the start ([`SnapshotPlan`]); one that holds them all is sealed at
+//! once and paused, and a consumer returns once every partition of its share is in the archive
+//! (and committed, when asked).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::kafka::client_config;
+use crate::config::Config;
+use crate::names::TopicPartition;
+use crate::pipeline::consume::context::ArchiverContext;
+use crate::pipeline::consume::state::ConsumerState;
+use crate::pipeline::consume::Consumers;
+
+/// Time the broker gets to describe a topic or a partition's offsets.
+const KAFKA_LIMIT: Duration = Duration::from_secs(30);
+/// How long the end of the log is read for at most (see [`read_to_log_end`]).
+const END_PROBE_LIMIT: Duration = Duration::from_secs(10);
+/// How long the final commit is retried once everything is in the archive.
+const COMMIT_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    #[error("creating the kafka client: {0}")]
+    Client(KafkaError),
+    #[error("topic {topic}: reading its partitions from Kafka: {source}")]
+    Metadata { topic: String, source: KafkaError },
+    #[error("topic {topic} does not exist in Kafka ({reason})")]
+    NoTopic { topic: String, reason: String },
+    #[error("partition {tp}: reading its offsets from Kafka: {source}")]
+    Watermarks { tp: TopicPartition, source: KafkaError },
+}
+
+/// The offsets a snapshot covers in one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Span {
+    /// The partition's log start when the snapshot began.
+    pub low: i64,
+    /// Its log end then: the first offset the snapshot does not take.
+    pub end: i64,
+}
+
+/// How far a snapshot has got with one partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionProgress {
+    /// Where the partition resumed: the archive held everything before it.
+    pub from: Option<i64>,
+    /// One past the last record taken.
+    pub read: Option<i64>,
+    /// Every record before the end is taken and sealed.
+    pub ended: bool,
+    /// ... and in the archive.
+    pub archived: bool,
+    /// ... and the group's offset moved there (`--commit`).
+    pub committed: bool,
+}
+
+/// What a snapshot takes: every partition of the whitelisted topics up to its end offset as of
+/// the start, shared among the consumers.
+#[derive(Debug)]
+pub struct SnapshotPlan {
+    pub spans: BTreeMap<TopicPartition, Span>,
+    consumers: usize,
+    /// Move the group's offsets to what was archived.
+    pub commit: bool,
+    progress: Mutex<BTreeMap<TopicPartition, PartitionProgress>>,
+}
+
+impl SnapshotPlan {
+    /// Asks Kafka for the whitelisted topics' partitions and their offsets now.
+    pub fn discover(config: &Config, consumers: usize, commit: bool) -> Result<Self, PlanError> {
+        let client: BaseConsumer = client_config(config, 0).create().map_err(PlanError::Client)?;
+        let mut spans = BTreeMap::new();
+        for topic in &config.consumer.topic_whitelist {
+            let metadata = client
+                .fetch_metadata(Some(topic), KAFKA_LIMIT)
+                .map_err(|source| PlanError::Metadata { topic: topic.clone(), source })?;
+            let Some(described) = metadata.topics().iter().find(|t| t.name() == topic) else {
+                return Err(PlanError::NoTopic { topic: topic.clone(), reason: "not in the broker's answer".into() });
+            };
+            if let Some(error) = described.error() {
+                let reason = rdkafka::error::RDKafkaErrorCode::from(error).to_string();
+                return Err(PlanError::NoTopic { topic: topic.clone(), reason });
+            }
+            let mut listed = BTreeMap::new();
+            for partition in described.partitions() {
+                let tp = TopicPartition::new(topic, partition.id());
+                let (low, end) = client
+                    .fetch_watermarks(topic, partition.id(), KAFKA_LIMIT)
+                    .map_err(|source| PlanError::Watermarks { tp: tp.clone(), source })?;
+                listed.insert(partition.id(), Span { low, end });
+            }
+            for (partition, span) in read_to_log_end(&client, topic, listed)? {
+                spans.insert(TopicPartition::new(topic, partition), span);
+            }
+        }
+        Ok(Self::new(spans, consumers, commit))
+    }
+
+    pub fn new(spans: BTreeMap<TopicPartition, Span>, consumers: usize, commit: bool) -> Self {
+        let progress = Mutex::new(spans.keys().map(|tp| (tp.clone(), PartitionProgress::default())).collect());
+        SnapshotPlan { spans, consumers: consumers.max(1), commit, progress }
+    }
+
+    /// The partitions of consumer `id`: every `consumers`-th in order, so each consumer gets a
+    /// share of every topic.
+    pub fn share(&self, id: usize) -> Vec<TopicPartition> {
+        self.spans.keys().skip(id).step_by(self.consumers).cloned().collect()
+    }
+
+    pub fn end(&self, tp: &TopicPartition) -> Option<i64> {
+        self.spans.get(tp).map(|s| s.end)
+    }
+
+    /// The offsets to take in all: the span from where each partition resumed (from its log
+    /// start until that is known).
+    pub fn total_records(&self) -> u64 {
+        let progress = self.progress();
+        self.spans.iter().map(|(tp, span)| span_records(span, progress.get(tp))).sum()
+    }
+
+    /// The offsets taken so far.
+    pub fn taken_records(&self) -> u64 {
+        let progress = self.progress();
+        self.spans
+            .iter()
+            .filter_map(|(tp, span)| {
+                let p = progress.get(tp)?;
+                let from = p.from.unwrap_or(span.low);
+                Some((p.read?.min(span.end) - from).max(0) as u64)
+            })
+            .sum()
+    }
+
+    pub fn progress(&self) -> BTreeMap<TopicPartition, PartitionProgress> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn record(&self, updates: Vec<(TopicPartition, PartitionProgress)>) {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        progress.extend(updates);
+    }
+}
+
+/// Reads each partition of `topic` from its listed end to the end its fetch responses state, for
+/// a broker that lists the end short (one test broker answers ListOffsets with the last batch's
+/// base offset + 1); with Kafka nothing is there to read. A partition written to all along stops
+/// being read at [`END_PROBE_LIMIT`]: its snapshot ends where the reading got to.
+fn read_to_log_end(
+    client: &BaseConsumer,
+    topic: &str,
+    mut spans: BTreeMap<i32, Span>,
+) -> Result<BTreeMap<i32, Span>, PlanError> {
+    let mut tpl = TopicPartitionList::new();
+    for (&partition, span) in &spans {
+        let _ = tpl.add_partition_offset(topic, partition, Offset::Offset(span.end));
+    }
+    let failed = |source| PlanError::Metadata { topic: topic.to_string(), source };
+    client.assign(&tpl).map_err(failed)?;
+    let mut waiting: HashSet<i32> = spans.keys().copied().collect();
+    let started = Instant::now();
+    while !waiting.is_empty() && started.elapsed() < END_PROBE_LIMIT {
+        if let Some(Err(KafkaError::PartitionEOF(partition))) = client.poll(Duration::from_millis(100)) {
+            waiting.remove(&partition);
+        }
+    }
+    let positions = client.position().map_err(failed)?;
+    for element in positions.elements() {
+        if let (Offset::Offset(position), Some(span)) = (element.offset(), spans.get_mut(&element.partition())) {
+            span.end = span.end.max(position);
+        }
+    }
+    client.unassign().map_err(failed)?;
+    Ok(spans)
+}
+
+fn span_records(span: &Span, progress: Option<&PartitionProgress>) -> u64 {
+    let from = progress.and_then(|p| p.from).unwrap_or(span.low).max(span.low);
+    (span.end - from).max(0) as u64
+}
+
+/// Assigns a consumer its share, settled as a group assignment is (see
+/// [`ArchiverContext::on_assign`]). False when the share is empty.
+pub fn assign(consumer: &BaseConsumer<ArchiverContext>, share: &[TopicPartition]) -> Result<bool, KafkaError> {
+    if share.is_empty() {
+        return Ok(false);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for tp in share {
+        tpl.add_partition(&tp.topic, tp.partition);
+    }
+    consumer.context().on_assign(consumer, &mut tpl);
+    consumer.assign(&tpl)?;
+    Ok(true)
+}
+
+/// One consumer's side of a snapshot, run at each tick of its poll loop.
+#[derive(Debug, Default)]
+pub struct SnapshotTracker {
+    ended: HashSet<TopicPartition>,
+    /// When every partition was in the archive with its commit still outstanding.
+    archived_at: Option<Instant>,
+}
+
+impl SnapshotTracker {
+    /// Seals and pauses the partitions that hold every record before their end, resumes one a
+    /// resync sent back to an earlier offset, and publishes the progress. True once every
+    /// partition of this consumer is in the archive (and committed when asked, or that was
+    /// tried for [`COMMIT_GRACE`]).
+    pub fn tick(&mut self, plan: &SnapshotPlan, stage: &Consumers, consumer: &BaseConsumer<ArchiverContext>) -> bool {
+        let positions = positions(consumer);
+        let mut reopened = Vec::new();
+        let mut updates = Vec::new();
+        let previous = plan.progress();
+        let mut state = consumer.context().state();
+        let ConsumerState { topics, committed } = &mut *state;
+        for spool in topics.values_mut().flat_map(|p| p.values_mut()) {
+            let tp = spool.tp.clone();
+            let empty = plan.spans.get(&tp).is_some_and(|s| s.low >= s.end);
+            let position = positions.get(&tp).copied();
+            let ended = empty || spool.reached_end(position);
+            if ended {
+                stage.seal(spool);
+                if self.ended.insert(tp.clone()) {
+                    tracing::info!(partition = %tp, "snapshot: every record before the end is taken");
+                }
+            } else if self.ended.remove(&tp) {
+                reopened.push(tp.clone());
+            }
+            let mut progress = previous.get(&tp).cloned().unwrap_or_default();
+            let read = spool.next_offset().or(position);
+            progress.from = progress.from.or(read);
+            progress.read = read;
+            progress.ended = ended;
+            progress.archived = ended && stage.ledger.pending_files(&tp) == 0;
+            let next = spool.next_offset().or(position);
+            progress.committed = progress.archived && next.is_some_and(|n| committed.get(&tp).is_some_and(|&c| c >= n));
+            updates.push((tp, progress));
+        }
+        let finished = updates.len() == plan.share(consumer.context().id).len()
+            && updates.iter().all(|(_, p)| p.archived)
+            && (!plan.commit || updates.iter().all(|(_, p)| p.committed) || self.commit_given_up());
+        if !plan.commit || !updates.iter().all(|(_, p)| p.archived) {
+            self.archived_at = None;
+        }
+        drop(state);
+        plan.record(updates);
+        pause_resume(consumer, &self.ended, &reopened);
+        finished
+    }
+
+    fn commit_given_up(&mut self) -> bool {
+        let since = *self.archived_at.get_or_insert_with(Instant::now);
+        since.elapsed() >= COMMIT_GRACE
+    }
+}
+
+/// Where the consumer stands in each assigned partition (moves past transaction markers too).
+fn positions(consumer: &BaseConsumer<ArchiverContext>) -> HashMap<TopicPartition, i64> {
+    let Ok(list) = consumer.position() else {
+        return HashMap::new();
+    };
+    list.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((TopicPartition::new(e.topic(), e.partition()), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ended partitions are paused again at every tick (the backlog's pauses resume what they
+/// paused, ended or not); a reopened one fetches again.
+fn pause_resume(
+    consumer: &BaseConsumer<ArchiverContext>,
+    ended: &HashSet<TopicPartition>,
+    reopened: &[TopicPartition],
+) {
+    let list = |tps: &mut dyn Iterator<Item = &TopicPartition>| {
+        let mut tpl = TopicPartitionList::new();
+        for tp in tps {
+            tpl.add_partition(&tp.topic, tp.partition);
+        }
+        tpl
+    };
+    if !ended.is_empty() {
+        if let Err(error) = consumer.pause(&list(&mut ended.iter())) {
+            tracing::warn!(%error, "pausing the partitions a snapshot has taken failed");
+        }
+    }
+    if !reopened.is_empty() {
+        tracing::info!(partitions = reopened.len(), "snapshot: a resync sent partitions back; fetching them again");
+        if let Err(error) = consumer.resume(&list(&mut reopened.iter())) {
+            tracing::warn!(%error, "resuming partitions failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(consumers: usize) -> SnapshotPlan {
+        let spans = (0..5)
+            .flat_map(|p| {
+                [("a", p), ("b", p)].map(|(t, p)| (TopicPartition::new(t, p), Span { low: 10, end: 10 + p as i64 * 5 }))
+            })
+            .collect();
+        SnapshotPlan::new(spans, consumers, false)
+    }
+
+    #[test]
+    fn the_shares_of_the_consumers_cover_every_partition_once_and_mix_the_topics() {
+        let plan = plan(3);
+        let shares: Vec<Vec<TopicPartition>> = (0..3).map(|id| plan.share(id)).collect();
+        let mut all: Vec<TopicPartition> = shares.concat();
+        all.sort();
+        assert_eq!(all, plan.spans.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(shares.iter().map(Vec::len).collect::<Vec<_>>(), [4, 3, 3]);
+        assert!(shares[0].iter().any(|tp| tp.topic == "a") && shares[0].iter().any(|tp| tp.topic == "b"));
+    }
+
+    #[test]
+    fn the_totals_count_from_where_each_partition_resumed() {
+        let plan = plan(1);
+        // 2 x (0 + 5 + 10 + 15 + 20) offsets from the log start.
+        assert_eq!(plan.total_records(), 100);
+        assert_eq!(plan.taken_records(), 0);
+        let a4 = TopicPartition::new("a", 4);
+        plan.record(vec![(a4, PartitionProgress { from: Some(22), read: Some(25), ..Default::default() })]);
+        // a/4 resumed at 22 of 10..30: 8 to take, 3 taken.
+        assert_eq!(plan.total_records(), 88);
+        assert_eq!(plan.taken_records(), 3);
+    }
+}
