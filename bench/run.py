@@ -10,6 +10,8 @@ loopback ports, state under a fresh /tmp/kafkatos3-bench.* dir, both stopped on 
      (b) kafkatos3: the daemon drains the topic into the S3 server, once per codec in --codecs, until
                    its group's committed offsets equal every partition's end offset (it commits only
                    what is in S3);
+     (b') snapshot: `kafkatos3 snapshot --config F` (--modes snapshot), the one-shot mode: no group, the
+                   partitions assigned directly, until it exits (0 = every partition archived to its end);
      (c) original: the original kafkatos3 0.2.0 (PyPI package, its confluent-kafka consumer, gzip
                    subprocesses, boto3 uploads) through bench/original_py3.py, until every record is
                    in S3 (it auto-commits before uploading, so commits alone prove nothing);
@@ -409,16 +411,68 @@ session.timeout.ms = 6000
 
 
 def ours_variants(args, codecs):
-    """(codec, MAK version or None for the daemon's default, round, name) of every kafkatos3 run, in the order
-    they run: each round runs every codec in every version, so repeated runs alternate."""
+    """(mode, codec, MAK version or None for the daemon's default, round, name) of every kafkatos3 run, in the
+    order they run: each round runs every mode with every codec in every version, so repeated runs alternate."""
     versions = [v.strip() for v in args.mak_versions.split(",") if v.strip()] or [None]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     variants = []
     for rnd in range(1, args.rounds + 1):
-        for codec in codecs:
-            for version in versions:
-                name = f"ours-{codec}" + (f"-v{version}" if version else "") + (f"-r{rnd}" if args.rounds > 1 else "")
-                variants.append((codec, version, rnd, name))
+        for mode in modes:
+            for codec in codecs:
+                for version in versions:
+                    name = ("ours-" if mode == "daemon" else "snapshot-") + codec + (f"-v{version}" if version else "") \
+                        + (f"-r{rnd}" if args.rounds > 1 else "")
+                    variants.append((mode, codec, version, rnd, name))
     return variants
+
+
+def run_snapshot(args, svc, state, codec, mak_version, name):
+    """`kafkatos3 snapshot` until it exits by itself; exit 0 means every partition is archived to its end."""
+    work = os.path.join(state, name)
+    os.makedirs(os.path.join(work, "wd"))
+    bucket = f"bench-{name}"
+    cfg = os.path.join(work, "kafkatos3.cfg")
+    with open(cfg, "w") as f:
+        f.write(daemon_config(args, svc, os.path.join(work, "wd"), f"bench-{name}", bucket, codec, mak_version))
+    env = dict(os.environ)
+    env.pop("RUST_LOG", None)
+    log_path = os.path.join(work, "snapshot.log")
+    services_before = svc.cpu()
+    t0_wall, t0 = time.time(), time.monotonic()
+    with open(log_path, "w") as out:
+        consumers = ["--consumers", str(args.snapshot_consumers)] if args.snapshot_consumers else []
+        proc = subprocess.Popen([args.daemon, "snapshot", "--config", cfg, *consumers],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+    sampler = RssSampler(proc.pid)
+    sampler.start()
+    drain = DrainSampler(dict(svc.pids(), process=proc.pid, bench=os.getpid()), t0, workdir=os.path.join(work, "wd"))
+    drain.start()
+    try:
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
+        services = svc.cpu_since(services_before, wall)
+        drain.stop()
+    finally:
+        sampler.stop_flag.set()
+        drain.stop_flag.set()
+    rc = os.waitstatus_to_exitcode(status)
+    proc.returncode = rc
+    if rc != 0:
+        raise RuntimeError(f"kafkatos3 snapshot exited {rc}; see {log_path}")
+    objects, size = bucket_objects(svc.s3(), bucket)
+    phases = drain_phases(log_path, t0_wall, drain, wall)
+    result = {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024,
+              "rss_method": "ru_maxrss (= VmHWM)", "exit_status": rc, "objects": objects, "object_bytes": size,
+              "bucket": bucket, "config": cfg, "phases": phases, "services_cpu": services}
+    if args.verify:
+        v = subprocess.run([args.daemon, "verify", "--config", cfg, "--offline", "--deep"], capture_output=True,
+                           text=True, env=env)
+        result["verify_exit_status"] = v.returncode
+        log(f"  kafkatos3 verify --deep: exit {v.returncode}")
+        if v.returncode != 0:
+            raise RuntimeError(f"kafkatos3 verify found a problem in the archive: {v.stdout[-2000:]}")
+    return result
 
 
 def run_ours(args, svc, end_offsets, state, codec, mak_version=None, name=None):
@@ -767,6 +821,11 @@ def main():
     ap.add_argument("--mak-versions", default="",
                     help="comma-separated MAK versions (mak_format_version) to run kafkatos3 with, e.g. 2,3 "
                          "(default: the daemon's default)")
+    ap.add_argument("--modes", default="daemon",
+                    help="comma-separated, of: daemon (drain in the group until committed), snapshot "
+                         "(kafkatos3 snapshot until it exits)")
+    ap.add_argument("--snapshot-consumers", type=int, default=None,
+                    help="kafkatos3 snapshot --consumers (default: the command's, one per core)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="run every kafkatos3 variant this many times, alternating (A/B comparisons)")
     ap.add_argument("--skip-original", action="store_true", help="do not run the original kafkatos3 0.2.0")
@@ -834,11 +893,15 @@ def main():
             runs["ceiling (librdkafka read)"] = run_ceiling(args, svc, total_records, state)
             runs["ceiling (librdkafka read)"]["load_after"] = loadavg()
             log(f"  {runs['ceiling (librdkafka read)']['wall_s']:.1f} s")
-        for codec, version, rnd, name in variants:
-            label = f"kafkatos3 {codec}" + (f" MAK v{version}" if version else "") + (
-                f" #{rnd}" if args.rounds > 1 else "") + (" (under perf)" if args.perf else "")
+        for mode, codec, version, rnd, name in variants:
+            label = ("kafkatos3 " if mode == "daemon" else "kafkatos3 snapshot ") + codec + (
+                f" MAK v{version}" if version else "") + (f" #{rnd}" if args.rounds > 1 else "") + (
+                " (under perf)" if args.perf else "")
             log(f"(b) {label} ({args.daemon}); load average {loadavg()}")
-            r = run_ours(args, svc, end_offsets, state, codec, version, name)
+            if mode == "snapshot":
+                r = run_snapshot(args, svc, state, codec, version, name)
+            else:
+                r = run_ours(args, svc, end_offsets, state, codec, version, name)
             r["load_after"] = loadavg()
             runs[label] = r
             log(f"  {r['wall_s']:.1f} s, {r['objects']} objects")

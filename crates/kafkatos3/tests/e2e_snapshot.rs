@@ -138,6 +138,42 @@ async fn two_snapshots_beside_a_running_daemon_never_archive_a_record_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_killed_midway_and_run_again_archives_every_record_once() {
+    let env = env();
+    let topic = unique("e2e-snapshot-kill");
+    create_topic(&env, &topic, PARTITIONS).await;
+    let mut produced = ByPartition::new();
+    produce(&env, &topic, PARTITIONS, 0, 60_000, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let config_path = dir.path().join("kafkatos3.cfg");
+    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+    config.extra_consumer = "max_file_records = 1000".into();
+    config.write(&env, &config_path);
+    let s3 = store(&env, &env.s3_endpoint);
+    let log = dir.path().join("snapshot.log");
+
+    // Killed once its first objects are in S3, with files in every stage behind them.
+    let first = snapshot(&config_path, &["--consumers", "1"], &log);
+    let started = std::time::Instant::now();
+    while read_archive(s3.clone(), &prefix).await.keys.is_empty() && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill9();
+    let partial = read_archive(s3.clone(), &prefix).await;
+
+    let status = snapshot(&config_path, &[], &log).wait(Duration::from_secs(90));
+    assert!(status.success(), "got {status}; log:\n{}", std::fs::read_to_string(&log).unwrap());
+    let archive = read_archive(s3, &prefix).await;
+    assert_exactly_once(&produced, &archive);
+    assert!(
+        partial.keys.iter().all(|key| archive.keys.contains(key)),
+        "what the first run archived stays, the second continues after it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_of_a_topic_that_does_not_exist_fails_naming_it() {
     let env = env();
     let topic = unique("e2e-snapshot-missing");

@@ -71,7 +71,8 @@ struct SnapshotArgs {
     /// has running members)
     #[arg(long)]
     commit: bool,
-    /// Consumers to share the partitions among (default: consumer_processes)
+    /// Consumers to share the partitions among (default: the larger of consumer_processes and the
+    /// number of cores, at most one per partition)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     consumers: Option<u16>,
     /// Seconds between progress lines when stderr is not a terminal (a bar when it is)

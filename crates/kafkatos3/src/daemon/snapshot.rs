@@ -21,7 +21,8 @@ const NAMED: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Consumers to share the partitions among (default: `consumer_processes`).
+    /// Consumers to share the partitions among (default: the larger of `consumer_processes` and
+    /// the number of cores, at most one per partition).
     pub consumers: Option<usize>,
     /// Move the group's offsets to what was archived.
     pub commit: bool,
@@ -71,11 +72,15 @@ pub fn run(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Report, SnapshotError> {
     let started = Instant::now();
-    if let Some(consumers) = options.consumers {
-        config.consumer.consumer_processes = consumers.max(1);
-        config.memory = config.memory.with_consumers(consumers);
-    }
-    let plan = Arc::new(SnapshotPlan::discover(&config, config.consumer.consumer_processes, options.commit)?);
+    let plan = SnapshotPlan::discover(&config, options.commit)?;
+    // A consumer per core by default (a snapshot is a drain: the consumers' CPU is what bounds
+    // it), never more than there are partitions.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let consumers =
+        options.consumers.unwrap_or(config.consumer.consumer_processes.max(cores)).min(plan.spans.len()).max(1);
+    config.consumer.consumer_processes = consumers;
+    config.memory = config.memory.with_consumers(consumers);
+    let plan = Arc::new(plan.with_consumers(consumers));
     tracing::info!(
         partitions = plan.spans.len(),
         consumers = config.consumer.consumer_processes,

@@ -44,6 +44,11 @@ impl ClientContext for ArchiverContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // The end of a partition's log (enable.partition.eof) is news, not an error; the poll
+        // loop acts on it.
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            return;
+        }
         // librdkafka retries connections itself with backoff (reconnect.backoff.ms); this is the
         // report of it, e.g. an unreachable broker.
         if let Some(repeats) = self.errors.admit(&error.to_string()) {

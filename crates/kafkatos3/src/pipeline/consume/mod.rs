@@ -80,8 +80,11 @@ impl Consumers {
 
     /// A partition's spool as this mode wants it: a snapshot's takes nothing past its end.
     pub fn bound(&self, mut spool: PartitionSpool) -> PartitionSpool {
-        if let Some(end) = self.snapshot.as_ref().and_then(|plan| plan.end(&spool.tp)) {
-            spool.end_at(end);
+        if let Some(plan) = &self.snapshot {
+            if let Some(end) = plan.end(&spool.tp) {
+                spool.end_at(end);
+                plan.resumes(&spool.tp, spool.next_offset());
+            }
         }
         spool
     }

@@ -294,21 +294,23 @@ impl<'a> PollLoop<'a> {
         }
         let deadline = stage.shutdown.deadline().unwrap_or_else(Instant::now);
         loop {
+            {
+                let mut state = self.consumer.context().state();
+                self.consumer.context().commit_progress(self.consumer, &mut state, CommitMode::Sync, None);
+                let pending: usize = state.spools().map(|s| stage.ledger.pending_files(&s.tp)).sum();
+                if pending == 0 || Instant::now() >= deadline {
+                    if pending > 0 {
+                        tracing::warn!(
+                            pending_files = pending,
+                            "shutdown deadline reached; remaining files stay in the working directory for the next start"
+                        );
+                    }
+                    return;
+                }
+            }
             // Polling serves librdkafka's callbacks; records fetched before the pause are not
             // written and not committed, so the next owner reads them again.
             let _ = self.consumer.poll(Duration::from_millis(50));
-            let mut state = self.consumer.context().state();
-            self.consumer.context().commit_progress(self.consumer, &mut state, CommitMode::Sync, None);
-            let pending: usize = state.spools().map(|s| stage.ledger.pending_files(&s.tp)).sum();
-            if pending == 0 || Instant::now() >= deadline {
-                if pending > 0 {
-                    tracing::warn!(
-                        pending_files = pending,
-                        "shutdown deadline reached; remaining files stay in the working directory for the next start"
-                    );
-                }
-                return;
-            }
         }
     }
 }

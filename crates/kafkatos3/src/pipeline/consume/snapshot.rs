@@ -79,8 +79,12 @@ pub struct SnapshotPlan {
 
 impl SnapshotPlan {
     /// Asks Kafka for the whitelisted topics' partitions and their offsets now.
-    pub fn discover(config: &Config, consumers: usize, commit: bool) -> Result<Self, PlanError> {
-        let client: BaseConsumer = client_config(config, 0).create().map_err(PlanError::Client)?;
+    pub fn discover(config: &Config, commit: bool) -> Result<Self, PlanError> {
+        let mut client = client_config(config, 0);
+        // At the log end a fetch waits this long for new records before the broker answers; the
+        // answer is what tells where the end is (see read_to_log_end).
+        client.set("fetch.wait.max.ms", "10");
+        let client: BaseConsumer<PlanContext> = client.create_with_context(PlanContext).map_err(PlanError::Client)?;
         let mut spans = BTreeMap::new();
         for topic in &config.consumer.topic_whitelist {
             let metadata = client
@@ -105,12 +109,17 @@ impl SnapshotPlan {
                 spans.insert(TopicPartition::new(topic, partition), span);
             }
         }
-        Ok(Self::new(spans, consumers, commit))
+        Ok(Self::new(spans, 1, commit))
     }
 
     pub fn new(spans: BTreeMap<TopicPartition, Span>, consumers: usize, commit: bool) -> Self {
         let progress = Mutex::new(spans.keys().map(|tp| (tp.clone(), PartitionProgress::default())).collect());
         SnapshotPlan { spans, consumers: consumers.max(1), commit, progress }
+    }
+
+    /// The same plan shared among `consumers`.
+    pub fn with_consumers(self, consumers: usize) -> Self {
+        SnapshotPlan { consumers: consumers.max(1), ..self }
     }
 
     /// The partitions of consumer `id`: every `consumers`-th in order, so each consumer gets a
@@ -147,6 +156,14 @@ impl SnapshotPlan {
         self.progress.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Where a partition resumes, once it is assigned (None: where Kafka starts it).
+    pub fn resumes(&self, tp: &TopicPartition, from: Option<i64>) {
+        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(progress) = progress.get_mut(tp) {
+            progress.from = from;
+        }
+    }
+
     fn record(&self, updates: Vec<(TopicPartition, PartitionProgress)>) {
         let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
         progress.extend(updates);
@@ -158,7 +175,7 @@ impl SnapshotPlan {
 /// base offset + 1); with Kafka nothing is there to read. A partition written to all along stops
 /// being read at [`END_PROBE_LIMIT`]: its snapshot ends where the reading got to.
 fn read_to_log_end(
-    client: &BaseConsumer,
+    client: &BaseConsumer<PlanContext>,
     topic: &str,
     mut spans: BTreeMap<i32, Span>,
 ) -> Result<BTreeMap<i32, Span>, PlanError> {
@@ -184,6 +201,19 @@ fn read_to_log_end(
     client.unassign().map_err(failed)?;
     Ok(spans)
 }
+
+/// The planning client's context: the log ends it reads to are expected, not errors.
+struct PlanContext;
+
+impl rdkafka::ClientContext for PlanContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::warn!(%error, reason, "kafka client error while planning the snapshot");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for PlanContext {}
 
 fn span_records(span: &Span, progress: Option<&PartitionProgress>) -> u64 {
     let from = progress.and_then(|p| p.from).unwrap_or(span.low).max(span.low);
@@ -240,7 +270,8 @@ impl SnapshotTracker {
             }
             let mut progress = previous.get(&tp).cloned().unwrap_or_default();
             let read = spool.next_offset().or(position);
-            progress.from = progress.from.or(read);
+            // Where Kafka started a partition without a resume point: its first position.
+            progress.from = progress.from.or(position);
             progress.read = read;
             progress.ended = ended;
             progress.archived = ended && stage.ledger.pending_files(&tp) == 0;

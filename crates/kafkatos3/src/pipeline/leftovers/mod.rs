@@ -70,7 +70,8 @@ pub fn spawn(stage: Leftovers) -> thread::JoinHandle<()> {
             let mut next = Instant::now() + period;
             while !stage.stop.is_stopped() {
                 if Instant::now() < next {
-                    thread::sleep(Duration::from_millis(200));
+                    // Short naps: a stop (a snapshot's end) is seen within 50 ms.
+                    thread::sleep(Duration::from_millis(50));
                     continue;
                 }
                 next = Instant::now() + period;
