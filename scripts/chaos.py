@@ -541,6 +541,20 @@ class SeqProducer(threading.Thread):
 # Archive view during the run (object names only): progress, drain, watchdog
 # --------------------------------------------------------------------------------------------------------------
 
+def decompress(key: str, body: bytes) -> bytes:
+    """An archive object's MAK bytes, by its codec suffix (zstd is the daemon's default for MAK v2/v3, gzip the
+    original's and v1's; lz4 and none when configured)."""
+    if key.endswith(".gz"):
+        return gzip.decompress(body)
+    if key.endswith(".zst"):
+        import zstandard
+        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    if key.endswith(".lz4"):
+        import lz4.frame
+        return lz4.frame.decompress(body)
+    return body
+
+
 # The archive's keys (README "Working directory and S3 layout"): data objects
 # <topic>-<p>_<first, 20 digits>-<last, 20 digits>.mak<codec>[.age], each counted once a claim
 # <topic>-<p>_<first, 20 digits>.claim names it (a data object no claim names is left by a crash or a lost race and is
@@ -1313,7 +1327,7 @@ def check_archive(services: Services, producer: SeqProducer, kafka: list[array.a
 
     def fetch(key: str) -> tuple[str, bytes | Exception]:
         try:
-            return key, gzip.decompress(s3.get_object(Bucket=ARCHIVE_BUCKET, Key=key)["Body"].read())
+            return key, decompress(key, s3.get_object(Bucket=ARCHIVE_BUCKET, Key=key)["Body"].read())
         except Exception as e:  # noqa: BLE001 - reported as unreadable
             return key, e
 

@@ -160,8 +160,8 @@ log "daemon exited cleanly"
 
 log "archived objects in s3://$BUCKET:"
 "${HELPER[@]}" list "${S3_ARGS[@]}" | tee "$STATE/objects.txt"
-# Prefer a MAK file (.mak or .mak.gz) over anything else the daemon may have written.
-KEY="$(awk '{print $2}' "$STATE/objects.txt" | grep -E '\.mak(\.gz)?$' | head -n 1 || true)"
+# Prefer a MAK file (.mak, .mak.zst, .mak.gz, .mak.lz4) over anything else the daemon may have written.
+KEY="$(awk '{print $2}' "$STATE/objects.txt" | grep -E '\.mak(\.zst|\.gz|\.lz4)?$' | head -n 1 || true)"
 [[ -n "$KEY" ]] || KEY="$(awk 'NR == 1 {print $2}' "$STATE/objects.txt")"
 [[ -n "$KEY" ]] || die "no objects in s3://$BUCKET"
 FILE="$STATE/$(basename "$KEY")"

@@ -95,12 +95,17 @@ def original_ok():
     import portalocker  # noqa: F401  (MessageArchiveKafka imports it)
     from kafkatos3.MessageArchiveKafka import MessageArchiveKafkaReader  # noqa: F401
     return md.version("kafkatos3") == "0.2.0"
+def zstandard_ok():
+    import zstandard  # noqa: F401  (scripts/chaos.py reads the daemon's default zstd objects)
+    return True
 check("boto3", boto3_ok)
+check("zstandard", zstandard_ok)
 check("confluent-kafka", confluent_ok)
 check("kafkatos3", original_ok)
 PY
 )"
   if grep -qx boto3 <<<"$missing"; then log "pip install boto3"; pip_install boto3; fi
+  if grep -qx zstandard <<<"$missing"; then log "pip install zstandard"; pip_install zstandard; fi
   if grep -qx confluent-kafka <<<"$missing"; then
     log "pip install confluent-kafka>=2.1,<3"
     pip_install 'confluent-kafka>=2.1,<3'

@@ -169,10 +169,14 @@ fn secret_debug_is_redacted_and_expose_returns_the_value() {
 }
 
 #[test]
-fn compression_defaults_to_gzip_6_and_takes_each_codec_with_its_own_level_range() {
+fn compression_defaults_to_zstd_3_or_gzip_6_for_mak_v1_and_takes_each_codec_with_its_own_level_range() {
     use mak::codec::Codec;
     let default = parse_ok(MINIMAL).compression.compression;
-    assert_eq!((default.codec(), default.level()), (Codec::Gzip, 6));
+    assert_eq!((default.codec(), default.level()), (Codec::Zstd, 3));
+    let v2 = parse_ok(&with("main", "mak_format_version = 2")).compression.compression;
+    assert_eq!((v2.codec(), v2.level()), (Codec::Zstd, 3));
+    let v1 = parse_ok(&with("main", "mak_format_version = 1")).compression.compression;
+    assert_eq!((v1.codec(), v1.level()), (Codec::Gzip, 6), "the original's readers expect gzip");
     let zstd19 = with("compression", "compression = zstd\ncompression_level = 19")
         .replace("[main]\n", "[main]\nmemory_limit_bytes = 512MiB\n");
     let zstd = parse_ok(&zstd19).compression.compression;
@@ -193,8 +197,12 @@ fn an_unknown_codec_or_a_level_outside_its_range_stops_startup_naming_the_line()
         "test.cfg:11: [compression] compression_level = '22': expected a zstd level from 1 to 19"
     );
     assert_eq!(
-        message(&with("compression", "compression_level = 10")),
-        "test.cfg:10: [compression] compression_level = '10': expected a gzip level from 1 to 9"
+        message(&with("compression", "compression_level = 20")),
+        "test.cfg:10: [compression] compression_level = '20': expected a zstd level from 1 to 19"
+    );
+    assert_eq!(
+        message(&with("compression", "compression = gzip\ncompression_level = 10")),
+        "test.cfg:11: [compression] compression_level = '10': expected a gzip level from 1 to 9"
     );
     assert_eq!(
         message(&with("compression", "compression = none\ncompression_level = 3")),

@@ -81,7 +81,7 @@ pub(super) fn validate(file: &Ini, path: &Path) -> Result<Config, ConfigError> {
     // Section by section in the usual file order, so errors come roughly in reading order.
     let main = main(&view("main"))?;
     let consumer = consumer(&view("consumer"))?;
-    let compression = compression(&view("compression"))?;
+    let compression = compression(&view("compression"), main.mak_format_version)?;
     let encryption = encryption(&view("encryption"))?;
     let s3 = s3(&view("s3"), &consumer)?;
     let kafka = kafka(&view(KAFKA_SECTION), &view("consumer"), &consumer)?;
@@ -277,7 +277,7 @@ fn leftover_timeout(view: &View) -> Result<Duration, ConfigError> {
     }
 }
 
-fn compression(view: &View) -> Result<CompressionConfig, ConfigError> {
+fn compression(view: &View, version: mak::Version) -> Result<CompressionConfig, ConfigError> {
     Ok(CompressionConfig {
         compression_check_interval: view.or_default(
             "compression_check_interval",
@@ -286,14 +286,17 @@ fn compression(view: &View) -> Result<CompressionConfig, ConfigError> {
         )?,
         compressor_workers: view.or_default("compressor_workers", 1, count)?,
         compression_nice_level: view.or_default("compression_nice_level", 0, nice_level)?,
-        compression: codec_and_level(view)?,
+        compression: codec_and_level(view, version)?,
     })
 }
 
 /// `compression` and `compression_level`: the level's range depends on the codec, so a bad
-/// level is reported on its own line with the codec's range.
-fn codec_and_level(view: &View) -> Result<Compression, ConfigError> {
-    let codec = view.or_default("compression", Codec::Gzip, |v| {
+/// level is reported on its own line with the codec's range. The default is zstd (faster and
+/// smaller than gzip), except with `mak_format_version = 1`, the original's readers' format,
+/// which they expect gzipped.
+fn codec_and_level(view: &View, version: mak::Version) -> Result<Compression, ConfigError> {
+    let default = if version == mak::Version::V1 { Codec::Gzip } else { Codec::Zstd };
+    let codec = view.or_default("compression", default, |v| {
         Codec::from_name(v).ok_or_else(|| "one of gzip, zstd, lz4, none".to_owned())
     })?;
     let level = view.optional("compression_level", |v| v.parse::<i32>().map_err(|_| "a whole number".to_owned()))?;
