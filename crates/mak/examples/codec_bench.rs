@@ -3,8 +3,11 @@
 //! ways. MB = 10^6 bytes of uncompressed MAK file.
 //!
 //! ```text
-//! cargo run --release -p mak --example codec_bench -- [--mib N] [--rounds N]
+//! cargo run --release -p mak --example codec_bench -- [--mib N] [--rounds N] [--threads N]
 //! ```
+//!
+//! `--threads N` (N > 1) adds, for each zstd level, our compression of the same file on N threads
+//! (`compression_threads`) against `zstd -T N`.
 //!
 //! The corpus is a MAK v2 file of `N` MiB (default 64) of the benchmark's records (bench/run.py):
 //! ~100-byte log-line-like values, half fixed words and half random hex, from a fixed seed, so
@@ -26,13 +29,19 @@ const IO_BUFFER: usize = 256 * 1024;
 const LEVELS: &[(Codec, &[i32])] = &[(Codec::Gzip, &[1, 6, 9]), (Codec::Zstd, &[1, 3, 9, 19]), (Codec::Lz4, &[1, 9])];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut mib, mut rounds) = (64u64, 3u32);
+    let (mut mib, mut rounds, mut threads) = (64u64, 3u32, 1u32);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--mib" => mib = args.next().ok_or("--mib needs a number")?.parse()?,
             "--rounds" => rounds = args.next().ok_or("--rounds needs a number")?.parse()?,
-            other => return Err(format!("unknown argument {other}; usage: codec_bench [--mib N] [--rounds N]").into()),
+            "--threads" => threads = args.next().ok_or("--threads needs a number")?.parse()?,
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; usage: codec_bench [--mib N] [--rounds N] [--threads N]"
+                )
+                .into())
+            }
         }
     }
     let dir = std::env::temp_dir().join(format!("kafkatos3-codec-bench-{}", std::process::id()));
@@ -72,6 +81,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 rate(unz_tool),
                 unz_tool.as_secs_f64() / unz_ours.as_secs_f64(),
             );
+            if *codec == Codec::Zstd && threads > 1 {
+                let ours = best(rounds, || compress(&corpus, &packed, compression.with_threads(threads)))?;
+                let tool =
+                    best(rounds, || run_tool(*codec, &["-c", &format!("-{level}"), &format!("-T{threads}")], &corpus))?;
+                println!(
+                    "{:<6} {:>5} {:>7} | {:>10.1} {:>10.1} {:>6.2} | on {threads} threads",
+                    codec.name(),
+                    level,
+                    "",
+                    mb / ours.as_secs_f64(),
+                    mb / tool.as_secs_f64(),
+                    tool.as_secs_f64() / ours.as_secs_f64(),
+                );
+            }
         }
     }
     std::fs::remove_dir_all(&dir)?;

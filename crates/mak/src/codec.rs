@@ -102,6 +102,8 @@ impl fmt::Display for Codec {
 pub struct Compression {
     codec: Codec,
     level: i32,
+    /// Threads compressing one stream (zstd only; 1 for every other codec).
+    threads: u32,
 }
 
 /// A level outside the codec's range.
@@ -117,7 +119,7 @@ impl Compression {
     pub fn new(codec: Codec, level: Option<i32>) -> Result<Compression, LevelError> {
         let level = level.unwrap_or(codec.default_level());
         if codec.levels().contains(&level) {
-            Ok(Compression { codec, level })
+            Ok(Compression { codec, level, threads: 1 })
         } else {
             Err(LevelError { codec, level })
         }
@@ -131,6 +133,17 @@ impl Compression {
         self.level
     }
 
+    /// The same with one stream compressed by `threads` threads, which zstd can do (its output
+    /// is one ordinary frame, read by any zstd decoder); the other codecs keep one.
+    pub fn with_threads(self, threads: u32) -> Compression {
+        let threads = if self.codec == Codec::Zstd { threads.max(1) } else { 1 };
+        Compression { threads, ..self }
+    }
+
+    pub fn threads(&self) -> u32 {
+        self.threads
+    }
+
     /// Wraps `out` in a streaming encoder: memory stays bounded by the codec's window whatever
     /// the input size. Call [`Encoder::finish`] to write the container's end.
     pub fn encoder<W: Write>(&self, out: W) -> io::Result<Encoder<W>> {
@@ -142,6 +155,9 @@ impl Compression {
             Codec::Zstd => {
                 let mut encoder = zstd::stream::write::Encoder::new(out, self.level)?;
                 encoder.include_checksum(true)?;
+                if self.threads > 1 {
+                    encoder.multithread(self.threads)?;
+                }
                 Encoder::Zstd(encoder)
             }
             Codec::Lz4 => Encoder::Lz4(
@@ -301,6 +317,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn zstd_on_several_threads_writes_one_frame_any_decoder_reads_and_other_codecs_keep_one_thread() {
+        // Several of zstd's jobs (at least 1 MiB each) so the threads really share the input.
+        let data: Vec<u8> = (0..12u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 % 17).collect();
+        let threaded = Compression::new(Codec::Zstd, Some(3)).unwrap().with_threads(3);
+        assert_eq!(threaded.threads(), 3);
+        let packed = compress(threaded, &data);
+        let unpacked = zstd::stream::decode_all(&packed[..]).unwrap();
+        assert!(unpacked == data, "a multithreaded stream reads back with a plain decoder");
+        let mut decoder = Decoder::detect(&packed[..]).unwrap();
+        let mut again = Vec::new();
+        decoder.read_to_end(&mut again).unwrap();
+        assert!(again == data);
+        assert_eq!(Compression::new(Codec::Gzip, None).unwrap().with_threads(4).threads(), 1);
     }
 
     #[test]

@@ -193,15 +193,17 @@ pub fn compressor_bytes(compression: &mak::codec::Compression, encrypted: bool) 
         Codec::Gzip => 512 * KIB,
         // liblz4's frame context, its HC tables and 64 KiB blocks.
         Codec::Lz4 => MIB,
-        Codec::Zstd => zstd_bytes(compression.level()),
+        Codec::Zstd => zstd_bytes(compression.level(), compression.threads()),
     };
     COMPRESSOR_IO_BYTES + codec + if encrypted { ENCRYPTION_BYTES } else { 0 }
 }
 
 /// zstd's streaming compressor for inputs of unknown size: its window, hash and chain tables
 /// (4 bytes an entry), sized by log2 from zstd's own level table (lib/compress/clevels.h), plus
-/// 1 MiB of block and sequence buffers. Levels 20-22 are refused by the codec itself.
-fn zstd_bytes(level: i32) -> u64 {
+/// 1 MiB of block and sequence buffers. Levels 20-22 are refused by the codec itself. On several
+/// threads (`compression_threads`) each thread has its own tables, and each of zstd's jobs in flight
+/// holds its input and output, a job being 4 windows: counted as two jobs per thread.
+fn zstd_bytes(level: i32, threads: u32) -> u64 {
     // (windowLog, chainLog, hashLog) for levels 1..=19.
     const LOGS: [(u32, u32, u32); 19] = [
         (19, 13, 14),
@@ -225,7 +227,11 @@ fn zstd_bytes(level: i32) -> u64 {
         (23, 24, 22),
     ];
     let (window, chain, hash) = LOGS[(level.clamp(1, 19) - 1) as usize];
-    (1 << window) + (4 << chain) + (4 << hash) + MIB
+    let single = (1 << window) + (4 << chain) + (4 << hash) + MIB;
+    match u64::from(threads) {
+        0 | 1 => single,
+        threads => threads * (single + 2 * (4 << window)),
+    }
 }
 
 #[cfg(test)]

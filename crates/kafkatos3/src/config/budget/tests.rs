@@ -102,4 +102,7 @@ fn compressor_estimate_follows_zstd_tables_and_counts_encryption() {
     assert_eq!(level(3), (2048 + 256 + 512 + 1024 + 512) * KIB);
     assert!(level(19) > 4 * level(9), "the top levels' tables dominate");
     assert!(compressor_bytes(&gzip(), true) > compressor_bytes(&gzip(), false));
+    // On 2 threads: each its own tables and buffers, plus two jobs of 4 windows (8 MiB) in flight.
+    let threaded = compressor_bytes(&Compression::new(Codec::Zstd, Some(3)).unwrap().with_threads(2), false);
+    assert_eq!(threaded, 2 * ((2048 + 256 + 512 + 1024) * KIB + 16 * MIB) + 512 * KIB);
 }

@@ -187,6 +187,21 @@ fn compression_defaults_to_zstd_3_or_gzip_6_for_mak_v1_and_takes_each_codec_with
 }
 
 #[test]
+fn compression_threads_split_one_zstd_file_and_are_refused_for_other_codecs_naming_the_line() {
+    let zstd = parse_ok(&with("compression", "compression_threads = 2")).compression.compression;
+    assert_eq!((zstd.codec(), zstd.threads()), (mak::codec::Codec::Zstd, 2));
+    assert_eq!(parse_ok(MINIMAL).compression.compression.threads(), 1);
+    assert_eq!(
+        message(&with("compression", "compression = gzip\ncompression_threads = 2")),
+        "test.cfg:11: [compression] compression_threads = '2': expected 1: only zstd compresses one file on several threads, not gzip"
+    );
+    assert_eq!(
+        message(&with("compression", "compression_threads = 0")),
+        "test.cfg:10: [compression] compression_threads = '0': expected a whole number from 1 to 64"
+    );
+}
+
+#[test]
 fn an_unknown_codec_or_a_level_outside_its_range_stops_startup_naming_the_line() {
     assert_eq!(
         message(&with("compression", "compression = bz2")),

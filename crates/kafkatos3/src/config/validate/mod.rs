@@ -37,8 +37,14 @@ const CONSUMER_KEYS: &[&str] = &[
     "max_file_records",
     "seal_at_end_bytes",
 ];
-const COMPRESSION_KEYS: &[&str] =
-    &["compression_check_interval", "compressor_workers", "compression_nice_level", "compression", "compression_level"];
+const COMPRESSION_KEYS: &[&str] = &[
+    "compression_check_interval",
+    "compressor_workers",
+    "compression_nice_level",
+    "compression",
+    "compression_level",
+    "compression_threads",
+];
 const S3_KEYS: &[&str] = &[
     "s3upload_check_interval",
     "s3uploader_workers",
@@ -71,6 +77,9 @@ const DEFAULT_SEAL_AT_END: u64 = 16 * MIB;
 /// `memory_limit_bytes` when not set: librdkafka's own default queue (64 MiB) plus room for
 /// one of each worker and a few thousand partitions.
 const DEFAULT_MEMORY_LIMIT: u64 = 256 * MIB;
+
+/// zstd's own ceiling is 200; more than this many threads on one file is a typo.
+const MAX_COMPRESSION_THREADS: u64 = 64;
 
 /// Below this suggestions are noise rather than help.
 const SUGGESTION_THRESHOLD: f64 = 0.8;
@@ -300,7 +309,7 @@ fn codec_and_level(view: &View, version: mak::Version) -> Result<Compression, Co
         Codec::from_name(v).ok_or_else(|| "one of gzip, zstd, lz4, none".to_owned())
     })?;
     let level = view.optional("compression_level", |v| v.parse::<i32>().map_err(|_| "a whole number".to_owned()))?;
-    Compression::new(codec, level).map_err(|_| {
+    let compression = Compression::new(codec, level).map_err(|_| {
         let levels = codec.levels();
         let expected = match (levels.start(), levels.end()) {
             (only, last) if only == last => format!("no level: {codec} has none"),
@@ -309,7 +318,21 @@ fn codec_and_level(view: &View, version: mak::Version) -> Result<Compression, Co
         // The level is set: without one the codec's default is used, which is in range.
         let entry = view.entry("compression_level").expect("a level out of range was set");
         view.invalid("compression_level", entry, expected)
-    })
+    })?;
+    // One file on several threads: zstd's own multithreaded mode, which writes one ordinary frame.
+    let threads = view.or_default("compression_threads", 1, |v| match whole_number(v, 1, "a whole number >= 1") {
+        Ok(n) if n <= MAX_COMPRESSION_THREADS => Ok(n as u32),
+        _ => Err(format!("a whole number from 1 to {MAX_COMPRESSION_THREADS}")),
+    })?;
+    if threads > 1 && codec != Codec::Zstd {
+        let entry = view.entry("compression_threads").expect("set above 1");
+        return Err(view.invalid(
+            "compression_threads",
+            entry,
+            format!("1: only zstd compresses one file on several threads, not {codec}"),
+        ));
+    }
+    Ok(compression.with_threads(threads))
 }
 
 /// `[encryption]`: absent or empty means no encryption. The keys are read here, once, so a bad
