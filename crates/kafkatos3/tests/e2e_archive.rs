@@ -85,6 +85,31 @@ async fn a_backlog_is_sealed_at_the_end_of_the_log_while_a_quiet_partition_waits
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_small_last_file_of_a_backlog_that_filled_files_is_sealed_at_the_log_end_too() {
+    let env = env();
+    let topic = unique("e2e-log-end-rest");
+    create_topic(&env, &topic, 1).await;
+    // About 2 MB of file: one sealed at max_file_bytes (1 MiB), then a rest far below seal_at_end_bytes.
+    let mut produced = ByPartition::new();
+    produce(&env, &topic, 1, 0, 45_000, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+    config.max_age_seconds = 600;
+    config.extra_consumer = "max_file_bytes = 1MiB\nseal_at_end_bytes = 64MiB".into();
+    config.write(&env, &dir.path().join("kafkatos3.cfg"));
+    let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
+
+    let s3 = store(&env, &env.s3_endpoint);
+    let archive = wait_for_archive(s3, &prefix, 45_000, Duration::from_secs(60)).await;
+    assert_exactly_once(&produced, &archive);
+    assert!(archive.keys.len() >= 2, "a full file and the rest: {:?}", archive.keys);
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_then_restart_loses_and_duplicates_nothing() {
     let env = env();
     let topic = unique("e2e-kill");

@@ -26,6 +26,12 @@ impl ArchiverContext {
     }
 }
 
+/// The end of a partition's log (`enable.partition.eof`): librdkafka reports it as an error
+/// event, which rdkafka hands to the context as a global error before the poll returns it.
+pub fn is_log_end(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(rdkafka::error::RDKafkaErrorCode::PartitionEOF))
+}
+
 impl ClientContext for ArchiverContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         use rdkafka::config::RDKafkaLogLevel as L;
@@ -44,9 +50,8 @@ impl ClientContext for ArchiverContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        // The end of a partition's log (enable.partition.eof) is news, not an error; the poll
-        // loop acts on it.
-        if matches!(error, KafkaError::PartitionEOF(_)) {
+        // The end of a partition's log is news, not an error; the poll loop acts on it.
+        if is_log_end(&error) {
             return;
         }
         // librdkafka retries connections itself with backoff (reconnect.backoff.ms); this is the

@@ -2,6 +2,7 @@
 //! path: no syscall, no allocation); every tick flushes, seals what is due, commits what the
 //! ledger allows, applies resyncs and rewinds, and pauses or resumes partitions for the backlog.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -40,6 +41,9 @@ pub struct PollLoop<'a> {
     snapshot: Option<SnapshotTracker>,
     /// A snapshot's partitions are all in the archive: the loop ends.
     finished: bool,
+    /// Partitions that sealed a file for its size since they last reached their log end: they
+    /// are catching up a backlog, and their next log end seals whatever is open.
+    catching_up: HashSet<TopicPartition>,
 }
 
 impl<'a> PollLoop<'a> {
@@ -54,6 +58,7 @@ impl<'a> PollLoop<'a> {
             resync_retry_at: None,
             snapshot: stage.snapshot.as_ref().map(|_| SnapshotTracker::default()),
             finished: false,
+            catching_up: HashSet::new(),
         }
     }
 
@@ -96,7 +101,11 @@ impl<'a> PollLoop<'a> {
             Ok(Appended::Written) => {
                 let consumer = &self.stage.config.consumer;
                 // A snapshot's partition that has taken its last record is sealed at once.
-                if spool.is_full(consumer.max_file_bytes, consumer.max_file_records) || spool.reached_end(None) {
+                let full = spool.is_full(consumer.max_file_bytes, consumer.max_file_records);
+                if full || spool.reached_end(None) {
+                    if full && !self.catching_up.contains(&spool.tp) {
+                        self.catching_up.insert(spool.tp.clone());
+                    }
                     self.stage.seal(spool);
                     drop(state);
                     // A failed seal reopened the file at its durable point: fetch again from there
@@ -214,8 +223,10 @@ impl<'a> PollLoop<'a> {
     /// The consumer has read everything its partition `partition` holds (librdkafka reports the
     /// number only, so every assigned topic's partition of that number is looked at): an open file
     /// big enough to be worth an object is sealed now rather than after `max_age_seconds`, so a
-    /// backlog's last records reach the archive seconds after they are read. Smaller files keep
-    /// waiting for their age, so a quiet partition does not make a flood of tiny objects.
+    /// backlog's last records reach the archive seconds after they are read. So is the rest of a
+    /// backlog that filled files to `max_file_bytes` on the way (the last file of a drain is
+    /// usually small). Other small files keep waiting for their age, so a quiet partition does not
+    /// make a flood of tiny objects; a busy one makes at most one small object per full one.
     fn on_log_end(&mut self, partition: i32) {
         let threshold = self.stage.config.consumer.seal_at_end_bytes;
         if threshold == 0 {
@@ -224,10 +235,13 @@ impl<'a> PollLoop<'a> {
         let mut sealed = false;
         {
             let mut state = self.consumer.context().state();
-            for spool in state.spools_mut().filter(|s| s.tp.partition == partition && s.is_full(threshold, None)) {
-                tracing::debug!(partition = %spool.tp, "sealing at the end of the log");
-                self.stage.seal(spool);
-                sealed = true;
+            for spool in state.spools_mut().filter(|s| s.tp.partition == partition) {
+                let caught_up = self.catching_up.remove(&spool.tp);
+                if caught_up || spool.is_full(threshold, None) {
+                    tracing::debug!(partition = %spool.tp, caught_up, "sealing at the end of the log");
+                    self.stage.seal(spool);
+                    sealed = true;
+                }
             }
         }
         if sealed {

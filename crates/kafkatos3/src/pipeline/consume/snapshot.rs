@@ -18,7 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::config::kafka::client_config;
 use crate::config::Config;
 use crate::names::TopicPartition;
-use crate::pipeline::consume::context::ArchiverContext;
+use crate::pipeline::consume::context::{is_log_end, ArchiverContext};
 use crate::pipeline::consume::state::ConsumerState;
 use crate::pipeline::consume::Consumers;
 
@@ -207,7 +207,7 @@ struct PlanContext;
 
 impl rdkafka::ClientContext for PlanContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        if !is_log_end(&error) {
             tracing::warn!(%error, reason, "kafka client error while planning the snapshot");
         }
     }
