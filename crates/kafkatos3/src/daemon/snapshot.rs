@@ -4,12 +4,9 @@
 //! half-way continues where its files and the archive end when it is run again.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
 use crate::daemon::{run_stages, DaemonError};
@@ -133,14 +130,10 @@ fn names(tps: &[&TopicPartition]) -> String {
 /// `every` otherwise.
 fn report_progress(plan: &SnapshotPlan, done: &AtomicBool, every: Duration) {
     let started = Instant::now();
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(plan.total_records());
-        let style =
-            ProgressStyle::with_template("snapshot {bar:30} {human_pos}/{human_len} records {msg} {per_sec} eta {eta}")
-                .expect("a valid template");
-        bar.set_style(style);
-        bar
-    });
+    let bar = crate::observe::progress::terminal_bar(
+        plan.total_records(),
+        "snapshot {bar:30} {human_pos}/{human_len} records {msg} {per_sec} eta {eta}",
+    );
     let mut last_line = Instant::now();
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));

@@ -1,11 +1,9 @@
 //! How far a restore is: a progress bar on a terminal (records, MB, rate, ETA), a line every
 //! `--progress` interval otherwise (logs, CI, systemd), both on stderr.
 
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::producer::Producer as _;
 
 use super::produce::Shared;
@@ -14,14 +12,10 @@ use super::produce::Shared;
 /// compaction leaves fewer).
 pub fn report(shared: &Shared<'_>, done: &AtomicBool, every: Duration, expected: u64) {
     let started = Instant::now();
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(expected);
-        let style =
-            ProgressStyle::with_template("restore {bar:30} {human_pos}/~{human_len} records {msg} {per_sec} eta {eta}")
-                .expect("a valid template");
-        bar.set_style(style);
-        bar
-    });
+    let bar = crate::observe::progress::terminal_bar(
+        expected,
+        "restore {bar:30} {human_pos}/~{human_len} records {msg} {per_sec} eta {eta}",
+    );
     let mut last_line = Instant::now();
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
