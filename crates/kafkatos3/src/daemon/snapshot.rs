@@ -71,10 +71,13 @@ pub fn run(
     let started = Instant::now();
     let plan = SnapshotPlan::discover(&config, options.commit)?;
     // A consumer per core by default (a snapshot is a drain: the consumers' CPU is what bounds
-    // it), never more than there are partitions.
+    // it), never more than there are partitions, and never so many that a consumer's fetch
+    // queue falls under librdkafka's 1 MiB minimum twice over (the budget gives each half of its
+    // fetch share).
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let consumers =
-        options.consumers.unwrap_or(config.consumer.consumer_processes.max(cores)).min(plan.spans.len()).max(1);
+    let affordable = usize::try_from(config.memory.fetch / (2 << 20)).unwrap_or(usize::MAX).max(1);
+    let default = config.consumer.consumer_processes.max(cores.min(affordable));
+    let consumers = options.consumers.unwrap_or(default).min(plan.spans.len()).max(1);
     config.consumer.consumer_processes = consumers;
     config.memory = config.memory.with_consumers(consumers);
     let plan = Arc::new(plan.with_consumers(consumers));

@@ -302,9 +302,11 @@ fn compression(view: &View, version: mak::Version) -> Result<CompressionConfig, 
 /// `compression` and `compression_level`: the level's range depends on the codec, so a bad
 /// level is reported on its own line with the codec's range. The default is zstd (faster and
 /// smaller than gzip), except with `mak_format_version = 1`, the original's readers' format,
-/// which they expect gzipped.
+/// which they expect gzipped, and for a `compression_level` set alone: that meant a gzip level
+/// before zstd became the default, and still does.
 fn codec_and_level(view: &View, version: mak::Version) -> Result<Compression, ConfigError> {
-    let default = if version == mak::Version::V1 { Codec::Gzip } else { Codec::Zstd };
+    let level_alone = view.entry("compression_level").is_some() && view.entry("compression").is_none();
+    let default = if version == mak::Version::V1 || level_alone { Codec::Gzip } else { Codec::Zstd };
     let codec = view.or_default("compression", default, |v| {
         Codec::from_name(v).ok_or_else(|| "one of gzip, zstd, lz4, none".to_owned())
     })?;

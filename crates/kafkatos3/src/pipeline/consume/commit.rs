@@ -48,7 +48,10 @@ impl ArchiverContext {
         if advanced.is_empty() {
             return true;
         }
-        if matches!(mode, CommitMode::Async) && !self.keep_forward_only(consumer, state, &mut advanced) {
+        // A snapshot is no member of the group: even its final commits must not move the group's
+        // offset back past a running daemon's.
+        let forward_only = matches!(mode, CommitMode::Async) || self.stage.snapshot.is_some();
+        if forward_only && !self.keep_forward_only(consumer, state, &mut advanced) {
             return false;
         }
         let mut tpl = TopicPartitionList::new();

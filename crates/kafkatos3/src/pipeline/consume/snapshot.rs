@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -19,13 +19,14 @@ use crate::config::kafka::client_config;
 use crate::config::Config;
 use crate::names::TopicPartition;
 use crate::pipeline::consume::context::{is_log_end, ArchiverContext};
-use crate::pipeline::consume::state::ConsumerState;
 use crate::pipeline::consume::Consumers;
 
 /// Time the broker gets to describe a topic or a partition's offsets.
 const KAFKA_LIMIT: Duration = Duration::from_secs(30);
 /// How long the end of the log is read for at most (see [`read_to_log_end`]).
 const END_PROBE_LIMIT: Duration = Duration::from_secs(10);
+/// How long a partition may stand still below its end before Kafka is asked about it again.
+const STALL_CHECK: Duration = Duration::from_secs(15);
 /// How long the final commit is retried once everything is in the archive.
 const COMMIT_GRACE: Duration = Duration::from_secs(30);
 
@@ -75,6 +76,8 @@ pub struct SnapshotPlan {
     /// Move the group's offsets to what was archived.
     pub commit: bool,
     progress: Mutex<BTreeMap<TopicPartition, PartitionProgress>>,
+    /// Partitions whose records before the end Kafka no longer holds.
+    gone: Mutex<HashSet<TopicPartition>>,
 }
 
 impl SnapshotPlan {
@@ -114,7 +117,7 @@ impl SnapshotPlan {
 
     pub fn new(spans: BTreeMap<TopicPartition, Span>, consumers: usize, commit: bool) -> Self {
         let progress = Mutex::new(spans.keys().map(|tp| (tp.clone(), PartitionProgress::default())).collect());
-        SnapshotPlan { spans, consumers: consumers.max(1), commit, progress }
+        SnapshotPlan { spans, consumers: consumers.max(1), commit, progress, gone: Mutex::default() }
     }
 
     /// The same plan shared among `consumers`.
@@ -146,7 +149,7 @@ impl SnapshotPlan {
             .iter()
             .filter_map(|(tp, span)| {
                 let p = progress.get(tp)?;
-                let from = p.from.unwrap_or(span.low);
+                let from = p.from.unwrap_or(span.low).max(span.low);
                 Some((p.read?.min(span.end) - from).max(0) as u64)
             })
             .sum()
@@ -156,10 +159,23 @@ impl SnapshotPlan {
         self.progress.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Nothing before the partition's end is left in Kafka: it counts as ended.
+    fn gone(&self, tp: &TopicPartition) {
+        self.gone.lock().unwrap_or_else(|p| p.into_inner()).insert(tp.clone());
+    }
+
+    /// True when the partition has nothing to take: empty when planned, or emptied since.
+    fn nothing_left(&self, tp: &TopicPartition) -> bool {
+        self.spans.get(tp).is_some_and(|s| s.low >= s.end)
+            || self.gone.lock().unwrap_or_else(|p| p.into_inner()).contains(tp)
+    }
+
     /// Where a partition resumes, once it is assigned (None: where Kafka starts it).
     pub fn resumes(&self, tp: &TopicPartition, from: Option<i64>) {
         let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(progress) = progress.get_mut(tp) {
+        // Only the first assignment: a resync later moves where the records come from, not
+        // where this snapshot began.
+        if let Some(progress) = progress.get_mut(tp).filter(|p| p.from.is_none()) {
             progress.from = from;
         }
     }
@@ -239,27 +255,30 @@ pub fn assign(consumer: &BaseConsumer<ArchiverContext>, share: &[TopicPartition]
 #[derive(Debug, Default)]
 pub struct SnapshotTracker {
     ended: HashSet<TopicPartition>,
+    /// Partitions whose offset a synchronous commit has moved to their end (`--commit`).
+    committed: HashSet<TopicPartition>,
+    /// Where each partition not ended stood, and since when (see [`STALL_CHECK`]).
+    still: HashMap<TopicPartition, (Option<i64>, Instant)>,
     /// When every partition was in the archive with its commit still outstanding.
     archived_at: Option<Instant>,
 }
 
 impl SnapshotTracker {
     /// Seals and pauses the partitions that hold every record before their end, resumes one a
-    /// resync sent back to an earlier offset, and publishes the progress. True once every
-    /// partition of this consumer is in the archive (and committed when asked, or that was
-    /// tried for [`COMMIT_GRACE`]).
+    /// resync sent back to an earlier offset, commits (when asked) and publishes the progress.
+    /// True once every partition of this consumer is in the archive (and committed when asked,
+    /// or that was tried for [`COMMIT_GRACE`]).
     pub fn tick(&mut self, plan: &SnapshotPlan, stage: &Consumers, consumer: &BaseConsumer<ArchiverContext>) -> bool {
         let positions = positions(consumer);
         let mut reopened = Vec::new();
         let mut updates = Vec::new();
+        let mut stalled = Vec::new();
         let previous = plan.progress();
         let mut state = consumer.context().state();
-        let ConsumerState { topics, committed } = &mut *state;
-        for spool in topics.values_mut().flat_map(|p| p.values_mut()) {
+        for spool in state.spools_mut() {
             let tp = spool.tp.clone();
-            let empty = plan.spans.get(&tp).is_some_and(|s| s.low >= s.end);
             let position = positions.get(&tp).copied();
-            let ended = empty || spool.reached_end(position);
+            let ended = plan.nothing_left(&tp) || spool.reached_end(position);
             if ended {
                 stage.seal(spool);
                 if self.ended.insert(tp.clone()) {
@@ -274,26 +293,97 @@ impl SnapshotTracker {
             progress.from = progress.from.or(position);
             progress.read = read;
             progress.ended = ended;
-            progress.archived = ended && stage.ledger.pending_files(&tp) == 0;
-            let next = spool.next_offset().or(position);
-            progress.committed = progress.archived && next.is_some_and(|n| committed.get(&tp).is_some_and(|&c| c >= n));
+            // Judged after the seal: a failed one leaves records open, or to be fetched again.
+            progress.archived = ended && !spool.holds_unsealed() && stage.ledger.pending_files(&tp) == 0;
+            progress.committed = progress.archived && self.committed.contains(&tp);
+            if !ended && self.stands_still(&tp, read) {
+                stalled.push((tp.clone(), read));
+            }
             updates.push((tp, progress));
         }
+        drop(state);
+        if plan.commit {
+            self.commit(consumer, &mut updates);
+        }
+        let all_archived = updates.iter().all(|(_, p)| p.archived);
         let finished = updates.len() == plan.share(consumer.context().id).len()
-            && updates.iter().all(|(_, p)| p.archived)
+            && all_archived
             && (!plan.commit || updates.iter().all(|(_, p)| p.committed) || self.commit_given_up());
-        if !plan.commit || !updates.iter().all(|(_, p)| p.archived) {
+        if !plan.commit || !all_archived {
             self.archived_at = None;
         }
-        drop(state);
         plan.record(updates);
         pause_resume(consumer, &self.ended, &reopened);
+        for (tp, read) in stalled {
+            look_again(plan, consumer, &tp, read);
+        }
         finished
+    }
+
+    /// Commits the archived partitions not committed yet, synchronously and forward only (a
+    /// daemon's offset further on stays: see `commit_progress`), and remembers what Kafka took.
+    fn commit(
+        &mut self,
+        consumer: &BaseConsumer<ArchiverContext>,
+        updates: &mut [(TopicPartition, PartitionProgress)],
+    ) {
+        let due: Vec<TopicPartition> = updates
+            .iter()
+            .filter(|(tp, p)| p.archived && !self.committed.contains(tp))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let context = consumer.context();
+        let accepted = context.commit_progress(consumer, &mut context.state(), CommitMode::Sync, Some(&due));
+        if accepted {
+            for (tp, progress) in updates.iter_mut().filter(|(tp, _)| due.contains(tp)) {
+                progress.committed = true;
+                self.committed.insert(tp.clone());
+            }
+        }
+    }
+
+    /// True once in [`STALL_CHECK`] for a partition whose position has not moved for that long.
+    fn stands_still(&mut self, tp: &TopicPartition, read: Option<i64>) -> bool {
+        let now = Instant::now();
+        let entry = self.still.entry(tp.clone()).or_insert((read, now));
+        if entry.0 != read {
+            *entry = (read, now);
+            return false;
+        }
+        if now.duration_since(entry.1) < STALL_CHECK {
+            return false;
+        }
+        entry.1 = now;
+        true
     }
 
     fn commit_given_up(&mut self) -> bool {
         let since = *self.archived_at.get_or_insert_with(Instant::now);
         since.elapsed() >= COMMIT_GRACE
+    }
+}
+
+/// A partition that stood still below its end: when Kafka no longer holds anything before the
+/// end (retention or a truncation removed it, or the consumer was reset past it), nothing is left
+/// to take and it counts as ended; otherwise it is reported, each [`STALL_CHECK`].
+fn look_again(plan: &SnapshotPlan, consumer: &BaseConsumer<ArchiverContext>, tp: &TopicPartition, read: Option<i64>) {
+    let Some(end) = plan.end(tp) else {
+        return;
+    };
+    match consumer.fetch_watermarks(&tp.topic, tp.partition, KAFKA_LIMIT) {
+        Ok((low, _)) if low >= end => {
+            tracing::warn!(partition = %tp, log_start = low, end, "snapshot: Kafka no longer holds the records before the end; nothing is left to take");
+            plan.gone(tp);
+        }
+        Ok((low, high)) => {
+            tracing::warn!(partition = %tp, read, end, log_start = low, log_end = high, "snapshot: the partition has not moved below its end for a while")
+        }
+        Err(error) => {
+            tracing::warn!(partition = %tp, %error, "snapshot: the partition has not moved for a while and its offsets cannot be read")
+        }
     }
 }
 

@@ -135,6 +135,12 @@ impl PartitionSpool {
         self.next_offset
     }
 
+    /// True while records are held that no sealed file has: an open file with records, or a
+    /// rewind pending (records to fetch again).
+    pub fn holds_unsealed(&self) -> bool {
+        self.open_start().is_some() || self.rewind.is_some()
+    }
+
     /// Start offset of the open file when it holds records.
     pub fn open_start(&self) -> Option<i64> {
         self.writer.as_ref().filter(|w| w.record_count() > 0).map(AnyWriter::start_offset)
@@ -209,6 +215,13 @@ impl PartitionSpool {
     /// it is reopened there, and the records after it are to be fetched again.
     fn fail(&mut self, error: SpoolError) -> SpoolError {
         let file_start = self.writer.take().map(|w| w.start_offset());
+        self.fail_from(error, file_start)
+    }
+
+    /// [`PartitionSpool::fail`] for a file whose writer is already gone (a failed seal), which
+    /// started at `file_start`: should the file be unreadable (or sealed but not moved), its
+    /// records are fetched again from there.
+    fn fail_from(&mut self, error: SpoolError, file_start: Option<i64>) -> SpoolError {
         if self.path.exists() {
             match AnyWriter::open_append(&self.path) {
                 Ok((writer, recovered)) if recovered.last_offset.is_some() => {
@@ -304,9 +317,10 @@ impl PartitionSpool {
         let Some(writer) = self.writer.take_if(|w| w.record_count() > 0) else {
             return Ok(None);
         };
+        let file_start = writer.start_offset();
         match seal::seal_writer(&self.work, &self.tp, writer) {
             Ok(sealed) => Ok(Some(sealed)),
-            Err(error) => Err(self.fail(error.into())),
+            Err(error) => Err(self.fail_from(error.into(), Some(file_start))),
         }
     }
 
