@@ -426,16 +426,23 @@ def ours_variants(args, codecs):
     return variants
 
 
-def run_snapshot(args, svc, state, codec, mak_version, name):
-    """`kafkatos3 snapshot` until it exits by itself; exit 0 means every partition is archived to its end."""
+def prepare_run(args, svc, state, name, codec, mak_version):
+    """A run's directory, config file (its own group and bucket, both bench-NAME) and environment (no RUST_LOG:
+    the daemon's own log level)."""
     work = os.path.join(state, name)
     os.makedirs(os.path.join(work, "wd"))
-    bucket = f"bench-{name}"
+    group = bucket = f"bench-{name}"
     cfg = os.path.join(work, "kafkatos3.cfg")
     with open(cfg, "w") as f:
-        f.write(daemon_config(args, svc, os.path.join(work, "wd"), f"bench-{name}", bucket, codec, mak_version))
+        f.write(daemon_config(args, svc, os.path.join(work, "wd"), group, bucket, codec, mak_version))
     env = dict(os.environ)
     env.pop("RUST_LOG", None)
+    return work, cfg, group, bucket, env
+
+
+def run_snapshot(args, svc, state, codec, mak_version, name):
+    """`kafkatos3 snapshot` until it exits by itself; exit 0 means every partition is archived to its end."""
+    work, cfg, _group, bucket, env = prepare_run(args, svc, state, name, codec, mak_version)
     log_path = os.path.join(work, "snapshot.log")
     services_before = svc.cpu()
     t0_wall, t0 = time.time(), time.monotonic()
@@ -477,15 +484,8 @@ def run_snapshot(args, svc, state, codec, mak_version, name):
 
 def run_ours(args, svc, end_offsets, state, codec, mak_version=None, name=None):
     name = name or f"ours-{codec}"
-    work = os.path.join(state, name)
-    os.makedirs(os.path.join(work, "wd"))
-    group, bucket = f"bench-{name}", f"bench-{name}"
-    cfg = os.path.join(work, "kafkatos3.cfg")
-    with open(cfg, "w") as f:
-        f.write(daemon_config(args, svc, os.path.join(work, "wd"), group, bucket, codec, mak_version))
+    work, cfg, group, bucket, env = prepare_run(args, svc, state, name, codec, mak_version)
     probe = CommitProbe(svc.bootstrap, group, len(end_offsets))
-    env = dict(os.environ)
-    env.pop("RUST_LOG", None)
     log_path = os.path.join(work, "daemon.log")
     services_before = svc.cpu()
     t0_wall, t0 = time.time(), time.monotonic()
