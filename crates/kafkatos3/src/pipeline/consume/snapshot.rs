@@ -237,7 +237,7 @@ fn span_records(span: &Span, progress: Option<&PartitionProgress>) -> u64 {
 }
 
 /// Assigns a consumer its share, settled as a group assignment is (see
-/// [`ArchiverContext::on_assign`]). False when the share is empty.
+/// `ArchiverContext::on_assign`). False when the share is empty.
 pub fn assign(consumer: &BaseConsumer<ArchiverContext>, share: &[TopicPartition]) -> Result<bool, KafkaError> {
     if share.is_empty() {
         return Ok(false);
@@ -267,7 +267,7 @@ impl SnapshotTracker {
     /// Seals and pauses the partitions that hold every record before their end, resumes one a
     /// resync sent back to an earlier offset, commits (when asked) and publishes the progress.
     /// True once every partition of this consumer is in the archive (and committed when asked,
-    /// or that was tried for [`COMMIT_GRACE`]).
+    /// or that was tried for `COMMIT_GRACE`).
     pub fn tick(&mut self, plan: &SnapshotPlan, stage: &Consumers, consumer: &BaseConsumer<ArchiverContext>) -> bool {
         let positions = positions(consumer);
         let mut reopened = Vec::new();
