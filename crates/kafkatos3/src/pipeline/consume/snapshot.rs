@@ -131,6 +131,11 @@ impl SnapshotPlan {
         self.spans.keys().skip(id).step_by(self.consumers).cloned().collect()
     }
 
+    /// How many partitions consumer `id` has (its share, without building it).
+    pub fn share_len(&self, id: usize) -> usize {
+        self.spans.len().saturating_sub(id).div_ceil(self.consumers)
+    }
+
     pub fn end(&self, tp: &TopicPartition) -> Option<i64> {
         self.spans.get(tp).map(|s| s.end)
     }
@@ -273,7 +278,13 @@ impl SnapshotTracker {
         let mut reopened = Vec::new();
         let mut updates = Vec::new();
         let mut stalled = Vec::new();
-        let previous = plan.progress();
+        // Only where each of this consumer's partitions began is needed from the shared map.
+        let began: HashMap<TopicPartition, Option<i64>> = {
+            // The consumer's state first, then the shared map: the order of on_assign (`resumes`).
+            let state = consumer.context().state();
+            let progress = plan.progress.lock().unwrap_or_else(|p| p.into_inner());
+            state.spools().map(|s| (s.tp.clone(), progress.get(&s.tp).and_then(|p| p.from))).collect()
+        };
         let mut state = consumer.context().state();
         for spool in state.spools_mut() {
             let tp = spool.tp.clone();
@@ -287,7 +298,7 @@ impl SnapshotTracker {
             } else if self.ended.remove(&tp) {
                 reopened.push(tp.clone());
             }
-            let mut progress = previous.get(&tp).cloned().unwrap_or_default();
+            let mut progress = PartitionProgress { from: began.get(&tp).copied().flatten(), ..Default::default() };
             let read = spool.next_offset().or(position);
             // Where Kafka started a partition without a resume point: its first position.
             progress.from = progress.from.or(position);
@@ -306,7 +317,7 @@ impl SnapshotTracker {
             self.commit(consumer, &mut updates);
         }
         let all_archived = updates.iter().all(|(_, p)| p.archived);
-        let finished = updates.len() == plan.share(consumer.context().id).len()
+        let finished = updates.len() == plan.share_len(consumer.context().id)
             && all_archived
             && (!plan.commit || updates.iter().all(|(_, p)| p.committed) || self.commit_given_up());
         if !plan.commit || !all_archived {
@@ -449,6 +460,7 @@ mod tests {
         all.sort();
         assert_eq!(all, plan.spans.keys().cloned().collect::<Vec<_>>());
         assert_eq!(shares.iter().map(Vec::len).collect::<Vec<_>>(), [4, 3, 3]);
+        assert_eq!((0..3).map(|id| plan.share_len(id)).collect::<Vec<_>>(), [4, 3, 3]);
         assert!(shares[0].iter().any(|tp| tp.topic == "a") && shares[0].iter().any(|tp| tp.topic == "b"));
     }
 
