@@ -121,11 +121,31 @@ impl Appender {
     /// call for a whole version 3 block, however many columns it has - without copying them
     /// into the buffer.
     pub(crate) fn write_pieces<'a>(&mut self, pieces: impl IntoIterator<Item = &'a [u8]>) -> io::Result<()> {
+        self.write_vectored(pieces, true)
+    }
+
+    /// [`Appender::write_pieces`] for pieces whose CRC the caller has computed already: all but
+    /// the last `tail` bytes have CRC `covered` (a version 3 block and its own CRC). The body CRC
+    /// is extended by combining, so the bytes are not read a second time.
+    pub(crate) fn write_pieces_covered<'a>(
+        &mut self,
+        pieces: impl IntoIterator<Item = &'a [u8]>,
+        covered: (u32, usize),
+        tail: &[u8],
+    ) -> io::Result<()> {
+        self.flush()?;
+        if let Some(crc) = &mut self.crc {
+            *crc = crc32c::crc32c_append(crc32c::crc32c_combine(*crc, covered.0, covered.1), tail);
+        }
+        self.write_vectored(pieces, false)
+    }
+
+    fn write_vectored<'a>(&mut self, pieces: impl IntoIterator<Item = &'a [u8]>, extend_crc: bool) -> io::Result<()> {
         self.flush()?;
         let mut slices = [IoSlice::new(&[]); 12];
         let mut count = 0;
         for piece in pieces.into_iter().filter(|piece| !piece.is_empty()) {
-            if let Some(crc) = &mut self.crc {
+            if let (Some(crc), true) = (&mut self.crc, extend_crc) {
                 *crc = crc32c::crc32c_append(*crc, piece);
             }
             slices[count] = IoSlice::new(piece);

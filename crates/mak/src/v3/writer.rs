@@ -261,7 +261,8 @@ impl MakWriter {
             return Ok(());
         }
         let out = &mut self.out;
-        let written = self.block.close(data, |closed| out.write_pieces(closed.pieces()));
+        let written =
+            self.block.close(data, |closed| out.write_pieces_covered(closed.pieces(), closed.covered(), closed.crc_bytes()));
         written.map_err(|source| self.fail(IoAction::Write, source))
     }
 

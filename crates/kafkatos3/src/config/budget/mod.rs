@@ -6,7 +6,7 @@
 //! | share | of the limit | enforced by |
 //! |---|---|---|
 //! | fetch queue | 40% | librdkafka's `queued.max.messages.kbytes`, half the share per consumer, and `queued.min.messages`, one message per KiB of it (at most librdkafka's 100 000): librdkafka stops fetching while its queue is full and may hold one fetch response on top |
-//! | write buffers | 10% | each open file's append buffer is sized share / partitions (4 KiB to 1 MiB), allocated on a record and freed at each flush interval, so an idle partition holds none (MAK v3: the buffer is the open block, 7/8 of it for keys and values and the rest for its other columns' growth) |
+//! | write buffers | 10% | each consumer's two hand-over batches between its consumer and writer threads (an eighth of its part each, 64 KiB to 1 MiB; a record larger than a batch is taken whole), and each open file's append buffer is sized share / partitions (4 KiB to 1 MiB), allocated on a record and freed at each flush interval, so an idle partition holds none (MAK v3: the buffer is the open block, 7/8 of it for keys and values and the rest for its other columns' growth) |
 //! | compression | 20% | per worker: I/O buffers and the codec's state; a codec level that does not fit is refused at load time |
 //! | uploads | 30% | per worker: a file is sent in one PUT only below the worker's share, else in parts of share/3 with at most 2 in flight |
 //!
@@ -24,6 +24,11 @@ const MIB: u64 = 1 << 20;
 /// bytes per record from 1 MiB blocks against 6.2 from 64 KiB ones (docs/benchmarks.md, "Archive
 /// size"). The spool makes a durability point, which ends a block, every MiB anyway.
 pub const MAX_WRITE_BUFFER: usize = 1 << 20;
+
+/// A hand-over batch between a consumer's threads: large enough that handing one over (a
+/// thread wake-up) costs nothing per record, small enough to stay a fraction of the write share.
+const MIN_HANDOFF_BATCH: u64 = 64 * KIB;
+const MAX_HANDOFF_BATCH: u64 = MIB;
 
 /// Percent of the limit per share; they sum to 100.
 const FETCH_PERCENT: u64 = 40;
@@ -159,9 +164,16 @@ impl MemoryBudget {
         .collect()
     }
 
-    /// The append buffer of each open file of a consumer holding `partitions` partitions.
+    /// The bytes one hand-over batch between a consumer's threads collects before its writer
+    /// takes it; each consumer has two.
+    pub fn handoff_batch_bytes(&self) -> usize {
+        (self.write_buffers / self.consumers / 8).clamp(MIN_HANDOFF_BATCH, MAX_HANDOFF_BATCH) as usize
+    }
+
+    /// The append buffer of each open file of a consumer holding `partitions` partitions: what
+    /// its part of the write share leaves after its two hand-over batches.
     pub fn write_buffer_per_partition(&self, partitions: usize) -> usize {
-        let per_consumer = self.write_buffers / self.consumers;
+        let per_consumer = (self.write_buffers / self.consumers).saturating_sub(2 * self.handoff_batch_bytes() as u64);
         let each = per_consumer / partitions.max(1) as u64;
         (each as usize).clamp(mak::MIN_BUFFER_CAPACITY, MAX_WRITE_BUFFER)
     }

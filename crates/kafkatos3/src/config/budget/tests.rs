@@ -56,9 +56,21 @@ fn write_buffers_shrink_with_partition_count_within_bounds() {
     assert_eq!(budget.write_buffer_per_partition(8), MAX_WRITE_BUFFER, "few partitions: full size");
     let at_2000 = budget.write_buffer_per_partition(2000);
     assert!(at_2000 < mak::DEFAULT_BUFFER_CAPACITY);
-    assert!(at_2000 as u64 * 2000 <= budget.write_buffers, "2000 busy partitions fit the share");
+    let handoff = 2 * budget.handoff_batch_bytes() as u64;
+    assert!(at_2000 as u64 * 2000 + handoff <= budget.write_buffers, "2000 busy partitions and the hand-over fit the share");
     assert_eq!(budget.write_buffer_per_partition(1_000_000), mak::MIN_BUFFER_CAPACITY);
     assert_eq!(budget.write_buffer_per_partition(0), MAX_WRITE_BUFFER);
+}
+
+#[test]
+fn handoff_batches_are_an_eighth_of_a_consumers_write_share_within_bounds() {
+    let gzip = gzip();
+    let budget = MemoryBudget::split(256 * MIB, &workers(&gzip)).unwrap();
+    assert_eq!(budget.handoff_batch_bytes() as u64, MAX_HANDOFF_BATCH, "25.6 MiB of write share: 1 MiB batches");
+    let small = MemoryBudget::split(64 * MIB, &workers(&gzip)).unwrap().with_consumers(8);
+    assert_eq!(small.handoff_batch_bytes() as u64, small.write_buffers / 8 / 8);
+    let tiny = MemoryBudget::split(64 * MIB, &workers(&gzip)).unwrap().with_consumers(64);
+    assert_eq!(tiny.handoff_batch_bytes() as u64, MIN_HANDOFF_BATCH);
 }
 
 #[test]

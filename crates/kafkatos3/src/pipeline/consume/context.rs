@@ -7,21 +7,27 @@ use rdkafka::error::KafkaError;
 use rdkafka::ClientContext;
 
 use crate::observe::rate_limit::LogRateLimit;
+use crate::pipeline::consume::handoff::Handoff;
 use crate::pipeline::consume::state::ConsumerState;
 use crate::pipeline::consume::Consumers;
 
 pub struct ArchiverContext {
     pub id: usize,
     pub stage: Arc<Consumers>,
-    /// Touched only on the consumer's thread (poll and the callbacks it runs); the mutex makes
-    /// the context `Sync` as librdkafka's callbacks require.
-    pub state: Mutex<ConsumerState>,
+    /// Shared by the consumer's thread (poll and the callbacks it runs) and its writer thread,
+    /// which locks it once per batch.
+    pub state: Arc<Mutex<ConsumerState>>,
+    /// The records fetched, on their way to the writer thread.
+    pub handoff: Arc<Handoff>,
     /// Rate limit for the client's and the poll loop's repeated errors.
     pub errors: LogRateLimit,
 }
 
 impl ArchiverContext {
+    /// The consumer thread's access to its partitions: every record fetched so far is written
+    /// first, so the spools stand exactly where the fetched records left them.
     pub fn state(&self) -> MutexGuard<'_, ConsumerState> {
+        self.handoff.drain();
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

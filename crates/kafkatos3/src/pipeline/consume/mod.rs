@@ -7,19 +7,22 @@
 //!   judges its local files; on revocation the partition's files are uploaded before it goes.
 //! - [`pauses`]: the partitions furthest ahead of their archive stop fetching (back-pressure).
 //! - [`state`] and [`context`]: what one consumer owns, and what its callbacks reach.
-//! - [`record`]: a consumed message as the record the spool appends, without a copy.
+//! - [`handoff`], [`batch`] and [`writer`]: the consumer thread only polls and copies each record
+//!   into a batch; the consumer's writer thread appends the batches to the spools.
 //! - [`snapshot`]: the one-shot mode: partitions assigned directly, taken up to their end.
 
 pub mod adopt;
+pub mod batch;
 pub mod commit;
 pub mod context;
+pub mod handoff;
 pub mod pauses;
 pub mod poll;
 pub mod rebalance;
-pub mod record;
 pub mod resume;
 pub mod snapshot;
 pub mod state;
+pub mod writer;
 
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -36,9 +39,11 @@ use crate::local::legacy::Legacy;
 use crate::local::locks::PartitionLocks;
 use crate::observe::rate_limit::LogRateLimit;
 use crate::pipeline::consume::context::ArchiverContext;
+use crate::pipeline::consume::handoff::Handoff;
 use crate::pipeline::consume::poll::PollLoop;
 use crate::pipeline::consume::snapshot::SnapshotPlan;
 use crate::pipeline::consume::state::ConsumerState;
+use crate::pipeline::consume::writer::Writer;
 use crate::pipeline::resync::ResyncInbox;
 use crate::pipeline::spool::PartitionSpool;
 use crate::pipeline::stop::Shutdown;
@@ -117,10 +122,15 @@ pub fn spawn(stage: Arc<Consumers>, id: usize) -> thread::JoinHandle<()> {
 }
 
 fn run(stage: Arc<Consumers>, id: usize) {
+    let handoff = Arc::new(Handoff::new(stage.config.memory.handoff_batch_bytes()));
+    let state = Arc::new(Mutex::new(ConsumerState::default()));
+    // Declared before the consumer, so it outlives it (see Writer's Drop).
+    let _writer = Writer::spawn(stage.clone(), id, handoff.clone(), state.clone());
     let context = ArchiverContext {
         id,
         stage: stage.clone(),
-        state: Mutex::new(ConsumerState::default()),
+        state,
+        handoff,
         errors: LogRateLimit::new(ERROR_REPORT_INTERVAL),
     };
     let consumer: BaseConsumer<ArchiverContext> = match client_config(&stage.config, id).create_with_context(context) {

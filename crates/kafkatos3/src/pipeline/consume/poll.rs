@@ -1,23 +1,22 @@
-//! The poll loop of one consumer: each record fetched goes into its partition's spool (the hot
-//! path: no syscall, no allocation); every tick flushes, seals what is due, commits what the
-//! ledger allows, applies resyncs and rewinds, and pauses or resumes partitions for the backlog.
+//! The poll loop of one consumer: each record fetched is copied into the batch its writer thread
+//! takes next (the hot path: one copy, no syscall, no allocation); every tick flushes, seals what
+//! is due, commits what the ledger allows, applies resyncs and rewinds, and pauses or resumes
+//! partitions for the backlog. Every access to the spools first waits until the records fetched
+//! so far are written (see [`ArchiverContext::state`]).
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::BorrowedMessage;
-use rdkafka::{Message, Offset};
+use rdkafka::Offset;
 
 use crate::names::TopicPartition;
 use crate::pipeline::consume::context::ArchiverContext;
 use crate::pipeline::consume::pauses::FetchPauses;
-use crate::pipeline::consume::record::{record_of, KafkaHeaders};
 use crate::pipeline::consume::snapshot::SnapshotTracker;
 use crate::pipeline::consume::Consumers;
 use crate::pipeline::resync::Resync;
-use crate::pipeline::spool::{now_secs, Appended, PartitionSpool};
+use crate::pipeline::spool::{now_secs, PartitionSpool};
 
 /// How often the loop flushes, rotates, commits and checks the backlog at most.
 const TICK: Duration = Duration::from_millis(100);
@@ -41,9 +40,6 @@ pub struct PollLoop<'a> {
     snapshot: Option<SnapshotTracker>,
     /// A snapshot's partitions are all in the archive: the loop ends.
     finished: bool,
-    /// Partitions that sealed a file for its size since they last reached their log end: they
-    /// are catching up a backlog, and their next log end seals whatever is open.
-    catching_up: HashSet<TopicPartition>,
 }
 
 impl<'a> PollLoop<'a> {
@@ -58,25 +54,34 @@ impl<'a> PollLoop<'a> {
             resync_retry_at: None,
             snapshot: stage.snapshot.as_ref().map(|_| SnapshotTracker::default()),
             finished: false,
-            catching_up: HashSet::new(),
         }
     }
 
     /// Polls, writes and ticks until shutdown is requested (or a snapshot is finished).
     pub fn consume(&mut self) {
+        let consumer = self.consumer;
+        let handoff = &*consumer.context().handoff;
         let mut last_tick = Instant::now();
         let mut since_check = 0u32;
         while !self.stage.shutdown.is_stopping() && !self.finished {
             let idle = match self.consumer.poll(TICK) {
                 Some(Ok(message)) => {
-                    self.on_message(&message);
+                    handoff.push(&message);
+                    if handoff.take_rewind_wanted() {
+                        // A write or seal failed: fetch again from the last durable record.
+                        self.apply_rewinds();
+                    }
                     false
                 }
                 Some(Err(error)) => {
                     self.on_error(error);
                     false
                 }
-                None => true,
+                None => {
+                    // Nothing more for now: the writer takes what has been collected.
+                    handoff.submit();
+                    true
+                }
             };
             // Reading the clock costs as much as handling a record: while records stream in, the
             // tick is due-checked every TICK_CHECK_EVERY of them (microseconds apart).
@@ -87,40 +92,6 @@ impl<'a> PollLoop<'a> {
             }
             if since_check >= TICK_CHECK_EVERY {
                 since_check = 0;
-            }
-        }
-    }
-
-    fn on_message(&mut self, message: &BorrowedMessage<'_>) {
-        let mut state = self.consumer.context().state();
-        let Some(spool) = state.topics.get_mut(message.topic()).and_then(|p| p.get_mut(&message.partition())) else {
-            return;
-        };
-        let headers = KafkaHeaders(message.headers());
-        match spool.append(&record_of(message, &headers), self.now_secs) {
-            Ok(Appended::Written) => {
-                let consumer = &self.stage.config.consumer;
-                // A snapshot's partition that has taken its last record is sealed at once.
-                let full = spool.is_full(consumer.max_file_bytes, consumer.max_file_records);
-                if full || spool.reached_end(None) {
-                    if full && !self.catching_up.contains(&spool.tp) {
-                        self.catching_up.insert(spool.tp.clone());
-                    }
-                    self.stage.seal(spool);
-                    drop(state);
-                    // A failed seal reopened the file at its durable point: fetch again from there
-                    // before taking any later record.
-                    self.apply_rewinds();
-                }
-            }
-            Ok(Appended::AwaitingRewind | Appended::PastEnd) => {}
-            Ok(Appended::AlreadyHeld) => {
-                tracing::debug!(partition = %spool.tp, offset = message.offset(), "skipping a record already held")
-            }
-            Err(error) => {
-                tracing::error!(%error, out_of_space = error.is_out_of_space(), "write failed; rewinding to the last durable record and pausing");
-                drop(state);
-                self.apply_rewinds();
             }
         }
     }
@@ -236,7 +207,7 @@ impl<'a> PollLoop<'a> {
         {
             let mut state = self.consumer.context().state();
             for spool in state.spools_mut().filter(|s| s.tp.partition == partition) {
-                let caught_up = self.catching_up.remove(&spool.tp);
+                let caught_up = std::mem::take(&mut spool.catching_up);
                 if caught_up || spool.is_full(threshold, None) {
                     tracing::debug!(partition = %spool.tp, caught_up, "sealing at the end of the log");
                     self.stage.seal(spool);

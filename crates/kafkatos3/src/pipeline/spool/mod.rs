@@ -56,6 +56,9 @@ pub struct PartitionSpool {
     buffer_capacity: usize,
     /// A snapshot's end: records from this offset on are not taken.
     end: Option<i64>,
+    /// A file was sealed for its size since the partition last reached its log end: it is
+    /// catching up a backlog, and its next log end seals whatever is open.
+    pub catching_up: bool,
 }
 
 /// Version 2's informational `writer` header field.
@@ -92,6 +95,7 @@ impl PartitionSpool {
             synced_len: 0,
             buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
             end: None,
+            catching_up: false,
         }
     }
 
@@ -112,6 +116,7 @@ impl PartitionSpool {
             synced_len,
             buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
             end: None,
+            catching_up: false,
         }
     }
 
@@ -144,6 +149,12 @@ impl PartitionSpool {
     /// Start offset of the open file when it holds records.
     pub fn open_start(&self) -> Option<i64> {
         self.writer.as_ref().filter(|w| w.record_count() > 0).map(AnyWriter::start_offset)
+    }
+
+    /// True while records are dropped until the consumer has seeked back (see
+    /// [`PartitionSpool::take_rewind`]).
+    pub fn awaits_rewind(&self) -> bool {
+        self.rewind.is_some()
     }
 
     /// The offset to fetch again from after a failed write, once.

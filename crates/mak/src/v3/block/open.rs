@@ -46,6 +46,8 @@ impl BlockRoom {
 pub(crate) struct ClosedBlock<'a> {
     head: [u8; BLOCK_HEAD_LEN as usize],
     crc: [u8; CRC_LEN as usize],
+    /// The block's CRC and the length it covers (every piece but the CRC itself).
+    covered: (u32, usize),
     columns: [&'a [u8]; 6],
     data: &'a [&'a [u8]],
 }
@@ -57,6 +59,16 @@ impl<'a> ClosedBlock<'a> {
             .chain(self.columns.iter().copied())
             .chain(self.data.iter().copied())
             .chain(std::iter::once(&self.crc[..]))
+    }
+
+    /// The CRC of every piece but the last, and their length.
+    pub(crate) fn covered(&self) -> (u32, usize) {
+        self.covered
+    }
+
+    /// The last piece: the block's CRC.
+    pub(crate) fn crc_bytes(&self) -> &[u8] {
+        &self.crc
     }
 }
 
@@ -236,8 +248,9 @@ impl OpenBlock {
         let types = if self.mixed_types { &self.types[..] } else { &[] };
         let columns = [gaps, &self.deltas[..], types, &self.key_lens[..], &self.value_lens[..], &self.headers[..]];
         let covered = std::iter::once(&head[..]).chain(columns.iter().copied()).chain(data.iter().copied());
-        let crc = covered.fold(0, crc32c::crc32c_append).to_be_bytes();
-        let closed = ClosedBlock { head, crc, columns, data };
+        let crc = covered.fold(0, crc32c::crc32c_append);
+        let covered_len = (len - CRC_LEN) as usize;
+        let closed = ClosedBlock { head, crc: crc.to_be_bytes(), covered: (crc, covered_len), columns, data };
         let written = write(&closed);
         self.clear();
         written
