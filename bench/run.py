@@ -402,7 +402,7 @@ topic_whitelist = {TOPIC}
 [kafka]
 # the test broker (Tansu) takes session.timeout.ms / 2 for every group join
 session.timeout.ms = 6000
-"""
+""" + "".join(f"{setting}\n" for setting in args.kafka)
     # Codec-specific lines go into their section.
     for section, entries in CODECS[codec].items():
         extra = "".join(f"{k} = {v}\n" for k, v in entries.items())
@@ -850,6 +850,8 @@ def main():
                     help="after each kafkatos3 run, check its archive with `kafkatos3 verify --deep --offline`")
     ap.add_argument("--compressor-workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--consumer-processes", type=int, default=1, help="kafkatos3's consumer_processes")
+    ap.add_argument("--kafka", action="append", default=[], metavar="KEY=VALUE",
+                    help="a librdkafka property for kafkatos3's [kafka] section (repeatable), e.g. to compare fetch settings")
     ap.add_argument("--uploader-workers", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=3600, help="seconds each run may take")
     ap.add_argument("--python", default=sys.executable, help="python3 with confluent-kafka, boto3, kafkatos3 0.2.0")
