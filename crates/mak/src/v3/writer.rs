@@ -261,8 +261,9 @@ impl MakWriter {
             return Ok(());
         }
         let out = &mut self.out;
-        let written =
-            self.block.close(data, |closed| out.write_pieces_covered(closed.pieces(), closed.covered(), closed.crc_bytes()));
+        let written = self
+            .block
+            .close(data, |closed| out.write_pieces_covered(closed.pieces(), closed.covered(), closed.crc_bytes()));
         written.map_err(|source| self.fail(IoAction::Write, source))
     }
 

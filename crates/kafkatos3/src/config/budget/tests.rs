@@ -57,7 +57,10 @@ fn write_buffers_shrink_with_partition_count_within_bounds() {
     let at_2000 = budget.write_buffer_per_partition(2000);
     assert!(at_2000 < mak::DEFAULT_BUFFER_CAPACITY);
     let handoff = 2 * budget.handoff_batch_bytes() as u64;
-    assert!(at_2000 as u64 * 2000 + handoff <= budget.write_buffers, "2000 busy partitions and the hand-over fit the share");
+    assert!(
+        at_2000 as u64 * 2000 + handoff <= budget.write_buffers,
+        "2000 busy partitions and the hand-over fit the share"
+    );
     assert_eq!(budget.write_buffer_per_partition(1_000_000), mak::MIN_BUFFER_CAPACITY);
     assert_eq!(budget.write_buffer_per_partition(0), MAX_WRITE_BUFFER);
 }

@@ -28,7 +28,7 @@ pub struct Batch {
 
 impl Batch {
     /// Bytes held: what the hand-over's capacity bounds.
-    pub fn len(&self) -> usize {
+    pub fn byte_len(&self) -> usize {
         self.bytes.len()
     }
 
@@ -273,9 +273,9 @@ mod tests {
             assert_eq!((m.topic(), m.partition(), m.offset()), (s.0.as_str(), s.1, s.2));
             assert_eq!(s.3, 1_700_000_000_000 + m.offset());
             assert_eq!((m.key(), m.payload()), (s.4.as_deref(), s.5.as_deref()));
-            let expected: Vec<(String, Option<Vec<u8>>)> = m.headers().map_or(Vec::new(), |h| {
-                h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect()
-            });
+            let expected: Vec<(String, Option<Vec<u8>>)> = m
+                .headers()
+                .map_or(Vec::new(), |h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect());
             assert_eq!(s.6, expected);
         }
         assert_eq!(seen[0].6.len(), 0, "odd offsets carry no headers");
@@ -288,7 +288,7 @@ mod tests {
         batch.push(&message("a", 0, 1, None, Some(&[1; 100])));
         let capacity = batch.bytes.capacity();
         batch.clear(1 << 20);
-        assert!(batch.is_empty() && batch.len() == 0 && read(&batch).is_empty());
+        assert!(batch.is_empty() && batch.byte_len() == 0 && read(&batch).is_empty());
         assert_eq!(batch.bytes.capacity(), capacity);
         batch.push(&message("c", 2, 9, None, None));
         assert_eq!(read(&batch)[0].0, "c");

@@ -65,10 +65,10 @@ impl Handoff {
     /// to the writer first, waiting while the writer is still on the other one (back-pressure).
     pub fn push<M: Message>(&self, message: &M) {
         let mut slots = self.slots();
-        if slots.filling.len() >= self.capacity {
+        if slots.filling.byte_len() >= self.capacity {
             slots.submitted = true;
             self.changed.notify_all();
-            while slots.filling.len() >= self.capacity && !slots.writer_gone {
+            while slots.filling.byte_len() >= self.capacity && !slots.writer_gone {
                 slots = self.wait(slots);
             }
         }

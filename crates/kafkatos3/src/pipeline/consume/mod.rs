@@ -126,13 +126,8 @@ fn run(stage: Arc<Consumers>, id: usize) {
     let state = Arc::new(Mutex::new(ConsumerState::default()));
     // Declared before the consumer, so it outlives it (see Writer's Drop).
     let _writer = Writer::spawn(stage.clone(), id, handoff.clone(), state.clone());
-    let context = ArchiverContext {
-        id,
-        stage: stage.clone(),
-        state,
-        handoff,
-        errors: LogRateLimit::new(ERROR_REPORT_INTERVAL),
-    };
+    let context =
+        ArchiverContext { id, stage: stage.clone(), state, handoff, errors: LogRateLimit::new(ERROR_REPORT_INTERVAL) };
     let consumer: BaseConsumer<ArchiverContext> = match client_config(&stage.config, id).create_with_context(context) {
         Ok(consumer) => consumer,
         Err(error) => {
