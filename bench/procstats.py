@@ -94,15 +94,16 @@ class RssSampler(threading.Thread):
 
 # ---------------------------------------------------------------- threads
 # Thread families of the daemon, by the name each thread gives itself (comm, at most 15 characters:
-# "compress-dispatch" reads "compress-dispat"). The tokio runtime's workers and its blocking pool
+# "compress-dispatch" reads "compress-dispat"). Each consumer thread has a writer thread (writer-N). The tokio runtime's workers and its blocking pool
 # are all named "uploader". librdkafka names its threads rdk:main, rdk:broker<N> (one per broker
 # connection, including the bootstrap one) and a few more (rdk:bg, ...).
-FAMILIES = ["consumer", "compressor", "compress-dispatch", "uploader", "rdk:main", "rdk:broker", "rdk:other",
+FAMILIES = ["consumer", "writer", "compressor", "compress-dispatch", "uploader", "rdk:main", "rdk:broker", "rdk:other",
             "other", "exited"]
 
 
 def family(comm):
-    for prefix, name in (("consumer-", "consumer"), ("read_ceiling", "consumer"), ("compressor-", "compressor"),
+    for prefix, name in (("consumer-", "consumer"), ("read_ceiling", "consumer"), ("writer-", "writer"),
+                         ("compressor-", "compressor"),
                          ("compress-dispat", "compress-dispatch"), ("uploader", "uploader"),
                          ("rdk:main", "rdk:main"), ("rdk:broker", "rdk:broker"), ("rdk:", "rdk:other")):
         if comm.startswith(prefix):

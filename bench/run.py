@@ -775,7 +775,7 @@ def thread_table(results):
     """CPU seconds by thread family (docs/benchmarks.md, "CPU by thread"): kafkatos3's read just before
     it is stopped, the ceiling's at the sampler's last reading before it exited (its main thread,
     read_ceiling, counts as its consumer); "other" includes threads that had already exited."""
-    fams = ["consumer", "compressor", "compress-dispatch", "uploader", "rdk:main", "rdk:broker", "rdk:other"]
+    fams = ["consumer", "writer", "compressor", "compress-dispatch", "uploader", "rdk:main", "rdk:broker", "rdk:other"]
     head = ["run", "CPU s"] + fams + ["other", "consumer in (b): on CPU", "waiting for CPU"]
     rows = []
     for name, r in results.items():
