@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
-use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AwsCredential, AwsCredentialProvider, S3CopyIfNotExists};
+use object_store::{BackoffConfig, ClientOptions, CredentialProvider, RetryConfig};
 
 use super::Archive;
 use crate::config::S3Config;
@@ -74,18 +74,21 @@ pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Erro
             .with_allow_http(endpoint.starts_with("http://"))
             .with_virtual_hosted_style_request(false);
     }
+    // Only the instance metadata service is left when nothing else names credentials.
+    let mut metadata_only = false;
     match target.credentials {
         Some((access_key, secret_key)) => {
             builder = builder.with_access_key_id(access_key).with_secret_access_key(secret_key);
         }
-        None if !chain_has_credentials() => {
-            if let Some((key, secret, token)) = shared_credentials_file() {
+        None if !chain_has_credentials() => match shared_credentials_file() {
+            Some((key, secret, token)) => {
                 builder = builder.with_access_key_id(key).with_secret_access_key(secret);
                 if let Some(token) = token {
                     builder = builder.with_token(token);
                 }
             }
-        }
+            None => metadata_only = true,
+        },
         None => {}
     }
     // Few quick retries inside the client: the uploader owns the long backoff, so an outage is
@@ -94,8 +97,48 @@ pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Erro
         RetryConfig { backoff: BackoffConfig::default(), max_retries: 2, retry_timeout: Duration::from_secs(20) };
     // Objects are created with If-None-Match (conditional put is on by default); multipart
     // uploads get the same condition through a conditional server-side copy.
-    let builder = builder.with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
-    Ok(Arc::new(builder.with_retry(retry).build()?))
+    let builder = builder.with_copy_if_not_exists(S3CopyIfNotExists::Multipart).with_retry(retry);
+    if !metadata_only {
+        return Ok(Arc::new(builder.build()?));
+    }
+    // object_store's instance-metadata provider, wrapped so that its failure says what else was
+    // looked for: on a machine that is not in AWS "403 from 169.254.169.254" alone tells a user
+    // nothing about their endpoint or their keys.
+    let inner = builder.clone().build()?.credentials().clone();
+    Ok(Arc::new(builder.with_credentials(Arc::new(MetadataOnly { inner })).build()?))
+}
+
+/// Where credentials were looked for before the instance metadata service, in that order.
+pub const CREDENTIAL_SOURCES: &str = "the config's [s3] s3_access_key and s3_secret_key, the environment \
+     (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
+     or _FULL_URI), the shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile \
+     AWS_PROFILE or default)";
+
+/// The instance metadata service as the last resort: its errors name the sources tried first.
+#[derive(Debug)]
+struct MetadataOnly {
+    inner: AwsCredentialProvider,
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for MetadataOnly {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        self.inner.get_credential().await.map_err(|error| {
+            let why = match error {
+                object_store::Error::Generic { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
+            object_store::Error::Generic {
+                store: "S3",
+                source: format!(
+                    "no S3 credentials found in {CREDENTIAL_SOURCES}; the instance metadata service, asked last, failed: {why}"
+                )
+                .into(),
+            }
+        })
+    }
 }
 
 /// True when the environment names a credential source that object_store resolves itself.
@@ -149,6 +192,26 @@ fn parse_credentials_profile(text: &str, profile: &str) -> Option<(String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn without_any_credentials_the_error_names_every_source_tried_before_instance_metadata() {
+        // What connect builds when nothing names credentials, with the metadata service at a
+        // port nothing listens on (as off AWS): the first request fails at the credentials.
+        let builder = AmazonS3Builder::new()
+            .with_bucket_name("b")
+            .with_region("us-east-1")
+            .with_endpoint("http://127.0.0.1:1")
+            .with_allow_http(true)
+            .with_metadata_endpoint("http://127.0.0.1:1")
+            .with_retry(RetryConfig { max_retries: 0, ..RetryConfig::default() });
+        let inner = builder.clone().build().unwrap().credentials().clone();
+        let store = builder.with_credentials(Arc::new(MetadataOnly { inner })).build().unwrap();
+        let error = object_store::ObjectStore::head(&store, &"k".into()).await.unwrap_err().to_string();
+        assert!(error.contains("no S3 credentials found in the config's [s3] s3_access_key"), "{error}");
+        for source in ["AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE", "~/.aws/credentials", "instance metadata"] {
+            assert!(error.contains(source), "{source} missing from: {error}");
+        }
+    }
 
     #[test]
     fn credentials_file_profile_is_selected_by_name() {

@@ -60,6 +60,9 @@ struct VerifyArgs {
     /// Write the report as one JSON document (the exit status is the same)
     #[arg(long)]
     json: bool,
+    /// Seconds between progress lines on stderr when it is not a terminal (a bar when it is)
+    #[arg(long, default_value_t = 10)]
+    progress: u64,
 }
 
 #[derive(clap::Args)]
@@ -197,7 +200,11 @@ fn run_verify(args: VerifyArgs) -> ExitCode {
     };
     let result = (|| -> anyhow::Result<verify::Report> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let options = verify::Options { deep: args.deep, decryption: decryption.as_ref() };
+        let options = verify::Options {
+            deep: args.deep,
+            decryption: decryption.as_ref(),
+            progress_every: Some(std::time::Duration::from_secs(args.progress)),
+        };
         let mut report = verify::verify(&archive, &options, &runtime)?;
         let kafka = match (&args.bootstrap, &config) {
             _ if args.offline => None,

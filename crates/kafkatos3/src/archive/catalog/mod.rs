@@ -268,10 +268,22 @@ impl Archive {
 impl Catalog {
     /// Reads the header of every object (one ranged GET each).
     pub async fn read_headers(&mut self, archive: &Archive, decryption: Option<&mak::crypt::Decryption>) {
+        self.read_headers_telling(archive, decryption, &|_| {}).await;
+    }
+
+    /// [`Catalog::read_headers`], calling `read` with each object once its header is read (a
+    /// tool's progress).
+    pub async fn read_headers_telling(
+        &mut self,
+        archive: &Archive,
+        decryption: Option<&mak::crypt::Decryption>,
+        read: &(dyn Fn(&CatalogObject) + Sync),
+    ) {
         let objects = self.partitions.values_mut().flat_map(|p| p.objects.iter_mut());
         futures::stream::iter(objects)
             .for_each_concurrent(CONCURRENT_READS, |object| async move {
                 object.header = header_of(archive, object, decryption).await;
+                read(object);
             })
             .await;
     }

@@ -6,9 +6,12 @@
 //! bounded memory. Kafka's log start, when asked, tells expired offsets from lost ones.
 
 mod json;
+mod progress;
 mod report;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::archive::catalog::{BadClaim, CatalogObject, HeaderState};
 use crate::archive::{Archive, ArchiveError, Catalog, ClaimProblem, Headers, ObjectError, ObjectHeader};
@@ -58,6 +61,8 @@ pub struct Options<'a> {
     /// Encrypted objects are read only with it; without it their claims and names are all that
     /// is checked (counted in [`Report::encrypted_unread`]).
     pub decryption: Option<&'a mak::crypt::Decryption>,
+    /// Progress on stderr: a bar on a terminal, else a line at this interval. None: silent.
+    pub progress_every: Option<Duration>,
 }
 
 /// Verifies `archive`. Runs the archive's requests on `runtime` (a multi-threaded one: with
@@ -67,8 +72,32 @@ pub fn verify(
     options: &Options<'_>,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Report, ArchiveError> {
-    let headers = if options.deep { Headers::Skip } else { Headers::Read { decryption: options.decryption } };
-    let catalog = runtime.block_on(archive.catalog(&Selection::default(), headers))?;
+    let progress = progress::Progress::default();
+    let done = AtomicBool::new(false);
+    let (progress, done) = (&progress, &done);
+    std::thread::scope(|scope| {
+        if let Some(every) = options.progress_every {
+            scope.spawn(move || progress::run(progress, done, every));
+        }
+        let report = check_archive(archive, options, runtime, progress);
+        done.store(true, Ordering::Relaxed);
+        report
+    })
+}
+
+fn check_archive(
+    archive: &Archive,
+    options: &Options<'_>,
+    runtime: &tokio::runtime::Runtime,
+    progress: &progress::Progress,
+) -> Result<Report, ArchiveError> {
+    let mut catalog = runtime.block_on(archive.catalog(&Selection::default(), Headers::Skip))?;
+    progress.listed(catalog.objects().count() as u64, catalog.objects().map(|o| o.size).sum());
+    if !options.deep {
+        // One ranged GET per object: what takes the time without --deep.
+        let read = |object: &CatalogObject| progress.checked(object.size);
+        runtime.block_on(catalog.read_headers_telling(archive, options.decryption, &read));
+    }
     let mut report = Report {
         foreign: catalog.foreign.clone(),
         unclaimed: catalog.unclaimed.iter().map(|key| key.to_string()).collect(),
@@ -78,8 +107,18 @@ pub fn verify(
     report.unclaimed.sort();
     let Catalog { partitions, .. } = catalog;
     for (tp, partition) in partitions {
-        let mut objects: Vec<CheckedObject> =
-            partition.objects.into_iter().map(|object| check(archive, object, options, runtime.handle())).collect();
+        let mut objects: Vec<CheckedObject> = partition
+            .objects
+            .into_iter()
+            .map(|object| {
+                let size = object.size;
+                let checked = check(archive, object, options, runtime.handle());
+                if options.deep {
+                    progress.checked(size);
+                }
+                checked
+            })
+            .collect();
         objects.extend(partition.bad_claims.into_iter().map(|bad| unsound_claim(&tp, bad)));
         objects.sort_by_key(|o| (o.start, o.end));
         let missing = partition.missing.into_iter().map(|m| (m.claim.to_string(), m.object, m.first, m.last)).collect();

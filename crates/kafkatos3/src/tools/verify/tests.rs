@@ -37,7 +37,7 @@ mod against_a_store {
     }
 
     fn verified(archive: &Archive, deep: bool, runtime: &tokio::runtime::Runtime) -> Report {
-        verify(archive, &Options { deep, decryption: None }, runtime).unwrap()
+        verify(archive, &Options { deep, decryption: None, progress_every: None }, runtime).unwrap()
     }
 
     #[test]
