@@ -111,6 +111,9 @@ struct LsArgs {
     /// Write the listing as one JSON document
     #[arg(long)]
     json: bool,
+    /// Seconds between progress lines on stderr when it is not a terminal (a bar when it is)
+    #[arg(long, default_value_t = 10)]
+    progress: u64,
 }
 
 fn main() -> ExitCode {
@@ -256,7 +259,12 @@ fn run_ls(args: LsArgs) -> ExitCode {
         from_ms: args.from_time,
         to_ms: args.to_time,
     };
-    let options = ls::Options { selection, decryption: decryption.as_ref(), objects: args.objects };
+    let options = ls::Options {
+        selection,
+        decryption: decryption.as_ref(),
+        objects: args.objects,
+        progress_every: Some(std::time::Duration::from_secs(args.progress)),
+    };
     let result = (|| -> anyhow::Result<ls::Listing> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         Ok(ls::ls(&archive, &options, &runtime)?)

@@ -7,10 +7,12 @@
 //! - [`ls`]: `kafkatos3 ls`: what an archive holds per topic and partition.
 //! - [`restore`]: `kafkatos3 restore`: the archive produced back into Kafka, exactly once.
 //! - [`source`]: the flags that name the archive a tool reads (config file, bucket, prefix, keys).
+//! - [`progress`]: how far `verify` and `ls` are, on stderr.
 //! - [`rotate`]: `kafkatos3_rotate`: seal the in-progress files of a stopped daemon.
 
 pub mod ls;
 pub mod parse;
+pub mod progress;
 pub mod restore;
 pub mod rotate;
 pub mod source;

@@ -70,6 +70,16 @@ pub enum Headers<'a> {
     Read { decryption: Option<&'a mak::crypt::Decryption> },
 }
 
+/// Told how far [`Archive::catalog_telling`] is (a tool's progress); `()` tells nobody.
+pub trait CatalogProgress: Sync {
+    /// Listed, claims read: `objects` of `bytes` in all are selected.
+    fn listed(&self, _objects: u64, _bytes: u64) {}
+    /// One more selected object's header is read.
+    fn header_read(&self, _object: &CatalogObject) {}
+}
+
+impl CatalogProgress for () {}
+
 /// What an object's header said, if it was read.
 #[derive(Debug, Default)]
 pub enum HeaderState {
@@ -157,6 +167,16 @@ impl Archive {
     /// Lists the selected part of the archive once, reads its claims, and (with
     /// [`Headers::Read`]) the headers of the selected objects.
     pub async fn catalog(&self, selection: &Selection, headers: Headers<'_>) -> Result<Catalog, ArchiveError> {
+        self.catalog_telling(selection, headers, &()).await
+    }
+
+    /// [`Archive::catalog`], telling `progress` how far it is.
+    pub async fn catalog_telling(
+        &self,
+        selection: &Selection,
+        headers: Headers<'_>,
+        progress: &dyn CatalogProgress,
+    ) -> Result<Catalog, ArchiveError> {
         let listing = self.list_selected(selection).await?;
         let mut objects = listing.objects;
         objects.retain(|_, (_, name)| selection.takes(&name.tp));
@@ -221,8 +241,9 @@ impl Archive {
             partition.overlaps = overlaps;
             partition.objects.retain(|o| selection.takes_offsets(o.name.start, o.name.end));
         }
+        progress.listed(catalog.objects().count() as u64, catalog.objects().map(|o| o.size).sum());
         if let Headers::Read { decryption } = headers {
-            catalog.read_headers(self, decryption).await;
+            catalog.read_headers_telling(self, decryption, &|object| progress.header_read(object)).await;
             catalog.cut_at_time(selection.from_ms, selection.to_ms);
         }
         Ok(catalog)

@@ -24,6 +24,8 @@ pub struct Options<'a> {
     pub decryption: Option<&'a mak::crypt::Decryption>,
     /// Also list each object.
     pub objects: bool,
+    /// Progress on stderr: a bar on a terminal, else a line at this interval. None: silent.
+    pub progress_every: Option<std::time::Duration>,
 }
 
 /// The archive, as `ls` shows it (and `--json` writes it).
@@ -132,7 +134,11 @@ pub fn ls(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Listing, ArchiveError> {
     let headers = Headers::Read { decryption: options.decryption };
-    let catalog = runtime.block_on(archive.catalog(&options.selection, headers))?;
+    // One ranged GET per object's header: what takes the time on a large archive.
+    let progress = crate::tools::progress::Progress::new("ls", "object headers read");
+    let catalog = crate::tools::progress::reporting(&progress, options.progress_every, || {
+        runtime.block_on(archive.catalog_telling(&options.selection, headers, &progress))
+    })?;
     let mut unclaimed: Vec<String> = catalog.unclaimed.iter().map(|key| archive.url(key.as_ref())).collect();
     unclaimed.sort();
     let partitions = catalog

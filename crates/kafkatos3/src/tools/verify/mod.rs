@@ -6,17 +6,16 @@
 //! bounded memory. Kafka's log start, when asked, tells expired offsets from lost ones.
 
 mod json;
-mod progress;
 mod report;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::archive::catalog::{BadClaim, CatalogObject, HeaderState};
 use crate::archive::{Archive, ArchiveError, Catalog, ClaimProblem, Headers, ObjectError, ObjectHeader};
 use crate::archive::{ObjectProblem, ObjectReader, Selection};
 use crate::names::TopicPartition;
+use crate::tools::progress::Progress;
 
 pub use report::{CheckedObject, PartitionReport, Report};
 
@@ -72,16 +71,9 @@ pub fn verify(
     options: &Options<'_>,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Report, ArchiveError> {
-    let progress = progress::Progress::default();
-    let done = AtomicBool::new(false);
-    let (progress, done) = (&progress, &done);
-    std::thread::scope(|scope| {
-        if let Some(every) = options.progress_every {
-            scope.spawn(move || progress::run(progress, done, every));
-        }
-        let report = check_archive(archive, options, runtime, progress);
-        done.store(true, Ordering::Relaxed);
-        report
+    let progress = Progress::new("verify", "objects checked");
+    crate::tools::progress::reporting(&progress, options.progress_every, || {
+        check_archive(archive, options, runtime, &progress)
     })
 }
 
@@ -89,15 +81,11 @@ fn check_archive(
     archive: &Archive,
     options: &Options<'_>,
     runtime: &tokio::runtime::Runtime,
-    progress: &progress::Progress,
+    progress: &Progress,
 ) -> Result<Report, ArchiveError> {
-    let mut catalog = runtime.block_on(archive.catalog(&Selection::default(), Headers::Skip))?;
-    progress.listed(catalog.objects().count() as u64, catalog.objects().map(|o| o.size).sum());
-    if !options.deep {
-        // One ranged GET per object: what takes the time without --deep.
-        let read = |object: &CatalogObject| progress.checked(object.size);
-        runtime.block_on(catalog.read_headers_telling(archive, options.decryption, &read));
-    }
+    // Without --deep, the header reads (one ranged GET per object) are what takes the time.
+    let headers = if options.deep { Headers::Skip } else { Headers::Read { decryption: options.decryption } };
+    let catalog = runtime.block_on(archive.catalog_telling(&Selection::default(), headers, progress))?;
     let mut report = Report {
         foreign: catalog.foreign.clone(),
         unclaimed: catalog.unclaimed.iter().map(|key| key.to_string()).collect(),

@@ -1,13 +1,19 @@
-//! How far a verify is: a progress bar on a terminal (objects, MB, rate, ETA), a line every
-//! `--progress` interval otherwise (logs, CI, systemd), both on stderr, so `--json` on stdout
-//! stays one document.
+//! How far `verify` or `ls` is through an archive: a progress bar on a terminal (objects, MB,
+//! rate, ETA), a line every `--progress` interval otherwise (logs, CI, systemd), both on stderr,
+//! so the report (or `--json`) on stdout stays as it is.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// What has been checked so far; updated by the verify, read by [`report`].
-#[derive(Debug, Default)]
+use crate::archive::catalog::{CatalogObject, CatalogProgress};
+
+/// What has been done so far; updated by the tool, read by [`run`].
+#[derive(Debug)]
 pub struct Progress {
+    /// The tool's name, which starts each line.
+    tool: &'static str,
+    /// What the count counts: "objects checked", "object headers read".
+    counting: &'static str,
     /// Set once the listing and the claims are read.
     listed: AtomicBool,
     objects: AtomicU64,
@@ -17,6 +23,18 @@ pub struct Progress {
 }
 
 impl Progress {
+    pub fn new(tool: &'static str, counting: &'static str) -> Self {
+        Progress {
+            tool,
+            counting,
+            listed: AtomicBool::new(false),
+            objects: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            checked_objects: AtomicU64::new(0),
+            checked_bytes: AtomicU64::new(0),
+        }
+    }
+
     /// The archive is listed: `objects` of `bytes` in all are to be checked.
     pub fn listed(&self, objects: u64, bytes: u64) {
         self.objects.store(objects, Ordering::Relaxed);
@@ -24,7 +42,7 @@ impl Progress {
         self.listed.store(true, Ordering::Release);
     }
 
-    /// One more object of `bytes` is checked.
+    /// One more object of `bytes` is done.
     pub fn checked(&self, bytes: u64) {
         self.checked_objects.fetch_add(1, Ordering::Relaxed);
         self.checked_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -34,22 +52,49 @@ impl Progress {
     fn line(&self, elapsed: Duration) -> String {
         let seconds = elapsed.as_secs_f64();
         if !self.listed.load(Ordering::Acquire) {
-            return format!("verify: listing the archive and reading its claims ({seconds:.0} s)");
+            return format!("{}: listing the archive and reading its claims ({seconds:.0} s)", self.tool);
         }
         let (done, total) = (self.checked_objects.load(Ordering::Relaxed), self.objects.load(Ordering::Relaxed));
         let megabytes = self.checked_bytes.load(Ordering::Relaxed) as f64 / 1e6;
         let total_megabytes = self.bytes.load(Ordering::Relaxed) as f64 / 1e6;
         let rate = done as f64 / seconds.max(0.001);
         format!(
-            "verify: {done} of {total} objects checked ({megabytes:.1} of {total_megabytes:.1} MB), {rate:.0} objects/s, {seconds:.0} s"
+            "{}: {done} of {total} {} ({megabytes:.1} of {total_megabytes:.1} MB), {rate:.0} objects/s, {seconds:.0} s",
+            self.tool, self.counting
         )
     }
 }
 
+/// The catalog tells how far it is while it lists and reads headers.
+impl CatalogProgress for Progress {
+    fn listed(&self, objects: u64, bytes: u64) {
+        Progress::listed(self, objects, bytes);
+    }
+
+    fn header_read(&self, object: &CatalogObject) {
+        self.checked(object.size);
+    }
+}
+
+/// Runs `work`, reporting `progress` on stderr meanwhile (see [`run`]); silently when `every` is
+/// None.
+pub fn reporting<T>(progress: &Progress, every: Option<Duration>, work: impl FnOnce() -> T) -> T {
+    let done = AtomicBool::new(false);
+    let done = &done;
+    std::thread::scope(|scope| {
+        if let Some(every) = every {
+            scope.spawn(move || run(progress, done, every));
+        }
+        let result = work();
+        done.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
 /// Reports on stderr until `done`: a bar when it is a terminal, else a line every `every`.
 pub fn run(progress: &Progress, done: &AtomicBool, every: Duration) {
-    let bar =
-        crate::observe::progress::terminal_bar(0, "verify {bar:30} {pos}/{len} objects {msg} {per_sec} eta {eta}");
+    let template = format!("{} {{bar:30}} {{pos}}/{{len}} objects {{msg}} {{per_sec}} eta {{eta}}", progress.tool);
+    let bar = crate::observe::progress::terminal_bar(0, &template);
     report(progress, done, every, bar, |line| eprintln!("{line}"));
 }
 
@@ -92,7 +137,7 @@ mod tests {
 
     #[test]
     fn lines_say_listing_then_how_many_objects_and_bytes_of_the_total_are_checked() {
-        let progress = Progress::default();
+        let progress = Progress::new("verify", "objects checked");
         assert!(progress.line(Duration::from_secs(3)).starts_with("verify: listing the archive"));
         progress.listed(10, 5_000_000);
         progress.checked(1_000_000);
@@ -103,7 +148,8 @@ mod tests {
 
     #[test]
     fn without_a_terminal_report_prints_a_line_at_each_interval_until_done() {
-        let (progress, done, lines) = (Progress::default(), AtomicBool::new(false), Mutex::new(Vec::new()));
+        let (progress, done, lines) =
+            (Progress::new("ls", "object headers read"), AtomicBool::new(false), Mutex::new(Vec::new()));
         progress.listed(4, 400);
         std::thread::scope(|scope| {
             scope.spawn(|| report(&progress, &done, Duration::ZERO, None, |line| lines.lock().unwrap().push(line)));
@@ -114,7 +160,7 @@ mod tests {
         });
         let lines = lines.into_inner().unwrap();
         assert!(lines.len() >= 2, "{lines:?}");
-        assert!(lines[0].starts_with("verify: 0 of 4 objects checked"), "{lines:?}");
-        assert!(lines.last().unwrap().starts_with("verify: 1 of 4 objects checked (0.0 of 0.0 MB)"), "{lines:?}");
+        assert!(lines[0].starts_with("ls: 0 of 4 object headers read"), "{lines:?}");
+        assert!(lines.last().unwrap().starts_with("ls: 1 of 4 object headers read (0.0 of 0.0 MB)"), "{lines:?}");
     }
 }
