@@ -206,7 +206,7 @@ mod tests {
             .with_retry(RetryConfig { max_retries: 0, ..RetryConfig::default() });
         let inner = builder.clone().build().unwrap().credentials().clone();
         let store = builder.with_credentials(Arc::new(MetadataOnly { inner })).build().unwrap();
-        let error = object_store::ObjectStore::head(&store, &"k".into()).await.unwrap_err().to_string();
+        let error = object_store::ObjectStoreExt::head(&store, &"k".into()).await.unwrap_err().to_string();
         assert!(error.contains("no S3 credentials found in the config's [s3] s3_access_key"), "{error}");
         for source in ["AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE", "~/.aws/credentials", "instance metadata"] {
             assert!(error.contains(source), "{source} missing from: {error}");
