@@ -72,6 +72,18 @@ fn run_stages(
         part_bytes = memory.part_bytes(),
         "memory budget"
     );
+    let shown = |limit: Option<u64>| limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    match crate::local::open_files::raise_soft_limit() {
+        Ok(limit) if limit.before != limit.now => tracing::info!(
+            before = %shown(limit.before),
+            now = %shown(limit.now),
+            "open files limit raised to the hard limit (one file per assigned partition)"
+        ),
+        Ok(limit) => tracing::info!(limit = %shown(limit.now), "open files limit (one file per assigned partition)"),
+        Err(error) => {
+            tracing::warn!(%error, "raising the open files limit to the hard limit failed; keeping the current one")
+        }
+    }
     let recovery = recover::recover(&work)?;
     tracing::info!(
         backlog_bytes = recovery.backlog.bytes(),

@@ -32,14 +32,19 @@ fn io_is_out_of_space(error: &io::Error) -> bool {
 
 /// True when the first I/O error in `error`'s chain of sources is a full disk or quota.
 pub fn is_out_of_space(error: &(dyn std::error::Error + 'static)) -> bool {
+    first_io_error(error).is_some_and(io_is_out_of_space)
+}
+
+/// The first I/O error in `error`'s chain of sources (`error` included).
+pub fn first_io_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
     let mut source = Some(error);
     while let Some(err) = source {
         if let Some(io) = err.downcast_ref::<io::Error>() {
-            return io_is_out_of_space(io);
+            return Some(io);
         }
         source = err.source();
     }
-    false
+    None
 }
 
 pub type FsResult<T> = Result<T, FsError>;

@@ -11,6 +11,7 @@
 //! - [`legacy`]: the files of a directory last run by the Python original (`state/legacy`).
 //! - [`locks`]: per-partition exclusion between the stages that move a partition's files;
 //!   [`lock`]: one process per working directory.
+//! - [`open_files`]: the process's open-files limit, raised at start (one file per partition).
 
 pub mod backlog;
 pub mod durable;
@@ -19,4 +20,5 @@ pub mod ledger;
 pub mod legacy;
 pub mod lock;
 pub mod locks;
+pub mod open_files;
 pub mod seal;

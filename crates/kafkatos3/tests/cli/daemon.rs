@@ -152,3 +152,41 @@ fn every_tool_without_arguments_fails_with_usage() {
         assert!(out.stderr.contains(usage), "{program}: {}", out.stderr);
     }
 }
+
+#[test]
+fn daemon_raises_a_low_soft_open_files_limit_to_the_hard_limit_at_start() {
+    use rustix::process::{getrlimit, Resource};
+    let hard = getrlimit(Resource::Nofile).maximum;
+    if hard.is_some_and(|hard| hard <= 256) {
+        eprintln!("skipped: the hard open-files limit here is {hard:?}, no room above a soft limit of 256");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kafkatos3.cfg");
+    fs::write(&config, config_text(dir.path())).unwrap();
+    let log = dir.path().join("daemon.log");
+    // prlimit lowers only the soft limit, then execs the daemon in the same process.
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=256:")
+        .arg("--")
+        .arg(DAEMON)
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("prlimit (util-linux) runs the daemon");
+    let started = Instant::now();
+    let line = loop {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("open files limit")) {
+            break line.to_string();
+        }
+        assert!(started.elapsed() < DEADLINE, "no open files line in the daemon's log: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let now = hard.map_or_else(|| "unlimited".to_string(), |hard| hard.to_string());
+    assert!(line.contains("raised to the hard limit"), "{line}");
+    assert!(line.contains("before=256") && line.contains(&format!("now={now}")), "{line}");
+}

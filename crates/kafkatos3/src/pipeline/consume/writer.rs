@@ -123,6 +123,10 @@ fn append(stage: &Consumers, spool: &mut PartitionSpool, record: &RecordRef<'_>,
             tracing::debug!(partition = %spool.tp, offset = record.offset, "skipping a record already held");
             false
         }
+        Err(error) if error.is_too_many_open_files() => {
+            tracing::error!(%error, "too many open files: the daemon keeps one file open per assigned partition, and the hard limit is reached; raise it (LimitNOFILE= in the systemd unit, ulimit -Hn) or run more instances in the group. Rewinding to the last durable record and pausing");
+            true
+        }
         Err(error) => {
             tracing::error!(%error, out_of_space = error.is_out_of_space(), "write failed; rewinding to the last durable record and pausing");
             true

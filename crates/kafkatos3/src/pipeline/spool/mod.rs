@@ -27,6 +27,11 @@ pub enum SpoolError {
 }
 
 impl SpoolError {
+    /// The process (EMFILE) or the system (ENFILE) has no file descriptor left.
+    pub fn is_too_many_open_files(&self) -> bool {
+        durable::first_io_error(self).is_some_and(crate::local::open_files::is_too_many_open_files)
+    }
+
     pub fn is_out_of_space(&self) -> bool {
         match self {
             SpoolError::Fs { source, .. } => source.is_out_of_space(),
