@@ -10,7 +10,8 @@
 #   - reference command-line tools the tests and benchmarks compare against (apt, only if missing): age and
 #     age-keygen for the mak::crypt interop tests, with `script` (bsdutils) to type a passphrase into age on a
 #     pseudo-terminal; zstd, lz4 and gzip for the codec tests and benchmarks. Under CI=true a test that needs a
-#     missing one fails instead of skipping.
+#     missing one fails instead of skipping. systemd (for systemd-analyze, which checks deploy/systemd) when
+#     missing and installable.
 #   - python packages (pip, into the python3 on PATH): boto3 (S3 checks), confluent-kafka 2.x (an independent
 #     Kafka client; needs librdkafka >= 2.1 to talk to Tansu, which the PyPI wheel bundles), and the original
 #     Python kafkatos3 0.2.0 (+ portalocker) whose MAK reader/writer is the compatibility reference.
@@ -69,6 +70,11 @@ reference_clis() {
   command -v lz4 >/dev/null || pkgs+=(lz4)
   command -v gzip >/dev/null || pkgs+=(gzip)
   if ((${#pkgs[@]})); then apt_install "${pkgs[@]}"; fi
+  # systemd-analyze checks deploy/systemd (scripts/check-deploy.sh); a machine that cannot install
+  # systemd (no init in a container image) skips that check, and says so.
+  if ! command -v systemd-analyze >/dev/null; then
+    apt_install systemd || log "systemd could not be installed: deploy/systemd will not be checked"
+  fi
   return 0
 }
 

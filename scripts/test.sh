@@ -110,6 +110,7 @@ if [[ $LINT == 1 ]]; then
   timed "cargo clippy" cargo clippy --locked --workspace --release --all-targets -- -D warnings
   # The docs are the component map (src/lib.rs) and the design's entry points: a broken link fails like a lint.
   RUSTDOCFLAGS="-D warnings" timed "cargo doc" cargo doc --locked --no-deps --workspace --release
+  timed "deploy files" "$ROOT/scripts/check-deploy.sh"
 fi
 
 # --- fresh services for this run -------------------------------------------------------------------------
