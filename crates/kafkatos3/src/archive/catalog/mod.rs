@@ -287,14 +287,9 @@ impl Archive {
 }
 
 impl Catalog {
-    /// Reads the header of every object (one ranged GET each).
-    pub async fn read_headers(&mut self, archive: &Archive, decryption: Option<&mak::crypt::Decryption>) {
-        self.read_headers_telling(archive, decryption, &|_| {}).await;
-    }
-
-    /// [`Catalog::read_headers`], calling `read` with each object once its header is read (a
-    /// tool's progress).
-    pub async fn read_headers_telling(
+    /// Reads the header of every object (one ranged GET each), calling `read` with each object
+    /// once its header is read (a tool's progress).
+    async fn read_headers_telling(
         &mut self,
         archive: &Archive,
         decryption: Option<&mak::crypt::Decryption>,

@@ -36,6 +36,7 @@ impl Batch {
         self.records == 0
     }
 
+    #[cfg(test)]
     pub fn records(&self) -> usize {
         self.records
     }
@@ -109,7 +110,9 @@ impl Batch {
         Reader { batch: self, cursor: Cursor { bytes: &self.bytes, at: 0 } }
     }
 
-    /// Calls `f` with each record's topic, partition and record, in the order pushed.
+    /// Calls `f` with each record's topic, partition and record, in the order pushed (the tests'
+    /// view; the writer reads runs of a partition through [`Batch::reader`]).
+    #[cfg(test)]
     pub fn for_each(&self, mut f: impl FnMut(&str, i32, &RecordRef<'_>)) {
         let mut headers = Vec::new();
         let mut reader = self.reader();
