@@ -25,7 +25,8 @@
 //!   client. May use `config`, `names`; never `local` or `pipeline`, never rdkafka.
 //! - [`tools`]: `parse`, `verify`, `ls`, `restore`, `rotate` - libraries that return what they found; their
 //!   binaries print it. May use `archive`, `local`, `config`, `names`; never `pipeline`.
-//! - [`observe`]: logging and the log rate limit. May use `config`.
+//! - [`observe`]: logging and the log rate limit, the metrics, health and their HTTP endpoints.
+//!   May use `config`, `names`.
 //! - [`config`]: the config file, validated in one step; the memory budget; the librdkafka
 //!   client settings. May use `names`.
 //! - [`names`]: what the working directory and the archive both name: a topic partition, the

@@ -8,6 +8,9 @@ use super::Config;
 /// See [`client_config`].
 const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
+/// Often enough for a 15 s scrape; each report is a JSON document of every assigned partition.
+const STATISTICS_INTERVAL_MS: &str = "5000";
+
 /// The `[kafka]` settings alone (security, client tuning): what a client other than the daemon's
 /// consumer - a restore's producer - takes from the config.
 pub fn security_config(config: &Config) -> ClientConfig {
@@ -42,6 +45,11 @@ pub fn client_config(config: &Config, id: usize) -> ClientConfig {
     // thresholds; only the pause after reaching them is shorter.
     if !config.kafka.iter().any(|(key, _)| key == "fetch.queue.backoff.ms") {
         client.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+    }
+    // The metrics' log ends (consumer lag) and broker connections (readiness) come from
+    // librdkafka's statistics.
+    if config.metrics.is_some() && !config.kafka.iter().any(|(key, _)| key == "statistics.interval.ms") {
+        client.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     }
     if !config.kafka.iter().any(|(key, _)| key == "client.id") {
         client.set("client.id", format!("kafkatos3-{id}"));

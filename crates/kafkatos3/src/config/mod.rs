@@ -52,6 +52,8 @@ pub struct Config {
     /// `[groups]`: the consumer groups whose committed offsets are kept in the archive; None
     /// unless `archive_groups` is set.
     pub groups: Option<GroupsConfig>,
+    /// `[metrics]`: where the metrics and health endpoints are served; None unless `listen` is set.
+    pub metrics: Option<MetricsConfig>,
     /// `[main] memory_limit_bytes` split into one share per buffering stage.
     pub memory: crate::config::budget::MemoryBudget,
 }
@@ -85,6 +87,13 @@ impl PartialEq for GroupsConfig {
     fn eq(&self, other: &Self) -> bool {
         self.archive_groups.as_str() == other.archive_groups.as_str() && self.interval == other.interval
     }
+}
+
+/// `[metrics]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `listen`: the address `/metrics`, `/healthz` and `/readyz` are served on.
+    pub listen: std::net::SocketAddr,
 }
 
 /// `[main]` section.

@@ -39,6 +39,8 @@ pub enum DaemonError {
     S3 { bucket: String, source: object_store::Error },
     #[error("starting the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] crate::observe::serve::ListenError),
     #[error("stopped after a fatal error (see the log above)")]
     Failed,
 }
@@ -84,6 +86,19 @@ fn run_stages(
             tracing::warn!(%error, "raising the open files limit to the hard limit failed; keeping the current one")
         }
     }
+    // Bound before anything else starts: a port in use stops the start.
+    let metrics_listener = config.metrics.as_ref().map(|m| crate::observe::serve::bind(m.listen)).transpose()?;
+    let stages = work.clone();
+    crate::observe::metrics::global().configure(
+        &config.memory,
+        Box::new(move || match stages.area_usage() {
+            Ok(usage) => Some(usage),
+            Err(error) => {
+                tracing::warn!(%error, "counting the working directory's files for the metrics");
+                None
+            }
+        }),
+    );
     let recovery = recover::recover(&work)?;
     tracing::info!(
         backlog_bytes = recovery.backlog.bytes(),
@@ -99,6 +114,10 @@ fn run_stages(
         .enable_all()
         .build()
         .map_err(DaemonError::Runtime)?;
+
+    if let Some(listener) = metrics_listener {
+        runtime.spawn(crate::observe::serve::serve(listener));
+    }
 
     // What more than one stage holds; each is handed to the stages that use it below.
     let config = Arc::new(config);
@@ -191,6 +210,7 @@ fn run_stages(
             shutdown.fail();
         }
     }
+    crate::observe::metrics::global().health.stopping();
     // Consumers only return once stopping; whatever the later stages have not finished by now
     // stays on disk for the next start.
     stages_stop.stop();

@@ -217,6 +217,24 @@ impl WorkDir {
             .collect())
     }
 
+    /// How many files each area holds and their bytes (`inprogress`, `tocompress`, `tos3`): the
+    /// local backlog as an operator sees it (`kafkatos3_files`). A file that goes while it is
+    /// counted is skipped.
+    pub fn area_usage(&self) -> Result<Vec<(&'static str, u64, u64)>, FsError> {
+        let mut usage = Vec::with_capacity(3);
+        for area in ["inprogress", "tocompress", "tos3"] {
+            let (mut files, mut bytes) = (0, 0);
+            for (_, path) in self.walk_area(&self.root.join(area))? {
+                if let Ok(meta) = fs::metadata(&path) {
+                    files += 1;
+                    bytes += meta.len();
+                }
+            }
+            usage.push((area, files, bytes));
+        }
+        Ok(usage)
+    }
+
     /// Every file below the inprogress, tocompress and tos3 areas, for recovery's clean-up pass.
     pub fn list_all_stage_files(&self) -> Result<Vec<PathBuf>, FsError> {
         let mut all = Vec::new();

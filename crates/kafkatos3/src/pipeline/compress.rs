@@ -125,6 +125,7 @@ pub fn spawn(stage: Arc<Compressor>) -> Vec<thread::JoinHandle<()>> {
             .name(format!("compressor-{worker}"))
             .spawn(move || {
                 crate::pipeline::nice::set_current_thread(stage.settings.nice_level);
+                let _alive = crate::observe::metrics::global().health.thread(format!("compressor-{worker}"));
                 loop {
                     let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(200));
                     match job {
@@ -158,28 +159,36 @@ pub fn spawn(stage: Arc<Compressor>) -> Vec<thread::JoinHandle<()>> {
     }
     let dispatcher = thread::Builder::new()
         .name("compress-dispatch".into())
-        .spawn(move || loop {
-            if stage.stop.is_stopped() {
-                return;
-            }
-            match stage.work.list_sealed(Stage::ToCompress) {
-                Ok(files) => {
-                    for file in oldest_per_partition(files) {
-                        if in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(file.path.clone())
-                            && job_tx.send(file).is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-                Err(error) => tracing::error!(%error, "scanning tocompress"),
-            }
-            // Bounded so a stop request is noticed; the configured interval is the rescan period.
-            stage.wake.wait_timeout(stage.settings.check_interval);
+        .spawn(move || {
+            let _alive = crate::observe::metrics::global().health.thread("compress-dispatch");
+            dispatch(&stage, &job_tx, &in_flight)
         })
         .expect("spawn compress dispatcher");
     handles.push(dispatcher);
     handles
+}
+
+/// Hands each partition's oldest file to the workers, at every wake-up and rescan.
+fn dispatch(stage: &Compressor, job_tx: &mpsc::Sender<SealedFile>, in_flight: &Mutex<HashSet<PathBuf>>) {
+    loop {
+        if stage.stop.is_stopped() {
+            return;
+        }
+        match stage.work.list_sealed(Stage::ToCompress) {
+            Ok(files) => {
+                for file in oldest_per_partition(files) {
+                    if in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(file.path.clone())
+                        && job_tx.send(file).is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, "scanning tocompress"),
+        }
+        // Bounded so a stop request is noticed; the configured interval is the rescan period.
+        stage.wake.wait_timeout(stage.settings.check_interval);
+    }
 }
 
 /// A partition's files are compressed in offset order, one at a time (across partitions in
@@ -205,6 +214,7 @@ impl Compressor {
         match compress_file(&self.settings, &self.work, file) {
             Ok((_, after)) => {
                 self.backlog.resize(&file.name.tp, before, after);
+                crate::observe::metrics::global().compressed(self.settings.compression.codec().name(), before, after);
                 tracing::info!(file = %file.name.stem(), bytes_in = before, bytes_out = after, ms = started.elapsed().as_millis() as u64, "compressed");
                 self.upload_wake.notify_one();
             }

@@ -169,6 +169,7 @@ pub fn spawn(keeper: GroupKeeper) -> thread::JoinHandle<()> {
     thread::Builder::new()
         .name("groups".into())
         .spawn(move || {
+            let _alive = crate::observe::metrics::global().health.thread("groups");
             let mut last = None;
             let mut next = Instant::now();
             while !keeper.stop.is_stopped() {

@@ -19,11 +19,13 @@ impl Shutdown {
             *deadline = Some(Instant::now() + grace);
         }
         self.stopping.store(true, Ordering::SeqCst);
+        crate::observe::metrics::global().health.stopping();
     }
 
     /// A fatal condition: stop now and exit non-zero.
     pub fn fail(&self) {
         self.failed.store(true, Ordering::SeqCst);
+        crate::observe::metrics::global().health.failed();
         self.request(Duration::ZERO);
     }
 

@@ -190,3 +190,15 @@ fn daemon_raises_a_low_soft_open_files_limit_to_the_hard_limit_at_start() {
     assert!(line.contains("raised to the hard limit"), "{line}");
     assert!(line.contains("before=256") && line.contains(&format!("now={now}")), "{line}");
 }
+
+#[test]
+fn daemon_with_its_metrics_port_taken_stops_at_start_naming_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let text = format!("{}[metrics]\nlisten = {addr}\n", config_text(dir.path()));
+    let (_, out) = run_daemon_with(dir.path(), &text);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains(&format!("[metrics] listen = {addr}: ")), "{}", out.stderr);
+    assert!(out.stderr.to_lowercase().contains("address already in use"), "{}", out.stderr);
+}

@@ -358,3 +358,16 @@ fn group_snapshots_are_off_unless_archive_groups_is_set_and_a_bad_pattern_names_
     let error = message(&with("groups", "archive_groups = x\narchive_groups_interval_seconds = 0.5"));
     assert!(error.starts_with("test.cfg:11: [groups] archive_groups_interval_seconds"), "{error}");
 }
+
+#[test]
+fn metrics_are_served_only_when_listen_is_set_and_a_bad_address_names_the_line() {
+    assert_eq!(parse_ok(MINIMAL).metrics, None);
+    let config = parse_ok(&format!("{MINIMAL}\n[metrics]\nlisten = 0.0.0.0:9464\n"));
+    assert_eq!(config.metrics.map(|m| m.listen), Some("0.0.0.0:9464".parse().unwrap()));
+    let config = parse_ok(&format!("{MINIMAL}\n[metrics]\nlisten = [::1]:9464\n"));
+    assert_eq!(config.metrics.map(|m| m.listen.port()), Some(9464));
+    let text = format!("{MINIMAL}\n[metrics]\nlisten = 9464\n");
+    let line = text.lines().count();
+    let error = message(&text);
+    assert!(error.starts_with(&format!("test.cfg:{line}: [metrics] listen = '9464': expected HOST:PORT")), "{error}");
+}

@@ -17,6 +17,7 @@ use kafka::{is_secret, kafka, KAFKA_SECTION};
 
 mod groups;
 mod kafka;
+mod metrics;
 
 const MAIN_KEYS: &[&str] =
     &["log.level", "working_directory", "shutdown_timeout_seconds", "mak_format_version", "memory_limit_bytes"];
@@ -67,6 +68,7 @@ const FIXED_SECTIONS: &[(&str, &[&str])] = &[
     ("encryption", ENCRYPTION_KEYS),
     ("s3", S3_KEYS),
     ("groups", groups::GROUPS_KEYS),
+    ("metrics", metrics::METRICS_KEYS),
 ];
 
 /// `seal_at_end_bytes` when not set (or `max_file_bytes` when smaller): an object of this size
@@ -95,8 +97,9 @@ pub(super) fn validate(file: &Ini, path: &Path) -> Result<Config, ConfigError> {
     let s3 = s3(&view("s3"), &consumer)?;
     let kafka = kafka(&view(KAFKA_SECTION), &view("consumer"), &consumer)?;
     let groups = groups::groups(&view("groups"))?;
+    let metrics = metrics::metrics(&view("metrics"))?;
     let memory = memory(&view("main"), &main, &consumer, &compression, encryption.is_some(), &s3)?;
-    Ok(Config { main, consumer, compression, encryption, s3, kafka, groups, memory })
+    Ok(Config { main, consumer, compression, encryption, s3, kafka, groups, metrics, memory })
 }
 
 /// Refuses unknown sections and keys before any value is looked at, so a typo is reported as a

@@ -76,9 +76,20 @@ pub fn adopt_partition(
     let plan = ledger::plan_adoption(committed, marker, stage.legacy.end_for(tp), &ranges, open_range);
 
     let mut kept = Vec::new();
+    let metrics = crate::observe::metrics::global().partitions.assigned(tp);
     for (file, fate) in sealed.into_iter().zip(plan.sealed) {
         match fate {
-            FileFate::Keep => kept.push(file.name),
+            FileFate::Keep => {
+                // Not read again for its first record's timestamp: the file's age stands in (at
+                // most the records' own age, so the recovery point is never overstated).
+                let modified = std::fs::metadata(&file.path).and_then(|m| m.modified()).ok();
+                let ms = modified.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                metrics.file_started(
+                    file.name.start,
+                    ms.map_or_else(crate::observe::metrics::now_ms, |d| d.as_millis() as i64),
+                );
+                kept.push(file.name)
+            }
             FileFate::Covered => {
                 tracing::info!(file = %file.name.stem(), "already in S3; removing the local copy");
                 stage.backlog.remove_file(tp, &file.path)?;
@@ -137,6 +148,9 @@ pub fn drop_files_from(stage: &Consumers, tp: &TopicPartition, from: i64) -> Res
         dropped += 1;
     }
     stage.ledger.truncate(tp, from);
+    if let Some(metrics) = crate::observe::metrics::global().partitions.get(tp) {
+        metrics.files_dropped_from(from);
+    }
     Ok(dropped)
 }
 

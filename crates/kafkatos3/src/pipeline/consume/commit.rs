@@ -63,8 +63,12 @@ impl ArchiverContext {
         }
         match consumer.commit(&tpl, mode) {
             Ok(()) => {
+                let metrics = crate::observe::metrics::global();
                 for (tp, offset) in advanced {
                     tracing::debug!(partition = %tp, offset, "committed");
+                    if let Some(partition) = metrics.partitions.get(&tp) {
+                        partition.committed(offset);
+                    }
                     state.committed.insert(tp, offset);
                 }
                 true

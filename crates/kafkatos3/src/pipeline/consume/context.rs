@@ -55,6 +55,31 @@ impl ClientContext for ArchiverContext {
         }
     }
 
+    /// librdkafka's statistics (`statistics.interval.ms`, set when the metrics are served): the
+    /// log ends behind `kafkatos3_consumer_lag_records`, and the broker connections behind
+    /// `/readyz`.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let metrics = crate::observe::metrics::global();
+        let connected = statistics.brokers.values().any(|broker| broker.state == "UP");
+        metrics.health.broker_connection(self.id, connected);
+        let now_ms = crate::observe::metrics::now_ms();
+        for (topic, stats) in &statistics.topics {
+            for (&partition, stats) in &stats.partitions {
+                // The last stable offset is what a read_committed consumer (librdkafka's default)
+                // can reach; without transactions it is the high watermark.
+                let end = if stats.ls_offset >= 0 { stats.ls_offset } else { stats.hi_offset };
+                if partition < 0 || end < 0 {
+                    continue;
+                }
+                if let Some(partition) =
+                    metrics.partitions.get(&crate::names::TopicPartition::new(topic.as_str(), partition))
+                {
+                    partition.high_watermark(end, now_ms);
+                }
+            }
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         // The end of a partition's log is news, not an error; the poll loop acts on it.
         if is_log_end(&error) {

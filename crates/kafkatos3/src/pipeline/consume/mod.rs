@@ -116,6 +116,7 @@ pub fn spawn(stage: Arc<Consumers>, id: usize) -> thread::JoinHandle<()> {
         .name(format!("consumer-{id}"))
         .spawn(move || {
             crate::pipeline::nice::set_current_thread(stage.config.consumer.consumer_nice_level);
+            let _alive = crate::observe::metrics::global().health.thread(format!("consumer-{id}"));
             run(stage, id)
         })
         .expect("spawn consumer thread")
@@ -171,6 +172,7 @@ fn run(stage: Arc<Consumers>, id: usize) {
                 }
             }
             stage.ledger.release(&tp);
+            crate::observe::metrics::global().partitions.revoked(&tp);
         }
     }
     drop(consumer);

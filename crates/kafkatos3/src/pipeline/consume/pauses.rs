@@ -66,8 +66,9 @@ impl FetchPauses {
 
     pub fn pause_all(&mut self, consumer: &BaseConsumer<ArchiverContext>) {
         let assigned = consumer.context().state().assigned();
-        if let Err(error) = consumer.pause(&assigned) {
-            tracing::warn!(%error, "pause failed");
+        match consumer.pause(&assigned) {
+            Ok(()) => mark_paused(&assigned, true),
+            Err(error) => tracing::warn!(%error, "pause failed"),
         }
         self.all = true;
     }
@@ -106,13 +107,17 @@ impl FetchPauses {
             tracing::info!(partitions = %names(&step.resume), backlog_bytes = backlog, "resuming consumption");
         }
         if !step.resume.is_empty() {
-            if let Err(error) = consumer.resume(&list(&step.resume)) {
-                tracing::warn!(%error, "resume failed");
+            let resume = list(&step.resume);
+            match consumer.resume(&resume) {
+                Ok(()) => mark_paused(&resume, false),
+                Err(error) => tracing::warn!(%error, "resume failed"),
             }
         }
         if !step.pause.is_empty() {
-            if let Err(error) = consumer.pause(&list(&step.pause)) {
-                tracing::warn!(%error, "pause failed");
+            let pause = list(&step.pause);
+            match consumer.pause(&pause) {
+                Ok(()) => mark_paused(&pause, true),
+                Err(error) => tracing::warn!(%error, "pause failed"),
             }
         }
     }
@@ -171,6 +176,16 @@ struct Step {
     pause: Vec<TopicPartition>,
     /// Those of `pause` not paused for being ahead before this tick.
     newly_ahead: Vec<TopicPartition>,
+}
+
+/// `kafkatos3_paused_partitions` counts what librdkafka was told.
+fn mark_paused(tpl: &TopicPartitionList, paused: bool) {
+    let partitions = &crate::observe::metrics::global().partitions;
+    for element in tpl.elements() {
+        if let Some(metrics) = partitions.get(&TopicPartition::new(element.topic(), element.partition())) {
+            metrics.set_paused(paused);
+        }
+    }
 }
 
 fn list(tps: &[TopicPartition]) -> TopicPartitionList {

@@ -66,6 +66,10 @@ impl ArchiverContext {
             }
             if let Some(offset) = committed_offset {
                 state.committed.insert(tp.clone(), offset);
+                spool.metrics.committed(offset);
+            }
+            if let Some(offset) = held {
+                spool.metrics.archived_below(offset);
             }
             state.topics.entry(tp.topic.clone()).or_default().insert(tp.partition, spool);
         }
@@ -112,6 +116,7 @@ impl ArchiverContext {
             }
             state.committed.remove(tp);
             self.stage.ledger.release(tp);
+            crate::observe::metrics::global().partitions.revoked(tp);
         }
     }
 }
@@ -127,6 +132,7 @@ impl ConsumerContext for ArchiverContext {
 
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        crate::observe::metrics::global().rebalances.inc();
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.on_assign(consumer, tpl);

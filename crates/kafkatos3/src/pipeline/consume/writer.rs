@@ -31,6 +31,7 @@ impl Writer {
                 .name(format!("writer-{id}"))
                 .spawn(move || {
                     crate::pipeline::nice::set_current_thread(stage.config.consumer.consumer_nice_level);
+                    let _alive = crate::observe::metrics::global().health.thread(format!("writer-{id}"));
                     let gone = Gone { stage: &stage, handoff: &handoff };
                     write_batches(&stage, &handoff, &state);
                     drop(gone);
@@ -87,16 +88,22 @@ fn write_batch(stage: &Consumers, batch: &Batch, state: &mut ConsumerState) -> b
     // Records come in runs of one partition (librdkafka hands over a fetch at a time): its
     // spool is looked up once per run.
     let mut run = None;
-    let mut spool = None;
+    let mut spool: Option<&mut PartitionSpool> = None;
     while let Some(entry) = records.next(&mut headers) {
         if run != Some((entry.topic_index, entry.partition)) {
             run = Some((entry.topic_index, entry.partition));
+            if let Some(spool) = spool.as_deref_mut() {
+                spool.publish_consumed();
+            }
             // None: the partition is no longer owned, and its next owner reads the record again.
             spool = state.topics.get_mut(entry.topic).and_then(|p| p.get_mut(&entry.partition));
         }
         if let Some(spool) = spool.as_deref_mut() {
             rewind |= append(stage, spool, &entry.record, now);
         }
+    }
+    if let Some(spool) = spool {
+        spool.publish_consumed();
     }
     rewind
 }

@@ -65,6 +65,7 @@ pub fn spawn(stage: Leftovers) -> thread::JoinHandle<()> {
     thread::Builder::new()
         .name("leftovers".into())
         .spawn(move || {
+            let _alive = crate::observe::metrics::global().health.thread("leftovers");
             let period = (stage.timeout / 2).min(Duration::from_secs(10)).max(Duration::from_millis(500));
             let mut unowned_since: HashMap<TopicPartition, Instant> = HashMap::new();
             let mut next = Instant::now() + period;

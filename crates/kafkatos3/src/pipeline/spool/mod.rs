@@ -5,6 +5,7 @@
 //! version it was started in (`mak::AnyWriter` hides the difference).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mak::v2::RecordRef;
@@ -14,6 +15,7 @@ use crate::local::durable::{self, FsError};
 use crate::local::layout::WorkDir;
 use crate::local::seal::{self, SealError};
 use crate::names::{SealedName, TopicPartition};
+use crate::observe::metrics::PartitionMetrics;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -64,6 +66,11 @@ pub struct PartitionSpool {
     /// A file was sealed for its size since the partition last reached its log end: it is
     /// catching up a backlog, and its next log end seals whatever is open.
     pub catching_up: bool,
+    /// The partition's figures (see [`crate::observe::metrics`]).
+    pub metrics: Arc<PartitionMetrics>,
+    /// Records and key/value bytes written since the last [`PartitionSpool::publish_consumed`]:
+    /// plain fields on the hot path, published once per run of records.
+    consumed: (u64, u64),
 }
 
 /// Version 2's informational `writer` header field.
@@ -89,6 +96,7 @@ impl PartitionSpool {
     /// its files are created in `version`.
     pub fn new(work: &WorkDir, tp: TopicPartition, next_offset: Option<i64>, version: Version) -> Self {
         let path = work.inprogress_file(&tp);
+        let metrics = crate::observe::metrics::global().partitions.assigned(&tp);
         PartitionSpool {
             tp,
             work: work.clone(),
@@ -101,6 +109,8 @@ impl PartitionSpool {
             buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
             end: None,
             catching_up: false,
+            metrics,
+            consumed: (0, 0),
         }
     }
 
@@ -110,6 +120,10 @@ impl PartitionSpool {
         let path = work.inprogress_file(&tp);
         let next_offset = writer.last_offset().map(|last| last + 1);
         let synced_len = writer.len();
+        let metrics = crate::observe::metrics::global().partitions.assigned(&tp);
+        // The file's creation time stands in for its first record's timestamp, not read again.
+        let created_ms = writer.created_secs().map_or_else(crate::observe::metrics::now_ms, |s| (s * 1000.0) as i64);
+        metrics.file_started(writer.start_offset(), created_ms);
         PartitionSpool {
             tp,
             work: work.clone(),
@@ -122,6 +136,8 @@ impl PartitionSpool {
             buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
             end: None,
             catching_up: false,
+            metrics,
+            consumed: (0, 0),
         }
     }
 
@@ -198,12 +214,16 @@ impl PartitionSpool {
                 .map_err(|source| self.fail(SpoolError::Write { tp: self.tp.clone(), source }))?;
             self.synced_len = writer.len();
             self.writer = Some(writer);
+            let first_ms = if record.timestamp >= 0 { record.timestamp } else { (now_secs * 1000.0) as i64 };
+            self.metrics.file_started(start, first_ms);
         }
         let writer = self.writer.as_mut().expect("opened above");
         if let Err(source) = writer.append(record) {
             return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
         }
         self.next_offset = Some(offset + 1);
+        self.consumed.0 += 1;
+        self.consumed.1 += (record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len)) as u64;
         // A durability point per FLUSH_BYTES as well as per flush interval: a busy partition
         // never has much that a crash or a full disk could make it fetch again.
         if writer.len() - self.synced_len >= FLUSH_BYTES {
@@ -264,6 +284,14 @@ impl PartitionSpool {
         }
         self.rewind = self.next_offset;
         error
+    }
+
+    /// Adds the records written since the last call to the partition's metrics.
+    pub fn publish_consumed(&mut self) {
+        if self.consumed.0 > 0 {
+            let (records, bytes) = std::mem::take(&mut self.consumed);
+            self.metrics.consumed(records, bytes);
+        }
     }
 
     /// A durability point: buffered records are written and synced, then the header updated.
@@ -334,15 +362,21 @@ impl PartitionSpool {
             return Ok(None);
         };
         let file_start = writer.start_offset();
+        let records = writer.record_count();
         match seal::seal_writer(&self.work, &self.tp, writer) {
-            Ok(sealed) => Ok(Some(sealed)),
+            Ok(sealed) => {
+                self.metrics.file_sealed(file_start, records);
+                Ok(Some(sealed))
+            }
             Err(error) => Err(self.fail_from(error.into(), Some(file_start))),
         }
     }
 
     /// Drops the open file and its records (they are fetched again from Kafka).
     pub fn discard(mut self) -> Result<(), FsError> {
-        drop(self.writer.take());
+        if let Some(writer) = self.writer.take() {
+            self.metrics.files_dropped_from(writer.start_offset());
+        }
         durable::remove_durable(&self.path).map(|_removed| ())
     }
 

@@ -23,6 +23,7 @@ use crate::local::layout::{SealedFile, Stage, WorkDir};
 use crate::local::ledger::Ledger;
 use crate::local::legacy::Legacy;
 use crate::names::SealedName;
+use crate::observe::metrics::FailureReason;
 use crate::pipeline::resync::{Resync, ResyncRequests};
 use crate::pipeline::stop::StageStop;
 
@@ -70,6 +71,26 @@ enum Failure {
     Local(#[from] FsError),
 }
 
+impl Failure {
+    fn reason(&self) -> FailureReason {
+        let store = |source: &object_store::Error| match source {
+            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+                FailureReason::denied
+            }
+            object_store::Error::NotFound { .. } => FailureReason::not_found,
+            _ => FailureReason::store,
+        };
+        match self {
+            Failure::Upload(UploadError::Store { source, .. }) => store(source),
+            Failure::Archive(ArchiveError::Store { source, .. } | ArchiveError::List { source, .. }) => store(source),
+            Failure::Upload(UploadError::Foreign { .. }) | Failure::Archive(ArchiveError::Claim { .. }) => {
+                FailureReason::foreign_claim
+            }
+            Failure::Upload(UploadError::Local { .. }) | Failure::Local(_) => FailureReason::local,
+        }
+    }
+}
+
 /// What the uploader works with.
 #[derive(Debug)]
 pub struct Uploader {
@@ -99,6 +120,7 @@ struct Retry {
 /// Runs the dispatcher until the stages are stopped. In-flight uploads are finished or abandoned
 /// at that point; their files stay in `tos3/` for the next run.
 pub async fn run(stage: Arc<Uploader>) {
+    let _alive = crate::observe::metrics::global().health.thread("uploader");
     let workers = Arc::new(Semaphore::new(stage.settings.workers));
     let in_flight: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
     let retries: Arc<Mutex<HashMap<PathBuf, Retry>>> = Arc::default();
@@ -151,15 +173,22 @@ pub async fn run(stage: Arc<Uploader>) {
                 break;
             };
             let (stage, in_flight, retries) = (stage.clone(), in_flight.clone(), retries.clone());
+            let retrying = retries.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&file.path);
             tasks.spawn(async move {
                 let _permit = permit;
+                let metrics = crate::observe::metrics::global();
+                if retrying {
+                    metrics.upload_retries.inc();
+                }
                 let outcome = stage.upload_and_release(&file, legacy).await;
+                metrics.health.upload_attempted(outcome.as_ref().err().map(ToString::to_string));
                 let mut retries = retries.lock().unwrap_or_else(|p| p.into_inner());
                 match outcome {
                     Ok(()) => {
                         retries.remove(&file.path);
                     }
                     Err(error) => {
+                        metrics.upload_failed(error.reason());
                         let retry = retries.entry(file.path.clone()).or_default();
                         retry.attempts += 1;
                         let backoff = Duration::from_secs(1 << retry.attempts.min(6)).min(MAX_BACKOFF);
@@ -213,6 +242,7 @@ impl Uploader {
         let key = upload.object_key();
         match upload.store().await? {
             Stored::Created(size) => {
+                crate::observe::metrics::global().upload_duration.observe(started.elapsed().as_secs_f64());
                 tracing::info!(key = %key, bytes = size, ms = started.elapsed().as_millis() as u64, "uploaded")
             }
             Stored::AlreadyThere => {
@@ -221,6 +251,7 @@ impl Uploader {
             Stored::Conflict(theirs) => {
                 tracing::warn!(key = %key, ours = %format!("{}-{}", file.name.start, file.name.end), theirs = %format!("{}-{}", theirs.first, theirs.last),
                     "another instance archived this partition from the same offset; giving way");
+                crate::observe::metrics::global().fence_give_way.inc();
                 self.give_way(file, &theirs)?;
                 return Ok(());
             }
@@ -272,8 +303,13 @@ impl Uploader {
         if !released.owned {
             tracing::warn!(file = %name.stem(), "uploaded after the partition was handed over; local file kept for the next adoption to judge");
         }
+        let metrics = crate::observe::metrics::global().partitions.get(&name.tp);
         for name in released.deletable {
             for path in self.work.tos3_files(&name)? {
+                if let Some(metrics) = &metrics {
+                    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+                    metrics.file_archived(name.start, name.end, bytes);
+                }
                 self.backlog.remove_file(&name.tp, &path)?;
             }
         }
