@@ -75,6 +75,9 @@ reference_clis() {
   if ! command -v systemd-analyze >/dev/null; then
     apt_install systemd || log "systemd could not be installed: deploy/systemd will not be checked"
   fi
+  # promtool checks and unit-tests the alert rules in deploy/prometheus (Debian's prometheus
+  # package; its web UI libraries and the node exporter are only recommended).
+  command -v promtool >/dev/null || apt_install --no-install-recommends prometheus
   return 0
 }
 

@@ -105,16 +105,17 @@ async fn metrics_and_health_follow_the_archive_through_an_s3_outage_and_a_rebala
     // Archiving: the counters move by exactly what was produced, lag and age settle at 0.
     wait_for_archive(s3.clone(), &prefix, 400, Duration::from_secs(60)).await;
     let bytes = payload(&produced);
-    let text = scrape_until(port, "400 records archived and no lag", Duration::from_secs(60), |text| {
+    // The commit follows the upload at the consumer's next tick: both partitions committed to their ends.
+    let text = scrape_until(port, "400 records archived, committed, and no lag", Duration::from_secs(60), |text| {
         sum(text, "kafkatos3_records_archived_total", &topic) == 400.0
             && samples(text, "kafkatos3_consumer_lag_records", &topic).len() == 2
             && sum(text, "kafkatos3_consumer_lag_records", &topic) == 0.0
+            && sum(text, "kafkatos3_committed_offset", &topic) == 400.0
     })
     .await;
     assert_eq!(sum(&text, "kafkatos3_records_consumed_total", &topic), 400.0, "{text}");
     assert_eq!(sum(&text, "kafkatos3_bytes_consumed_total", &topic), bytes, "key and value bytes; {text}");
     assert!(sum(&text, "kafkatos3_bytes_uploaded_total", &topic) > 0.0, "{text}");
-    assert_eq!(sum(&text, "kafkatos3_committed_offset", &topic), 400.0, "both partitions committed to their ends");
     assert_eq!(sum(&text, "kafkatos3_oldest_unarchived_record_age_seconds", &topic), 0.0, "{text}");
     assert_eq!(sum(&text, "kafkatos3_assigned_partitions", ""), 2.0, "{text}");
     assert!(sum(&text, "kafkatos3_rebalances_total", "") >= 1.0, "{text}");
@@ -164,6 +165,7 @@ async fn metrics_and_health_follow_the_archive_through_an_s3_outage_and_a_rebala
     let second_port = free_port();
     let mut second = DaemonConfig::new(&env, &dir.path().join("work2"), &group, &[&topic], &prefix);
     second.endpoint = s3_server.endpoint();
+    second.extra_main = "log.format = json".into();
     write_config(&env, &mut second, second_port, &dir.path().join("second.cfg"));
     let other = Daemon::start(&dir.path().join("second.cfg"), &dir.path().join("second.log"));
     let text = scrape_until(port, "one partition left", Duration::from_secs(90), |text| {
@@ -194,4 +196,18 @@ async fn metrics_and_health_follow_the_archive_through_an_s3_outage_and_a_rebala
     for text in logs.iter().chain([&text, &theirs]) {
         assert!(!text.contains(&env.secret_key), "the S3 secret key leaked");
     }
+    // The second instance logs JSON: one object per line, topic and partition as fields of every
+    // line about a partition.
+    let mut about_a_partition = 0;
+    for line in logs[1].lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(event["timestamp"].is_string() && event["level"].is_string() && event["message"].is_string(), "{line}");
+        if event["message"] == "adopted partition" {
+            assert_eq!(event["topic"], topic.as_str(), "{line}");
+            assert!(event["partition"].is_i64(), "{line}");
+            about_a_partition += 1;
+        }
+    }
+    assert!(about_a_partition >= 1, "the second instance adopted a partition:\n{}", logs[1]);
 }

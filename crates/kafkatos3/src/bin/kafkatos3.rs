@@ -140,7 +140,7 @@ fn run_daemon(configfile: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    kafkatos3::observe::logging::init(config.main.log_level);
+    kafkatos3::observe::logging::init(config.main.log_level, config.main.log_format);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %configfile.display(), "kafkatos3 starting");
     match kafkatos3::daemon::run(config, kafkatos3::daemon::signals()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -165,7 +165,7 @@ fn run_snapshot(args: &SnapshotArgs) -> ExitCode {
     } else {
         config.main.log_level
     };
-    kafkatos3::observe::logging::init(level);
+    kafkatos3::observe::logging::init(level, config.main.log_format);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %args.config.display(), "kafkatos3 snapshot starting");
     let options = kafkatos3::daemon::snapshot::Options {
         consumers: args.consumers.map(usize::from),

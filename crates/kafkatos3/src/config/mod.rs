@@ -101,6 +101,8 @@ pub struct MetricsConfig {
 pub struct MainConfig {
     /// `log.level`: the least severe level that is logged.
     pub log_level: LogLevel,
+    /// `log.format`: one line of text per event (the default), or one JSON object per line.
+    pub log_format: LogFormat,
     /// `working_directory`: where in-progress, compressed and to-be-uploaded files live. It must
     /// persist across restarts: the daemon resumes from what it finds there.
     pub working_directory: PathBuf,
@@ -270,6 +272,17 @@ impl LogLevel {
             Self::Error => "error",
         }
     }
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `text`: human-readable, coloured on a terminal.
+    #[default]
+    Text,
+    /// `json`: one JSON object per line, for log pipelines; every field of the event a key of it
+    /// (`topic` and `partition` on every line about a partition).
+    Json,
 }
 
 /// `kafka_auto_offset_reset`.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{ConsumerClass, LogLevel, OffsetReset};
+use super::{ConsumerClass, LogFormat, LogLevel, OffsetReset};
 
 pub(super) const KIB: u64 = 1 << 10;
 pub(super) const MIB: u64 = 1 << 20;
@@ -92,6 +92,14 @@ pub(super) fn log_level(value: &str) -> Result<LogLevel, String> {
         "WARNING" | "WARN" => Ok(LogLevel::Warning),
         "ERROR" | "CRITICAL" => Ok(LogLevel::Error),
         _ => Err("one of DEBUG, INFO, WARNING, ERROR".to_owned()),
+    }
+}
+
+pub(super) fn log_format(value: &str) -> Result<LogFormat, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("text or json".to_owned()),
     }
 }
 

@@ -88,7 +88,7 @@ pub fn recover(work: &WorkDir) -> Result<Recovery, RecoverError> {
 fn adopt_original(work: &WorkDir) -> Result<Legacy, RecoverError> {
     for (tp, _) in work.list_inprogress()? {
         if let Some((name, _)) = seal::seal_existing(work, &tp)? {
-            tracing::info!(file = %name.stem(), "sealed the in-progress file left by the original");
+            tracing::info!(topic = %name.tp.topic, partition = name.tp.partition, file = %name.stem(), "sealed the in-progress file left by the original");
         }
     }
     let mut names = Vec::new();

@@ -47,7 +47,7 @@ pub fn seal_writer(work: &WorkDir, tp: &TopicPartition, writer: AnyWriter) -> Re
         }
         // The rename happened, only a directory sync failed: the file is sealed (the next
         // directory sync makes it durable); reporting a failure would lose track of it.
-        tracing::warn!(partition = %tp, error = %source, "sealed, but syncing the directory failed");
+        tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %source, "sealed, but syncing the directory failed");
     }
     Ok((name, size))
 }
@@ -85,6 +85,6 @@ fn finish_seal(work: &WorkDir, tp: &TopicPartition) -> Result<Option<(SealedName
     let name = SealedName { tp: tp.clone(), start, end, date: today_yymmdd() };
     durable::rename_durable(&path, &work.tocompress_path(&name))
         .map_err(|source| SealError::Fs { tp: tp.clone(), source })?;
-    tracing::info!(file = %name.stem(), "moved on an in-progress file sealed before a crash");
+    tracing::info!(topic = %name.tp.topic, partition = name.tp.partition, file = %name.stem(), "moved on an in-progress file sealed before a crash");
     Ok(Some((name, size)))
 }

@@ -215,7 +215,7 @@ impl Compressor {
             Ok((_, after)) => {
                 self.backlog.resize(&file.name.tp, before, after);
                 crate::observe::metrics::global().compressed(self.settings.compression.codec().name(), before, after);
-                tracing::info!(file = %file.name.stem(), bytes_in = before, bytes_out = after, ms = started.elapsed().as_millis() as u64, "compressed");
+                tracing::info!(topic = %file.name.tp.topic, partition = file.name.tp.partition, file = %file.name.stem(), bytes_in = before, bytes_out = after, ms = started.elapsed().as_millis() as u64, "compressed");
                 self.upload_wake.notify_one();
             }
             Err(error) => {
@@ -223,9 +223,9 @@ impl Compressor {
                 // full disk gets its space back for the uploads that resolve it.
                 let _ = fs::remove_file(durable::tmp_path(&self.settings.target_path(&self.work, file)));
                 if error.is_out_of_space() && self.resyncs.free_space_after(&file.name) {
-                    tracing::warn!(file = %file.name.stem(), resume_at = file.name.end + 1, "disk full: dropping the partition's later local data to compress its oldest file");
+                    tracing::warn!(topic = %file.name.tp.topic, partition = file.name.tp.partition, file = %file.name.stem(), resume_at = file.name.end + 1, "disk full: dropping the partition's later local data to compress its oldest file");
                 }
-                tracing::error!(%error, file = %file.name.stem(), "compression failed; will retry");
+                tracing::error!(%error, topic = %file.name.tp.topic, partition = file.name.tp.partition, file = %file.name.stem(), "compression failed; will retry");
                 thread::sleep(Duration::from_secs(1));
             }
         }

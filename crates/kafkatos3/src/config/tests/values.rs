@@ -371,3 +371,13 @@ fn metrics_are_served_only_when_listen_is_set_and_a_bad_address_names_the_line()
     let error = message(&text);
     assert!(error.starts_with(&format!("test.cfg:{line}: [metrics] listen = '9464': expected HOST:PORT")), "{error}");
 }
+
+#[test]
+fn log_format_is_text_unless_json_is_asked_for() {
+    assert_eq!(parse_ok(MINIMAL).main.log_format, LogFormat::Text);
+    assert_eq!(parse_ok(&with("main", "log.format = JSON")).main.log_format, LogFormat::Json);
+    assert_eq!(
+        message(&with("main", "log.format = yaml")),
+        "test.cfg:2: [main] log.format = 'yaml': expected text or json"
+    );
+}

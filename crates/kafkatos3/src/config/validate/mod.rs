@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::ini::{Entry, Ini, Section};
 use super::values::*;
 use super::{
-    CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, EncryptionConfig, KeySuggestion, LogLevel,
-    MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
+    CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, EncryptionConfig, KeySuggestion, LogFormat,
+    LogLevel, MainConfig, OffsetReset, S3Config, S3Credentials, Secret,
 };
 use crate::config::budget::{MemoryBudget, Workers};
 use kafka::{is_secret, kafka, KAFKA_SECTION};
@@ -19,8 +19,14 @@ mod groups;
 mod kafka;
 mod metrics;
 
-const MAIN_KEYS: &[&str] =
-    &["log.level", "working_directory", "shutdown_timeout_seconds", "mak_format_version", "memory_limit_bytes"];
+const MAIN_KEYS: &[&str] = &[
+    "log.level",
+    "log.format",
+    "working_directory",
+    "shutdown_timeout_seconds",
+    "mak_format_version",
+    "memory_limit_bytes",
+];
 const CONSUMER_KEYS: &[&str] = &[
     "consumer_processes",
     "kafka_bootstrap",
@@ -139,7 +145,8 @@ fn suggest_key(section: &str, keys: &[&str], key: &str) -> Option<KeySuggestion>
     if let Some(nearest) = nearest(key, keys.iter().copied()) {
         return Some(KeySuggestion::DidYouMean(nearest));
     }
-    // The fixed sections' only dotted key is `log.level`; anything else dotted is librdkafka's.
+    // The fixed sections' only dotted keys are `log.level` and `log.format`; anything else dotted
+    // is librdkafka's.
     key.contains('.').then_some(KeySuggestion::KafkaSection)
 }
 
@@ -209,6 +216,7 @@ impl<'a> View<'a> {
 fn main(view: &View) -> Result<MainConfig, ConfigError> {
     Ok(MainConfig {
         log_level: view.or_default("log.level", LogLevel::Info, log_level)?,
+        log_format: view.or_default("log.format", LogFormat::Text, log_format)?,
         working_directory: view
             .required("working_directory", |v| non_empty(v, "a directory path").map(PathBuf::from))?,
         shutdown_timeout: view.or_default("shutdown_timeout_seconds", Duration::from_secs(30), |v| {

@@ -186,3 +186,63 @@ impl Metrics {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::TopicPartition;
+
+    /// A page with every series present: a partition with a log end and an upload, a stage count,
+    /// a failure.
+    fn full_page() -> String {
+        let metrics = Metrics::new();
+        let partition = metrics.partitions.assigned(&TopicPartition::new("orders", 0));
+        partition.committed(0);
+        partition.high_watermark(10, now_ms());
+        partition.file_archived(0, 9, 100);
+        let text = "[main]\nworking_directory = /w\n[consumer]\nkafka_bootstrap = k:9092\nkafka_consumer_group = g\n\
+                    topic_whitelist = orders\n[s3]\ns3_bucket_name = bucket\n";
+        let config = crate::config::parse(text, std::path::Path::new("test.cfg")).unwrap();
+        let stages = || Some(vec![("inprogress", 1, 10), ("tocompress", 0, 0), ("tos3", 2, 20)]);
+        metrics.configure(&config.memory, Box::new(stages));
+        metrics.upload_failed(FailureReason::store);
+        metrics.compressed("zstd", 100, 10);
+        metrics.upload_duration.observe(0.5);
+        metrics.encode()
+    }
+
+    #[test]
+    fn every_metric_the_alert_rules_and_the_dashboard_query_is_on_the_page() {
+        let page = full_page();
+        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+        let names = regex::Regex::new(r"kafkatos3_[a-z_]+").unwrap();
+        for file in [
+            "prometheus/kafkatos3-alerts.yml",
+            "prometheus/kafkatos3-alerts.test.yml",
+            "grafana/kafkatos3-dashboard.json",
+        ] {
+            let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+            for name in names.find_iter(&text).map(|m| m.as_str()) {
+                // Alert and dashboard names (KafkatoS3..., kafkatos3-dashboard) are not metrics.
+                if name.starts_with("kafkatos3_") && !page.contains(&format!("\n{name}")) {
+                    panic!("{file} uses {name}, which the daemon does not export:\n{page}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn counters_end_in_total_and_every_series_has_help_and_type() {
+        let page = full_page();
+        for line in page.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let mut words = line.split_whitespace().skip(2);
+            let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+            assert!(name.starts_with("kafkatos3_"), "{line}");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
+            assert!(page.contains(&format!("# HELP {name} ")), "{name} has no help");
+        }
+        assert!(page.contains(r#"kafkatos3_upload_failures_total{reason="store"} 1"#), "{page}");
+        assert!(page.contains(r#"kafkatos3_records_archived_total{topic="orders",partition="0"} 10"#), "{page}");
+        assert!(page.contains(r#"kafkatos3_files{stage="tos3"} 2"#), "{page}");
+    }
+}

@@ -38,7 +38,9 @@ pub fn adopt_partition(
         match seal::seal_existing(work, tp) {
             Ok(Some((_, bytes))) => stage.backlog.add(tp, bytes),
             Ok(None) => {}
-            Err(error) => tracing::warn!(partition = %tp, %error, "moving on a sealed in-progress file"),
+            Err(error) => {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, %error, "moving on a sealed in-progress file")
+            }
         }
     }
     let mut sealed = work.list_sealed_for(tp)?;
@@ -50,7 +52,7 @@ pub fn adopt_partition(
         match opened {
             Ok((writer, recovered)) if recovered.last_offset.is_some() => {
                 if recovered.truncated_bytes > 0 {
-                    tracing::info!(partition = %tp, bytes = recovered.truncated_bytes, "cut the torn tail of the in-progress file");
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, bytes = recovered.truncated_bytes, "cut the torn tail of the in-progress file");
                 }
                 open = Some(writer);
             }
@@ -61,11 +63,11 @@ pub fn adopt_partition(
             Err(_) if never_held_a_record(&inprogress) => {
                 // A crash between creating the file and making its header durable: no record
                 // can have been written to it, there is nothing to keep.
-                tracing::info!(partition = %tp, "removing an in-progress file cut before its header was complete");
+                tracing::info!(topic = %tp.topic, partition = tp.partition, "removing an in-progress file cut before its header was complete");
                 durable::remove_durable(&inprogress)?;
             }
             Err(error) => {
-                tracing::error!(partition = %tp, %error, "in-progress file is unreadable; setting it aside, its records are read again from Kafka");
+                tracing::error!(topic = %tp.topic, partition = tp.partition, %error, "in-progress file is unreadable; setting it aside, its records are read again from Kafka");
                 work.set_aside(tp, &inprogress)?;
             }
         }
@@ -91,12 +93,12 @@ pub fn adopt_partition(
                 kept.push(file.name)
             }
             FileFate::Covered => {
-                tracing::info!(file = %file.name.stem(), "already in S3; removing the local copy");
+                tracing::info!(topic = %file.name.tp.topic, partition = file.name.tp.partition, file = %file.name.stem(), "already in S3; removing the local copy");
                 stage.backlog.remove_file(tp, &file.path)?;
             }
             FileFate::SetAside => {
                 let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
-                tracing::warn!(file = %file.name.stem(), committed, "file does not continue the archived offsets; set aside in orphaned/");
+                tracing::warn!(topic = %file.name.tp.topic, partition = file.name.tp.partition, file = %file.name.stem(), committed, "file does not continue the archived offsets; set aside in orphaned/");
                 work.set_aside(tp, &file.path)?;
                 stage.backlog.sub(tp, bytes);
             }
@@ -111,7 +113,7 @@ pub fn adopt_partition(
             if fate == FileFate::Covered {
                 durable::remove_durable(&inprogress)?;
             } else {
-                tracing::warn!(partition = %tp, "in-progress file does not continue the archived offsets; set aside in orphaned/");
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, "in-progress file does not continue the archived offsets; set aside in orphaned/");
                 work.set_aside(tp, &inprogress)?;
             }
             PartitionSpool::new(work, tp.clone(), plan.resume_at, version)
@@ -121,7 +123,7 @@ pub fn adopt_partition(
     // Compressions skipped while this partition was locked can go ahead now.
     drop(moving);
     stage.compress_wake.notify();
-    tracing::info!(partition = %tp, committed, uploaded_through = marker, resume_at = plan.resume_at, pending_files = kept.len(), "adopted partition");
+    tracing::info!(topic = %tp.topic, partition = tp.partition, committed, uploaded_through = marker, resume_at = plan.resume_at, pending_files = kept.len(), "adopted partition");
     Ok(spool)
 }
 

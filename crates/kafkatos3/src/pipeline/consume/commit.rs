@@ -65,7 +65,7 @@ impl ArchiverContext {
             Ok(()) => {
                 let metrics = crate::observe::metrics::global();
                 for (tp, offset) in advanced {
-                    tracing::debug!(partition = %tp, offset, "committed");
+                    tracing::debug!(topic = %tp.topic, partition = tp.partition, offset, "committed");
                     if let Some(partition) = metrics.partitions.get(&tp) {
                         partition.committed(offset);
                     }
@@ -111,7 +111,7 @@ impl ArchiverContext {
             .collect();
         advanced.retain(|(tp, ours)| match group.get(tp) {
             Some(&theirs) if theirs > *ours => {
-                tracing::warn!(partition = %tp, ours, group = theirs, "the group's offset is past ours (another instance owns the partition now); not committing");
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, ours, group = theirs, "the group's offset is past ours (another instance owns the partition now); not committing");
                 state.committed.insert(tp.clone(), theirs);
                 false
             }

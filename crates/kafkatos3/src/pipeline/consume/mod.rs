@@ -98,7 +98,7 @@ impl Consumers {
     pub fn seal(&self, spool: &mut PartitionSpool) {
         match spool.seal() {
             Ok(Some((name, bytes))) => {
-                tracing::info!(file = %name.stem(), bytes, "sealed");
+                tracing::info!(topic = %name.tp.topic, partition = name.tp.partition, file = %name.stem(), bytes, "sealed");
                 self.ledger.sealed(&name);
                 self.backlog.add(&name.tp, bytes);
                 self.compress_wake.notify();

@@ -119,7 +119,7 @@ impl<'a> PollLoop<'a> {
             if let Err(error) =
                 self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), Duration::from_secs(10))
             {
-                tracing::warn!(partition = %tp, offset, %error, "seek failed; retried");
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, offset, %error, "seek failed; retried");
                 let mut state = self.consumer.context().state();
                 if let Some(spool) = state.topics.get_mut(&tp.topic).and_then(|p| p.get_mut(&tp.partition)) {
                     spool.await_position(offset);
@@ -149,12 +149,12 @@ impl<'a> PollLoop<'a> {
                     match stage.archive.block_on(RESYNC_PROBE_LIMIT, probe) {
                         Some(Ok(offset)) => offset,
                         Some(Err(error)) => {
-                            tracing::warn!(partition = %tp, %error, "reading where the archive of the partition ends failed; retried");
+                            tracing::warn!(topic = %tp.topic, partition = tp.partition, %error, "reading where the archive of the partition ends failed; retried");
                             self.retry_resync(&tp, resync);
                             continue;
                         }
                         None => {
-                            tracing::warn!(partition = %tp, limit_s = RESYNC_PROBE_LIMIT.as_secs(), "the archive did not say in time where the partition ends; retried");
+                            tracing::warn!(topic = %tp.topic, partition = tp.partition, limit_s = RESYNC_PROBE_LIMIT.as_secs(), "the archive did not say in time where the partition ends; retried");
                             self.retry_resync(&tp, resync);
                             continue;
                         }
@@ -169,11 +169,11 @@ impl<'a> PollLoop<'a> {
             // Until the resync is done, the partition waits where its kept data ends.
             let position = match dropped {
                 Ok(dropped) => {
-                    tracing::warn!(partition = %tp, dropped_files = dropped, from = resync.drop_from, resume_at = resume, "resynced: local files dropped, records read again from Kafka");
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, dropped_files = dropped, from = resync.drop_from, resume_at = resume, "resynced: local files dropped, records read again from Kafka");
                     resume
                 }
                 Err(error) => {
-                    tracing::error!(partition = %tp, %error, "dropping local files for a resync failed; retried");
+                    tracing::error!(topic = %tp.topic, partition = tp.partition, %error, "dropping local files for a resync failed; retried");
                     self.retry_resync(&tp, resync);
                     resync.drop_from
                 }
@@ -209,7 +209,7 @@ impl<'a> PollLoop<'a> {
             for spool in state.spools_mut().filter(|s| s.tp.partition == partition) {
                 let caught_up = std::mem::take(&mut spool.catching_up);
                 if caught_up || spool.is_full(threshold, None) {
-                    tracing::debug!(partition = %spool.tp, caught_up, "sealing at the end of the log");
+                    tracing::debug!(topic = %spool.tp.topic, partition = spool.tp.partition, caught_up, "sealing at the end of the log");
                     self.stage.seal(spool);
                     sealed = true;
                 }

@@ -51,7 +51,7 @@ impl ArchiverContext {
                     Err(error) => {
                         // Without a settled local state the resume point is unknown: retrying
                         // is the only safe choice (a full or failing disk).
-                        tracing::error!(partition = %tp, %error, "adopting the partition's local files failed; retrying");
+                        tracing::error!(topic = %tp.topic, partition = tp.partition, %error, "adopting the partition's local files failed; retrying");
                         std::thread::sleep(Duration::from_secs(1));
                     }
                 }
@@ -61,7 +61,7 @@ impl ArchiverContext {
             }
             if let Some(offset) = spool.next_offset() {
                 if let Err(error) = tpl.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset)) {
-                    tracing::error!(partition = %tp, %error, "setting the resume offset");
+                    tracing::error!(topic = %tp.topic, partition = tp.partition, %error, "setting the resume offset");
                 }
             }
             if let Some(offset) = committed_offset {

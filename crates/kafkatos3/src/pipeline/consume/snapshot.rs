@@ -293,7 +293,7 @@ impl SnapshotTracker {
             if ended {
                 stage.seal(spool);
                 if self.ended.insert(tp.clone()) {
-                    tracing::info!(partition = %tp, "snapshot: every record before the end is taken");
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, "snapshot: every record before the end is taken");
                 }
             } else if self.ended.remove(&tp) {
                 reopened.push(tp.clone());
@@ -386,14 +386,14 @@ fn look_again(plan: &SnapshotPlan, consumer: &BaseConsumer<ArchiverContext>, tp:
     };
     match consumer.fetch_watermarks(&tp.topic, tp.partition, KAFKA_LIMIT) {
         Ok((low, _)) if low >= end => {
-            tracing::warn!(partition = %tp, log_start = low, end, "snapshot: Kafka no longer holds the records before the end; nothing is left to take");
+            tracing::warn!(topic = %tp.topic, partition = tp.partition, log_start = low, end, "snapshot: Kafka no longer holds the records before the end; nothing is left to take");
             plan.gone(tp);
         }
         Ok((low, high)) => {
-            tracing::warn!(partition = %tp, read, end, log_start = low, log_end = high, "snapshot: the partition has not moved below its end for a while")
+            tracing::warn!(topic = %tp.topic, partition = tp.partition, read, end, log_start = low, log_end = high, "snapshot: the partition has not moved below its end for a while")
         }
         Err(error) => {
-            tracing::warn!(partition = %tp, %error, "snapshot: the partition has not moved for a while and its offsets cannot be read")
+            tracing::warn!(topic = %tp.topic, partition = tp.partition, %error, "snapshot: the partition has not moved for a while and its offsets cannot be read")
         }
     }
 }

@@ -127,7 +127,7 @@ fn append(stage: &Consumers, spool: &mut PartitionSpool, record: &RecordRef<'_>,
         }
         Ok(Appended::AwaitingRewind | Appended::PastEnd) => false,
         Ok(Appended::AlreadyHeld) => {
-            tracing::debug!(partition = %spool.tp, offset = record.offset, "skipping a record already held");
+            tracing::debug!(topic = %spool.tp.topic, partition = spool.tp.partition, offset = record.offset, "skipping a record already held");
             false
         }
         Err(error) if error.is_too_many_open_files() => {

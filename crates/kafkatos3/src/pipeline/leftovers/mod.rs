@@ -104,7 +104,7 @@ impl Leftovers {
                 continue;
             }
             if let Err(error) = self.resolve(&tp) {
-                tracing::error!(partition = %tp, %error, "resolving leftover files failed; retried");
+                tracing::error!(topic = %tp.topic, partition = tp.partition, %error, "resolving leftover files failed; retried");
             }
         }
     }
@@ -130,14 +130,14 @@ impl Leftovers {
         if inprogress.exists() {
             match crate::local::seal::seal_existing(&self.work, tp) {
                 Ok(Some((name, bytes))) => {
-                    tracing::info!(file = %name.stem(), "sealed the in-progress file of a partition owned elsewhere");
+                    tracing::info!(topic = %name.tp.topic, partition = name.tp.partition, file = %name.stem(), "sealed the in-progress file of a partition owned elsewhere");
                     self.backlog.add(tp, bytes);
                 }
                 Ok(None) => {
                     durable::remove_durable(&inprogress)?;
                 }
                 Err(error) => {
-                    tracing::warn!(partition = %tp, %error, "leftover in-progress file is unreadable; deleting it, the owner reads its records again");
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, %error, "leftover in-progress file is unreadable; deleting it, the owner reads its records again");
                     durable::remove_durable(&inprogress)?;
                 }
             }
@@ -153,7 +153,7 @@ impl Leftovers {
                     None => continue,
                 }
             } else {
-                tracing::info!(file = %file.name.stem(), uploaded_through = marker, "deleting a leftover that does not continue this disk's uploads; its records are in S3 or read again by the partition's owner");
+                tracing::info!(topic = %file.name.tp.topic, partition = file.name.tp.partition, file = %file.name.stem(), uploaded_through = marker, "deleting a leftover that does not continue this disk's uploads; its records are in S3 or read again by the partition's owner");
                 self.backlog.remove_file(&file.name.tp, &file.path)?;
             }
         }

@@ -274,9 +274,9 @@ impl PartitionSpool {
                 Err(reopen) => {
                     // Unreadable (e.g. its header was cut by the full disk): move it out of the
                     // way, where nothing deletes it, and fetch its records again.
-                    tracing::error!(partition = %self.tp, error = %reopen, "in-progress file unreadable after a failed write; setting it aside");
+                    tracing::error!(topic = %self.tp.topic, partition = self.tp.partition, error = %reopen, "in-progress file unreadable after a failed write; setting it aside");
                     if let Err(error) = self.work.set_aside(&self.tp, &self.path) {
-                        tracing::error!(partition = %self.tp, %error, "setting the in-progress file aside");
+                        tracing::error!(topic = %self.tp.topic, partition = self.tp.partition, %error, "setting the in-progress file aside");
                     }
                     self.next_offset = file_start.or(self.next_offset);
                 }

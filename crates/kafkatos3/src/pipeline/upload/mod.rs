@@ -149,7 +149,7 @@ pub async fn run(stage: Arc<Uploader>) {
             // a file already confirmed) would be uploaded twice.
             if !legacy && stage.ledger.is_confirmed(&file.name) {
                 if let Err(error) = stage.release_confirmed(&file.name) {
-                    tracing::error!(%error, file = %file.name.stem(), "releasing an uploaded file failed; retried");
+                    tracing::error!(%error, topic = %file.name.tp.topic, partition = file.name.tp.partition, file = %file.name.stem(), "releasing an uploaded file failed; retried");
                 }
                 continue;
             }
@@ -270,7 +270,7 @@ impl Uploader {
         }
         match self.archive.listed_end(tp).await? {
             Some(end) if end != file.name.start => {
-                tracing::warn!(partition = %tp, ours = file.name.start, archive_ends = end, "the archive in S3 does not end where this partition started; resyncing to it");
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, ours = file.name.start, archive_ends = end, "the archive in S3 does not end where this partition started; resyncing to it");
                 self.resyncs.hold_and_request(tp, Resync { drop_from: file.name.start, resume_at: Some(end) });
                 Ok(false)
             }
@@ -301,7 +301,7 @@ impl Uploader {
     fn release_confirmed(&self, name: &SealedName) -> Result<(), FsError> {
         let released = self.ledger.upload_confirmed(name)?;
         if !released.owned {
-            tracing::warn!(file = %name.stem(), "uploaded after the partition was handed over; local file kept for the next adoption to judge");
+            tracing::warn!(topic = %name.tp.topic, partition = name.tp.partition, file = %name.stem(), "uploaded after the partition was handed over; local file kept for the next adoption to judge");
         }
         let metrics = crate::observe::metrics::global().partitions.get(&name.tp);
         for name in released.deletable {

@@ -81,14 +81,14 @@ pub fn resume_points(
             }
             Ok(ArchiveEnd::Empty) => empty.push(tp),
             Err(error) if from.is_none() => {
-                tracing::warn!(partition = %tp, %error, "the archive cannot tell where a partition without a committed offset ends; starting where Kafka resets it, committing nothing until the first upload has asked the archive");
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, %error, "the archive cannot tell where a partition without a committed offset ends; starting where Kafka resets it, committing nothing until the first upload has asked the archive");
                 resume.archived.insert(tp.clone(), None);
                 resume.unconfirmed.insert(tp);
             }
             Err(error) => {
                 // Known partitions resume at what is known: should the archive hold more, the
                 // first upload meets the claim at its key and resyncs.
-                tracing::warn!(partition = %tp, %error, "could not read where the archive of the partition ends; resuming at the committed offset");
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, %error, "could not read where the archive of the partition ends; resuming at the committed offset");
                 resume.archived.insert(tp, None);
             }
         }
@@ -129,7 +129,7 @@ fn reset_position(stage: &Consumers, consumer: &BaseConsumer<ArchiverContext>, t
     match consumer.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(10)) {
         Ok((low, high)) => Some(if reset == OffsetReset::Earliest { low } else { high }),
         Err(error) => {
-            tracing::warn!(partition = %tp, %error, "reading the partition's watermarks failed; starting where the broker resets it");
+            tracing::warn!(topic = %tp.topic, partition = tp.partition, %error, "reading the partition's watermarks failed; starting where the broker resets it");
             None
         }
     }
