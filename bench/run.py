@@ -43,7 +43,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from procstats import (CLK_TCK, DrainSampler, RssSampler, cpu_by_family, cpu_seconds,  # noqa: E402
@@ -407,7 +409,8 @@ topic_whitelist = {TOPIC}
 [kafka]
 # the test broker (Tansu) takes session.timeout.ms / 2 for every group join
 session.timeout.ms = 6000
-""" + "".join(f"{setting}\n" for setting in args.kafka)
+""" + "".join(f"{setting}\n" for setting in args.kafka) + (
+        f"\n[metrics]\nlisten = 127.0.0.1:{args.metrics_port}\n" if args.metrics else "")
     # Codec-specific lines go into their section.
     for section, entries in CODECS[codec].items():
         extra = "".join(f"{k} = {v}\n" for k, v in entries.items())
@@ -458,6 +461,9 @@ def run_snapshot(args, svc, state, codec, mak_version, name):
                                 start_new_session=True)
     sampler = RssSampler(proc.pid)
     sampler.start()
+    scraper = MetricsScraper(args.metrics_port) if args.metrics else None
+    if scraper:
+        scraper.start()
     drain = DrainSampler(dict(svc.pids(), process=proc.pid, bench=os.getpid()), t0, workdir=os.path.join(work, "wd"))
     drain.start()
     try:
@@ -485,6 +491,24 @@ def run_snapshot(args, svc, state, codec, mak_version, name):
         if v.returncode != 0:
             raise RuntimeError(f"kafkatos3 verify found a problem in the archive: {v.stdout[-2000:]}")
     return result
+
+
+class MetricsScraper(threading.Thread):
+    """Scrapes the daemon's /metrics every 5 s during a run, as Prometheus would (--metrics)."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port, self.scrapes = port, 0
+        self.stop_flag = threading.Event()
+
+    def run(self):
+        while not self.stop_flag.wait(5):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as response:
+                    response.read()
+                self.scrapes += 1
+            except OSError:
+                pass
 
 
 def run_ours(args, svc, end_offsets, state, codec, mak_version=None, name=None):
@@ -529,6 +553,8 @@ def run_ours(args, svc, end_offsets, state, codec, mak_version=None, name=None):
     finally:
         sampler.stop_flag.set()
         drain.stop_flag.set()
+        if scraper:
+            scraper.stop_flag.set()
         if perf is not None:
             perf.send_signal(signal.SIGINT)
             perf.wait(120)
@@ -544,7 +570,8 @@ def run_ours(args, svc, end_offsets, state, codec, mak_version=None, name=None):
               "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "rss_method": method, "exit_status": rc,
               "objects": objects, "object_bytes": size, "bucket": bucket, "config": cfg,
               "phases": phases, "threads_cpu": threads, "services_cpu": services,
-              "consumer_busy_series": drain.series}
+              "consumer_busy_series": drain.series,
+              "metrics_scrapes": scraper.scrapes if scraper else None}
     if args.verify:
         # After the measurement: `kafkatos3 verify --deep` decodes every archived record (its GETs
         # land in the S3 log but only PUT/POST are counted).
@@ -858,9 +885,12 @@ def main():
     ap.add_argument("--kafka", action="append", default=[], metavar="KEY=VALUE",
                     help="a librdkafka property for kafkatos3's [kafka] section (repeatable), e.g. to compare fetch settings")
     ap.add_argument("--uploader-workers", type=int, default=2)
+    ap.add_argument("--metrics", action="store_true",
+                    help="serve [metrics] listen and scrape /metrics every 5 s during each daemon run (its cost)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds each run may take")
     ap.add_argument("--python", default=sys.executable, help="python3 with confluent-kafka, boto3, kafkatos3 0.2.0")
     args = ap.parse_args()
+    args.metrics_port = free_port() if args.metrics else None
     args.keep = args.keep or args.perf
 
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]

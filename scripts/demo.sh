@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# demo.sh - run kafkatos3's main job end to end on a fresh machine: Kafka topic -> MAK files -> S3.
+# demo.sh - run kafkatos3's main job end to end on a fresh machine: Kafka topic -> MAK files -> the archive.
 #
 # Usage:   scripts/demo.sh
 # Env:     DEMO_RECORDS=1000        how many records to produce
-#          DEMO_TIMEOUT_S=120       how long to wait for the archive to reach S3
+#          DEMO_TIMEOUT_S=120       how long to wait for the archive to be complete
+#          DEMO_STORE=dir           where the archive goes: `dir` (default) a local directory ([store] url =
+#                                   file:///...: no S3 server to build), or `s3` a local s3s-fs S3 server
 #          KAFKATOS3_BIN_DIR=DIR    use kafkatos3 and kafkatos3_parse from DIR (e.g. an installed release)
 #                                   instead of building them: no cargo build
 #
-# Steps: install deps; cargo build --release; start a Tansu broker and an s3s-fs server on free loopback ports
-# (fresh state dir under /tmp); create bucket kafkatos3-demo; create topic `demo` (3 partitions) and produce
+# Steps: install deps; cargo build --release; start a Tansu broker (and with DEMO_STORE=s3 an s3s-fs server, bucket
+# kafkatos3-demo) on free loopback ports (fresh state dir under /tmp); create topic `demo` (3 partitions) and produce
 # DEMO_RECORDS records (distinct keys and values, one empty value); write demo.cfg in the original kafkatos3's
 # INI format; run `target/release/kafkatos3 demo.cfg` in the background until the objects are in the bucket and
 # the consumer group's committed offsets reach the end of every partition; SIGTERM it and wait for a clean exit;
@@ -24,6 +26,8 @@ LOG_TAG=demo
 source "$ROOT/scripts/infra/common.sh"
 
 RECORDS="${DEMO_RECORDS:-1000}"
+STORE_KIND="${DEMO_STORE:-dir}"
+[[ "$STORE_KIND" == dir || "$STORE_KIND" == s3 ]] || die "DEMO_STORE is dir or s3, not $STORE_KIND"
 TIMEOUT_S="${DEMO_TIMEOUT_S:-120}"
 TOPIC=demo
 GROUP=kafkatos3-demo
@@ -60,7 +64,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-"$ROOT/scripts/install-deps.sh"
+if [[ "$STORE_KIND" == dir ]]; then
+  "$ROOT/scripts/install-deps.sh" --demo
+else
+  "$ROOT/scripts/install-deps.sh"
+fi
 
 if [[ -n "${KAFKATOS3_BIN_DIR:-}" ]]; then
   BIN_DIR="$(cd "$KAFKATOS3_BIN_DIR" && pwd)"
@@ -86,10 +94,25 @@ export KAFKA_PORT S3_PORT
 export S3_ACCESS_KEY="kafkatos3-demo-access" S3_SECRET_KEY="kafkatos3-demo-secret"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 ENDPOINT="http://127.0.0.1:$S3_PORT"
-S3_ARGS=("$ENDPOINT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$BUCKET")
 
 "$ROOT/scripts/infra/start-kafka.sh" >/dev/null
-S3_BUCKETS="$BUCKET" "$ROOT/scripts/infra/start-s3.sh" >/dev/null
+if [[ "$STORE_KIND" == dir ]]; then
+  STORE_ARGS=("file://$STATE/archive")
+  STORE_NAME="file://$STATE/archive"
+  STORE_CONFIG="[store]
+# the archive in a local directory (or a mounted NAS); s3://BUCKET/PREFIX, gs://..., az://... for object stores
+url = file://$STATE/archive"
+else
+  STORE_ARGS=("$ENDPOINT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$BUCKET")
+  STORE_NAME="s3://$BUCKET"
+  S3_BUCKETS="$BUCKET" "$ROOT/scripts/infra/start-s3.sh" >/dev/null
+  STORE_CONFIG="[s3]
+s3_bucket_name = $BUCKET
+s3_endpoint = $ENDPOINT
+s3_region = us-east-1
+s3_access_key = $S3_ACCESS_KEY
+s3_secret_key = $S3_SECRET_KEY"
+fi
 
 "${HELPER[@]}" produce "$BOOTSTRAP" "$TOPIC" "$RECORDS" "$STATE/end-offsets.json"
 
@@ -118,15 +141,7 @@ compression_check_interval = 2
 compressor_workers = 1
 compression_nice_level = 10
 
-[s3]
-s3upload_check_interval = 2
-s3uploader_workers = 1
-s3_bucket_name = $BUCKET
-s3_endpoint = $ENDPOINT
-s3_region = us-east-1
-s3_access_key = $S3_ACCESS_KEY
-s3_secret_key = $S3_SECRET_KEY
-topic_whitelist = $TOPIC
+$STORE_CONFIG
 
 [kafka]
 # librdkafka settings passed through to the consumer. The test broker (Tansu) takes session.timeout.ms / 2
@@ -140,8 +155,8 @@ t0=$(now_ms)
 "$BIN_DIR/kafkatos3" "$CONFIG" >"$STATE/daemon.log" 2>&1 </dev/null &
 DAEMON_PID=$!
 
-if ! "${HELPER[@]}" wait "$BOOTSTRAP" "$GROUP" "$TOPIC" "$STATE/end-offsets.json" "${S3_ARGS[@]}" "$TIMEOUT_S" "$DAEMON_PID"; then
-  die "archive incomplete: objects missing in S3 or offsets not committed (daemon log: $STATE/daemon.log)"
+if ! "${HELPER[@]}" wait "$BOOTSTRAP" "$GROUP" "$TOPIC" "$STATE/end-offsets.json" "${STORE_ARGS[@]}" "$TIMEOUT_S" "$DAEMON_PID"; then
+  die "archive incomplete: objects missing in $STORE_NAME or offsets not committed (daemon log: $STATE/daemon.log)"
 fi
 log "all $RECORDS records archived and committed $(( ($(now_ms) - t0) / 1000 )) s after start"
 
@@ -158,14 +173,14 @@ DAEMON_PID=""
 [[ $daemon_rc == 0 ]] || die "the daemon exited with status $daemon_rc after SIGTERM"
 log "daemon exited cleanly"
 
-log "archived objects in s3://$BUCKET:"
-"${HELPER[@]}" list "${S3_ARGS[@]}" | tee "$STATE/objects.txt"
+log "archived objects in $STORE_NAME:"
+"${HELPER[@]}" list "${STORE_ARGS[@]}" | tee "$STATE/objects.txt"
 # Prefer a MAK file (.mak, .mak.zst, .mak.gz, .mak.lz4) over anything else the daemon may have written.
 KEY="$(awk '{print $2}' "$STATE/objects.txt" | grep -E '\.mak(\.zst|\.gz|\.lz4)?$' | head -n 1 || true)"
 [[ -n "$KEY" ]] || KEY="$(awk 'NR == 1 {print $2}' "$STATE/objects.txt")"
-[[ -n "$KEY" ]] || die "no objects in s3://$BUCKET"
+[[ -n "$KEY" ]] || die "no objects in $STORE_NAME"
 FILE="$STATE/$(basename "$KEY")"
-"${HELPER[@]}" fetch "${S3_ARGS[@]}" "$KEY" "$FILE"
+"${HELPER[@]}" fetch "${STORE_ARGS[@]}" "$KEY" "$FILE"
 log "downloaded $KEY -> $FILE; kafkatos3_parse says (first 20 lines):"
 # Into a file first: piping into head would SIGPIPE the parser and, with pipefail, fail the demo.
 "$BIN_DIR/kafkatos3_parse" "$FILE" >"$STATE/parsed.txt"

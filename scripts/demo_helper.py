@@ -1,22 +1,23 @@
 #!/usr/bin/env python3
-"""demo_helper.py - the Kafka and S3 client side of scripts/demo.sh (confluent-kafka, boto3).
+"""demo_helper.py - the Kafka and store client side of scripts/demo.sh (confluent-kafka, boto3).
 
 Usage:
   demo_helper.py produce BOOTSTRAP TOPIC COUNT OFFSETS_JSON   create TOPIC (3 partitions), produce COUNT
                                                               records, write {partition: end offset} to OFFSETS_JSON
-  demo_helper.py wait BOOTSTRAP GROUP TOPIC OFFSETS_JSON S3... TIMEOUT_S [PID]
+  demo_helper.py wait BOOTSTRAP GROUP TOPIC OFFSETS_JSON STORE... TIMEOUT_S [PID]
                                                               until objects exist and GROUP's committed offsets
                                                               reach OFFSETS_JSON; exit 1 on timeout, or as soon
                                                               as process PID (the daemon) is gone
-  demo_helper.py list S3...                                   list the bucket's objects
-  demo_helper.py fetch S3... KEY DEST                         download one object
-where S3... is ENDPOINT ACCESS_KEY SECRET_KEY BUCKET.
+  demo_helper.py list STORE...                                list the archive's objects
+  demo_helper.py fetch STORE... KEY DEST                      copy one object to DEST
+where STORE... is file:///PATH (a directory archive) or ENDPOINT ACCESS_KEY SECRET_KEY BUCKET (S3).
 
 End offsets come from the producer's delivery reports, not ListOffsets: the test broker (Tansu) answers
 ListOffsets(latest) with the last batch's base offset + 1, which is short for multi-record batches.
 """
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -46,6 +47,31 @@ def list_objects(s3, bucket):
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         objects.extend(page.get("Contents", []))
     return objects
+
+
+def store_args(args):
+    """How many of args name the store: one file:// URL, or S3's four."""
+    return 1 if args and args[0].startswith("file://") else 4
+
+
+def store_objects(store):
+    """(size, key) of every object: the files below a file:// directory, or a bucket's objects."""
+    if store[0].startswith("file://"):
+        root = store[0][len("file://"):]
+        found = []
+        for folder, _, files in os.walk(root):
+            for name in files:
+                path = os.path.join(folder, name)
+                found.append((os.path.getsize(path), os.path.relpath(path, root)))
+        return sorted(found, key=lambda f: f[1])
+    return [(o["Size"], o["Key"]) for o in list_objects(s3_client(*store[:3]), store[3])]
+
+
+def fetch(store, key, dest):
+    if store[0].startswith("file://"):
+        shutil.copyfile(os.path.join(store[0][len("file://"):], key), dest)
+    else:
+        s3_client(*store[:3]).download_file(store[3], key, dest)
 
 
 def produce(bootstrap, topic, count, offsets_path):
@@ -92,20 +118,19 @@ def alive(pid):
     return True
 
 
-def wait(bootstrap, group, topic, offsets_path, endpoint, access_key, secret_key, bucket, timeout_s, pid=None):
+def wait(bootstrap, group, topic, offsets_path, store, timeout_s, pid=None):
     with open(offsets_path) as f:
         want = {int(p): o for p, o in json.load(f).items()}
-    s3 = s3_client(endpoint, access_key, secret_key)
     # A consumer that never subscribes does not join the group: committed() is a plain OffsetFetch.
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     tps = [TopicPartition(topic, p) for p in sorted(want)]
     deadline = time.time() + timeout_s
     try:
         while True:
-            objects = list_objects(s3, bucket)
+            objects = store_objects(store)
             committed = {tp.partition: tp.offset for tp in probe.committed(tps, timeout=10)}
             done = objects and all(committed.get(p, -1) >= o for p, o in want.items())
-            print(f"[demo] {len(objects)} objects in s3://{bucket}; committed {committed} of {want}", file=sys.stderr)
+            print(f"[demo] {len(objects)} objects in the archive; committed {committed} of {want}", file=sys.stderr)
             if done:
                 return 0
             if pid is not None and not alive(pid):
@@ -125,15 +150,19 @@ def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "produce" and len(args) == 4:
         produce(args[0], args[1], int(args[2]), args[3])
-    elif cmd == "wait" and len(args) in (9, 10):
-        sys.exit(wait(*args[:8], int(args[8]), int(args[9]) if len(args) == 10 else None))
-    elif cmd == "list" and len(args) == 4:
-        objects = list_objects(s3_client(*args[:3]), args[3])
-        for obj in objects:
-            print(f"{obj['Size']:>10}  {obj['Key']}")
-        print(f"[demo] {len(objects)} objects, {sum(o['Size'] for o in objects)} bytes", file=sys.stderr)
-    elif cmd == "fetch" and len(args) == 6:
-        s3_client(*args[:3]).download_file(args[3], args[4], args[5])
+    elif cmd == "wait" and len(args) >= 6:
+        n = store_args(args[4:])
+        rest = args[4 + n:]
+        if len(rest) not in (1, 2):
+            sys.exit(__doc__)
+        sys.exit(wait(*args[:4], args[4:4 + n], int(rest[0]), int(rest[1]) if len(rest) == 2 else None))
+    elif cmd == "list" and len(args) == store_args(args):
+        objects = store_objects(args)
+        for size, key in objects:
+            print(f"{size:>10}  {key}")
+        print(f"[demo] {len(objects)} objects, {sum(size for size, _ in objects)} bytes", file=sys.stderr)
+    elif cmd == "fetch" and len(args) == store_args(args) + 2:
+        fetch(args[:-2], args[-2], args[-1])
     else:
         sys.exit(__doc__)
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # install-deps.sh - install what the tests and the demo need; idempotent, ~1 s when everything is present.
 #
-# Usage:   scripts/install-deps.sh
+# Usage:   scripts/install-deps.sh          everything the tests need
+#          scripts/install-deps.sh --demo   only what scripts/demo.sh needs with a directory archive: build
+#                                           tools, python packages and the Tansu broker (no S3 server build,
+#                                           no reference tools)
 # Env:     KAFKATOS3_CACHE_DIR  where downloaded binaries are cached (default $HOME/.cache/kafkatos3-infra)
 #
 # Installs only what is missing, and says what and how long:
@@ -137,10 +140,19 @@ nextest() {
   fi
 }
 
+DEMO_ONLY=0
+case "${1:-}" in
+  --demo) DEMO_ONLY=1 ;;
+  "") ;;
+  *) die "unknown option $1 (usage: scripts/install-deps.sh [--demo])" ;;
+esac
+
 step "system tools" system_tools
-step "reference CLIs" reference_clis
+if [[ $DEMO_ONLY == 0 ]]; then step "reference CLIs" reference_clis; fi
 step "python packages" python_packages
 step "tansu broker" tansu
-step "s3s-fs" s3s_fs
-step "cargo-nextest" nextest
+if [[ $DEMO_ONLY == 0 ]]; then
+  step "s3s-fs" s3s_fs
+  step "cargo-nextest" nextest
+fi
 log "all dependencies present ($(( $(now_ms) - T_ALL )) ms)"

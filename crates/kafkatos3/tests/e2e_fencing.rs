@@ -20,9 +20,11 @@ use support::*;
 fn daemon_archive(env: &TestEnv, label: &str) -> Archive {
     kafkatos3::archive::store::S3Target {
         bucket: &env.bucket,
-        endpoint: Some(&env.s3_endpoint),
-        region: Some("us-east-1"),
-        credentials: Some((&env.access_key, &env.secret_key)),
+        access: kafkatos3::archive::store::S3Access {
+            endpoint: Some(&env.s3_endpoint),
+            region: Some("us-east-1"),
+            credentials: Some((&env.access_key, &env.secret_key)),
+        },
     }
     .archive(&unique(label))
     .expect("s3 client")

@@ -161,3 +161,61 @@ impl Upload<'_> {
         UploadError::Local { path: self.path.to_path_buf(), source }
     }
 }
+
+/// Where [`Archive::refuses_overwrite`] probes: not a partition folder, so no listing sees it.
+const PROBE_KEY: &str = "_kafkatos3/probe/conditional-create";
+
+impl Archive {
+    /// True when the store refuses to create an object where one exists: the fence's premise
+    /// (`If-None-Match: *` on S3 and Azure, a generation precondition on GCS, create-new on a
+    /// local file system). Some S3-compatible servers ignore the condition and overwrite; on such
+    /// a store two instances could both claim an offset, so the daemon must not run on it. One
+    /// small object is created (if it is not there from an earlier probe) and created again:
+    /// the second must be refused.
+    pub async fn refuses_overwrite(&self) -> Result<bool, ArchiveError> {
+        let key = self.location().key(PROBE_KEY.to_string());
+        let create = PutOptions { mode: PutMode::Create, ..Default::default() };
+        let body = || PutPayload::from_static(b"kafkatos3 checks that the store refuses to overwrite this\n");
+        for attempt in 0..2 {
+            match self.store().put_opts(&key, body(), create.clone()).await {
+                Ok(_) if attempt == 0 => continue,
+                Ok(_) => return Ok(false),
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                    return Ok(true)
+                }
+                Err(object_store::Error::NotImplemented { .. }) => return Ok(false),
+                Err(source) => return Err(self.store_error(&key, source)),
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_that_refuses_to_overwrite_passes_the_probe_every_time() {
+        for store in [
+            Arc::new(object_store::memory::InMemory::new()) as Arc<dyn object_store::ObjectStore>,
+            Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(tempfile::tempdir().unwrap().keep()).unwrap(),
+            ),
+        ] {
+            let archive = Archive::new(store, "test://", "archive");
+            assert!(archive.refuses_overwrite().await.unwrap(), "first probe");
+            assert!(archive.refuses_overwrite().await.unwrap(), "the probe object left by the first");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_ignores_if_none_match_fails_the_probe() {
+        let store = crate::archive::testing::FaultyStore::new(Arc::new(object_store::memory::InMemory::new()));
+        store.ignore_create_mode();
+        let archive = Archive::new(store, "test://", "archive");
+        assert!(!archive.refuses_overwrite().await.unwrap());
+    }
+}

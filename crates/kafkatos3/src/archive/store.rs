@@ -1,31 +1,34 @@
-//! Builds the S3 client from the `[s3]` section: explicit keys, or the standard AWS credential
-//! chain (environment, web identity, container and instance roles, then the shared
-//! credentials file).
+//! Builds the store client for an archive's location (`[store] url`): Amazon S3 and
+//! S3-compatible servers from the `[s3]` section (explicit keys, or the standard AWS credential
+//! chain: environment, web identity, container and instance roles, then the shared credentials
+//! file), Google Cloud Storage and Azure Blob Storage with their own credential chains from the
+//! environment, and a local directory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder, AwsCredential, AwsCredentialProvider, S3CopyIfNotExists};
-use object_store::{BackoffConfig, ClientOptions, CredentialProvider, RetryConfig};
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::{BackoffConfig, ClientOptions, CredentialProvider, ObjectStore, RetryConfig};
 
 use super::Archive;
-use crate::config::S3Config;
+use crate::config::{S3Config, StoreLocation};
 
-/// Where and as whom to connect: the `[s3]` settings, or `kafkatos3 verify`'s flags.
-#[derive(Debug, Clone, Copy)]
-pub struct S3Target<'a> {
-    pub bucket: &'a str,
+/// How S3 is reached: the `[s3]` settings, or a tool's flags over them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct S3Access<'a> {
     pub endpoint: Option<&'a str>,
     pub region: Option<&'a str>,
     /// Access key id and secret; `None`: the AWS credential chain.
     pub credentials: Option<(&'a str, &'a str)>,
 }
 
-impl<'a> S3Target<'a> {
+impl<'a> S3Access<'a> {
     pub fn from_config(s3: &'a S3Config) -> Self {
-        S3Target {
-            bucket: &s3.s3_bucket_name,
+        S3Access {
             endpoint: s3.s3_endpoint.as_deref(),
             region: s3.s3_region.as_deref(),
             credentials: s3.credentials.as_ref().map(|c| (c.access_key.as_str(), c.secret_key.expose())),
@@ -34,41 +37,83 @@ impl<'a> S3Target<'a> {
 
     /// A tool's flags over a config file's `[s3]` (if given): the flags win, credentials come
     /// from the file or the AWS credential chain.
-    pub fn from_flags(
-        s3: Option<&'a S3Config>,
-        bucket: &'a str,
-        endpoint: Option<&'a str>,
-        region: Option<&'a str>,
-    ) -> Self {
-        S3Target {
-            bucket,
-            endpoint: endpoint.or(s3.and_then(|s| s.s3_endpoint.as_deref())),
-            region: region.or(s3.and_then(|s| s.s3_region.as_deref())),
-            credentials: s3
-                .and_then(|s| s.credentials.as_ref())
-                .map(|c| (c.access_key.as_str(), c.secret_key.expose())),
+    pub fn from_flags(s3: Option<&'a S3Config>, endpoint: Option<&'a str>, region: Option<&'a str>) -> Self {
+        let config = s3.map(S3Access::from_config).unwrap_or_default();
+        S3Access {
+            endpoint: endpoint.or(config.endpoint),
+            region: region.or(config.region),
+            credentials: config.credentials,
         }
     }
+}
 
+/// One bucket, and how to reach it.
+#[derive(Debug, Clone, Copy)]
+pub struct S3Target<'a> {
+    pub bucket: &'a str,
+    pub access: S3Access<'a>,
+}
+
+impl S3Target<'_> {
     /// The archive under `prefix` in this bucket.
     pub fn archive(self, prefix: &str) -> Result<Archive, object_store::Error> {
         Ok(Archive::new(connect(self)?, format!("s3://{}", self.bucket), prefix))
     }
 }
 
+/// The archive under `prefix` at `location`; an `s3://` location is reached as `s3` says.
+pub fn open(location: &StoreLocation, s3: S3Access<'_>, prefix: &str) -> Result<Archive, object_store::Error> {
+    let store: Arc<dyn ObjectStore> = match location {
+        StoreLocation::S3 { bucket } => connect(S3Target { bucket, access: s3 })?,
+        StoreLocation::Gcs { bucket } => Arc::new(
+            GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .with_client_options(client_options())
+                .with_retry(retry())
+                .build()?,
+        ),
+        StoreLocation::Azure { container } => Arc::new(
+            MicrosoftAzureBuilder::from_env()
+                .with_container_name(container)
+                .with_client_options(client_options())
+                .with_retry(retry())
+                .build()?,
+        ),
+        StoreLocation::Local { root } => {
+            std::fs::create_dir_all(root).map_err(|source| object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: format!("creating {}: {source}", root.display()).into(),
+            })?;
+            // Durable before the upload counts as confirmed (and the local copy goes), as an
+            // object store's answer is: file and directory entry fsynced.
+            Arc::new(LocalFileSystem::new_with_prefix(root)?.with_fsync(true))
+        }
+    };
+    Ok(Archive::new(store, location.to_string(), prefix))
+}
+
+fn client_options() -> ClientOptions {
+    ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(300))
+}
+
+/// Few quick retries inside the client: the uploader owns the long backoff, so an outage is
+/// reported in our log instead of hanging inside one request for minutes.
+fn retry() -> RetryConfig {
+    RetryConfig { backoff: BackoffConfig::default(), max_retries: 2, retry_timeout: Duration::from_secs(20) }
+}
+
 pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Error> {
-    let options =
-        ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(300));
+    let (options, access) = (client_options(), target.access);
     // Client options first: they carry allow_http, which the endpoint below may switch on.
     let mut builder = AmazonS3Builder::from_env().with_client_options(options).with_bucket_name(target.bucket);
-    let region = target
+    let region = access
         .region
         .map(str::to_string)
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .unwrap_or_else(|| "us-east-1".to_string());
     builder = builder.with_region(region);
-    if let Some(endpoint) = target.endpoint {
+    if let Some(endpoint) = access.endpoint {
         builder = builder
             .with_endpoint(endpoint)
             .with_allow_http(endpoint.starts_with("http://"))
@@ -76,7 +121,7 @@ pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Erro
     }
     // Only the instance metadata service is left when nothing else names credentials.
     let mut metadata_only = false;
-    match target.credentials {
+    match access.credentials {
         Some((access_key, secret_key)) => {
             builder = builder.with_access_key_id(access_key).with_secret_access_key(secret_key);
         }
@@ -91,13 +136,9 @@ pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Erro
         },
         None => {}
     }
-    // Few quick retries inside the client: the uploader owns the long backoff, so an outage is
-    // reported in our log instead of hanging inside one request for minutes.
-    let retry =
-        RetryConfig { backoff: BackoffConfig::default(), max_retries: 2, retry_timeout: Duration::from_secs(20) };
     // Objects are created with If-None-Match (conditional put is on by default); multipart
     // uploads get the same condition through a conditional server-side copy.
-    let builder = builder.with_copy_if_not_exists(S3CopyIfNotExists::Multipart).with_retry(retry);
+    let builder = builder.with_copy_if_not_exists(S3CopyIfNotExists::Multipart).with_retry(retry());
     if !metadata_only {
         return Ok(Arc::new(builder.build()?));
     }

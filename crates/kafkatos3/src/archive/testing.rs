@@ -42,11 +42,23 @@ pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     failing: Mutex<Vec<(Op, String)>>,
     delayed: Mutex<Vec<(Op, String, Duration)>>,
+    /// Puts overwrite whatever their mode asks (as some S3-compatible servers do).
+    overwrites: std::sync::atomic::AtomicBool,
 }
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Arc<Self> {
-        Arc::new(FaultyStore { inner, failing: Mutex::default(), delayed: Mutex::default() })
+        Arc::new(FaultyStore {
+            inner,
+            failing: Mutex::default(),
+            delayed: Mutex::default(),
+            overwrites: Default::default(),
+        })
+    }
+
+    /// Every put overwrites from now on, `If-None-Match` or not.
+    pub fn ignore_create_mode(&self) {
+        self.overwrites.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Requests of kind `op` for keys containing `fragment` fail from now on.
@@ -101,6 +113,7 @@ impl ObjectStore for FaultyStore {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         self.check(Op::Put, location.as_ref()).await?;
+        let opts = if self.overwrites.load(std::sync::atomic::Ordering::SeqCst) { PutOptions::default() } else { opts };
         self.inner.put_opts(location, payload, opts).await
     }
 

@@ -44,7 +44,9 @@ pub struct Config {
     /// `[encryption]`: age recipients or passphrase source the compressed files are encrypted
     /// to; None when the section is absent or empty. Validated (key files read) at load time.
     pub encryption: Option<EncryptionConfig>,
-    /// `[s3]`: the stage that uploads compressed files.
+    /// Where the archive is: `[store] url`, or `[s3] s3_bucket_name` and `s3_key_prefix`.
+    pub store: StoreConfig,
+    /// `[s3]`: the stage that uploads compressed files, and how S3 is reached.
     pub s3: S3Config,
     /// `[kafka]`: extra librdkafka properties, in file order, passed to the consumer as they are.
     /// The properties the daemon sets itself are refused at load time, so these never conflict.
@@ -172,6 +174,49 @@ pub struct CompressionConfig {
     pub compression: mak::codec::Compression,
 }
 
+/// Where the archive is kept, and the key prefix under which it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub location: StoreLocation,
+    /// Prepended to every object key, without leading or trailing `/`; may be empty.
+    pub prefix: String,
+}
+
+/// The store that holds the archive (`[store] url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// `s3://BUCKET`: Amazon S3 or an S3-compatible server (`[s3]`: endpoint, region, credentials).
+    S3 { bucket: String },
+    /// `gs://BUCKET`: Google Cloud Storage, credentials from the environment.
+    Gcs { bucket: String },
+    /// `az://CONTAINER`: Azure Blob Storage, the account and its credentials from the environment.
+    Azure { container: String },
+    /// `file:///PATH`: a directory of this machine (a local disk, or a mounted NAS).
+    Local { root: PathBuf },
+}
+
+impl StoreLocation {
+    /// The key prefix when neither the URL nor `s3_key_prefix` names one: the original's
+    /// `kafkatos3` in a bucket; none in a directory, which is the archive's own.
+    pub fn default_prefix(&self) -> &'static str {
+        match self {
+            StoreLocation::Local { .. } => "",
+            _ => "kafkatos3",
+        }
+    }
+}
+
+impl fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreLocation::S3 { bucket } => write!(f, "s3://{bucket}"),
+            StoreLocation::Gcs { bucket } => write!(f, "gs://{bucket}"),
+            StoreLocation::Azure { container } => write!(f, "az://{container}"),
+            StoreLocation::Local { root } => write!(f, "file://{}", root.display()),
+        }
+    }
+}
+
 /// `[s3]` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct S3Config {
@@ -179,8 +224,6 @@ pub struct S3Config {
     pub s3upload_check_interval: Duration,
     /// `s3uploader_workers`: number of files uploaded at the same time.
     pub s3uploader_workers: usize,
-    /// `s3_bucket_name`: the bucket archives are uploaded to.
-    pub s3_bucket_name: String,
     /// `s3_access_key` and `s3_secret_key`; `None` means the standard AWS credential chain.
     pub credentials: Option<S3Credentials>,
     /// `topic_whitelist`: the topics whose files are uploaded; a superset of the consumer's.
@@ -189,8 +232,6 @@ pub struct S3Config {
     pub s3_endpoint: Option<String>,
     /// `s3_region`: `None` means the environment's region, else `us-east-1`.
     pub s3_region: Option<String>,
-    /// `s3_key_prefix`: prepended to every object key, without leading or trailing `/`; may be empty.
-    pub s3_key_prefix: String,
     /// `max_local_backlog_bytes`: past half of it the partitions holding more than their share
     /// pause; past all of it every partition does (see [`crate::pipeline::consume::pauses`]).
     pub max_local_backlog_bytes: u64,
@@ -356,6 +397,15 @@ pub enum ConfigError {
     #[error("{}:{line}: unknown key '{key}' in [{section}]{}", .path.display(), key_hint(.suggestion))]
     UnknownKey { path: PathBuf, line: usize, section: &'static str, key: String, suggestion: Option<KeySuggestion> },
 
+    /// `[store] url` and `[s3] s3_bucket_name` (or `s3_key_prefix`, when the URL has a prefix)
+    /// both say where the archive is.
+    #[error("{}:{line}: [store] url and [s3] {other} (line {other_line}) both say where the archive is: keep one", .path.display())]
+    ArchiveNamedTwice { path: PathBuf, line: usize, other: &'static str, other_line: usize },
+
+    /// Nothing says where the archive is.
+    #[error("{}: no archive named: set [store] url (s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX or file:///PATH) or [s3] s3_bucket_name", .path.display())]
+    NoArchive { path: PathBuf },
+
     /// A setting given under both of its names.
     #[error("{}:{line}: [{section}] {key} and {other} are the same setting (the other is on line {first_line}): keep one", .path.display())]
     SameSettingTwice {
@@ -477,6 +527,12 @@ fn shown(value: &Option<String>) -> String {
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
     parse(&text, path)
+}
+
+/// Parses a store URL as `[store] url` takes it (`s3://BUCKET[/PREFIX]`, `gs://`, `az://`,
+/// `file:///PATH`): the location and the key prefix the URL names, if any; else what is expected.
+pub fn parse_store_url(url: &str) -> Result<(StoreLocation, Option<String>), String> {
+    validate::store_url(url)
 }
 
 /// Validates configuration text; `path` is only used to name the file in errors.

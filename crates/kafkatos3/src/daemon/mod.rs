@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::archive::store::S3Target;
+use crate::archive::store::S3Access;
 use crate::config::{Config, ConsumerClass};
 use crate::local::layout::WorkDir;
 use crate::local::ledger::Ledger;
@@ -35,8 +35,8 @@ pub enum DaemonError {
     Lock(#[from] crate::local::lock::LockError),
     #[error("recovering the working directory: {0}")]
     Recover(#[from] recover::RecoverError),
-    #[error("configuring S3 bucket {bucket}: {source}")]
-    S3 { bucket: String, source: object_store::Error },
+    #[error("configuring the archive's store {location}: {source}")]
+    Store { location: String, source: object_store::Error },
     #[error("starting the runtime: {0}")]
     Runtime(std::io::Error),
     #[error(transparent)]
@@ -105,9 +105,9 @@ fn run_stages(
         removed_partial_files = recovery.removed_partial,
         "working directory recovered"
     );
-    let archive = S3Target::from_config(&config.s3)
-        .archive(&config.s3.s3_key_prefix)
-        .map_err(|source| DaemonError::S3 { bucket: config.s3.s3_bucket_name.clone(), source })?;
+    let store = &config.store;
+    let archive = crate::archive::store::open(&store.location, S3Access::from_config(&config.s3), &store.prefix)
+        .map_err(|source| DaemonError::Store { location: store.location.to_string(), source })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("uploader")
@@ -142,6 +142,7 @@ fn run_stages(
         resyncs: resync_requests.clone(),
         wake: upload_wake.clone(),
         stop: stages_stop.clone(),
+        shutdown: shutdown.clone(),
     })));
     let compressors = crate::pipeline::compress::spawn(Arc::new(Compressor {
         settings: CompressSettings::from_config(&config),

@@ -33,8 +33,20 @@ pub struct ThreadGuard<'a> {
     name: String,
 }
 
+impl ThreadGuard<'_> {
+    /// The thread's work is done (a snapshot's consumer past its partitions' ends): its ending is
+    /// no failure.
+    pub fn done(mut self) {
+        self.health.lock().threads.remove(&self.name);
+        self.name.clear();
+    }
+}
+
 impl Drop for ThreadGuard<'_> {
     fn drop(&mut self) {
+        if self.name.is_empty() {
+            return;
+        }
         let why = if std::thread::panicking() { "panicked" } else { "ended" };
         self.health.lock().threads.insert(std::mem::take(&mut self.name), Some(why));
     }
@@ -138,6 +150,9 @@ mod tests {
         let verdict = health.liveness();
         assert!(!verdict.ok);
         assert!(verdict.body.contains("writer-0 ended"), "{}", verdict.body);
+        let done = health.thread("consumer-1");
+        done.done();
+        assert!(!health.liveness().body.contains("consumer-1"), "a thread whose work is done is no failure");
         health.stopping();
         drop(consumer);
         assert!(health.liveness().ok, "threads end when stopping");

@@ -21,6 +21,8 @@ pub struct DaemonConfig {
     pub extra_s3: String,
     /// Whole sections after `[kafka]` (`[groups]`, ...).
     pub extra_sections: String,
+    /// `[store] url`: the archive elsewhere than the test S3 server (`[s3]` then names no bucket).
+    pub store_url: Option<String>,
 }
 
 impl DaemonConfig {
@@ -38,6 +40,7 @@ impl DaemonConfig {
             extra_compression: String::new(),
             extra_s3: String::new(),
             extra_sections: String::new(),
+            store_url: None,
         }
     }
 
@@ -45,15 +48,27 @@ impl DaemonConfig {
     /// test broker makes every join wait half of it.
     pub fn write(&self, env: &TestEnv, path: &Path) {
         let topics = self.topics.join(",");
+        let archive = match &self.store_url {
+            None => format!(
+                "s3_bucket_name = {bucket}\ns3_access_key = {ak}\ns3_secret_key = {sk}\ns3_endpoint = {endpoint}\n\
+                 s3_region = us-east-1\ns3_key_prefix = {prefix}",
+                bucket = env.bucket,
+                ak = env.access_key,
+                sk = env.secret_key,
+                endpoint = self.endpoint,
+                prefix = self.prefix,
+            ),
+            Some(_) => String::new(),
+        };
+        let store = self.store_url.as_ref().map(|url| format!("[store]\nurl = {url}\n")).unwrap_or_default();
         let text = format!(
             "[main]\nlog.level = INFO\nworking_directory = {workdir}\nshutdown_timeout_seconds = 30\n{extra_main}\n\
              [consumer]\nconsumer_processes = {processes}\nkafka_bootstrap = {bootstrap}\nkafka_consumer_group = {group}\n\
              kafka_auto_offset_reset = earliest\nconsumer_nice_level = 5\ntopic_whitelist = {topics}\nmax_age_seconds = {max_age}\n\
              consumer_class = KafkaConfluentConsumer\nrebalance_timeout_seconds = 20\nflush_interval_ms = 200\n{extra_consumer}\n\n\
              [compression]\ncompression_check_interval = 2\ncompressor_workers = 2\ncompression_nice_level = 10\n{extra_compression}\n\n\
-             [s3]\ns3upload_check_interval = 2\ns3uploader_workers = 2\ns3_bucket_name = {bucket}\ns3_access_key = {ak}\n\
-             s3_secret_key = {sk}\ntopic_whitelist = {topics}\ns3_endpoint = {endpoint}\ns3_region = us-east-1\ns3_key_prefix = {prefix}\n{extra_s3}\n\n\
-             [kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n\n{extra_sections}",
+             [s3]\ns3upload_check_interval = 2\ns3uploader_workers = 2\n{archive}\ntopic_whitelist = {topics}\n{extra_s3}\n\n\
+             [kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n\n{store}{extra_sections}",
             workdir = self.workdir.display(),
             extra_main = self.extra_main,
             extra_consumer = self.extra_consumer,
@@ -62,11 +77,6 @@ impl DaemonConfig {
             bootstrap = env.bootstrap,
             group = self.group,
             max_age = self.max_age_seconds,
-            bucket = env.bucket,
-            ak = env.access_key,
-            sk = env.secret_key,
-            endpoint = self.endpoint,
-            prefix = self.prefix,
             extra_s3 = self.extra_s3,
             extra_sections = self.extra_sections,
         );

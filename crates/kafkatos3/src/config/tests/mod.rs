@@ -77,7 +77,8 @@ fn original_example_parses_unchanged() {
     assert_eq!(config.compression.compressor_workers, 1);
     assert_eq!(config.compression.compression_nice_level, 10);
     assert_eq!(config.s3.s3upload_check_interval, Duration::from_secs(600));
-    assert_eq!(config.s3.s3_bucket_name, "my_bucket");
+    assert_eq!(config.store.location, StoreLocation::S3 { bucket: "my_bucket".into() });
+    assert_eq!(config.store.prefix, "kafkatos3");
     assert_eq!(config.s3.credentials, None, "\"\" means the credential chain");
     assert_eq!(config.s3.topic_whitelist, ["test"]);
     assert!(config.kafka.is_empty());
@@ -95,7 +96,7 @@ fn original_example_gets_defaults_for_new_keys() {
     assert_eq!(config.consumer.max_file_records, None);
     assert_eq!(config.s3.s3_endpoint, None);
     assert_eq!(config.s3.s3_region, None);
-    assert_eq!(config.s3.s3_key_prefix, "kafkatos3");
+    assert_eq!(config.store.prefix, "kafkatos3");
     assert_eq!(config.s3.max_local_backlog_bytes, 10 << 30);
     assert_eq!(config.s3.multipart_threshold_bytes, 64 << 20);
 }
@@ -132,14 +133,14 @@ fn full_example_sets_every_key() {
     let s3 = &config.s3;
     assert_eq!(s3.s3upload_check_interval, Duration::from_secs(30));
     assert_eq!(s3.s3uploader_workers, 4);
-    assert_eq!(s3.s3_bucket_name, "archive-bucket.example");
+    assert_eq!(config.store.location, StoreLocation::S3 { bucket: "archive-bucket.example".into() });
     let credentials = s3.credentials.as_ref().expect("both keys are set");
     assert_eq!(credentials.access_key, "AKIAEXAMPLEACCESSKEY");
     assert_eq!(credentials.secret_key.expose(), "full-cfg-secret-value-do-not-print");
     assert_eq!(s3.topic_whitelist, ["orders", "payments", "audit.log", "legacy"]);
     assert_eq!(s3.s3_endpoint.as_deref(), Some("http://127.0.0.1:8014"));
     assert_eq!(s3.s3_region.as_deref(), Some("eu-west-1"));
-    assert_eq!(s3.s3_key_prefix, "archive/kafka");
+    assert_eq!(config.store.prefix, "archive/kafka");
     assert_eq!(s3.max_local_backlog_bytes, 2 << 30);
     assert_eq!(s3.multipart_threshold_bytes, 16 << 20);
 
@@ -262,5 +263,8 @@ fn missing_required_key_names_section_and_key() {
     let text = MINIMAL.replace("kafka_bootstrap = kafka:9092\n", "");
     assert_eq!(message(&text), "test.cfg: missing required key 'kafka_bootstrap' in [consumer]");
     let text = MINIMAL.replace("[s3]\ns3_bucket_name = bucket\n", "");
-    assert_eq!(message(&text), "test.cfg: missing required key 's3_bucket_name' in [s3]");
+    assert_eq!(
+        message(&text),
+        "test.cfg: no archive named: set [store] url (s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX or file:///PATH) or [s3] s3_bucket_name"
+    );
 }

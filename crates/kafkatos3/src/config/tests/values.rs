@@ -99,7 +99,7 @@ fn invalid_bucket_names_are_rejected() {
     }
     for bucket in ["my_bucket", "a.b-c", "abc", &"b".repeat(63)] {
         let text = MINIMAL.replace("s3_bucket_name = bucket", &format!("s3_bucket_name = {bucket}"));
-        assert_eq!(parse_ok(&text).s3.s3_bucket_name, bucket);
+        assert_eq!(parse_ok(&text).store.location, StoreLocation::S3 { bucket: bucket.to_string() });
     }
 }
 
@@ -325,7 +325,7 @@ fn key_prefix_must_not_start_or_end_with_slash() {
     for prefix in ["/archive", "archive/"] {
         assert!(parse_text(&with("s3", &format!("s3_key_prefix = {prefix}"))).is_err());
     }
-    assert_eq!(parse_ok(&with("s3", "s3_key_prefix =")).s3.s3_key_prefix, "");
+    assert_eq!(parse_ok(&with("s3", "s3_key_prefix =")).store.prefix, "", "empty: the whole bucket");
 }
 
 #[test]
@@ -380,4 +380,37 @@ fn log_format_is_text_unless_json_is_asked_for() {
         message(&with("main", "log.format = yaml")),
         "test.cfg:2: [main] log.format = 'yaml': expected text or json"
     );
+}
+
+#[test]
+fn store_url_names_the_archive_in_any_store_and_its_path_is_the_key_prefix() {
+    let without_s3 = MINIMAL.replace("[s3]\ns3_bucket_name = bucket\n", "");
+    let store = |url: &str| parse_ok(&format!("{without_s3}[store]\nurl = {url}\n")).store;
+    let s3 = store("s3://my-bucket/archive/prod/");
+    assert_eq!((s3.location, s3.prefix.as_str()), (StoreLocation::S3 { bucket: "my-bucket".into() }, "archive/prod"));
+    assert_eq!(store("s3://my-bucket").prefix, "kafkatos3", "no path: the default prefix");
+    assert_eq!(store("gs://my-bucket/a").location, StoreLocation::Gcs { bucket: "my-bucket".into() });
+    assert_eq!(store("az://container/a").location, StoreLocation::Azure { container: "container".into() });
+    let local = store("file:///var/lib/kafkatos3-archive/");
+    assert_eq!(local.location, StoreLocation::Local { root: "/var/lib/kafkatos3-archive".into() });
+    assert_eq!(local.location.to_string(), "file:///var/lib/kafkatos3-archive");
+    assert_eq!(local.prefix, "", "a directory is the archive's own: no prefix");
+    let with_prefix = parse_ok(&format!("{without_s3}[s3]\ns3_key_prefix = p\n[store]\nurl = file:///a\n")).store;
+    assert_eq!(with_prefix.prefix, "p", "s3_key_prefix applies under a URL without a path");
+}
+
+#[test]
+fn a_bad_store_url_or_a_second_archive_location_names_the_lines() {
+    let without_s3 = MINIMAL.replace("[s3]\ns3_bucket_name = bucket\n", "");
+    for url in ["bucket", "ftp://x", "file://relative/path", "s3://Bad_Bucket!", "az://a"] {
+        let text = format!("{without_s3}[store]\nurl = {url}\n");
+        let error = message(&text);
+        assert!(error.starts_with(&format!("test.cfg:8: [store] url = '{url}': expected ")), "{error}");
+    }
+    assert_eq!(
+        message(&format!("{MINIMAL}[store]\nurl = s3://other\n")),
+        "test.cfg:10: [store] url and [s3] s3_bucket_name (line 8) both say where the archive is: keep one"
+    );
+    let text = format!("{without_s3}[s3]\ns3_key_prefix = p\n[store]\nurl = s3://bucket/q\n");
+    assert!(message(&text).contains("[store] url and [s3] s3_key_prefix (line 8) both say"), "{}", message(&text));
 }

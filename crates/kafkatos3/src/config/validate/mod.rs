@@ -18,6 +18,8 @@ use kafka::{is_secret, kafka, KAFKA_SECTION};
 mod groups;
 mod kafka;
 mod metrics;
+mod store;
+pub(super) use store::store_url;
 
 const MAIN_KEYS: &[&str] = &[
     "log.level",
@@ -75,6 +77,7 @@ const FIXED_SECTIONS: &[(&str, &[&str])] = &[
     ("s3", S3_KEYS),
     ("groups", groups::GROUPS_KEYS),
     ("metrics", metrics::METRICS_KEYS),
+    ("store", store::STORE_KEYS),
 ];
 
 /// `seal_at_end_bytes` when not set (or `max_file_bytes` when smaller): an object of this size
@@ -100,12 +103,13 @@ pub(super) fn validate(file: &Ini, path: &Path) -> Result<Config, ConfigError> {
     let consumer = consumer(&view("consumer"))?;
     let compression = compression(&view("compression"), main.mak_format_version)?;
     let encryption = encryption(&view("encryption"))?;
+    let store = store::store(&view("store"), &view("s3"))?;
     let s3 = s3(&view("s3"), &consumer)?;
     let kafka = kafka(&view(KAFKA_SECTION), &view("consumer"), &consumer)?;
     let groups = groups::groups(&view("groups"))?;
     let metrics = metrics::metrics(&view("metrics"))?;
     let memory = memory(&view("main"), &main, &consumer, &compression, encryption.is_some(), &s3)?;
-    Ok(Config { main, consumer, compression, encryption, s3, kafka, groups, metrics, memory })
+    Ok(Config { main, consumer, compression, encryption, store, s3, kafka, groups, metrics, memory })
 }
 
 /// Refuses unknown sections and keys before any value is looked at, so a typo is reported as a
@@ -386,12 +390,10 @@ fn s3(view: &View, consumer: &ConsumerConfig) -> Result<S3Config, ConfigError> {
     Ok(S3Config {
         s3upload_check_interval: view.or_default("s3upload_check_interval", Duration::from_secs(60), check_interval)?,
         s3uploader_workers: view.or_default("s3uploader_workers", 1, count)?,
-        s3_bucket_name: view.required("s3_bucket_name", bucket_name)?,
         credentials: credentials(view)?,
         topic_whitelist,
         s3_endpoint: view.optional("s3_endpoint", endpoint)?,
         s3_region: view.optional("s3_region", |v| no_whitespace(v, "a region name such as eu-west-1"))?,
-        s3_key_prefix: view.or_default("s3_key_prefix", "kafkatos3".to_owned(), key_prefix)?,
         max_local_backlog_bytes: view
             .or_default("max_local_backlog_bytes", 10 * GIB, |v| byte_size(v, MIB, u64::MAX, "a size >= 1MiB"))?,
         multipart_threshold_bytes: view.or_default("multipart_threshold_bytes", 64 * MIB, |v| {

@@ -53,23 +53,16 @@ impl Collector for StageFiles {
         let Some(usage) = self.usage() else {
             return Ok(());
         };
-        let mut files = encoder.encode_descriptor(
-            "files",
-            "Local files in each stage of the working directory.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for &(stage, count, _) in &usage {
-            ConstGauge::new(count as i64).encode(files.encode_family(&StageLabel { stage })?)?;
-        }
-        let mut bytes = encoder.encode_descriptor(
-            "file_bytes",
-            "Bytes of the local files in each stage of the working directory.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for &(stage, _, size) in &usage {
-            ConstGauge::new(size as i64).encode(bytes.encode_family(&StageLabel { stage })?)?;
+        type Pick = fn(&(&'static str, u64, u64)) -> u64;
+        let series: [(&str, &str, Pick); 2] = [
+            ("files", "Local files in each stage of the working directory.", |u| u.1),
+            ("file_bytes", "Bytes of the local files in each stage of the working directory.", |u| u.2),
+        ];
+        for (name, help, pick) in series {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for stage in &usage {
+                ConstGauge::new(pick(stage) as i64).encode(family.encode_family(&StageLabel { stage: stage.0 })?)?;
+            }
         }
         Ok(())
     }

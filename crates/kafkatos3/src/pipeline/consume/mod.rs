@@ -116,8 +116,13 @@ pub fn spawn(stage: Arc<Consumers>, id: usize) -> thread::JoinHandle<()> {
         .name(format!("consumer-{id}"))
         .spawn(move || {
             crate::pipeline::nice::set_current_thread(stage.config.consumer.consumer_nice_level);
-            let _alive = crate::observe::metrics::global().health.thread(format!("consumer-{id}"));
-            run(stage, id)
+            let alive = crate::observe::metrics::global().health.thread(format!("consumer-{id}"));
+            let snapshot = stage.snapshot.is_some();
+            run(stage, id);
+            // A snapshot's consumer ends once its partitions reached their ends.
+            if snapshot {
+                alive.done();
+            }
         })
         .expect("spawn consumer thread")
 }

@@ -31,10 +31,12 @@ impl Writer {
                 .name(format!("writer-{id}"))
                 .spawn(move || {
                     crate::pipeline::nice::set_current_thread(stage.config.consumer.consumer_nice_level);
-                    let _alive = crate::observe::metrics::global().health.thread(format!("writer-{id}"));
+                    let alive = crate::observe::metrics::global().health.thread(format!("writer-{id}"));
                     let gone = Gone { stage: &stage, handoff: &handoff };
                     write_batches(&stage, &handoff, &state);
                     drop(gone);
+                    // Its consumer closed the hand-over: ending now is what was asked.
+                    alive.done();
                 })
                 .expect("spawn writer thread")
         };

@@ -25,7 +25,7 @@ use crate::local::legacy::Legacy;
 use crate::names::SealedName;
 use crate::observe::metrics::FailureReason;
 use crate::pipeline::resync::{Resync, ResyncRequests};
-use crate::pipeline::stop::StageStop;
+use crate::pipeline::stop::{Shutdown, StageStop};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -109,6 +109,8 @@ pub struct Uploader {
     /// Notified by the compressors when a file is ready, and by each finished upload.
     pub wake: Arc<Notify>,
     pub stop: Arc<StageStop>,
+    /// Stopped at once when the store turns out unable to fence (see [`probe_store`]).
+    pub shutdown: Arc<Shutdown>,
 }
 
 #[derive(Debug, Default)]
@@ -121,6 +123,9 @@ struct Retry {
 /// at that point; their files stay in `tos3/` for the next run.
 pub async fn run(stage: Arc<Uploader>) {
     let _alive = crate::observe::metrics::global().health.thread("uploader");
+    if !probe_store(&stage).await {
+        return;
+    }
     let workers = Arc::new(Semaphore::new(stage.settings.workers));
     let in_flight: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
     let retries: Arc<Mutex<HashMap<PathBuf, Retry>>> = Arc::default();
@@ -210,6 +215,36 @@ pub async fn run(stage: Arc<Uploader>) {
     // Uploads in flight at the deadline are cut off: their files stay and are retried next run.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+}
+
+/// Before the first upload: does the store refuse to overwrite (the fence's premise, see
+/// [`Archive::refuses_overwrite`])? Retried with backoff while the store cannot be reached; a
+/// store that overwrites stops the daemon. False when the uploader is to stop.
+async fn probe_store(stage: &Uploader) -> bool {
+    let mut backoff = Duration::from_secs(1);
+    while !stage.stop.is_stopped() {
+        match stage.archive.refuses_overwrite().await {
+            Ok(true) => {
+                tracing::info!(store = %stage.archive.url(""), "the store refuses to overwrite a claim: instances are fenced");
+                return true;
+            }
+            Ok(false) => {
+                tracing::error!(store = %stage.archive.url(""), "the store overwrote an object created only-if-absent (If-None-Match: *): it cannot keep two instances from archiving the same records, and kafkatos3 does not run on it; upgrade the server to one that supports conditional writes, or use another store");
+                stage.shutdown.fail();
+                return false;
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry_in_s = backoff.as_secs(), "checking that the store refuses overwrites failed; retried before the first upload");
+                crate::observe::metrics::global().health.upload_attempted(Some(error.to_string()));
+                tokio::select! {
+                    _ = stage.wake.notified() => {}
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    false
 }
 
 impl Uploader {

@@ -38,6 +38,7 @@ fn fixture(archive: Archive) -> Fixture {
         resyncs: requests,
         wake: wake.clone(),
         stop: Arc::new(StageStop::new(Arc::new(Wake::default()), wake)),
+        shutdown: Arc::default(),
     });
     Fixture { _dir: dir, work, uploader, inbox }
 }

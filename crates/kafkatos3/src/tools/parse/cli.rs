@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::{print_stream, BytesAs, Filter, Format, ParseError};
-use crate::archive::store::S3Target;
+use crate::archive::store::{S3Access, S3Target};
 use crate::archive::Archive;
 
 /// Print the header and records of a MAK file (any version, codec or encryption, detected by
@@ -171,8 +171,8 @@ fn s3_location(args: &ParseArgs) -> Result<Option<(Archive, object_store::path::
         .map(crate::config::load)
         .transpose()
         .map_err(|source| CliError::Config { file: file(), source: Box::new(source) })?;
-    let target =
-        S3Target::from_flags(config.as_ref().map(|c| &c.s3), bucket, args.endpoint.as_deref(), args.region.as_deref());
+    let access = S3Access::from_flags(config.as_ref().map(|c| &c.s3), args.endpoint.as_deref(), args.region.as_deref());
+    let target = S3Target { bucket, access };
     let archive = target.archive("").map_err(|source| CliError::Connect { file: file(), source })?;
     Ok(Some((archive, key.into())))
 }

@@ -146,9 +146,9 @@ pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
         (None, None) => return Err(CliError::Usage("name the target with --bootstrap or --config".into())),
     };
     // The config's daemon archives its whitelist into this archive, unless the flags name
-    // another bucket or prefix.
+    // another store, bucket or prefix.
     let archived_by_daemon = match &config {
-        Some(config) if args.source.bucket.is_none() && args.source.prefix.is_none() => {
+        Some(config) if args.source.bucket.is_none() && args.source.store.is_none() && args.source.prefix.is_none() => {
             config.consumer.topic_whitelist.clone()
         }
         _ => Vec::new(),

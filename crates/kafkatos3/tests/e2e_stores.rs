@@ -1,0 +1,73 @@
+//! End to end with the archive outside S3: a local directory (`[store] url = file:///...`), shared
+//! by two daemons of one group, read back by the tools.
+
+mod support;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_archive_into_one_directory_exactly_once_and_the_tools_read_it() {
+    let env = env();
+    let topic = unique("e2e-dir");
+    create_topic(&env, &topic, 4).await;
+    let mut produced = ByPartition::new();
+    produce(&env, &topic, 4, 0, 600, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let url = format!("file://{}", root.display());
+    let group = unique("g");
+    let mut daemons = Vec::new();
+    for name in ["first", "second"] {
+        let mut config = DaemonConfig::new(&env, &dir.path().join(name), &group, &[&topic], "unused");
+        config.store_url = Some(format!("{url}/nightly"));
+        let path = dir.path().join(format!("{name}.cfg"));
+        config.write(&env, &path);
+        daemons.push(Daemon::start(&path, &dir.path().join(format!("{name}.log"))));
+    }
+    // The directory is created by the daemon; the claims are hard links it refuses to replace.
+    let store: Arc<dyn object_store::ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let archive = wait_for_archive(store.clone(), "archive/nightly", 600, Duration::from_secs(90)).await;
+    produce(&env, &topic, 4, 600, 200, &mut produced).await;
+    let archive_then = wait_for_archive(store.clone(), "archive/nightly", 800, Duration::from_secs(60)).await;
+    assert!(archive.total() >= 600);
+    assert_exactly_once(&produced, &archive_then);
+    let logs: Vec<String> = daemons.iter().map(|d| d.log_tail()).collect();
+    for daemon in daemons {
+        let (status, _) = daemon.terminate(Duration::from_secs(40));
+        assert!(status.success(), "logs:\n{}", logs.join("\n"));
+    }
+    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
+    assert!(log.contains("the store refuses to overwrite a claim"), "the fence was checked: {log}");
+
+    // The tools name the same archive by its URL.
+    let verify = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+        .args(["verify", "--store", &format!("{url}/nightly"), "--deep"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "verify: {out}\n{}", String::from_utf8_lossy(&verify.stderr));
+    for partition in 0..4 {
+        assert!(out.contains(&format!("{topic}:{partition}")), "{out}");
+    }
+    let ls = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+        .args(["ls", "--store", &url, "--prefix", "nightly", "--json"])
+        .output()
+        .unwrap();
+    assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
+    let listed = String::from_utf8_lossy(&ls.stdout);
+    assert!(listed.contains(&topic), "{listed}");
+}
+
+#[test]
+fn a_tool_given_a_bad_store_url_says_what_it_expects() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kafkatos3")).args(["verify", "--store", "ftp://x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--store ftp://x: expected s3://BUCKET[/PREFIX]"), "{stderr}");
+}
