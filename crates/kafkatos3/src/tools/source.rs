@@ -14,8 +14,8 @@ pub struct ArchiveArgs {
     /// Take the archive's location, key prefix, endpoint, region and credentials from this config file
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Where the archive is: s3://BUCKET[/PREFIX], gs://BUCKET[/PREFIX], az://CONTAINER[/PREFIX] or
-    /// file:///PATH (overrides the config's [store] url)
+    /// Where the archive is: `s3://BUCKET[/PREFIX]`, `gs://BUCKET[/PREFIX]`, `az://CONTAINER[/PREFIX]` or
+    /// `file:///PATH` (overrides the config's `[store] url`)
     #[arg(long, value_name = "URL", conflicts_with = "bucket")]
     pub store: Option<String>,
     /// S3 bucket of the archive: the same as --store s3://BUCKET

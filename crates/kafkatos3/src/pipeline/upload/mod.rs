@@ -109,7 +109,7 @@ pub struct Uploader {
     /// Notified by the compressors when a file is ready, and by each finished upload.
     pub wake: Arc<Notify>,
     pub stop: Arc<StageStop>,
-    /// Stopped at once when the store turns out unable to fence (see [`probe_store`]).
+    /// Stopped at once when the store turns out unable to fence (it overwrites a claim).
     pub shutdown: Arc<Shutdown>,
 }
 
