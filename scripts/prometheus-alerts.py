@@ -128,6 +128,7 @@ def main():
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for future in admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS)]).values():
             future.result(timeout=30)
+        del admin  # its client would log every reconnect attempt once the broker is stopped
         produce(bootstrap, 0, args.records)
 
         config = os.path.join(state, "kafkatos3.cfg")
