@@ -461,9 +461,6 @@ def run_snapshot(args, svc, state, codec, mak_version, name):
                                 start_new_session=True)
     sampler = RssSampler(proc.pid)
     sampler.start()
-    scraper = MetricsScraper(args.metrics_port) if args.metrics else None
-    if scraper:
-        scraper.start()
     drain = DrainSampler(dict(svc.pids(), process=proc.pid, bench=os.getpid()), t0, workdir=os.path.join(work, "wd"))
     drain.start()
     try:
@@ -523,6 +520,9 @@ def run_ours(args, svc, end_offsets, state, codec, mak_version=None, name=None):
                                 env=env, start_new_session=True)
     sampler = RssSampler(proc.pid)
     sampler.start()
+    scraper = MetricsScraper(args.metrics_port) if args.metrics else None
+    if scraper:
+        scraper.start()
     drain = DrainSampler(dict(svc.pids(), process=proc.pid, bench=os.getpid()), t0, workdir=os.path.join(work, "wd"))
     drain.start()
     perf = None

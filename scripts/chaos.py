@@ -569,6 +569,8 @@ CLAIM_NAME_RE = re.compile(rf"^{re.escape(PREFIX)}/{re.escape(TOPIC)}/(\d+)/{re.
 # The daemon's [groups] snapshots: the archive's own folder, neither data nor foreign.
 GROUP_SNAPSHOT_RE = re.compile(
     rf"^{re.escape(PREFIX)}/_kafkatos3/groups/\d{{4}}-\d{{2}}-\d{{2}}/\d{{20}}-[A-Za-z0-9._-]+\.json$")
+# The uploader's check that the store refuses overwrites (archive/fence.rs): not data, not foreign.
+PROBE_KEY = f"{PREFIX}/_kafkatos3/probe/conditional-create"
 
 
 def parse_key(key: str, partitions: int) -> tuple[str, int, int, int | None, bool] | None:
@@ -1342,7 +1344,8 @@ def check_archive(services: Services, producer: SeqProducer, kafka: list[array.a
         except Exception as e:  # noqa: BLE001 - counted and named
             f.bad_group_snapshots += 1
             f.notes.append(f"group snapshot {key} unreadable: {e!r}")
-    foreign = [k for k in keys if parse_key(k, partitions) is None and not GROUP_SNAPSHOT_RE.match(k)]
+    foreign = [k for k in keys
+               if parse_key(k, partitions) is None and not GROUP_SNAPSHOT_RE.match(k) and k != PROBE_KEY]
     f.foreign_objects = len(foreign)
     f.notes.extend(f"object not named like an archive object: {k}" for k in foreign)
     parsed = [(k, p, s, e) for k, (p, s, e) in sorted(archive.items())]
