@@ -234,8 +234,11 @@ async fn probe_store(stage: &Uploader) -> bool {
                 return false;
             }
             Err(error) => {
-                tracing::warn!(%error, retry_in_s = backoff.as_secs(), "checking that the store refuses overwrites failed; retried before the first upload");
-                crate::observe::metrics::global().health.upload_attempted(Some(error.to_string()));
+                // Reported and counted as an upload failure: no upload can happen until it passes.
+                tracing::error!(%error, retry_in_s = backoff.as_secs(), "upload failed: checking that the store refuses overwrites, before the first upload; retried");
+                let metrics = crate::observe::metrics::global();
+                metrics.health.upload_attempted(Some(error.to_string()));
+                metrics.upload_failed(Failure::Archive(error).reason());
                 tokio::select! {
                     _ = stage.wake.notified() => {}
                     _ = tokio::time::sleep(backoff) => {}
