@@ -224,6 +224,25 @@ impl AnyWriter {
         }
     }
 
+    /// A durability point, then the append buffer freed and the file descriptor closed; the
+    /// next operation that needs the file opens it again (see the writers' `close_file`).
+    pub fn close_file(&mut self) -> Result<(), WriteError> {
+        match self {
+            AnyWriter::V1(writer) => writer.close_file(),
+            AnyWriter::V2(writer) => writer.close_file(),
+            AnyWriter::V3(writer) => writer.close_file(),
+        }
+    }
+
+    /// Whether the file descriptor is held.
+    pub fn is_file_open(&self) -> bool {
+        match self {
+            AnyWriter::V1(writer) => writer.is_file_open(),
+            AnyWriter::V2(writer) => writer.is_file_open(),
+            AnyWriter::V3(writer) => writer.is_file_open(),
+        }
+    }
+
     /// Bytes the append buffer holds allocated (0 when released).
     pub fn buffer_bytes(&self) -> usize {
         match self {

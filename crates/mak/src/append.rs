@@ -4,9 +4,14 @@
 //! The buffer is allocated on the first byte appended and can be given back
 //! ([`Appender::release`]) once written out, so a file that is open but idle holds no buffer: a
 //! daemon with thousands of open files pays for the busy ones only.
+//!
+//! Likewise the file descriptor can be given back ([`Appender::close_file`]) once everything is
+//! written out; the next operation that needs the file opens it again by its path, at the same
+//! length. A daemon with ten thousand partitions then holds descriptors for the busy ones only.
 
-use std::fs::File;
-use std::io::{self, IoSlice, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
+use std::path::PathBuf;
 
 /// Bytes collected before one `write` to the file, unless set otherwise.
 pub const DEFAULT_BUFFER_CAPACITY: usize = 64 * 1024;
@@ -15,7 +20,10 @@ pub const MIN_BUFFER_CAPACITY: usize = 4 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct Appender {
-    pub(crate) file: File,
+    /// `None` after [`Appender::close_file`], until [`Appender::file`] opens it again.
+    file: Option<File>,
+    /// Where the file is opened again from.
+    path: PathBuf,
     /// Empty and unallocated until the first byte is appended, and again after a release.
     buf: Vec<u8>,
     /// The size `buf` is allocated with (it never grows past it).
@@ -28,15 +36,38 @@ pub(crate) struct Appender {
 }
 
 impl Appender {
-    /// Appends to `file`, whose length is `written`.
-    pub(crate) fn new(file: File, written: u64) -> Self {
-        Appender { file, buf: Vec::new(), capacity: DEFAULT_BUFFER_CAPACITY, written, crc: None }
+    /// Appends to `file` (at `path`), whose length is `written`.
+    pub(crate) fn new(file: File, path: PathBuf, written: u64) -> Self {
+        Appender { file: Some(file), path, buf: Vec::new(), capacity: DEFAULT_BUFFER_CAPACITY, written, crc: None }
     }
 
     /// Like [`Appender::new`], extending `crc` (the CRC of the bytes that matter so far) with
     /// every byte appended.
-    pub(crate) fn with_crc(file: File, written: u64, crc: u32) -> Self {
-        Appender { crc: Some(crc), ..Appender::new(file, written) }
+    pub(crate) fn with_crc(file: File, path: PathBuf, written: u64, crc: u32) -> Self {
+        Appender { crc: Some(crc), ..Appender::new(file, path, written) }
+    }
+
+    /// The open file, opened again (at its end) if it was closed by [`Appender::close_file`].
+    /// Its length must still be what was written: anything else means it was changed behind
+    /// our back, and appending would corrupt it.
+    pub(crate) fn file(&mut self) -> io::Result<&mut File> {
+        reopened(&mut self.file, &self.path, self.written)
+    }
+
+    /// Closes the file descriptor if nothing is buffered (and frees the buffer); true when it
+    /// is closed now. The caller makes the file durable first: closing does not sync.
+    pub(crate) fn close_file(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        self.buf = Vec::new();
+        self.file = None;
+        true
+    }
+
+    /// Whether the file descriptor is held.
+    pub(crate) fn is_file_open(&self) -> bool {
+        self.file.is_some()
     }
 
     /// The kept CRC including the buffered bytes; `None` when no CRC is kept.
@@ -94,7 +125,7 @@ impl Appender {
                 if let Some(crc) = &mut self.crc {
                     *crc = crc32c::crc32c_append(*crc, bytes);
                 }
-                self.file.write_all(bytes)?;
+                self.file()?.write_all(bytes)?;
                 self.written += bytes.len() as u64;
                 return Ok(());
             }
@@ -153,7 +184,7 @@ impl Appender {
         }
         let mut left = &mut slices[..count];
         while !left.is_empty() {
-            match self.file.write_vectored(left) {
+            match self.file()?.write_vectored(left) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
                     self.written += written as u64;
@@ -172,12 +203,29 @@ impl Appender {
             if let Some(crc) = &mut self.crc {
                 *crc = crc32c::crc32c_append(*crc, &self.buf);
             }
-            self.file.write_all(&self.buf)?;
+            reopened(&mut self.file, &self.path, self.written)?.write_all(&self.buf)?;
             self.written += self.buf.len() as u64;
             self.buf.clear();
         }
         Ok(())
     }
+}
+
+/// `file`, opened again from `path` (at its end) when it was closed; see [`Appender::file`].
+fn reopened<'a>(file: &'a mut Option<File>, path: &std::path::Path, written: u64) -> io::Result<&'a mut File> {
+    if file.is_none() {
+        let mut opened = OpenOptions::new().read(true).write(true).open(path)?;
+        let len = opened.metadata()?.len();
+        if len != written {
+            return Err(io::Error::other(format!(
+                "reopening {}: it is {len} bytes long, {written} were written",
+                path.display()
+            )));
+        }
+        opened.seek(SeekFrom::Start(len))?;
+        *file = Some(opened);
+    }
+    Ok(file.as_mut().expect("opened above"))
 }
 
 #[cfg(test)]
@@ -187,7 +235,7 @@ mod tests {
 
     fn appender() -> (tempfile::NamedTempFile, Appender) {
         let file = tempfile::NamedTempFile::new().unwrap();
-        let appender = Appender::new(file.reopen().unwrap(), 0);
+        let appender = Appender::new(file.reopen().unwrap(), file.path().to_path_buf(), 0);
         (file, appender)
     }
 

@@ -71,7 +71,7 @@ impl MakWriter {
         File::open(parent).and_then(|dir| dir.sync_all()).map_err(io_err(IoAction::SyncDirectory))?;
 
         Ok(MakWriter {
-            out: Appender::new(file, data_start),
+            out: Appender::new(file, path.to_path_buf(), data_start),
             path: path.to_path_buf(),
             header: header.clone(),
             record_count: 0,
@@ -112,7 +112,7 @@ impl MakWriter {
 
         let expected_field = last_offset.unwrap_or(header.start_offset) as u64;
         let writer = MakWriter {
-            out: Appender::new(file, write_position),
+            out: Appender::new(file, path.to_path_buf(), write_position),
             path: path.to_path_buf(),
             header: header.clone(),
             record_count,
@@ -155,12 +155,15 @@ impl MakWriter {
             return Ok(());
         }
         self.out.flush().map_err(|source| self.fail(IoAction::Write, source))?;
-        self.out.file.sync_data().map_err(|source| self.fail(IoAction::Sync, source))?;
+        self.out.file().and_then(|file| file.sync_data()).map_err(|source| self.fail(IoAction::Sync, source))?;
         let last = self.last_offset.unwrap_or(self.header.start_offset) as u64;
         let mut fields = [0u8; 2 * U64_LEN as usize];
         fields[..8].copy_from_slice(&last.to_be_bytes());
         fields[8..].copy_from_slice(&self.out.written().to_be_bytes());
-        self.out.file.write_all_at(&fields, LAST_OFFSET_AT).map_err(|source| self.fail(IoAction::Write, source))?;
+        self.out
+            .file()
+            .and_then(|file| file.write_all_at(&fields, LAST_OFFSET_AT))
+            .map_err(|source| self.fail(IoAction::Write, source))?;
         self.dirty = false;
         self.header_stale = false;
         Ok(())
@@ -194,6 +197,22 @@ impl MakWriter {
         self.out.release().map_err(|source| self.fail(IoAction::Write, source))
     }
 
+    /// A durability point, then the append buffer freed and the file descriptor closed: an
+    /// idle file costs neither. The next operation that needs the file opens it again by its
+    /// path, at the same length.
+    pub fn close_file(&mut self) -> Result<(), WriteError> {
+        self.sync()?;
+        self.release_buffer()?;
+        let closed = self.out.close_file();
+        debug_assert!(closed, "nothing is buffered after a release");
+        Ok(())
+    }
+
+    /// Whether the file descriptor is held (see [`MakWriter::close_file`]).
+    pub fn is_file_open(&self) -> bool {
+        self.out.is_file_open()
+    }
+
     /// Bytes the append buffer holds allocated (0 when released).
     pub fn buffer_bytes(&self) -> usize {
         self.out.allocated()
@@ -222,7 +241,7 @@ impl MakWriter {
     /// Syncs, then `fsync`s (making the last header update durable too) and closes.
     pub fn close(mut self) -> Result<(), WriteError> {
         self.sync()?;
-        self.out.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
+        self.out.file().and_then(|file| file.sync_all()).map_err(|source| self.fail(IoAction::Sync, source))
     }
 
     /// Appends `bytes` (buffered, see [`Appender::put`]).

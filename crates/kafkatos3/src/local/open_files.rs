@@ -31,6 +31,29 @@ pub fn raise_soft_limit() -> Result<OpenFilesLimit, std::io::Error> {
     Ok(OpenFilesLimit { before, now, hard })
 }
 
+/// Descriptors kept back from the partitions' files for everything else: broker connections
+/// and librdkafka's own, compressors' and uploads' files, the store's and the metrics' sockets.
+const RESERVED: u64 = 256;
+
+/// The fewest open partition files a consumer is allowed, however low the limit.
+const MIN_SHARE: usize = 16;
+
+/// How many partition files each of `consumers` consumers may hold open at once under the
+/// process's soft limit as it is now (after [`raise_soft_limit`]); `usize::MAX` when unlimited.
+/// Past it, a consumer closes the files it used least recently.
+pub fn share_per_consumer(consumers: usize) -> usize {
+    share_of(getrlimit(Resource::Nofile).current, consumers)
+}
+
+fn share_of(soft: Option<u64>, consumers: usize) -> usize {
+    let Some(soft) = soft else {
+        return usize::MAX;
+    };
+    let reserved = RESERVED.min(soft / 4);
+    let share = soft.saturating_sub(reserved) / consumers.max(1) as u64;
+    usize::try_from(share).unwrap_or(usize::MAX).max(MIN_SHARE)
+}
+
 /// True when `error` is the process running out of file descriptors (EMFILE) or the system
 /// running out of open files (ENFILE).
 pub fn is_too_many_open_files(error: &std::io::Error) -> bool {
@@ -49,6 +72,15 @@ mod tests {
         // A second call finds nothing to raise.
         let again = raise_soft_limit().unwrap();
         assert_eq!((again.before, again.now), (limit.now, limit.now));
+    }
+
+    #[test]
+    fn each_consumer_shares_what_the_limit_leaves_after_a_reserve() {
+        assert_eq!(share_of(Some(1024), 1), 768);
+        assert_eq!(share_of(Some(1024), 4), 192);
+        assert_eq!(share_of(Some(1_048_576), 2), (1_048_576 - 256) / 2);
+        assert_eq!(share_of(Some(64), 8), MIN_SHARE, "never below the minimum");
+        assert_eq!(share_of(None, 3), usize::MAX);
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl MakWriter {
         };
         let (file, data_start, body_crc) = preamble::create(path, VERSION, HEADER_LEN_AT, header, progress)?;
         Ok(MakWriter {
-            out: Appender::with_crc(file, data_start, body_crc),
+            out: Appender::with_crc(file, path.to_path_buf(), data_start, body_crc),
             path: path.to_path_buf(),
             header: header.clone(),
             totals: Totals::EMPTY,
@@ -130,7 +130,7 @@ impl MakWriter {
 
         let last_offset = (totals.count > 0).then_some(totals.last_offset);
         let writer = MakWriter {
-            out: Appender::with_crc(file, write_position, body_crc),
+            out: Appender::with_crc(file, path.to_path_buf(), write_position, body_crc),
             path: path.to_path_buf(),
             header: header.clone(),
             totals,
@@ -190,14 +190,14 @@ impl MakWriter {
         let bytes: [u8; FOOTER_BYTES] = footer.encode();
         self.put(&bytes).map_err(|source| self.fail(IoAction::Write, source))?;
         self.make_durable(State::Sealed)?;
-        self.out.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
+        self.out.file().and_then(|file| file.sync_all()).map_err(|source| self.fail(IoAction::Sync, source))
     }
 
     /// Syncs and `fsync`s without sealing, so the file can be resumed with
     /// [`MakWriter::open_append`] (giving up a partition, shutting down).
     pub fn suspend(mut self) -> Result<(), WriteError> {
         self.sync()?;
-        self.out.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
+        self.out.file().and_then(|file| file.sync_all()).map_err(|source| self.fail(IoAction::Sync, source))
     }
 
     /// The file's header.
@@ -228,6 +228,22 @@ impl MakWriter {
         self.out.release().map_err(|source| self.fail(IoAction::Write, source))
     }
 
+    /// A durability point, then the append buffer freed and the file descriptor closed: an
+    /// idle file costs neither. The next operation that needs the file opens it again by its
+    /// path, at the same length.
+    pub fn close_file(&mut self) -> Result<(), WriteError> {
+        self.sync()?;
+        self.release_buffer()?;
+        let closed = self.out.close_file();
+        debug_assert!(closed, "nothing is buffered after a release");
+        Ok(())
+    }
+
+    /// Whether the file descriptor is held (see [`MakWriter::close_file`]).
+    pub fn is_file_open(&self) -> bool {
+        self.out.is_file_open()
+    }
+
     /// Bytes the append buffer holds allocated (0 when released).
     pub fn buffer_bytes(&self) -> usize {
         self.out.allocated()
@@ -255,7 +271,7 @@ impl MakWriter {
 
     fn make_durable(&mut self, state: State) -> Result<(), WriteError> {
         self.out.flush().map_err(|source| self.fail(IoAction::Write, source))?;
-        self.out.file.sync_data().map_err(|source| self.fail(IoAction::Sync, source))?;
+        self.out.file().and_then(|file| file.sync_data()).map_err(|source| self.fail(IoAction::Sync, source))?;
         let totals = self.totals;
         let progress = Progress {
             write_position: self.out.written(),
@@ -266,8 +282,8 @@ impl MakWriter {
             state,
         };
         self.out
-            .file
-            .write_all_at(&progress.encode(), PROGRESS_AT)
+            .file()
+            .and_then(|file| file.write_all_at(&progress.encode(), PROGRESS_AT))
             .map_err(|source| self.fail(IoAction::Write, source))?;
         self.dirty = false;
         self.progress_stale = false;

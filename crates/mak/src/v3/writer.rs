@@ -64,7 +64,13 @@ impl MakWriter {
     pub fn create(path: &Path, header: &Header) -> Result<MakWriter, WriteError> {
         let progress = |data_start| empty_progress(data_start).encode().to_vec();
         let (file, data_start, body_crc) = preamble::create(path, VERSION, HEADER_LEN_AT, header, progress)?;
-        Ok(MakWriter::new(Appender::with_crc(file, data_start, body_crc), path, header.clone(), Totals::EMPTY, false))
+        Ok(MakWriter::new(
+            Appender::with_crc(file, path.to_path_buf(), data_start, body_crc),
+            path,
+            header.clone(),
+            Totals::EMPTY,
+            false,
+        ))
     }
 
     fn new(out: Appender, path: &Path, header: Header, totals: Totals, progress_stale: bool) -> MakWriter {
@@ -109,7 +115,7 @@ impl MakWriter {
             file.set_len(write_position).map_err(io_err(IoAction::Truncate))?;
         }
         file.seek(SeekFrom::Start(write_position)).map_err(io_err(IoAction::Seek))?;
-        let out = Appender::with_crc(file, write_position, body_crc);
+        let out = Appender::with_crc(file, path.to_path_buf(), write_position, body_crc);
         // A torn block is rewritten at the next sync even if nothing is appended.
         let writer = MakWriter::new(out, path, header.clone(), totals, scanned);
         let last_offset = (totals.count > 0).then_some(totals.last_offset);
@@ -183,14 +189,14 @@ impl MakWriter {
         let bytes: [u8; FOOTER_BYTES] = footer.encode();
         self.out.write_pieces([&bytes[..]]).map_err(|source| self.fail(IoAction::Write, source))?;
         self.make_durable(State::Sealed)?;
-        self.out.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
+        self.out.file().and_then(|file| file.sync_all()).map_err(|source| self.fail(IoAction::Sync, source))
     }
 
     /// Syncs and `fsync`s without sealing, so the file can be resumed with
     /// [`MakWriter::open_append`] (giving up a partition, shutting down).
     pub fn suspend(mut self) -> Result<(), WriteError> {
         self.sync()?;
-        self.out.file.sync_all().map_err(|source| self.fail(IoAction::Sync, source))
+        self.out.file().and_then(|file| file.sync_all()).map_err(|source| self.fail(IoAction::Sync, source))
     }
 
     /// The file's header.
@@ -227,6 +233,22 @@ impl MakWriter {
         self.write_block(None)?;
         self.block.release();
         self.out.release().map_err(|source| self.fail(IoAction::Write, source))
+    }
+
+    /// A durability point, then the append buffer freed and the file descriptor closed: an
+    /// idle file costs neither. The next operation that needs the file opens it again by its
+    /// path, at the same length.
+    pub fn close_file(&mut self) -> Result<(), WriteError> {
+        self.sync()?;
+        self.release_buffer()?;
+        let closed = self.out.close_file();
+        debug_assert!(closed, "nothing is buffered after a release");
+        Ok(())
+    }
+
+    /// Whether the file descriptor is held (see [`MakWriter::close_file`]).
+    pub fn is_file_open(&self) -> bool {
+        self.out.is_file_open()
     }
 
     /// Bytes the open block's columns hold allocated.
@@ -270,7 +292,7 @@ impl MakWriter {
     fn make_durable(&mut self, state: State) -> Result<(), WriteError> {
         self.write_block(None)?;
         self.out.flush().map_err(|source| self.fail(IoAction::Write, source))?;
-        self.out.file.sync_data().map_err(|source| self.fail(IoAction::Sync, source))?;
+        self.out.file().and_then(|file| file.sync_data()).map_err(|source| self.fail(IoAction::Sync, source))?;
         let totals = self.totals;
         let progress = Progress {
             write_position: self.out.written(),
@@ -283,8 +305,8 @@ impl MakWriter {
             state,
         };
         self.out
-            .file
-            .write_all_at(&progress.encode(), PROGRESS_AT)
+            .file()
+            .and_then(|file| file.write_all_at(&progress.encode(), PROGRESS_AT))
             .map_err(|source| self.fail(IoAction::Write, source))?;
         self.dirty = false;
         self.progress_stale = false;

@@ -129,7 +129,8 @@ pub fn spawn(stage: Arc<Consumers>, id: usize) -> thread::JoinHandle<()> {
 
 fn run(stage: Arc<Consumers>, id: usize) {
     let handoff = Arc::new(Handoff::new(stage.config.memory.handoff_batch_bytes()));
-    let state = Arc::new(Mutex::new(ConsumerState::default()));
+    let share = crate::local::open_files::share_per_consumer(stage.config.consumer.consumer_processes);
+    let state = Arc::new(Mutex::new(ConsumerState::with_open_file_share(share)));
     // Declared before the consumer, so it outlives it (see Writer's Drop).
     let _writer = Writer::spawn(stage.clone(), id, handoff.clone(), state.clone());
     let context =

@@ -243,11 +243,14 @@ impl<'a> PollLoop<'a> {
         if self.last_flush.elapsed() >= stage.config.consumer.flush_interval {
             self.last_flush = Instant::now();
             // Freeing the buffers here is what makes an idle partition cost no buffer.
+            // ... and closing the files of partitions that took no record since the last flush
+            // what makes the open files follow the busy partitions, not the assigned ones.
             for spool in state.spools_mut() {
                 if let Err(error) = spool.flush_and_release() {
                     tracing::error!(%error, "flushing the in-progress file failed");
                 }
             }
+            state.recount_open_files();
         }
         let max_age = stage.config.consumer.max_age;
         for spool in state.spools_mut().filter(|s| s.is_due(max_age, self.now_secs)) {

@@ -8,14 +8,68 @@ use crate::names::TopicPartition;
 use crate::pipeline::spool::PartitionSpool;
 
 /// What one consumer owns: the spools of its assigned partitions and what it last committed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConsumerState {
     /// By topic then partition, so a message is routed without allocating a key.
     pub topics: HashMap<String, HashMap<i32, PartitionSpool>>,
     pub committed: HashMap<TopicPartition, i64>,
+    /// How many partition files this consumer may hold open at once (its share of the
+    /// process's open-files limit).
+    open_file_share: usize,
+    /// Files held open: exact after [`ConsumerState::recount_open_files`], counted up as files
+    /// are opened, never down (closes happen in many places), so it only ever overstates.
+    open_files: usize,
+    /// Batches written: when a partition was last written to, for closing the least recent.
+    batches: u64,
+}
+
+impl Default for ConsumerState {
+    fn default() -> Self {
+        ConsumerState::with_open_file_share(usize::MAX)
+    }
 }
 
 impl ConsumerState {
+    pub fn with_open_file_share(open_file_share: usize) -> Self {
+        ConsumerState { topics: HashMap::new(), committed: HashMap::new(), open_file_share, open_files: 0, batches: 0 }
+    }
+
+    /// A new batch is being written; the stamp [`ConsumerState::opening`] marks spools with.
+    pub fn next_batch(&mut self) -> u64 {
+        self.batches += 1;
+        self.batches
+    }
+
+    /// Called before a record goes to a partition whose file is not open (it opens, or creates,
+    /// one): past the consumer's share, the files used least recently are made durable and
+    /// closed until half the share is open, so closing is paid once per half a share of opens.
+    pub fn opening(&mut self) {
+        self.open_files += 1;
+        if self.open_files <= self.open_file_share {
+            return;
+        }
+        let keep = self.open_file_share / 2;
+        let mut open: Vec<&mut PartitionSpool> = self.spools_mut().filter(|s| s.holds_open_file()).collect();
+        if open.len() > keep {
+            open.sort_unstable_by_key(|s| s.used_at);
+            let surplus = open.len() - keep;
+            for spool in open.iter_mut().take(surplus) {
+                // A failure rewinds the partition, as a failed append does; the loop applies it.
+                if let Err(error) = spool.close_file() {
+                    tracing::error!(%error, "closing a file to stay within the open-files limit failed");
+                }
+            }
+        }
+        self.recount_open_files();
+        // The file about to be opened.
+        self.open_files += 1;
+    }
+
+    /// Counts the files held open again (at each flush tick, which closes the idle ones).
+    pub fn recount_open_files(&mut self) {
+        self.open_files = self.spools().filter(|s| s.holds_open_file()).count();
+    }
+
     pub fn spools_mut(&mut self) -> impl Iterator<Item = &mut PartitionSpool> {
         self.topics.values_mut().flat_map(|p| p.values_mut())
     }
@@ -99,6 +153,61 @@ mod tests {
             }
             let idle: usize = state.spools().map(|s| s.buffer_bytes()).sum();
             assert_eq!(idle, 0, "{version:?}: idle partitions hold no buffer");
+        }
+    }
+
+    #[test]
+    fn a_consumer_past_its_open_file_share_closes_the_least_recently_written_files_and_keeps_every_record() {
+        use crate::local::layout::WorkDir;
+        use mak::v2::{RecordRef, TimestampType, NO_HEADERS};
+
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        let share = 16;
+        let mut state = ConsumerState::with_open_file_share(share);
+        for partition in 0..100 {
+            let spool = PartitionSpool::new(&work, TopicPartition::new("t", partition), Some(0), mak::Version::V3);
+            state.topics.entry("t".to_string()).or_default().insert(partition, spool);
+        }
+        // Three rounds over 100 partitions, one record each, as the writer thread routes them.
+        for offset in 0..3 {
+            for partition in 0..100 {
+                let stamp = state.next_batch();
+                let spool = state.topics["t"].get(&partition).unwrap();
+                if !spool.holds_open_file() {
+                    state.opening();
+                }
+                let spool = state.topics.get_mut("t").unwrap().get_mut(&partition).unwrap();
+                spool.used_at = stamp;
+                let value = format!("{partition}/{offset}");
+                let record = RecordRef {
+                    offset,
+                    timestamp: 1_700_000_000_000,
+                    timestamp_type: TimestampType::CreateTime,
+                    key: None,
+                    value: Some(value.as_bytes()),
+                    headers: NO_HEADERS,
+                };
+                spool.append(&record, 1.0).unwrap();
+                let open = state.spools().filter(|s| s.holds_open_file()).count();
+                assert!(open <= share, "{open} files open, share {share}");
+            }
+        }
+        let open: Vec<i32> = state.spools().filter(|s| s.holds_open_file()).map(|s| s.tp.partition).collect();
+        assert!(open.contains(&99) && open.contains(&98), "the most recently written stay open: {open:?}");
+        assert!(!open.contains(&0), "the least recently written were closed: {open:?}");
+        for spool in state.spools_mut() {
+            spool.seal().unwrap().expect("records to seal");
+        }
+        for partition in 0..100 {
+            let sealed = work.list_sealed_for(&TopicPartition::new("t", partition)).unwrap();
+            let mut reader = mak::AnyReader::new(std::fs::File::open(&sealed[0].path).unwrap()).unwrap();
+            let mut values = Vec::new();
+            while let Some(record) = reader.next_record().unwrap() {
+                values.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+            }
+            let expected: Vec<String> = (0..3).map(|offset| format!("{partition}/{offset}")).collect();
+            assert_eq!(values, expected, "partition {partition}");
         }
     }
 }

@@ -91,14 +91,23 @@ fn write_batch(stage: &Consumers, batch: &Batch, state: &mut ConsumerState) -> b
     // spool is looked up once per run.
     let mut run = None;
     let mut spool: Option<&mut PartitionSpool> = None;
+    let batch_stamp = state.next_batch();
     while let Some(entry) = records.next(&mut headers) {
         if run != Some((entry.topic_index, entry.partition)) {
             run = Some((entry.topic_index, entry.partition));
-            if let Some(spool) = spool.as_deref_mut() {
+            if let Some(spool) = spool.take() {
                 spool.publish_consumed();
+            }
+            let owned = state.topics.get(entry.topic).and_then(|p| p.get(&entry.partition));
+            if owned.is_some_and(|s| !s.holds_open_file()) {
+                // The append opens (or creates) its file: room is made first, within the limit.
+                state.opening();
             }
             // None: the partition is no longer owned, and its next owner reads the record again.
             spool = state.topics.get_mut(entry.topic).and_then(|p| p.get_mut(&entry.partition));
+            if let Some(spool) = spool.as_deref_mut() {
+                spool.used_at = batch_stamp;
+            }
         }
         if let Some(spool) = spool.as_deref_mut() {
             rewind |= append(stage, spool, &entry.record, now);

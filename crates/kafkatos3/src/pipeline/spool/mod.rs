@@ -71,6 +71,9 @@ pub struct PartitionSpool {
     /// Records and key/value bytes written since the last [`PartitionSpool::publish_consumed`]:
     /// plain fields on the hot path, published once per run of records.
     consumed: (u64, u64),
+    /// The consumer's batch this partition was last written in: the least recently written
+    /// files are closed first when the consumer holds too many open.
+    pub used_at: u64,
 }
 
 /// Version 2's informational `writer` header field.
@@ -111,13 +114,21 @@ impl PartitionSpool {
             catching_up: false,
             metrics,
             consumed: (0, 0),
+            used_at: 0,
         }
     }
 
     /// Continues an existing in-progress file (torn tail already cut by the writer) in its own
     /// version; the files after it are created in `version`.
-    pub fn resume(work: &WorkDir, tp: TopicPartition, writer: AnyWriter, version: Version) -> Self {
+    /// Its descriptor is closed at once (the next record opens it again): adopting ten thousand
+    /// partitions does not hold ten thousand files open.
+    pub fn resume(work: &WorkDir, tp: TopicPartition, mut writer: AnyWriter, version: Version) -> Self {
         let path = work.inprogress_file(&tp);
+        if let Err(error) = writer.close_file() {
+            // The writer refuses further work now; the next append or seal reopens the file at
+            // its durable point and the partition is fetched again from there.
+            tracing::error!(topic = %tp.topic, partition = tp.partition, %error, "closing the resumed in-progress file failed");
+        }
         let next_offset = writer.last_offset().map(|last| last + 1);
         let synced_len = writer.len();
         let metrics = crate::observe::metrics::global().partitions.assigned(&tp);
@@ -138,6 +149,7 @@ impl PartitionSpool {
             catching_up: false,
             metrics,
             consumed: (0, 0),
+            used_at: 0,
         }
     }
 
@@ -307,16 +319,38 @@ impl PartitionSpool {
     }
 
     /// A durability point, then the append buffer is freed: an idle partition holds no buffer
-    /// between flush intervals, a busy one allocates its buffer again once per interval.
+    /// between flush intervals, a busy one allocates its buffer again once per interval. A file
+    /// that took no record since the last call (its buffer was not allocated again) has its
+    /// descriptor closed too: open files follow the busy partitions, not the assigned ones.
     pub fn flush_and_release(&mut self) -> Result<(), SpoolError> {
+        let idle = self.buffer_bytes() == 0;
         self.flush()?;
         let Some(writer) = self.writer.as_mut() else {
             return Ok(());
         };
-        if let Err(source) = writer.release_buffer() {
+        let released = if idle && writer.is_file_open() { writer.close_file() } else { writer.release_buffer() };
+        if let Err(source) = released {
             return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
         }
         Ok(())
+    }
+
+    /// A durability point, then the file's descriptor closed (see [`AnyWriter::close_file`]):
+    /// how a consumer over its share of file descriptors makes room.
+    pub fn close_file(&mut self) -> Result<(), SpoolError> {
+        let Some(writer) = self.writer.as_mut().filter(|w| w.is_file_open()) else {
+            return Ok(());
+        };
+        if let Err(source) = writer.close_file() {
+            return Err(self.fail(SpoolError::Write { tp: self.tp.clone(), source }));
+        }
+        self.synced_len = self.writer.as_ref().map_or(0, AnyWriter::len);
+        Ok(())
+    }
+
+    /// Whether the partition holds a file descriptor.
+    pub fn holds_open_file(&self) -> bool {
+        self.writer.as_ref().is_some_and(AnyWriter::is_file_open)
     }
 
     /// Sizes the open file's append buffer, and those of the files opened later (see

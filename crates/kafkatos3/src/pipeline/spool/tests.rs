@@ -312,6 +312,48 @@ fn an_idle_partition_holds_no_buffer_after_a_flush_interval_and_keeps_its_record
 }
 
 #[test]
+fn an_idle_partition_closes_its_file_at_the_flush_after_its_last_record_and_reopens_it_on_the_next() {
+    for version in [Version::V1, Version::V2, Version::V3] {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::new(dir.path());
+        let tp = TopicPartition::new("t", 0);
+        let mut spool = PartitionSpool::new(&work, tp.clone(), Some(0), version);
+        spool.append(&plain(0, Some(b"k"), Some(b"v")), 1.0).unwrap();
+        assert!(spool.holds_open_file(), "{version:?}");
+        spool.flush_and_release().unwrap();
+        assert!(spool.holds_open_file(), "{version:?}: written to in this interval, kept open");
+        spool.flush_and_release().unwrap();
+        assert!(!spool.holds_open_file(), "{version:?}: a whole interval without a record closes it");
+        spool.append(&plain(1, None, Some(b"w")), 1.0).unwrap();
+        spool.flush_and_release().unwrap();
+        assert!(spool.holds_open_file(), "{version:?}: writing the next record out opened it again");
+        spool.flush_and_release().unwrap();
+        assert!(!spool.holds_open_file(), "{version:?}");
+        spool.seal().unwrap().expect("records to seal");
+        let (_, records) = read_any(&the_one_sealed_file(&work, &tp));
+        let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 1], "{version:?}: closing and reopening loses nothing");
+    }
+}
+
+#[test]
+fn a_resumed_file_is_held_closed_until_its_next_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = WorkDir::new(dir.path());
+    let tp = TopicPartition::new("t", 0);
+    leave_in_progress(&work, &tp, Version::V3, &varied(0));
+    let (writer, _) = mak::AnyWriter::open_append(&work.inprogress_file(&tp)).unwrap();
+    let mut spool = PartitionSpool::resume(&work, tp.clone(), writer, Version::V3);
+    assert!(!spool.holds_open_file());
+    append_all(&mut spool, &varied(6));
+    spool.flush().unwrap();
+    assert!(spool.holds_open_file(), "writing the records out opened it again");
+    spool.seal().unwrap().expect("records to seal");
+    let (_, records) = read_any(&the_one_sealed_file(&work, &tp));
+    assert_eq!(records, [varied(0), varied(6)].concat());
+}
+
+#[test]
 fn a_snapshot_spool_takes_nothing_at_or_past_its_end_and_knows_when_it_holds_everything_before() {
     let dir = tempfile::tempdir().unwrap();
     let work = WorkDir::new(dir.path());
