@@ -75,13 +75,18 @@ fn run_stages(
         "memory budget"
     );
     let shown = |limit: Option<u64>| limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    let share = |files: usize| (files != usize::MAX).then_some(files as u64);
+    // Busy partitions hold a file open each; idle ones are closed at the next flush, and a
+    // consumer past its share closes its least recently written files.
+    let consumers = config.consumer.consumer_processes;
     match crate::local::open_files::raise_soft_limit() {
-        Ok(limit) if limit.before != limit.now => tracing::info!(
+        Ok(limit) => tracing::info!(
             before = %shown(limit.before),
             now = %shown(limit.now),
-            "open files limit raised to the hard limit (one file per assigned partition)"
+            open_partition_files_per_consumer = %shown(share(crate::local::open_files::share_per_consumer(consumers))),
+            "open files limit{}",
+            if limit.before != limit.now { " raised to the hard limit" } else { "" }
         ),
-        Ok(limit) => tracing::info!(limit = %shown(limit.now), "open files limit (one file per assigned partition)"),
         Err(error) => {
             tracing::warn!(%error, "raising the open files limit to the hard limit failed; keeping the current one")
         }

@@ -11,7 +11,7 @@
 //! - [`legacy`]: the files of a directory last run by the Python original (`state/legacy`).
 //! - [`locks`]: per-partition exclusion between the stages that move a partition's files;
 //!   [`lock`]: one process per working directory.
-//! - [`open_files`]: the process's open-files limit, raised at start (one file per partition).
+//! - [`open_files`]: the process's open-files limit, raised at start, and each consumer's share of it for partition files.
 
 pub mod backlog;
 pub mod durable;
