@@ -33,9 +33,14 @@ async fn two_daemons_archive_into_one_directory_exactly_once_and_the_tools_read_
     let store: Arc<dyn object_store::ObjectStore> =
         Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
     let archive = wait_for_archive(store.clone(), "archive/nightly", 600, Duration::from_secs(90)).await;
-    produce(&env, &topic, 4, 600, 200, &mut produced).await;
-    let archive_then = wait_for_archive(store.clone(), "archive/nightly", 800, Duration::from_secs(60)).await;
     assert!(archive.total() >= 600);
+    // kill -9 of one of them, more records, and a restart on the same working directory.
+    daemons.remove(0).kill9();
+    produce(&env, &topic, 4, 600, 200, &mut produced).await;
+    let first = dir.path().join("first.cfg");
+    daemons.insert(0, Daemon::start(&first, &dir.path().join("first.log")));
+    produce(&env, &topic, 4, 800, 200, &mut produced).await;
+    let archive_then = wait_for_archive(store.clone(), "archive/nightly", 1000, Duration::from_secs(90)).await;
     assert_exactly_once(&produced, &archive_then);
     let logs: Vec<String> = daemons.iter().map(|d| d.log_tail()).collect();
     for daemon in daemons {
@@ -62,6 +67,60 @@ async fn two_daemons_archive_into_one_directory_exactly_once_and_the_tools_read_
     assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
     let listed = String::from_utf8_lossy(&ls.stdout);
     assert!(listed.contains(&topic), "{listed}");
+
+    // An object of the directory archive is a file: parse reads it as it is.
+    let object = root.join("nightly").join(&archive_then.keys[0]["archive/nightly/".len()..]);
+    let parse = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+        .args(["parse", "--json", "--bytes", "base64"])
+        .arg(&object)
+        .output()
+        .unwrap();
+    assert!(parse.status.success(), "{}: {}", object.display(), String::from_utf8_lossy(&parse.stderr));
+    let printed = String::from_utf8_lossy(&parse.stdout);
+    let records = printed.lines().filter(|line| line.contains(&format!("\"topic\":\"{topic}\""))).count();
+    assert!(records > 0 && records == printed.lines().count(), "{}: {printed}", object.display());
+}
+
+/// Topics by pattern: `^` entries are regular expressions, and a topic created after the daemon
+/// started that matches is archived too; one that does not match is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_whitelist_archives_matching_topics_including_one_created_later_and_no_other() {
+    let env = env();
+    let base = unique("e2e-pat");
+    let (early, late, other) = (format!("{base}-a"), format!("{base}-b"), format!("{base}-other"));
+    create_topic(&env, &early, 2).await;
+    create_topic(&env, &other, 1).await;
+    let mut produced = ByPartition::new();
+    produce(&env, &early, 2, 0, 100, &mut produced).await;
+    produce(&env, &other, 1, 0, 50, &mut ByPartition::new()).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("archive").display());
+    let pattern = format!("^{}-[ab]$", regex_escape(&base));
+    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &unique("g"), &[&pattern], "unused");
+    config.store_url = Some(url);
+    // librdkafka matches the pattern at each metadata refresh (5 minutes by default).
+    config.extra_kafka = "topic.metadata.refresh.interval.ms = 1000".into();
+    let path = dir.path().join("k.cfg");
+    config.write(&env, &path);
+    let daemon = Daemon::start(&path, &dir.path().join("k.log"));
+
+    let store: Arc<dyn object_store::ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let archive = wait_for_archive(store.clone(), "archive", 100, Duration::from_secs(90)).await;
+    assert_eq!(archive.total(), 100, "{}", daemon.log_tail());
+    create_topic(&env, &late, 3).await;
+    produce(&env, &late, 3, 0, 90, &mut produced).await;
+    let archive = wait_for_archive(store.clone(), "archive", 190, Duration::from_secs(90)).await;
+    let log = daemon.log_tail();
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success(), "{log}");
+    assert_exactly_once(&produced, &archive);
+}
+
+/// `base` as a regular expression matching itself.
+fn regex_escape(base: &str) -> String {
+    base.chars().flat_map(|c| if c.is_ascii_alphanumeric() { vec![c] } else { vec!['\\', c] }).collect()
 }
 
 #[test]

@@ -22,6 +22,7 @@
 pub mod budget;
 mod ini;
 pub mod kafka;
+pub mod topics;
 mod validate;
 mod values;
 
@@ -134,8 +135,9 @@ pub struct ConsumerConfig {
     pub kafka_auto_offset_reset: OffsetReset,
     /// `consumer_nice_level`: the consumers' scheduling niceness, -20..=19.
     pub consumer_nice_level: i32,
-    /// `topic_whitelist`: the topics to archive; at least one, each a valid Kafka topic name.
-    pub topic_whitelist: Vec<String>,
+    /// `topic_whitelist`: the topics to archive; at least one, each a valid Kafka topic name or
+    /// a `^` pattern.
+    pub topic_whitelist: topics::TopicSet,
     /// `max_age_seconds`: an open file is sealed once it is this old.
     pub max_age: Duration,
     /// `consumer_class`: accepted for compatibility; both values use librdkafka.
@@ -226,8 +228,8 @@ pub struct S3Config {
     pub s3uploader_workers: usize,
     /// `s3_access_key` and `s3_secret_key`; `None` means the standard AWS credential chain.
     pub credentials: Option<S3Credentials>,
-    /// `topic_whitelist`: the topics whose files are uploaded; a superset of the consumer's.
-    pub topic_whitelist: Vec<String>,
+    /// `topic_whitelist`: the topics whose files are uploaded; covers the consumer's.
+    pub topic_whitelist: topics::TopicSet,
     /// `s3_endpoint`: an `http://` or `https://` URL of an S3-compatible server; `None` means AWS.
     pub s3_endpoint: Option<String>,
     /// `s3_region`: `None` means the environment's region, else `us-east-1`.
@@ -454,7 +456,7 @@ pub enum ConfigError {
 
     /// A consumed topic that the uploader would skip: its offsets could never be committed.
     #[error(
-        "{}:{line}: topic '{topic}' is in [consumer] topic_whitelist but not in [s3] topic_whitelist: its files would never be uploaded, so its offsets would never be committed",
+        "{}:{line}: '{topic}' is in [consumer] topic_whitelist but [s3] topic_whitelist does not cover it (a pattern must be there as written): its files would never be uploaded, so its offsets would never be committed",
         .path.display()
     )]
     TopicNotUploaded {

@@ -131,26 +131,6 @@ pub(super) fn consumer_class(value: &str) -> Result<ConsumerClass, String> {
 
 /// Comma-separated, as the original's `split(",")`, but blanks around names are forgiven and
 /// repeated names are kept once.
-pub(super) fn topic_list(value: &str) -> Result<Vec<String>, String> {
-    let mut topics: Vec<String> = Vec::new();
-    for topic in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        if !is_valid_topic(topic) {
-            return Err(format!(
-                "a comma-separated list of Kafka topic names, but '{}' is not one \
-                 (1 to 249 characters of A-Z a-z 0-9 . _ -, and not '.' or '..')",
-                topic.escape_debug()
-            ));
-        }
-        if !topics.iter().any(|known| known == topic) {
-            topics.push(topic.to_owned());
-        }
-    }
-    if topics.is_empty() {
-        return Err("a comma-separated list of at least one Kafka topic name".to_owned());
-    }
-    Ok(topics)
-}
-
 pub(super) fn is_valid_topic(topic: &str) -> bool {
     (1..=249).contains(&topic.len())
         && topic != "."

@@ -40,7 +40,7 @@ pub struct GroupKeeper {
     /// `[kafka]` and the bootstrap servers: the daemon's cluster, as its consumers reach it.
     pub client: ClientConfig,
     /// The archived topics (`topic_whitelist`): the only partitions whose commits are kept.
-    pub topics: Vec<String>,
+    pub topics: crate::config::topics::TopicSet,
     pub archive: ArchiveAccess,
     /// Names this instance's snapshots.
     pub instance: String,
@@ -78,7 +78,7 @@ impl GroupKeeper {
         let topics: BTreeMap<String, i32> = metadata
             .topics()
             .iter()
-            .filter(|t| self.topics.iter().any(|name| name == t.name()) && !t.partitions().is_empty())
+            .filter(|t| self.topics.matches(t.name()) && !t.partitions().is_empty())
             .map(|t| (t.name().to_string(), t.partitions().len() as i32))
             .collect();
         let listed = admin.fetch_group_list(None, REQUEST_LIMIT).map_err(kafka("listing the groups"))?;

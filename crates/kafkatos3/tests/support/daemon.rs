@@ -19,6 +19,8 @@ pub struct DaemonConfig {
     pub extra_consumer: String,
     pub extra_compression: String,
     pub extra_s3: String,
+    /// Lines of `[kafka]` (librdkafka properties).
+    pub extra_kafka: String,
     /// Whole sections after `[kafka]` (`[groups]`, ...).
     pub extra_sections: String,
     /// `[store] url`: the archive elsewhere than the test S3 server (`[s3]` then names no bucket).
@@ -39,6 +41,7 @@ impl DaemonConfig {
             extra_consumer: String::new(),
             extra_compression: String::new(),
             extra_s3: String::new(),
+            extra_kafka: String::new(),
             extra_sections: String::new(),
             store_url: None,
         }
@@ -68,7 +71,7 @@ impl DaemonConfig {
              consumer_class = KafkaConfluentConsumer\nrebalance_timeout_seconds = 20\nflush_interval_ms = 200\n{extra_consumer}\n\n\
              [compression]\ncompression_check_interval = 2\ncompressor_workers = 2\ncompression_nice_level = 10\n{extra_compression}\n\n\
              [s3]\ns3upload_check_interval = 2\ns3uploader_workers = 2\n{archive}\ntopic_whitelist = {topics}\n{extra_s3}\n\n\
-             [kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n\n{store}{extra_sections}",
+             [kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n{extra_kafka}\n\n{store}{extra_sections}",
             workdir = self.workdir.display(),
             extra_main = self.extra_main,
             extra_consumer = self.extra_consumer,
@@ -78,6 +81,7 @@ impl DaemonConfig {
             group = self.group,
             max_age = self.max_age_seconds,
             extra_s3 = self.extra_s3,
+            extra_kafka = self.extra_kafka,
             extra_sections = self.extra_sections,
         );
         std::fs::write(path, text).expect("write config");

@@ -200,8 +200,8 @@ fn key_before_any_section_is_rejected() {
 fn consumed_topic_missing_from_s3_whitelist_is_rejected() {
     assert_eq!(
         message(&with("s3", "topic_whitelist = other")),
-        "test.cfg:8: topic 'events' is in [consumer] topic_whitelist but not in [s3] topic_whitelist: \
-         its files would never be uploaded, so its offsets would never be committed"
+        "test.cfg:8: 'events' is in [consumer] topic_whitelist but [s3] topic_whitelist does not cover it \
+         (a pattern must be there as written): its files would never be uploaded, so its offsets would never be committed"
     );
 }
 
@@ -214,13 +214,24 @@ fn s3_whitelist_defaults_to_consumer_whitelist_and_may_be_larger() {
 }
 
 #[test]
+fn the_s3_whitelist_covers_consumed_names_by_pattern_and_consumed_patterns_only_as_written() {
+    let text = MINIMAL.replace("topic_whitelist = events", "topic_whitelist = orders-eu, ^audit\\..*");
+    let covered = text.replace("[s3]\n", "[s3]\ntopic_whitelist = ^orders-.*, ^audit\\..*\n");
+    assert!(parse_text(&covered).is_ok());
+    let narrower = text.replace("[s3]\n", "[s3]\ntopic_whitelist = ^orders-.*, ^audit\\.eu.*\n");
+    let error = parse_text(&narrower).unwrap_err().to_string();
+    assert!(error.contains("'^audit\\..*'") && error.contains("does not cover it"), "{error}");
+}
+
+#[test]
 fn topic_whitelist_is_trimmed_deduplicated_and_checked() {
     let whitelist = |value: &str| {
         let text = MINIMAL.replace("topic_whitelist = events", &format!("topic_whitelist = {value}"));
         parse_text(&text).map(|config| config.consumer.topic_whitelist)
     };
-    assert_eq!(whitelist(" a , ,b,a,").expect("valid list"), ["a", "b"].map(String::from));
-    for bad in ["bad topic", "..", "ab/c", &"t".repeat(250), " , "] {
+    assert_eq!(whitelist(" a , ,b,a,").expect("valid list"), ["a", "b"]);
+    assert_eq!(whitelist("a, ^a.*, ^a.*").expect("valid list"), ["a", "^a.*"]);
+    for bad in ["bad topic", "..", "ab/c", &"t".repeat(250), " , ", "^(unclosed"] {
         let error = whitelist(bad).expect_err(bad);
         assert!(
             matches!(&error, ConfigError::InvalidValue { line: 6, key, .. } if *key == "topic_whitelist"),
@@ -228,9 +239,8 @@ fn topic_whitelist_is_trimmed_deduplicated_and_checked() {
         );
     }
     assert!(whitelist(&"t".repeat(249)).is_ok());
-    assert!(
-        message(&MINIMAL.replace("topic_whitelist = events", "topic_whitelist = a b")).contains("but 'a b' is not one")
-    );
+    assert!(message(&MINIMAL.replace("topic_whitelist = events", "topic_whitelist = a b"))
+        .contains("but 'a b' is not a topic name"));
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ini::{Entry, Ini, Section};
+use super::topics::TopicSet;
 use super::values::*;
 use super::{
     CompressionConfig, Config, ConfigError, ConsumerClass, ConsumerConfig, EncryptionConfig, KeySuggestion, LogFormat,
@@ -266,7 +267,7 @@ fn consumer(view: &View) -> Result<ConsumerConfig, ConfigError> {
         kafka_consumer_group: view.required("kafka_consumer_group", |v| non_empty(v, "a consumer group name"))?,
         kafka_auto_offset_reset: view.or_default("kafka_auto_offset_reset", OffsetReset::Earliest, offset_reset)?,
         consumer_nice_level: view.or_default("consumer_nice_level", 0, nice_level)?,
-        topic_whitelist: view.required("topic_whitelist", topic_list)?,
+        topic_whitelist: view.required("topic_whitelist", TopicSet::parse)?,
         max_age: view.or_default("max_age_seconds", Duration::from_secs(1800), whole_seconds)?,
         consumer_class: view.or_default("consumer_class", ConsumerClass::KafkaConfluentConsumer, consumer_class)?,
         rebalance_timeout: view.or_default("rebalance_timeout_seconds", Duration::from_secs(60), whole_seconds)?,
@@ -381,11 +382,11 @@ fn encryption(view: &View) -> Result<Option<EncryptionConfig>, ConfigError> {
 
 fn s3(view: &View, consumer: &ConsumerConfig) -> Result<S3Config, ConfigError> {
     let topic_whitelist =
-        view.optional("topic_whitelist", topic_list)?.unwrap_or_else(|| consumer.topic_whitelist.clone());
-    if let Some(topic) = consumer.topic_whitelist.iter().find(|topic| !topic_whitelist.contains(topic)) {
+        view.optional("topic_whitelist", TopicSet::parse)?.unwrap_or_else(|| consumer.topic_whitelist.clone());
+    if let Some(topic) = topic_whitelist.first_not_covered(&consumer.topic_whitelist) {
         // The s3 whitelist differs from the consumer's only when it is set, so the entry exists.
         let line = view.entry("topic_whitelist").map_or(0, |entry| entry.line);
-        return Err(ConfigError::TopicNotUploaded { path: view.path.to_owned(), line, topic: topic.clone() });
+        return Err(ConfigError::TopicNotUploaded { path: view.path.to_owned(), line, topic: topic.to_owned() });
     }
     Ok(S3Config {
         s3upload_check_interval: view.or_default("s3upload_check_interval", Duration::from_secs(60), check_interval)?,

@@ -143,7 +143,9 @@ fn run(stage: Arc<Consumers>, id: usize) {
             return;
         }
     };
-    let topics: Vec<&str> = stage.config.consumer.topic_whitelist.iter().map(String::as_str).collect();
+    // Patterns (^...) go to librdkafka as written: it matches them against the cluster's topics
+    // at each metadata refresh, so topics created later join the subscription.
+    let topics: Vec<&str> = stage.config.consumer.topic_whitelist.entries().collect();
     match &stage.snapshot {
         None => {
             if let Err(error) = consumer.subscribe(&topics) {

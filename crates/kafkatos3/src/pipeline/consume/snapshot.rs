@@ -80,6 +80,27 @@ pub struct SnapshotPlan {
     gone: Mutex<HashSet<TopicPartition>>,
 }
 
+/// The topics a snapshot takes: the named ones, and with patterns every topic of the cluster
+/// now that one matches (a pattern matching none is a warning: its topics may not exist yet).
+fn snapshot_topics<C: rdkafka::consumer::ConsumerContext>(
+    client: &BaseConsumer<C>,
+    whitelist: &crate::config::topics::TopicSet,
+) -> Result<Vec<String>, PlanError> {
+    if !whitelist.has_patterns() {
+        return Ok(whitelist.names().map(str::to_owned).collect());
+    }
+    let everything = whitelist.to_string();
+    let metadata =
+        client.fetch_metadata(None, KAFKA_LIMIT).map_err(|source| PlanError::Metadata { topic: everything, source })?;
+    let (mut selected, missing) = whitelist.select(metadata.topics().iter().map(|t| t.name()));
+    // A named topic the cluster lacks is asked for by name below, which says why it is missing.
+    selected.extend(missing);
+    if selected.is_empty() {
+        tracing::warn!(topic_whitelist = %whitelist, "no topic of the cluster matches the whitelist's patterns");
+    }
+    Ok(selected)
+}
+
 impl SnapshotPlan {
     /// Asks Kafka for the whitelisted topics' partitions and their offsets now.
     pub fn discover(config: &Config, commit: bool) -> Result<Self, PlanError> {
@@ -89,16 +110,20 @@ impl SnapshotPlan {
         client.set("fetch.wait.max.ms", "10");
         let client: BaseConsumer<PlanContext> = client.create_with_context(PlanContext).map_err(PlanError::Client)?;
         let mut spans = BTreeMap::new();
-        for topic in &config.consumer.topic_whitelist {
+        for topic in &snapshot_topics(&client, &config.consumer.topic_whitelist)? {
+            let topic = topic.as_str();
             let metadata = client
                 .fetch_metadata(Some(topic), KAFKA_LIMIT)
-                .map_err(|source| PlanError::Metadata { topic: topic.clone(), source })?;
+                .map_err(|source| PlanError::Metadata { topic: topic.to_owned(), source })?;
             let Some(described) = metadata.topics().iter().find(|t| t.name() == topic) else {
-                return Err(PlanError::NoTopic { topic: topic.clone(), reason: "not in the broker's answer".into() });
+                return Err(PlanError::NoTopic {
+                    topic: topic.to_owned(),
+                    reason: "not in the broker's answer".into(),
+                });
             };
             if let Some(error) = described.error() {
                 let reason = rdkafka::error::RDKafkaErrorCode::from(error).to_string();
-                return Err(PlanError::NoTopic { topic: topic.clone(), reason });
+                return Err(PlanError::NoTopic { topic: topic.to_owned(), reason });
             }
             let mut listed = BTreeMap::new();
             for partition in described.partitions() {

@@ -33,7 +33,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct UploadSettings {
     /// `[s3] topic_whitelist`: files of other topics stay in `tos3/`.
-    pub topics: Vec<String>,
+    pub topics: crate::config::topics::TopicSet,
     pub workers: usize,
     /// Period of the fallback rescan of `tos3/`.
     pub check_interval: Duration,
@@ -143,7 +143,7 @@ pub async fn run(stage: Arc<Uploader>) {
         };
         for file in files {
             let legacy = stage.legacy.contains(&file.name);
-            if !stage.settings.topics.iter().any(|t| t == &file.name.tp.topic) {
+            if !stage.settings.topics.matches(&file.name.tp.topic) {
                 if warned_unlisted.insert(file.name.tp.topic.clone()) {
                     tracing::warn!(topic = %file.name.tp.topic, "files of a topic missing from [s3] topic_whitelist stay in tos3");
                 }

@@ -25,7 +25,7 @@ fn fixture(archive: Archive) -> Fixture {
     let wake = Arc::new(Notify::new());
     let uploader = Arc::new(Uploader {
         settings: UploadSettings {
-            topics: vec!["t".into()],
+            topics: crate::config::topics::TopicSet::parse("t").unwrap(),
             workers: 1,
             check_interval: Duration::from_secs(60),
             limits: PutLimits { multipart_threshold: u64::MAX, part_bytes: 5 << 20 },

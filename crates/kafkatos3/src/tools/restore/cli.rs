@@ -149,9 +149,9 @@ pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
     // another store, bucket or prefix.
     let archived_by_daemon = match &config {
         Some(config) if args.source.bucket.is_none() && args.source.store.is_none() && args.source.prefix.is_none() => {
-            config.consumer.topic_whitelist.clone()
+            Some(config.consumer.topic_whitelist.clone())
         }
-        _ => Vec::new(),
+        _ => None,
     };
     let options = Options {
         topics: args.topics.clone(),

@@ -65,7 +65,7 @@ pub struct Options<'a> {
     pub state_path: PathBuf,
     pub decryption: Option<&'a mak::crypt::Decryption>,
     /// The topics the config's daemon archives into this archive (a restore into one is a loop).
-    pub archived_by_daemon: Vec<String>,
+    pub archived_by_daemon: Option<crate::config::topics::TopicSet>,
     /// Say how far it is every this often (stderr).
     pub progress_every: Duration,
     /// A re-run reads the targets' ends until two readings this far apart agree.

@@ -43,7 +43,9 @@ pub fn check(
         }
     }
     for plan in plans {
-        if options.archived_by_daemon.contains(&plan.target.topic) && !options.force {
+        if options.archived_by_daemon.as_ref().is_some_and(|topics| topics.matches(&plan.target.topic))
+            && !options.force
+        {
             return Err(RestoreError::Refused(format!(
                 "topic {} is archived into this same archive by the config's daemon: restoring into it would archive the records again (a loop); give --force if that is what you want, or --topic-map to another topic",
                 plan.target.topic
