@@ -9,6 +9,8 @@
 #                               bucket already created (start-s3.sh with S3_BUCKETS=BUCKET) and, in the env,
 #                               AWS_ENDPOINT=http://127.0.0.1:PORT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY.
 #          TANSU_BIN            use this tansu binary (else install-tansu.sh downloads and caches one)
+#          KAFKA_ADVERTISED_PORT port put in metadata (default KAFKA_PORT); start-kafka-secure.sh sets it to its
+#                               TLS/SASL proxy's port so that clients come back through the proxy
 # Output:  eval-able lines KAFKA_BOOTSTRAP=127.0.0.1:PORT and KAFKA_PID=PID on stdout; messages on stderr.
 #          Stop with stop-kafka.sh (same KAFKATOS3_INFRA_DIR).
 #
@@ -21,6 +23,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/common.sh"
 
 PORT="${KAFKA_PORT:-9092}"
+ADVERTISED_PORT="${KAFKA_ADVERTISED_PORT:-$PORT}"
 STORAGE="${KAFKA_STORAGE:-memory://tansu/}"
 mkdir -p "$KAFKATOS3_INFRA_DIR"
 PIDFILE="$KAFKATOS3_INFRA_DIR/kafka.pid"
@@ -55,7 +58,7 @@ t0=$(now_ms)
 # Append to the log: a test that restarts the broker keeps the first run's log for post-mortems.
 nohup "$BIN" broker \
   --listener-url "tcp://127.0.0.1:$PORT" \
-  --advertised-listener-url "tcp://127.0.0.1:$PORT" \
+  --advertised-listener-url "tcp://127.0.0.1:$ADVERTISED_PORT" \
   --storage-engine "$STORAGE" \
   >>"$LOG" 2>&1 </dev/null &
 echo $! >"$PIDFILE"
