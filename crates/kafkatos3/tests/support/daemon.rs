@@ -71,7 +71,7 @@ impl DaemonConfig {
              consumer_class = KafkaConfluentConsumer\nrebalance_timeout_seconds = 20\nflush_interval_ms = 200\n{extra_consumer}\n\n\
              [compression]\ncompression_check_interval = 2\ncompressor_workers = 2\ncompression_nice_level = 10\n{extra_compression}\n\n\
              [s3]\ns3upload_check_interval = 2\ns3uploader_workers = 2\n{archive}\ntopic_whitelist = {topics}\n{extra_s3}\n\n\
-             [kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n{extra_kafka}\n\n{store}{extra_sections}",
+             [kafka]\nsession.timeout.ms = 6000\nheartbeat.interval.ms = 500\n{env_kafka}{extra_kafka}\n\n{store}{extra_sections}",
             workdir = self.workdir.display(),
             extra_main = self.extra_main,
             extra_consumer = self.extra_consumer,
@@ -82,6 +82,7 @@ impl DaemonConfig {
             max_age = self.max_age_seconds,
             extra_s3 = self.extra_s3,
             extra_kafka = self.extra_kafka,
+            env_kafka = env.kafka.iter().map(|(key, value)| format!("{key} = {value}\n")).collect::<String>(),
             extra_sections = self.extra_sections,
         );
         std::fs::write(path, text).expect("write config");

@@ -17,8 +17,7 @@ pub async fn create_topic(env: &TestEnv, topic: &str, partitions: i32) {
 
 /// A topic with settings (`max.message.bytes`, ...).
 pub async fn create_topic_with(env: &TestEnv, topic: &str, partitions: i32, settings: &[(&str, &str)]) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &env.bootstrap).create().expect("admin client");
+    let admin: AdminClient<DefaultClientContext> = env.client().create().expect("admin client");
     let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     for (key, value) in settings {
         new = new.set(key, value);
@@ -54,8 +53,7 @@ fn record_for(seq: u64) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
 /// Produces `count` records numbered from `first_seq`, spread over the partitions, and records
 /// where each landed.
 pub async fn produce(env: &TestEnv, topic: &str, partitions: i32, first_seq: u64, count: u64, into: &mut ByPartition) {
-    let producer: FutureProducer =
-        ClientConfig::new().set("bootstrap.servers", &env.bootstrap).set("linger.ms", "5").create().expect("producer");
+    let producer: FutureProducer = env.client().set("linger.ms", "5").create().expect("producer");
     let mut pending = Vec::new();
     for seq in first_seq..first_seq + count {
         let (key, value) = record_for(seq);
@@ -88,8 +86,7 @@ pub async fn produce(env: &TestEnv, topic: &str, partitions: i32, first_seq: u64
 
 /// Offsets the group has committed, per partition.
 pub fn committed(env: &TestEnv, group: &str, partitions: &[(String, i32)]) -> BTreeMap<(String, i32), Option<i64>> {
-    let consumer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", &env.bootstrap).set("group.id", group).create().expect("consumer");
+    let consumer: BaseConsumer = env.client().set("group.id", group).create().expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for (topic, partition) in partitions {
         tpl.add_partition(topic, *partition);
@@ -117,8 +114,7 @@ pub fn committed(env: &TestEnv, group: &str, partitions: &[(String, i32)]) -> BT
 /// predecessor).
 pub fn commit_offsets(env: &TestEnv, group: &str, topic: &str, offsets: &[(i32, i64)]) {
     use rdkafka::consumer::CommitMode;
-    let consumer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", &env.bootstrap).set("group.id", group).create().unwrap();
+    let consumer: BaseConsumer = env.client().set("group.id", group).create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for &(partition, offset) in offsets {
         tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).unwrap();

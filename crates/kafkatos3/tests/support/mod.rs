@@ -10,6 +10,7 @@ mod daemon;
 mod kafka;
 mod records;
 mod s3;
+pub mod secure;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,9 +35,24 @@ pub struct TestEnv {
     pub access_key: String,
     pub secret_key: String,
     pub bucket: String,
+    /// librdkafka properties every client of the broker needs besides `bootstrap.servers`:
+    /// a secured broker's `security.protocol`, `ssl.*` and `sasl.*` (see [`secure`]).
+    pub kafka: Vec<(String, String)>,
 }
 
-fn required(name: &str) -> String {
+impl TestEnv {
+    /// A librdkafka client configuration for the broker: bootstrap and [`TestEnv::kafka`].
+    pub fn client(&self) -> rdkafka::ClientConfig {
+        let mut client = rdkafka::ClientConfig::new();
+        client.set("bootstrap.servers", &self.bootstrap);
+        for (key, value) in &self.kafka {
+            client.set(key, value);
+        }
+        client
+    }
+}
+
+pub fn required(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests through scripts/test.sh, which starts the broker and S3 server")
     })
@@ -49,6 +65,7 @@ pub fn env() -> TestEnv {
         access_key: required("KAFKATOS3_TEST_S3_ACCESS_KEY"),
         secret_key: required("KAFKATOS3_TEST_S3_SECRET_KEY"),
         bucket: required("KAFKATOS3_TEST_S3_BUCKET"),
+        kafka: Vec::new(),
     }
 }
 

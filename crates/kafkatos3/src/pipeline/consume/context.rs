@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientContext;
 
 use crate::observe::rate_limit::LogRateLimit;
@@ -32,6 +32,53 @@ impl ArchiverContext {
     }
 }
 
+/// Why a client cannot reach or join its brokers, for the codes that say so: what to check. A
+/// wrong password or an untrusted certificate is then one error line naming the setting (then at
+/// most one per interval with the repeats counted), while librdkafka retries with backoff. The
+/// reason text decides when the code does not: a failed certificate check may come as a
+/// transport failure.
+pub fn connection_problem(code: RDKafkaErrorCode, reason: &str) -> Option<&'static str> {
+    use RDKafkaErrorCode as C;
+    let tls = reason.contains("SSL") || reason.contains("certificate");
+    Some(match code {
+        C::Authentication | C::SaslAuthenticationFailed if !tls => {
+            "the brokers refused the credentials: check [kafka] sasl.mechanism, sasl.username and sasl.password (or the OAUTHBEARER token) against the cluster's"
+        }
+        C::UnsupportedSASLMechanism | C::IllegalSASLState => {
+            "the brokers do not offer this SASL mechanism: check [kafka] sasl.mechanism against the listener's"
+        }
+        _ if is_connection_problem(code) && tls => {
+            "the TLS handshake failed: check [kafka] ssl.ca.location (the CA that signed the brokers' certificates), and ssl.certificate.location / ssl.key.location if the brokers ask for a client certificate"
+        }
+        _ if is_connection_problem(code) => {
+            "no connection to the brokers: check kafka_bootstrap, the network, and [kafka] security.protocol (a TLS listener needs SSL or SASL_SSL, a SASL one SASL_PLAINTEXT or SASL_SSL)"
+        }
+        _ => return None,
+    })
+}
+
+/// The codes of a client that cannot reach, or log in to, its brokers.
+pub fn is_connection_problem(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::Authentication
+            | C::SaslAuthenticationFailed
+            | C::UnsupportedSASLMechanism
+            | C::IllegalSASLState
+            | C::SSL
+            | C::BrokerTransportFailure
+            | C::Resolve
+            | C::AllBrokersDown
+            | C::BrokerNotAvailable
+    )
+}
+
+/// One key for every connection problem: they come in bursts of several codes per attempt (a
+/// failed handshake, then its transport failure, then "all brokers down"), and one line with the
+/// first, most specific, reason says it.
+const CONNECTION_KEY: &str = "connection to the brokers";
+
 /// The end of a partition's log (`enable.partition.eof`): librdkafka reports it as an error
 /// event, which rdkafka hands to the context as a global error before the poll returns it.
 pub fn is_log_end(error: &KafkaError) -> bool {
@@ -42,6 +89,9 @@ impl ClientContext for ArchiverContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         use rdkafka::config::RDKafkaLogLevel as L;
         match level {
+            // A connection's failure (FAIL) comes to the error callback too, which reports it
+            // once per interval with what to check.
+            _ if fac == "FAIL" => tracing::debug!(target: "librdkafka", consumer = self.id, fac, "{message}"),
             L::Emerg | L::Alert | L::Critical | L::Error => {
                 tracing::error!(target: "librdkafka", consumer = self.id, fac, "{message}")
             }
@@ -86,9 +136,37 @@ impl ClientContext for ArchiverContext {
             return;
         }
         // librdkafka retries connections itself with backoff (reconnect.backoff.ms); this is the
-        // report of it, e.g. an unreachable broker.
+        // report of it, e.g. an unreachable broker or refused credentials.
+        if let Some(problem) = error.rdkafka_error_code().and_then(|code| connection_problem(code, reason)) {
+            if let Some(repeats) = self.errors.admit(CONNECTION_KEY) {
+                tracing::error!(consumer = self.id, reason, repeats, "kafka: {problem}; retrying");
+            }
+            return;
+        }
         if let Some(repeats) = self.errors.admit(&error.to_string()) {
             tracing::warn!(consumer = self.id, %error, reason, repeats, "kafka client error");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RDKafkaErrorCode as C;
+
+    #[test]
+    fn a_connection_problem_names_what_to_check_by_its_code_or_its_reason() {
+        let hint = |code, reason| connection_problem(code, reason).unwrap_or("none");
+        let sasl = "SASL authentication error: Authentication failed due to invalid credentials with SASL mechanism SCRAM-SHA-512";
+        assert!(hint(C::Authentication, sasl).contains("sasl.password"));
+        assert!(hint(C::UnsupportedSASLMechanism, "").contains("sasl.mechanism against the listener's"));
+        let cert = "error:0A000086:SSL routines::certificate verify failed (after 1ms in state SSL_HANDSHAKE)";
+        assert!(hint(C::SSL, cert).contains("ssl.ca.location"));
+        assert!(hint(C::BrokerTransportFailure, cert).contains("ssl.ca.location"), "the reason tells TLS apart");
+        assert!(hint(C::BrokerTransportFailure, "Connect to ipv4#127.0.0.1:1 failed: Connection refused")
+            .contains("kafka_bootstrap"));
+        assert!(hint(C::AllBrokersDown, "1/1 brokers are down").contains("kafka_bootstrap"));
+        assert_eq!(hint(C::MessageSizeTooLarge, "too large"), "none");
+        assert!(!is_connection_problem(C::MessageSizeTooLarge) && is_connection_problem(C::Resolve));
     }
 }

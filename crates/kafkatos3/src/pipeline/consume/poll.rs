@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::Offset;
 
 use crate::names::TopicPartition;
-use crate::pipeline::consume::context::ArchiverContext;
+use crate::pipeline::consume::context::{is_connection_problem, ArchiverContext};
 use crate::pipeline::consume::pauses::FetchPauses;
 use crate::pipeline::consume::snapshot::SnapshotTracker;
 use crate::pipeline::consume::Consumers;
@@ -229,6 +229,11 @@ impl<'a> PollLoop<'a> {
         if matches!(error, KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) {
             tracing::error!(group = %self.stage.config.consumer.kafka_consumer_group, "a partition has no committed offset and kafka_auto_offset_reset = none; stopping");
             self.stage.shutdown.fail();
+            return;
+        }
+        // The same event reached the client's error callback, which reports connection problems.
+        if error.rdkafka_error_code().is_some_and(is_connection_problem) {
+            tracing::debug!(%error, "consumer error");
             return;
         }
         if let Some(repeats) = self.consumer.context().errors.admit(&error.to_string()) {
