@@ -398,6 +398,8 @@ def run_daemon(args, svc, state, end_offsets, topics, bucket, archive_dir, resul
         except OSError:
             pass
     finally:
+        if "hwm_kb" not in result and proc.poll() is None:  # a timeout: the peak so far
+            result["hwm_kb"] = bench.proc_status_kb(proc.pid, "VmHWM")
         sampler.stop()
         probe.close()
         # SIGTERM, then time the exit against shutdown_timeout_seconds (+ 10 s of slack before SIGKILL).
