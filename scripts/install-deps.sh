@@ -15,7 +15,8 @@
 #     pseudo-terminal; zstd, lz4 and gzip for the codec tests and benchmarks. Under CI=true a test that needs a
 #     missing one fails instead of skipping. systemd (for systemd-analyze, which checks deploy/systemd) when
 #     missing and installable.
-#   - python packages (pip, into the python3 on PATH): boto3 (S3 checks), confluent-kafka 2.x (an independent
+#   - python packages (pip, into the python3 on PATH): boto3 (S3 checks), moto 5.x with its server (an S3 server
+#     that records storage class, encryption and tags, for e2e_s3_options), confluent-kafka 2.x (an independent
 #     Kafka client; needs librdkafka >= 2.1 to talk to Tansu, which the PyPI wheel bundles), and the original
 #     Python kafkatos3 0.2.0 (+ portalocker) whose MAK reader/writer is the compatibility reference.
 #     kafkatos3 goes in with --no-deps: its declared deps (kafka, psutil, ...) are only for its daemon.
@@ -119,7 +120,13 @@ def hadolint_ok():
 def kubernetes_validate_ok():
     # scripts/check-deploy.sh validates deploy/kubernetes offline: the schemas are in the package.
     return md.version("kubernetes-validate") == "1.37.0"
+def moto_ok():
+    # The S3 options test (e2e_s3_options) runs its own moto server: it records storage class,
+    # encryption and tags as S3 does, which s3s-fs does not, and honours If-None-Match.
+    import moto.server  # noqa: F401  (the server extra: flask and werkzeug)
+    return int(md.version("moto").split(".")[0]) == 5
 check("boto3", boto3_ok)
+check("moto", moto_ok)
 check("zstandard", zstandard_ok)
 check("confluent-kafka", confluent_ok)
 check("kafkatos3", original_ok)
@@ -129,6 +136,7 @@ PY
 )"
   if grep -qx boto3 <<<"$missing"; then log "pip install boto3"; pip_install boto3; fi
   if grep -qx zstandard <<<"$missing"; then log "pip install zstandard"; pip_install zstandard; fi
+  if grep -qx moto <<<"$missing"; then log "pip install moto[server] 5.x"; pip_install 'moto[server]>=5.2.1,<6'; fi
   if grep -qx confluent-kafka <<<"$missing"; then
     log "pip install confluent-kafka>=2.1,<3"
     pip_install 'confluent-kafka>=2.1,<3'

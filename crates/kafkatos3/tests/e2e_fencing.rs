@@ -24,6 +24,7 @@ fn daemon_archive(env: &TestEnv, label: &str) -> Archive {
             endpoint: Some(&env.s3_endpoint),
             region: Some("us-east-1"),
             credentials: Some((&env.access_key, &env.secret_key)),
+            options: None,
         },
     }
     .archive(&unique(label))

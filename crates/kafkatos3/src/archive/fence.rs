@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::{ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
 use super::{Archive, ArchiveError, Claim, ClaimProblem};
@@ -109,7 +109,10 @@ impl Upload<'_> {
         }
         let mut body = Vec::with_capacity(size as usize);
         handle.read_to_end(&mut body).await.map_err(|e| self.local_error(e))?;
-        self.archive.store().put(key, PutPayload::from(body)).await.map_err(|e| self.store_error(key, e))?;
+        let (attributes, tags) = self.archive.data_put_options();
+        let options = PutOptions { attributes, tags, ..Default::default() };
+        let put = self.archive.store().put_opts(key, PutPayload::from(body), options).await;
+        put.map_err(|e| self.store_error(key, e))?;
         Ok(size)
     }
 
@@ -131,7 +134,9 @@ impl Upload<'_> {
     }
 
     async fn put_in_parts(&self, key: &ObjectPath, mut handle: tokio::fs::File) -> Result<(), UploadError> {
-        let upload = self.archive.store().put_multipart(key).await.map_err(|e| self.store_error(key, e))?;
+        let (attributes, tags) = self.archive.data_put_options();
+        let options = PutMultipartOptions { attributes, tags, ..Default::default() };
+        let upload = self.archive.store().put_multipart_opts(key, options).await.map_err(|e| self.store_error(key, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.limits.part_bytes);
         // The writer assembles the parts: reading in small pieces adds no part-sized copy.
         let mut chunk = vec![0u8; crate::config::budget::UPLOAD_READ_BYTES];

@@ -57,13 +57,34 @@ pub struct Archive {
     at: Location,
     /// `s3://bucket`: what keys are appended to in messages.
     root: String,
+    /// Storage class and tags of the data objects written ([`Archive::with_object_options`]).
+    data_attributes: object_store::Attributes,
+    data_tags: object_store::TagSet,
 }
 
 impl Archive {
     /// The archive under `prefix` in `store`, called `root` (`s3://bucket`) in messages.
     pub fn new(store: Arc<dyn ObjectStore>, root: impl Into<String>, prefix: &str) -> Self {
         let root = root.into().trim_end_matches('/').to_string();
-        Archive { store, at: Location::new(prefix), root }
+        let (data_attributes, data_tags) = Default::default();
+        Archive { store, at: Location::new(prefix), root, data_attributes, data_tags }
+    }
+
+    /// Data objects are written with `options`' storage class and tags. Claims are not: they are
+    /// small and read at every start, which an infrequent-access class would bill per read.
+    pub fn with_object_options(mut self, options: &crate::config::ObjectOptions) -> Self {
+        if let Some(class) = &options.storage_class {
+            self.data_attributes.insert(object_store::Attribute::StorageClass, class.clone().into());
+        }
+        for (key, value) in &options.tags {
+            self.data_tags.push(key, value);
+        }
+        self
+    }
+
+    /// What a data object's single or multipart upload is written with.
+    pub fn data_put_options(&self) -> (object_store::Attributes, object_store::TagSet) {
+        (self.data_attributes.clone(), self.data_tags.clone())
     }
 
     pub fn store(&self) -> &dyn ObjectStore {

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder, AwsCredential, AwsCredentialProvider, S3CopyIfNotExists};
+use object_store::aws::{
+    AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsCredential, AwsCredentialProvider, S3CopyIfNotExists,
+    S3EncryptionConfigKey,
+};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
@@ -24,6 +27,8 @@ pub struct S3Access<'a> {
     pub region: Option<&'a str>,
     /// Access key id and secret; `None`: the AWS credential chain.
     pub credentials: Option<(&'a str, &'a str)>,
+    /// Server-side encryption and addressing (`[s3]`).
+    pub options: Option<&'a crate::config::S3Options>,
 }
 
 impl<'a> S3Access<'a> {
@@ -32,6 +37,7 @@ impl<'a> S3Access<'a> {
             endpoint: s3.s3_endpoint.as_deref(),
             region: s3.s3_region.as_deref(),
             credentials: s3.credentials.as_ref().map(|c| (c.access_key.as_str(), c.secret_key.expose())),
+            options: Some(&s3.options),
         }
     }
 
@@ -43,6 +49,7 @@ impl<'a> S3Access<'a> {
             endpoint: endpoint.or(config.endpoint),
             region: region.or(config.region),
             credentials: config.credentials,
+            options: config.options,
         }
     }
 }
@@ -119,6 +126,7 @@ pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Erro
             .with_allow_http(endpoint.starts_with("http://"))
             .with_virtual_hosted_style_request(false);
     }
+    builder = apply_options(builder, access.options);
     // Only the instance metadata service is left when nothing else names credentials.
     let mut metadata_only = false;
     match access.credentials {
@@ -147,6 +155,32 @@ pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Erro
     // nothing about their endpoint or their keys.
     let inner = builder.clone().build()?.credentials().clone();
     Ok(Arc::new(builder.with_credentials(Arc::new(MetadataOnly { inner })).build()?))
+}
+
+/// `[s3]`'s encryption and addressing on a builder (after the endpoint, whose path style they
+/// may override).
+fn apply_options(mut builder: AmazonS3Builder, options: Option<&crate::config::S3Options>) -> AmazonS3Builder {
+    use crate::config::{Addressing, ServerSideEncryption};
+    let Some(options) = options else {
+        return builder;
+    };
+    builder = match &options.sse {
+        None => builder,
+        Some(ServerSideEncryption::S3) => builder.with_config(
+            AmazonS3ConfigKey::Encryption(S3EncryptionConfigKey::ServerSideEncryption),
+            "AES256",
+        ),
+        Some(ServerSideEncryption::Kms { key_id }) => builder.with_sse_kms_encryption(key_id),
+        Some(ServerSideEncryption::DualKms { key_id }) => builder.with_dsse_kms_encryption(key_id),
+    };
+    if let Some(enabled) = options.bucket_key {
+        builder = builder.with_bucket_key(enabled);
+    }
+    match options.addressing {
+        Some(Addressing::Path) => builder.with_virtual_hosted_style_request(false),
+        Some(Addressing::VirtualHosted) => builder.with_virtual_hosted_style_request(true),
+        None => builder,
+    }
 }
 
 /// Where credentials were looked for before the instance metadata service, in that order.

@@ -182,6 +182,48 @@ pub struct StoreConfig {
     pub location: StoreLocation,
     /// Prepended to every object key, without leading or trailing `/`; may be empty.
     pub prefix: String,
+    /// `storage_class`, `object_tags`: what data objects are written with.
+    pub objects: ObjectOptions,
+}
+
+/// How data objects (not claims, which are read at every start) are written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectOptions {
+    /// `storage_class`: S3's storage class, GCS's storage class or Azure's access tier.
+    pub storage_class: Option<String>,
+    /// `object_tags`: `key=value` tags (S3 object tags, Azure blob index tags).
+    pub tags: Vec<(String, String)>,
+}
+
+/// `[s3]`'s server-side encryption and addressing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Options {
+    /// `s3_sse` (with `s3_sse_kms_key_id`): `None` leaves it to the bucket's default.
+    pub sse: Option<ServerSideEncryption>,
+    /// `s3_sse_bucket_key`: S3 Bucket Keys for SSE-KMS; `None` leaves it to the bucket.
+    pub bucket_key: Option<bool>,
+    /// `s3_addressing`: `None` is path style with `s3_endpoint`, virtual-hosted style on AWS.
+    pub addressing: Option<Addressing>,
+}
+
+/// Server-side encryption of every object written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerSideEncryption {
+    /// SSE-S3 (`AES256`): S3's own keys.
+    S3,
+    /// SSE-KMS (`aws:kms`) with this key.
+    Kms { key_id: String },
+    /// DSSE-KMS (`aws:kms:dsse`): two layers, with this key.
+    DualKms { key_id: String },
+}
+
+/// How a bucket is named in S3 request URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// `https://endpoint/bucket/key`: MinIO, Ceph and most S3-compatible servers.
+    Path,
+    /// `https://bucket.endpoint/key`: AWS's default, and R2's.
+    VirtualHosted,
 }
 
 /// The store that holds the archive (`[store] url`).
@@ -239,6 +281,8 @@ pub struct S3Config {
     pub max_local_backlog_bytes: u64,
     /// `multipart_threshold_bytes`: files at least this large are uploaded in parts.
     pub multipart_threshold_bytes: u64,
+    /// Server-side encryption and addressing.
+    pub options: S3Options,
 }
 
 /// Static S3 credentials, set only when both keys are given in the file.

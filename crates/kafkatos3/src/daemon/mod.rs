@@ -112,7 +112,8 @@ fn run_stages(
     );
     let store = &config.store;
     let archive = crate::archive::store::open(&store.location, S3Access::from_config(&config.s3), &store.prefix)
-        .map_err(|source| DaemonError::Store { location: store.location.to_string(), source })?;
+        .map_err(|source| DaemonError::Store { location: store.location.to_string(), source })?
+        .with_object_options(&store.objects);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("uploader")

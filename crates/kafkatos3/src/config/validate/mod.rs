@@ -19,6 +19,7 @@ use kafka::{is_secret, kafka, KAFKA_SECTION};
 mod groups;
 mod kafka;
 mod metrics;
+mod objects;
 mod store;
 pub(super) use store::store_url;
 
@@ -67,6 +68,10 @@ const S3_KEYS: &[&str] = &[
     "s3_key_prefix",
     "max_local_backlog_bytes",
     "multipart_threshold_bytes",
+    "s3_sse",
+    "s3_sse_kms_key_id",
+    "s3_sse_bucket_key",
+    "s3_addressing",
 ];
 /// Sections with a fixed set of keys; `[kafka]` accepts any key and is handled apart.
 const ENCRYPTION_KEYS: &[&str] = &["age_recipients", "age_recipients_file", "age_passphrase"];
@@ -401,6 +406,7 @@ fn s3(view: &View, consumer: &ConsumerConfig) -> Result<S3Config, ConfigError> {
             // S3 refuses parts under 5 MiB and single uploads over 5 GiB.
             byte_size(v, 5 * MIB, 5 * GIB, "a size from 5MiB to 5GiB")
         })?,
+        options: objects::s3_options(view)?,
     })
 }
 

@@ -7,7 +7,7 @@ use super::super::values::{bucket_name, key_prefix};
 use super::super::{ConfigError, StoreConfig, StoreLocation};
 use super::View;
 
-pub(super) const STORE_KEYS: &[&str] = &["url"];
+pub(super) const STORE_KEYS: &[&str] = &["url", "storage_class", "object_tags"];
 
 pub(super) fn store(store: &View, s3: &View) -> Result<StoreConfig, ConfigError> {
     let url = store.optional("url", store_url)?;
@@ -33,12 +33,12 @@ pub(super) fn store(store: &View, s3: &View) -> Result<StoreConfig, ConfigError>
         }),
         (Some((location, url_prefix)), None) => {
             let prefix = url_prefix.or(prefix).unwrap_or_else(|| location.default_prefix().to_owned());
-            Ok(StoreConfig { location, prefix })
+            Ok(StoreConfig { location, prefix, objects: super::objects::object_options(store)? })
         }
         (None, Some(bucket)) => {
             let location = StoreLocation::S3 { bucket };
             let prefix = prefix.unwrap_or_else(|| location.default_prefix().to_owned());
-            Ok(StoreConfig { location, prefix })
+            Ok(StoreConfig { location, prefix, objects: super::objects::object_options(store)? })
         }
         (None, None) => Err(ConfigError::NoArchive { path: store.path.to_owned() }),
     }
