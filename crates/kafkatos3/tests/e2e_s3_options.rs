@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
+/// What the script prints per object: key, storage class, encryption, KMS key, tags.
+type Head = (String, Option<String>, Option<String>, Option<String>, Vec<(String, String)>);
+
 /// A moto S3 server on a free port, killed when dropped.
 struct Moto {
     child: Child,
@@ -91,12 +94,14 @@ async fn data_objects_carry_the_configured_encryption_storage_class_and_tags_and
     std::fs::write(&path, lines.join("\n")).unwrap();
 
     let daemon = Daemon::start(&path, &dir.path().join("k.log"));
-    let listing = "keys = [o['Key'] for o in s3.list_objects_v2(Bucket='options').get('Contents', [])]\nprint(json.dumps(keys))";
+    let listing =
+        "keys = [o['Key'] for o in s3.list_objects_v2(Bucket='options').get('Contents', [])]\nprint(json.dumps(keys))";
     let deadline = Instant::now() + Duration::from_secs(90);
     let keys: Vec<String> = loop {
         let keys: Vec<String> = serde_json::from_str(&boto3(&python, &moto.endpoint, listing)).unwrap();
-        // Both partitions' objects, each with its claim.
-        if keys.iter().filter(|k| k.contains(".mak")).count() >= 2 || Instant::now() > deadline {
+        // Both partitions' objects, each with its claim (written after its object).
+        let count = |part: &str| keys.iter().filter(|k| k.contains(part)).count();
+        if (count(".mak") >= 2 && count(".claim") >= 2) || Instant::now() > deadline {
             break keys;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -119,8 +124,7 @@ async fn data_objects_carry_the_configured_encryption_storage_class_and_tags_and
         ),
     );
     for line in heads.lines() {
-        let (key, class, sse, kms, tags): (String, Option<String>, Option<String>, Option<String>, Vec<(String, String)>) =
-            serde_json::from_str(line).unwrap();
+        let (key, class, sse, kms, tags): Head = serde_json::from_str(line).unwrap();
         assert_eq!(sse.as_deref(), Some("aws:kms"), "{key}: every object is encrypted with the key");
         assert_eq!(kms.as_deref(), Some("arn:aws:kms:us-east-1:123456789012:key/archive"), "{key}");
         if key.contains(".mak") {
@@ -128,7 +132,10 @@ async fn data_objects_carry_the_configured_encryption_storage_class_and_tags_and
             let expected = [("retention".to_string(), "7y".to_string()), ("team".into(), "data".into())];
             assert_eq!(tags, expected, "{key}: data objects tagged");
         } else {
-            assert!(class.is_none() || class.as_deref() == Some("STANDARD"), "{key}: claims stay STANDARD, got {class:?}");
+            assert!(
+                class.is_none() || class.as_deref() == Some("STANDARD"),
+                "{key}: claims stay STANDARD, got {class:?}"
+            );
             assert!(tags.is_empty(), "{key}: claims untagged");
         }
     }

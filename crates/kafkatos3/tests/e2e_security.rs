@@ -140,20 +140,24 @@ async fn a_wrong_password_or_an_untrusted_ca_is_one_clear_error_line_retried_unt
         let log = work.with_extension("log");
         running.push((name, expected, log.clone(), Daemon::start(&path, &log)));
     }
-    // Long enough for dozens of attempts, shorter than the 10 s between repeated reports.
-    std::thread::sleep(Duration::from_secs(6));
+    // Long enough for several attempts; with the stop, well inside the 10 s between repeated
+    // reports, so exactly one line is expected.
+    std::thread::sleep(Duration::from_secs(4));
     for (name, expected, log, daemon) in running {
         let (status, took) = daemon.terminate(Duration::from_secs(20));
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(status.success(), "{name}: still running and stopping cleanly on SIGTERM, got {status}:\n{text}");
-        assert!(took < Duration::from_secs(10), "{name}: stopped in {took:?}, no hang:\n{text}");
+        assert!(took < Duration::from_secs(5), "{name}: stopped in {took:?}, no hang:\n{text}");
         let errors: Vec<&str> = text.lines().filter(|line| line.contains(" ERROR ")).collect();
         assert_eq!(errors.len(), 1, "{name}: one error line, not one per attempt:\n{text}");
         assert!(errors[0].contains(expected) && errors[0].contains("retrying"), "{name}: {}", errors[0]);
-        assert!(!text.contains(" WARN "), "{name}: nothing else about it:\n{text}");
+        let about_kafka = ["librdkafka", "client error", "consumer error"];
+        let about_kafka =
+            text.lines().filter(|l| l.contains(" WARN ") && about_kafka.iter().any(|what| l.contains(what))).count();
+        assert_eq!(about_kafka, 0, "{name}: nothing else about it:\n{text}");
     }
     assert!(
-        broker.proxy_log().matches("authentication FAILED").count() > 3,
+        broker.proxy_log().matches("authentication FAILED").count() >= 2,
         "it kept retrying: {}",
         broker.proxy_log()
     );

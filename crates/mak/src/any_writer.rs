@@ -225,13 +225,17 @@ impl AnyWriter {
     }
 
     /// A durability point, then the append buffer freed and the file descriptor closed; the
-    /// next operation that needs the file opens it again (see the writers' `close_file`).
+    /// next operation that needs the file opens it again by its path, at the same length.
     pub fn close_file(&mut self) -> Result<(), WriteError> {
-        match self {
-            AnyWriter::V1(writer) => writer.close_file(),
-            AnyWriter::V2(writer) => writer.close_file(),
-            AnyWriter::V3(writer) => writer.close_file(),
-        }
+        self.sync()?;
+        self.release_buffer()?;
+        let closed = match self {
+            AnyWriter::V1(writer) => writer.close_descriptor(),
+            AnyWriter::V2(writer) => writer.close_descriptor(),
+            AnyWriter::V3(writer) => writer.close_descriptor(),
+        };
+        debug_assert!(closed, "nothing is buffered after a sync and a release");
+        Ok(())
     }
 
     /// Whether the file descriptor is held.

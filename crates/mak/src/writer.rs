@@ -197,18 +197,14 @@ impl MakWriter {
         self.out.release().map_err(|source| self.fail(IoAction::Write, source))
     }
 
-    /// A durability point, then the append buffer freed and the file descriptor closed: an
-    /// idle file costs neither. The next operation that needs the file opens it again by its
-    /// path, at the same length.
-    pub fn close_file(&mut self) -> Result<(), WriteError> {
-        self.sync()?;
-        self.release_buffer()?;
-        let closed = self.out.close_file();
-        debug_assert!(closed, "nothing is buffered after a release");
-        Ok(())
+    /// Closes the file descriptor if nothing is buffered (after a sync and
+    /// [`MakWriter::release_buffer`]); the next operation that needs the file opens it again by
+    /// its path, at the same length. True when it is closed.
+    pub fn close_descriptor(&mut self) -> bool {
+        self.out.close_file()
     }
 
-    /// Whether the file descriptor is held (see [`MakWriter::close_file`]).
+    /// Whether the file descriptor is held (see [`MakWriter::close_descriptor`]).
     pub fn is_file_open(&self) -> bool {
         self.out.is_file_open()
     }

@@ -136,7 +136,8 @@ impl Upload<'_> {
     async fn put_in_parts(&self, key: &ObjectPath, mut handle: tokio::fs::File) -> Result<(), UploadError> {
         let (attributes, tags) = self.archive.data_put_options();
         let options = PutMultipartOptions { attributes, tags, ..Default::default() };
-        let upload = self.archive.store().put_multipart_opts(key, options).await.map_err(|e| self.store_error(key, e))?;
+        let upload =
+            self.archive.store().put_multipart_opts(key, options).await.map_err(|e| self.store_error(key, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.limits.part_bytes);
         // The writer assembles the parts: reading in small pieces adds no part-sized copy.
         let mut chunk = vec![0u8; crate::config::budget::UPLOAD_READ_BYTES];

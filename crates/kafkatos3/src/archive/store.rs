@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use object_store::aws::{
     AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsCredential, AwsCredentialProvider, S3CopyIfNotExists,
-    S3EncryptionConfigKey,
 };
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
@@ -166,8 +165,9 @@ fn apply_options(mut builder: AmazonS3Builder, options: Option<&crate::config::S
     };
     builder = match &options.sse {
         None => builder,
+        // object_store has no method for SSE-S3, and its key enum is not exported: by name.
         Some(ServerSideEncryption::S3) => builder.with_config(
-            AmazonS3ConfigKey::Encryption(S3EncryptionConfigKey::ServerSideEncryption),
+            "aws_server_side_encryption".parse::<AmazonS3ConfigKey>().expect("a key object_store names"),
             "AES256",
         ),
         Some(ServerSideEncryption::Kms { key_id }) => builder.with_sse_kms_encryption(key_id),

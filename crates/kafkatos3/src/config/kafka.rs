@@ -54,8 +54,21 @@ pub fn client_config(config: &Config, id: usize) -> ClientConfig {
     if !config.kafka.iter().any(|(key, _)| key == "client.id") {
         client.set("client.id", format!("kafkatos3-{id}"));
     }
+    // librdkafka's pattern subscriptions match internal topics too (__consumer_offsets): they are
+    // left out, as every other stage leaves them out (TopicSet::matches).
+    if config.consumer.topic_whitelist.has_patterns() {
+        let user = config.kafka.iter().find(|(key, _)| key == "topic.blacklist").map(|(_, value)| value.expose());
+        let blacklist = match user {
+            Some(user) if !user.trim().is_empty() => format!("{INTERNAL_TOPICS},{user}"),
+            _ => INTERNAL_TOPICS.to_owned(),
+        };
+        client.set("topic.blacklist", blacklist);
+    }
     client
 }
+
+/// Internal topics, as a librdkafka `topic.blacklist` entry.
+const INTERNAL_TOPICS: &str = "^__.*";
 
 #[cfg(test)]
 mod tests {
@@ -68,6 +81,26 @@ mod tests {
              [kafka]\n{extra_kafka}\n"
         );
         crate::config::parse(&text, std::path::Path::new("test.cfg")).unwrap()
+    }
+
+    #[test]
+    fn a_pattern_whitelist_leaves_internal_topics_out_of_the_subscription_beside_the_users_blacklist() {
+        let text = |extra: &str| {
+            let base = config_with(extra);
+            let mut config = base.clone();
+            config.consumer.topic_whitelist = crate::config::topics::TopicSet::parse("^orders.*").unwrap();
+            config
+        };
+        assert_eq!(client_config(&text(""), 0).get("topic.blacklist"), Some("^__.*"));
+        assert_eq!(
+            client_config(&text("topic.blacklist = ^orders-test.*"), 0).get("topic.blacklist"),
+            Some("^__.*,^orders-test.*")
+        );
+        assert_eq!(
+            client_config(&config_with(""), 0).get("topic.blacklist"),
+            None,
+            "names alone: nothing to leave out"
+        );
     }
 
     #[test]

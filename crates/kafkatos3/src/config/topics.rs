@@ -38,6 +38,7 @@ impl TopicSet {
         let mut entries: Vec<Entry> = Vec::new();
         for item in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             let entry = if item.starts_with('^') {
+                posix_subset(item)?;
                 let regex = Regex::new(item).map_err(|error| {
                     let error = error.to_string().replace('\n', " ");
                     format!(
@@ -66,8 +67,9 @@ impl TopicSet {
     }
 
     /// Whether `topic` is named, or matched by a pattern. Internal topics (`__consumer_offsets`,
-    /// `__transaction_state`: names starting with `__`) are never matched by a pattern, as
-    /// librdkafka leaves them out of pattern subscriptions; naming one selects it.
+    /// `__transaction_state`: names starting with `__`) are never matched by a pattern (the
+    /// consumers' `topic.blacklist` leaves them out of librdkafka's subscription too, see
+    /// [`crate::config::kafka::client_config`]); naming one selects it.
     pub fn matches(&self, topic: &str) -> bool {
         self.entries.iter().any(|entry| match entry {
             Entry::Name(name) => name == topic,
@@ -113,6 +115,35 @@ impl TopicSet {
         let missing = self.names().filter(|name| !existing.contains(name)).map(str::to_owned).collect();
         (selected, missing)
     }
+}
+
+/// librdkafka matches subscription patterns with POSIX extended regular expressions (glibc's
+/// `regcomp`), where `\d` is a plain `d`: a pattern that means something else to Rust's regex
+/// (which matches them everywhere else) is refused rather than archived differently.
+fn posix_subset(pattern: &str) -> Result<(), String> {
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some(next)) if next.is_ascii_alphanumeric() => {
+                return Err(format!(
+                    "'{}': \\{next} is not POSIX (librdkafka matches patterns with POSIX extended regular expressions): \
+                     write a bracket expression such as [0-9] for \\d, [A-Za-z0-9_] for \\w",
+                    pattern.escape_debug()
+                ))
+            }
+            ('\\', Some(_)) => {
+                chars.next();
+            }
+            ('(', Some('?')) => {
+                return Err(format!(
+                    "'{}': (?...) groups and flags are not POSIX (librdkafka matches patterns with POSIX extended regular expressions)",
+                    pattern.escape_debug()
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 impl std::fmt::Display for TopicSet {
@@ -164,6 +195,14 @@ mod tests {
         let set = TopicSet::parse("^.*").unwrap();
         assert!(set.matches("orders") && !set.matches("__consumer_offsets"));
         assert!(TopicSet::parse("__consumer_offsets").unwrap().matches("__consumer_offsets"));
+    }
+
+    #[test]
+    fn a_pattern_outside_what_posix_and_rust_agree_on_is_refused() {
+        let error = TopicSet::parse("^orders-\\d+$").unwrap_err();
+        assert!(error.contains("\\d is not POSIX") && error.contains("[0-9]"), "{error}");
+        assert!(TopicSet::parse("^(?i)orders").unwrap_err().contains("(?...)"));
+        assert!(TopicSet::parse("^orders\\.eu-[0-9]+$").is_ok(), "escaped punctuation is the same in both");
     }
 
     #[test]

@@ -424,3 +424,34 @@ fn a_bad_store_url_or_a_second_archive_location_names_the_lines() {
     let text = format!("{without_s3}[s3]\ns3_key_prefix = p\n[store]\nurl = s3://bucket/q\n");
     assert!(message(&text).contains("[store] url and [s3] s3_key_prefix (line 8) both say"), "{}", message(&text));
 }
+
+#[test]
+fn s3_encryption_needs_a_kms_key_exactly_when_kms_is_asked_for() {
+    use crate::config::{Addressing, ServerSideEncryption};
+    let options = |lines: &str| parse_ok(&with("s3", lines)).s3.options;
+    assert_eq!(options("s3_sse = AES256").sse, Some(ServerSideEncryption::S3));
+    let kms = options("s3_sse = aws:kms\ns3_sse_kms_key_id = alias/archive\ns3_sse_bucket_key = true");
+    assert_eq!(kms.sse, Some(ServerSideEncryption::Kms { key_id: "alias/archive".into() }));
+    assert_eq!(kms.bucket_key, Some(true));
+    assert_eq!(options("s3_addressing = virtual").addressing, Some(Addressing::VirtualHosted));
+    assert_eq!(options("").sse, None);
+    assert!(message(&with("s3", "s3_sse = aws:kms")).contains("s3_sse_kms_key_id set to the key"));
+    assert!(message(&with("s3", "s3_sse = AES256\ns3_sse_kms_key_id = k")).contains("unset with s3_sse = AES256"));
+    assert!(message(&with("s3", "s3_sse_kms_key_id = k")).contains("set only with s3_sse = aws:kms"));
+    assert!(message(&with("s3", "s3_sse = rot13")).contains("AES256 (SSE-S3), aws:kms or aws:kms:dsse"));
+    assert!(message(&with("s3", "s3_sse = AES256\ns3_sse_bucket_key = true")).contains("only with s3_sse = aws:kms"));
+}
+
+#[test]
+fn storage_class_and_tags_are_refused_where_the_store_cannot_keep_them() {
+    let store = |url: &str, lines: &str| {
+        MINIMAL.replace("s3_bucket_name = bucket\n", "") + &format!("[store]\nurl = {url}\n{lines}\n")
+    };
+    let objects = parse_ok(&store("s3://bkt", "storage_class = GLACIER_IR\nobject_tags = team=data")).store.objects;
+    assert_eq!(objects.storage_class.as_deref(), Some("GLACIER_IR"));
+    assert_eq!(objects.tags, [("team".to_string(), "data".to_string())]);
+    assert!(message(&store("file:///a", "storage_class = STANDARD_IA"))
+        .contains("a directory archive has no storage classes"));
+    assert!(message(&store("gs://bkt", "object_tags = a=b")).contains("Google Cloud Storage has no object tags"));
+    assert!(parse_text(&store("gs://bkt", "storage_class = NEARLINE")).is_ok());
+}

@@ -1,7 +1,7 @@
 //! How objects are written: `[s3]` server-side encryption and addressing, `[store]` storage
 //! class and tags of the data objects.
 
-use super::super::{Addressing, ConfigError, ObjectOptions, S3Options, ServerSideEncryption};
+use super::super::{Addressing, ConfigError, ObjectOptions, S3Options, ServerSideEncryption, StoreLocation};
 use super::View;
 
 pub(super) fn s3_options(view: &View) -> Result<S3Options, ConfigError> {
@@ -9,7 +9,11 @@ pub(super) fn s3_options(view: &View) -> Result<S3Options, ConfigError> {
     let sse = match view.entry("s3_sse") {
         None => {
             if let Some(entry) = view.entry("s3_sse_kms_key_id") {
-                return Err(view.invalid("s3_sse_kms_key_id", entry, "set only with s3_sse = aws:kms or aws:kms:dsse".into()));
+                return Err(view.invalid(
+                    "s3_sse_kms_key_id",
+                    entry,
+                    "set only with s3_sse = aws:kms or aws:kms:dsse".into(),
+                ));
             }
             None
         }
@@ -18,13 +22,23 @@ pub(super) fn s3_options(view: &View) -> Result<S3Options, ConfigError> {
             ("aws:kms", Some(key_id)) => ServerSideEncryption::Kms { key_id },
             ("aws:kms:dsse", Some(key_id)) => ServerSideEncryption::DualKms { key_id },
             ("aws:kms" | "aws:kms:dsse", None) => {
-                return Err(view.invalid("s3_sse", entry, "aws:kms with s3_sse_kms_key_id set to the key's id, alias or ARN".into()))
+                return Err(view.invalid(
+                    "s3_sse",
+                    entry,
+                    "aws:kms with s3_sse_kms_key_id set to the key's id, alias or ARN".into(),
+                ))
             }
             ("AES256" | "aes256" | "sse-s3", Some(_)) => {
                 let entry = view.entry("s3_sse_kms_key_id").expect("set");
-                return Err(view.invalid("s3_sse_kms_key_id", entry, "unset with s3_sse = AES256 (S3's own keys)".into()));
+                return Err(view.invalid(
+                    "s3_sse_kms_key_id",
+                    entry,
+                    "unset with s3_sse = AES256 (S3's own keys)".into(),
+                ));
             }
-            _ => return Err(view.invalid("s3_sse", entry, "AES256 (SSE-S3), aws:kms or aws:kms:dsse (SSE-KMS)".into())),
+            _ => {
+                return Err(view.invalid("s3_sse", entry, "AES256 (SSE-S3), aws:kms or aws:kms:dsse (SSE-KMS)".into()))
+            }
         }),
     };
     let bucket_key = view.optional("s3_sse_bucket_key", |v| match v {
@@ -45,7 +59,21 @@ pub(super) fn s3_options(view: &View) -> Result<S3Options, ConfigError> {
     Ok(S3Options { sse, bucket_key, addressing })
 }
 
-pub(super) fn object_options(view: &View) -> Result<ObjectOptions, ConfigError> {
+/// Refused where the store cannot keep them: a directory has no storage classes or tags (the
+/// upload would fail), GCS has no object tags (they would be dropped without a word).
+pub(super) fn object_options(view: &View, location: &StoreLocation) -> Result<ObjectOptions, ConfigError> {
+    let unsupported = |key: &'static str, why: &str| match view.entry(key) {
+        Some(entry) => Err(view.invalid(key, entry, format!("unset: {why}"))),
+        None => Ok(()),
+    };
+    match location {
+        StoreLocation::Local { .. } => {
+            unsupported("storage_class", "a directory archive has no storage classes")?;
+            unsupported("object_tags", "a directory archive has no object tags")?;
+        }
+        StoreLocation::Gcs { .. } => unsupported("object_tags", "Google Cloud Storage has no object tags")?,
+        StoreLocation::S3 { .. } | StoreLocation::Azure { .. } => {}
+    }
     let storage_class = view.optional("storage_class", |v| {
         let valid = !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         valid.then(|| v.to_owned()).ok_or_else(|| {

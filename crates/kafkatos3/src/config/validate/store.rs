@@ -33,12 +33,14 @@ pub(super) fn store(store: &View, s3: &View) -> Result<StoreConfig, ConfigError>
         }),
         (Some((location, url_prefix)), None) => {
             let prefix = url_prefix.or(prefix).unwrap_or_else(|| location.default_prefix().to_owned());
-            Ok(StoreConfig { location, prefix, objects: super::objects::object_options(store)? })
+            let objects = super::objects::object_options(store, &location)?;
+            Ok(StoreConfig { location, prefix, objects })
         }
         (None, Some(bucket)) => {
             let location = StoreLocation::S3 { bucket };
             let prefix = prefix.unwrap_or_else(|| location.default_prefix().to_owned());
-            Ok(StoreConfig { location, prefix, objects: super::objects::object_options(store)? })
+            let objects = super::objects::object_options(store, &location)?;
+            Ok(StoreConfig { location, prefix, objects })
         }
         (None, None) => Err(ConfigError::NoArchive { path: store.path.to_owned() }),
     }

@@ -74,11 +74,6 @@ pub fn is_connection_problem(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-/// One key for every connection problem: they come in bursts of several codes per attempt (a
-/// failed handshake, then its transport failure, then "all brokers down"), and one line with the
-/// first, most specific, reason says it.
-const CONNECTION_KEY: &str = "connection to the brokers";
-
 /// The end of a partition's log (`enable.partition.eof`): librdkafka reports it as an error
 /// event, which rdkafka hands to the context as a global error before the poll returns it.
 pub fn is_log_end(error: &KafkaError) -> bool {
@@ -89,9 +84,11 @@ impl ClientContext for ArchiverContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         use rdkafka::config::RDKafkaLogLevel as L;
         match level {
-            // A connection's failure (FAIL) comes to the error callback too, which reports it
-            // once per interval with what to check.
-            _ if fac == "FAIL" => tracing::debug!(target: "librdkafka", consumer = self.id, fac, "{message}"),
+            // A connection's failure (FAIL) at error level comes to the error callback too, which
+            // reports it once per interval with what to check; lower levels do not, and stay.
+            L::Emerg | L::Alert | L::Critical | L::Error if fac == "FAIL" => {
+                tracing::debug!(target: "librdkafka", consumer = self.id, fac, "{message}")
+            }
             L::Emerg | L::Alert | L::Critical | L::Error => {
                 tracing::error!(target: "librdkafka", consumer = self.id, fac, "{message}")
             }
@@ -137,8 +134,14 @@ impl ClientContext for ArchiverContext {
         }
         // librdkafka retries connections itself with backoff (reconnect.backoff.ms); this is the
         // report of it, e.g. an unreachable broker or refused credentials.
+        // "All brokers down" follows every failed attempt: the failure itself says why.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            tracing::debug!(consumer = self.id, %error, reason, "kafka client error");
+            return;
+        }
         if let Some(problem) = error.rdkafka_error_code().and_then(|code| connection_problem(code, reason)) {
-            if let Some(repeats) = self.errors.admit(CONNECTION_KEY) {
+            // Keyed by what to check: a second, different cause is reported at once.
+            if let Some(repeats) = self.errors.admit(problem) {
                 tracing::error!(consumer = self.id, reason, repeats, "kafka: {problem}; retrying");
             }
             return;

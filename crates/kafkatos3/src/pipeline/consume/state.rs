@@ -190,8 +190,16 @@ mod tests {
                 };
                 spool.append(&record, 1.0).unwrap();
                 let open = state.spools().filter(|s| s.holds_open_file()).count();
-                assert!(open <= share, "{open} files open, share {share}");
+                assert!(open <= share, "{open} files open or to be opened, share {share}");
             }
+            // The flush interval writes out what the appends buffered: it reopens only files
+            // counted in the share, and closes the idle ones.
+            for spool in state.spools_mut() {
+                spool.flush_and_release().unwrap();
+            }
+            state.recount_open_files();
+            let open = state.spools().filter(|s| s.holds_open_file()).count();
+            assert!(open <= share, "after the flush: {open} files open, share {share}");
         }
         let open: Vec<i32> = state.spools().filter(|s| s.holds_open_file()).map(|s| s.tp.partition).collect();
         assert!(open.contains(&99) && open.contains(&98), "the most recently written stay open: {open:?}");

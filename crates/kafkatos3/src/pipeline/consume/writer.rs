@@ -142,7 +142,7 @@ fn append(stage: &Consumers, spool: &mut PartitionSpool, record: &RecordRef<'_>,
             false
         }
         Err(error) if error.is_too_many_open_files() => {
-            tracing::error!(%error, "too many open files: the daemon keeps one file open per assigned partition, and the hard limit is reached; raise it (LimitNOFILE= in the systemd unit, ulimit -Hn) or run more instances in the group. Rewinding to the last durable record and pausing");
+            tracing::error!(%error, "too many open files: the hard limit is reached although each consumer keeps to its share of it (see the start's open files limit line); raise it (LimitNOFILE= in the systemd unit, ulimit -Hn) or run more instances in the group. Rewinding to the last durable record and pausing");
             true
         }
         Err(error) => {

@@ -283,6 +283,16 @@ impl PartitionSpool {
                     let _ = durable::remove_durable(&self.path);
                     self.next_offset = Some(recovered.start_offset);
                 }
+                Err(reopen)
+                    if durable::first_io_error(&reopen)
+                        .is_some_and(crate::local::open_files::is_too_many_open_files) =>
+                {
+                    // No descriptor to read it with: the file is fine, it stays where it is. The
+                    // next record finds it there (a new file cannot be created over it) and this
+                    // runs again, until descriptors are free.
+                    tracing::error!(topic = %self.tp.topic, partition = self.tp.partition, error = %reopen, "no file descriptor left to reopen the in-progress file; it stays, retried");
+                    self.next_offset = file_start.or(self.next_offset);
+                }
                 Err(reopen) => {
                     // Unreadable (e.g. its header was cut by the full disk): move it out of the
                     // way, where nothing deletes it, and fetch its records again.
@@ -338,7 +348,7 @@ impl PartitionSpool {
     /// A durability point, then the file's descriptor closed (see [`AnyWriter::close_file`]):
     /// how a consumer over its share of file descriptors makes room.
     pub fn close_file(&mut self) -> Result<(), SpoolError> {
-        let Some(writer) = self.writer.as_mut().filter(|w| w.is_file_open()) else {
+        let Some(writer) = self.writer.as_mut().filter(|w| w.is_file_open() || w.is_dirty()) else {
             return Ok(());
         };
         if let Err(source) = writer.close_file() {
@@ -348,9 +358,11 @@ impl PartitionSpool {
         Ok(())
     }
 
-    /// Whether the partition holds a file descriptor.
+    /// Whether the partition holds a file descriptor, or will at its next flush: records taken
+    /// since the last durability point are written out then, which opens a closed file again.
+    /// What the consumer's share of the open-files limit counts.
     pub fn holds_open_file(&self) -> bool {
-        self.writer.as_ref().is_some_and(AnyWriter::is_file_open)
+        self.writer.as_ref().is_some_and(|w| w.is_file_open() || w.is_dirty())
     }
 
     /// Sizes the open file's append buffer, and those of the files opened later (see

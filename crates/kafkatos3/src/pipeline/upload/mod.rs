@@ -137,12 +137,15 @@ pub async fn run(stage: Arc<Uploader>) {
     // per upload (7 uploads/s).
     let mut queue: VecDeque<SealedFile> = VecDeque::new();
     let mut rescan = true;
+    // The next scan at the latest: the check interval after the last one, or sooner when a file
+    // left out of the queue for its retry backoff is due.
+    let mut rescan_at = Instant::now();
     let finished = Arc::new(Notify::new());
     while !stage.stop.is_stopped() {
         let now = Instant::now();
-        let mut next_wake = now + stage.settings.check_interval;
-        if rescan || queue.is_empty() {
+        if rescan || queue.is_empty() || now >= rescan_at {
             rescan = false;
+            rescan_at = now + stage.settings.check_interval;
             queue = match stage.work.list_sealed(Stage::ToS3) {
                 Ok(files) => files.into(),
                 Err(error) => {
@@ -175,7 +178,7 @@ pub async fn run(stage: Arc<Uploader>) {
                 retries.lock().unwrap_or_else(|p| p.into_inner()).get(&file.path).and_then(|r| r.not_before)
             {
                 if not_before > now {
-                    next_wake = next_wake.min(not_before);
+                    rescan_at = rescan_at.min(not_before);
                     continue;
                 }
             }
@@ -218,11 +221,11 @@ pub async fn run(stage: Arc<Uploader>) {
             });
         }
         while tasks.try_join_next().is_some() {}
-        let sleep = next_wake.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
+        let sleep = rescan_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
         tokio::select! {
             _ = stage.wake.notified() => rescan = true,
             _ = finished.notified() => {}
-            _ = tokio::time::sleep(sleep) => rescan = true,
+            _ = tokio::time::sleep(sleep) => {}
         }
     }
     // Uploads in flight at the deadline are cut off: their files stay and are retried next run.
