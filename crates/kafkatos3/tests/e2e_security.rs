@@ -17,13 +17,18 @@ use std::time::Duration;
 
 use support::*;
 
+use support::secure::SecureBroker;
+
+/// librdkafka properties of a login.
+type Settings = Vec<(&'static str, String)>;
+
 fn directory_store(dir: &Path) -> Arc<dyn object_store::ObjectStore> {
     Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_archives_through_sasl_ssl_with_scram_and_a_client_certificate() {
-    let broker = support::secure::SecureBroker::start("sasl_ssl", "required");
+    let broker = SecureBroker::start("sasl_ssl", "required");
     let password = broker.var("KAFKA_SASL_PASSWORD").to_string();
     let env = broker.env(
         &env(),
@@ -61,12 +66,12 @@ async fn the_daemon_archives_through_sasl_ssl_with_scram_and_a_client_certificat
 /// A snapshot (no group join) per mechanism: each one's login works end to end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_sasl_mechanism_and_tls_alone_carry_a_snapshot() {
-    let sasl = support::secure::SecureBroker::start("sasl_plaintext", "none");
-    let tls = support::secure::SecureBroker::start("ssl", "none");
+    let sasl = SecureBroker::start("sasl_plaintext", "none");
+    let tls = SecureBroker::start("ssl", "none");
     let user = sasl.var("KAFKA_SASL_USERNAME").to_string();
     let password = sasl.var("KAFKA_SASL_PASSWORD").to_string();
     let principal = format!("principal={user}");
-    let login = |mechanism: &'static str| -> Vec<(&'static str, String)> {
+    let login = |mechanism: &'static str| -> Settings {
         let mut settings =
             vec![("security.protocol", "SASL_PLAINTEXT".to_string()), ("sasl.mechanism", mechanism.into())];
         if mechanism == "OAUTHBEARER" {
@@ -78,7 +83,7 @@ async fn each_sasl_mechanism_and_tls_alone_carry_a_snapshot() {
         }
         settings
     };
-    let cases: Vec<(&str, &support::secure::SecureBroker, Vec<(&str, String)>)> = vec![
+    let cases: Vec<(&str, &SecureBroker, Settings)> = vec![
         ("PLAIN", &sasl, login("PLAIN")),
         ("SCRAM-SHA-256", &sasl, login("SCRAM-SHA-256")),
         ("OAUTHBEARER", &sasl, login("OAUTHBEARER")),
@@ -108,7 +113,7 @@ async fn each_sasl_mechanism_and_tls_alone_carry_a_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_or_an_untrusted_ca_is_one_clear_error_line_retried_until_stopped() {
-    let broker = support::secure::SecureBroker::start("sasl_ssl", "none");
+    let broker = SecureBroker::start("sasl_ssl", "none");
     let user = broker.var("KAFKA_SASL_USERNAME");
     let cases = [
         ("wrong password", "not-the-password", broker.var("KAFKA_CA"), "kafka: the brokers refused the credentials"),
