@@ -17,7 +17,9 @@ this proxy's address so metadata sends clients back through the proxy. start-kaf
 
 Mechanisms: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (RFC 5802/7677, real proof checks, server signature sent),
 OAUTHBEARER with unsecured JWTs (alg "none", what librdkafka's enable.sasl.oauthbearer.unsecure.jwt sends):
-accepted when the token's "sub" is a known user and it has not expired. Failures get Kafka's own error code
+accepted when the token's "sub" is a known user and it has not expired; and OAUTHBEARER with Amazon MSK IAM tokens
+(a SigV4-presigned kafka-cluster:Connect URL): the signature is checked with a user's name as the access key id
+and its password as the secret key, as MSK checks it with IAM. Failures get Kafka's own error code
 (58 SASL_AUTHENTICATION_FAILED, 33 UNSUPPORTED_SASL_MECHANISM) and message, then the connection is closed,
 as Apache Kafka does. Before authentication only ApiVersions, SaslHandshake and SaslAuthenticate are served.
 
@@ -29,6 +31,7 @@ Standard library only.
 """
 import argparse
 import base64
+import calendar
 import hashlib
 import hmac
 import json
@@ -41,6 +44,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 
 API_SASL_HANDSHAKE, API_API_VERSIONS, API_SASL_AUTHENTICATE = 17, 18, 36
 ERR_NONE, ERR_UNSUPPORTED_SASL_MECHANISM, ERR_ILLEGAL_SASL_STATE, ERR_SASL_AUTHENTICATION_FAILED = 0, 33, 34, 58
@@ -234,7 +238,11 @@ class OAuthBearer:
         auth = next((f[5:].decode() for f in fields if f.startswith(b"auth=")), "")
         if not auth.startswith("Bearer "):
             raise AuthFailed("OAUTHBEARER message without a bearer token")
-        parts = auth[7:].strip().split(".")
+        token = auth[7:].strip()
+        if "." not in token:
+            self.kind = "OAUTHBEARER (MSK IAM)"
+            return b"", msk_iam_principal(token, self.users)
+        parts = token.split(".")
         try:
             header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
             claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
@@ -248,6 +256,58 @@ class OAuthBearer:
         if not isinstance(exp, (int, float)) or exp < time.time():
             raise AuthFailed(f"OAUTHBEARER token for {sub!r} has expired or has no exp")
         return b"", sub
+
+
+MSK_IAM_SKEW_SECONDS = 300
+
+
+def msk_iam_principal(token, users):
+    """An Amazon MSK IAM token (a SigV4-presigned GET https://kafka.REGION.amazonaws.com/?Action=kafka-cluster:Connect,
+    base64url without padding), checked as MSK checks it: the access key id is a user of the users file and its
+    password is the secret key; the signature over the canonical request (User-Agent excluded, as AWS's signers add
+    it after signing), the action, the date within the skew and the expiry. Returns the access key id."""
+    try:
+        url = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except ValueError:
+        raise AuthFailed("OAUTHBEARER token is neither a JWT nor an MSK IAM token") from None
+    parsed = urllib.parse.urlsplit(url)
+    params = urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)
+    q = dict(params)
+    host_region = parsed.hostname.removeprefix("kafka.").removesuffix(".amazonaws.com") if parsed.hostname else ""
+    if parsed.scheme != "https" or f"kafka.{host_region}.amazonaws.com" != parsed.hostname or parsed.path != "/":
+        raise AuthFailed(f"MSK IAM token for {parsed.scheme}://{parsed.hostname}{parsed.path}, not an MSK endpoint")
+    if q.get("Action") != "kafka-cluster:Connect" or q.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+        raise AuthFailed(f"MSK IAM token with Action {q.get('Action')!r}, algorithm {q.get('X-Amz-Algorithm')!r}")
+    try:
+        key_id, date, region, service, terminal = q["X-Amz-Credential"].split("/")
+        stamp = q["X-Amz-Date"]
+        signed_at = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+        expires = int(q["X-Amz-Expires"])
+        signature = q["X-Amz-Signature"]
+    except (KeyError, ValueError):
+        raise AuthFailed("MSK IAM token without a complete SigV4 credential, date, expiry and signature") from None
+    if (service, terminal, region, date) != ("kafka-cluster", "aws4_request", host_region, stamp[:8]):
+        raise AuthFailed(f"MSK IAM token scope {q['X-Amz-Credential']!r} does not match its host and date")
+    now = time.time()
+    if signed_at > now + MSK_IAM_SKEW_SECONDS or signed_at + expires < now - MSK_IAM_SKEW_SECONDS:
+        raise AuthFailed(f"MSK IAM token signed at {stamp}, valid {expires} s: expired or from the future")
+    secret = users.get(key_id)
+    if secret is None:
+        raise AuthFailed(f"MSK IAM token for unknown access key {key_id!r}")
+    enc = lambda v: urllib.parse.quote(v, safe="-_.~")
+    signed = sorted((k, v) for k, v in params if k not in ("X-Amz-Signature", "User-Agent"))
+    canonical = "\n".join(["GET", "/", "&".join(f"{enc(k)}={enc(v)}" for k, v in signed),
+                           f"host:{parsed.hostname}", "", q.get("X-Amz-SignedHeaders", ""),
+                           hashlib.sha256(b"").hexdigest()])
+    scope = f"{date}/{region}/{service}/{terminal}"
+    to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    key = ("AWS4" + secret).encode()
+    for part in (date, region, service, terminal):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise AuthFailed(f"MSK IAM token for {key_id!r}: the signature does not match (wrong secret key?)")
+    return key_id
 
 
 # ---------------------------------------------------------------------------------------------- connections
@@ -303,10 +363,11 @@ class Proxy:
                 log(f"{who}: upstream {self.upstream[0]}:{self.upstream[1]} unreachable ({e}); closing")
                 return
             if self.users is not None:
-                user = self.authenticate(who, conn, up)
-                if user is None:
+                login = self.authenticate(who, conn, up)
+                if login is None:
                     return
-                log(f"{who}: authenticated as {user!r}")
+                user, how = login
+                log(f"{who}: authenticated as {user!r} with {how}")
             self.pipe(conn, up)
         except (EOFError, OSError, ValueError) as e:
             log(f"{who}: closed ({type(e).__name__}: {e})")
@@ -392,7 +453,7 @@ class Proxy:
                     return None
                 self.sasl_response(conn, corr, version, ERR_NONE, None, out)
                 if user is not None:
-                    return user
+                    return user, getattr(mech, "kind", mech.name)
                 continue
             log(f"{who}: request api_key={api_key} v{version} before authentication; closing")
             return None

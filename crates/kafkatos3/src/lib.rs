@@ -16,7 +16,7 @@
 //!   - between them: [`pipeline::wake`], [`pipeline::resync`] (who may ask for a resync and who
 //!     applies it), [`pipeline::stop`].
 //!
-//!   May use `archive`, `local`, `config`, `observe`, `names`, rdkafka.
+//!   May use `archive`, `local`, `kafka`, `config`, `observe`, `names`, rdkafka.
 //! - [`local`]: the working directory - its layout, durable file operations, the ledger (the
 //!   commit rule and upload markers), the backlog count, the original's legacy list, sealing,
 //!   the directory lock. May use `config`, `names`; never Kafka, never the object store.
@@ -24,9 +24,12 @@
 //!   and claims (the fence), the chain and its end, the catalog, the one object reader, the store
 //!   client. May use `config`, `names`; never `local` or `pipeline`, never rdkafka.
 //! - [`tools`]: `parse`, `verify`, `ls`, `restore`, `rotate` - libraries that return what they found; their
-//!   binaries print it. May use `archive`, `local`, `config`, `names`; never `pipeline`.
+//!   binaries print it. May use `archive`, `local`, `kafka`, `config`, `names`; never `pipeline`.
 //! - [`observe`]: logging and the log rate limit, the metrics, health and their HTTP endpoints.
 //!   May use `config`, `names`.
+//! - [`kafka`]: what every librdkafka client shares - how it is made, and its OAUTHBEARER tokens
+//!   (Amazon MSK IAM, signed with the AWS credential chain of `archive::store`). May use
+//!   `config`, `archive`, `names`.
 //! - [`config`]: the config file, validated in one step; the memory budget; the librdkafka
 //!   client settings. May use `names`.
 //! - [`names`]: what the working directory and the archive both name: a topic partition, the
@@ -39,6 +42,7 @@
 pub mod archive;
 pub mod config;
 pub mod daemon;
+pub mod kafka;
 pub mod local;
 pub mod names;
 pub mod observe;

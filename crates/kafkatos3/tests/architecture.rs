@@ -11,6 +11,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("config", &["crate::archive", "crate::local", "crate::pipeline", "crate::daemon", "crate::tools"]),
     ("observe", &["crate::archive", "crate::local", "crate::pipeline", "crate::daemon", "crate::tools"]),
     ("pipeline", &["crate::daemon", "crate::tools"]),
+    ("kafka", &["crate::local", "crate::pipeline", "crate::daemon", "crate::tools", "crate::observe"]),
 ];
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {

@@ -167,3 +167,126 @@ async fn a_wrong_password_or_an_untrusted_ca_is_one_clear_error_line_retried_unt
         broker.proxy_log()
     );
 }
+
+/// Amazon MSK's IAM login (`sasl.mechanism = AWS_MSK_IAM`): OAUTHBEARER tokens SigV4-signed with
+/// the process's AWS credentials. The test listener checks each token as MSK does, with the SASL
+/// user as the access key id and its password as the secret key. The daemon archives through it,
+/// `verify` asks the broker through it; a wrong secret key, and no credentials at all, are each
+/// one error line naming the cause, retried until stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msk_iam_tokens_carry_the_daemon_and_verify_and_bad_aws_credentials_are_one_clear_line() {
+    let broker = SecureBroker::start("sasl_ssl", "none");
+    let (key_id, secret) =
+        (broker.var("KAFKA_SASL_USERNAME").to_string(), broker.var("KAFKA_SASL_PASSWORD").to_string());
+    let ca = broker.var("KAFKA_CA").to_string();
+    // The test's own producer logs in with SCRAM: only kafkatos3 speaks AWS_MSK_IAM.
+    let setup = broker.env(
+        &env(),
+        &[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-256"),
+            ("sasl.username", &key_id),
+            ("sasl.password", &secret),
+            ("ssl.ca.location", &ca),
+        ],
+    );
+    let iam = broker
+        .env(&env(), &[("security.protocol", "SASL_SSL"), ("sasl.mechanism", "AWS_MSK_IAM"), ("ssl.ca.location", &ca)]);
+    let topic = unique("e2e-msk-iam");
+    create_topic(&setup, &topic, 2).await;
+    let mut produced = ByPartition::new();
+    produce(&setup, &topic, 2, 0, 150, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let write_config = |name: &str, topics: &[&str]| {
+        let work = dir.path().join(name);
+        std::fs::create_dir_all(&work).unwrap();
+        let mut config = DaemonConfig::new(&iam, &work, &unique("g"), topics, "unused");
+        config.store_url = Some(format!("file://{}", work.join("archive").display()));
+        let path = work.with_extension("cfg");
+        config.write(&iam, &path);
+        path
+    };
+    // 127.0.0.1 is not an MSK address: the region comes from the environment.
+    let aws = |secret: &str| vec![("AWS_ACCESS_KEY_ID", key_id.clone()), ("AWS_SECRET_ACCESS_KEY", secret.to_string())];
+    let run = |path: &Path, log: &Path, args: &[&str], vars: &[(&str, String)]| {
+        let mut all: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        all.push(path.as_os_str());
+        let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        vars.push(("AWS_REGION", "eu-west-1"));
+        Daemon::start_args_env(&all, log, &vars)
+    };
+
+    let path = write_config("archived", &[&topic]);
+    let log = dir.path().join("archived.log");
+    let daemon = run(&path, &log, &[], &aws(&secret));
+    let archive =
+        wait_for_archive(directory_store(&dir.path().join("archived")), "archive", 150, Duration::from_secs(90)).await;
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    assert_exactly_once(&produced, &archive);
+    assert!(!text.contains(" ERROR "), "{text}");
+    assert!(
+        broker.proxy_log().contains(&format!("authenticated as '{key_id}' with OAUTHBEARER (MSK IAM)")),
+        "{}",
+        broker.proxy_log()
+    );
+
+    // verify asks the broker for its log ends with the same login (a tool's client, no poll loop).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+        .args(["verify", "--config"])
+        .arg(&path)
+        .envs(aws(&secret))
+        .env("AWS_REGION", "eu-west-1")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    for partition in 0..2 {
+        let kafka = format!("  {topic}:{partition}: kafka");
+        assert!(report.lines().any(|l| l.starts_with(&kafka)), "the broker's log ends, asked through IAM:\n{report}");
+    }
+
+    // A snapshot plans (metadata, log ends) and reads with the same login; the daemon archived
+    // everything, so it finds nothing left to do.
+    let log = dir.path().join("snapshot.log");
+    let status = run(&path, &log, &["snapshot", "--config"], &aws(&secret)).wait(Duration::from_secs(60));
+    assert!(status.success(), "{}", std::fs::read_to_string(&log).unwrap());
+
+    let cases = [
+        ("wrong secret", aws("not-the-secret-key"), "kafka: the brokers refused the OAUTHBEARER token"),
+        (
+            "no credentials",
+            // Nothing names credentials, and the instance metadata service is a port nothing
+            // listens on (as off AWS).
+            vec![
+                ("AWS_ACCESS_KEY_ID", String::new()),
+                ("AWS_SECRET_ACCESS_KEY", String::new()),
+                ("AWS_SESSION_TOKEN", String::new()),
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", String::new()),
+                ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", String::new()),
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", String::new()),
+                ("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none").display().to_string()),
+                ("AWS_METADATA_ENDPOINT", "http://127.0.0.1:1".to_string()),
+            ],
+            "no AWS credentials found in the environment",
+        ),
+    ];
+    let mut running = Vec::new();
+    for (name, vars, expected) in cases {
+        let path = write_config(&name.replace(' ', "-"), &["never-reached"]);
+        let log = dir.path().join(format!("{}.log", name.replace(' ', "-")));
+        running.push((name, expected, log.clone(), run(&path, &log, &[], &vars)));
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    for (name, expected, log, daemon) in running {
+        let (status, took) = daemon.terminate(Duration::from_secs(20));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(status.success(), "{name}: still running and stopping cleanly on SIGTERM, got {status}:\n{text}");
+        assert!(took < Duration::from_secs(5), "{name}: stopped in {took:?}, no hang:\n{text}");
+        let errors: Vec<&str> = text.lines().filter(|line| line.contains(" ERROR ")).collect();
+        assert_eq!(errors.len(), 1, "{name}: one error line, not one per attempt:\n{text}");
+        assert!(errors[0].contains(expected) && errors[0].contains("retrying"), "{name}: {}", errors[0]);
+    }
+}

@@ -126,23 +126,7 @@ pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Erro
             .with_virtual_hosted_style_request(false);
     }
     builder = apply_options(builder, access.options);
-    // Only the instance metadata service is left when nothing else names credentials.
-    let mut metadata_only = false;
-    match access.credentials {
-        Some((access_key, secret_key)) => {
-            builder = builder.with_access_key_id(access_key).with_secret_access_key(secret_key);
-        }
-        None if !chain_has_credentials() => match shared_credentials_file() {
-            Some((key, secret, token)) => {
-                builder = builder.with_access_key_id(key).with_secret_access_key(secret);
-                if let Some(token) = token {
-                    builder = builder.with_token(token);
-                }
-            }
-            None => metadata_only = true,
-        },
-        None => {}
-    }
+    let (builder, metadata_only) = credential_chain(builder, access.credentials);
     // Objects are created with If-None-Match (conditional put is on by default); multipart
     // uploads get the same condition through a conditional server-side copy.
     let builder = builder.with_copy_if_not_exists(S3CopyIfNotExists::Multipart).with_retry(retry());
@@ -153,7 +137,47 @@ pub fn connect(target: S3Target<'_>) -> Result<Arc<AmazonS3>, object_store::Erro
     // looked for: on a machine that is not in AWS "403 from 169.254.169.254" alone tells a user
     // nothing about their endpoint or their keys.
     let inner = builder.clone().build()?.credentials().clone();
-    Ok(Arc::new(builder.with_credentials(Arc::new(MetadataOnly { inner })).build()?))
+    let provider = MetadataOnly { inner, what: "S3", sources: CREDENTIAL_SOURCES };
+    Ok(Arc::new(builder.with_credentials(Arc::new(provider)).build()?))
+}
+
+/// The AWS credential chain of this process alone (no `[s3]` keys): the environment, web
+/// identity, container and instance roles, the shared credentials file - what Amazon MSK's IAM
+/// login signs with. Credentials that expire are refreshed by object_store before they do.
+pub fn aws_credentials(region: &str) -> Result<AwsCredentialProvider, object_store::Error> {
+    let builder = AmazonS3Builder::from_env()
+        .with_client_options(client_options())
+        .with_retry(retry())
+        // A builder needs a bucket; its credential provider never uses it.
+        .with_bucket_name("kafkatos3-credentials")
+        .with_region(region);
+    let (builder, metadata_only) = credential_chain(builder, None);
+    let inner = builder.build()?.credentials().clone();
+    if !metadata_only {
+        return Ok(inner);
+    }
+    Ok(Arc::new(MetadataOnly { inner, what: "AWS", sources: CHAIN_SOURCES }))
+}
+
+/// Explicit keys, else what the environment names, else the shared credentials file; true when
+/// only the instance metadata service is left (nothing else names credentials).
+fn credential_chain(mut builder: AmazonS3Builder, explicit: Option<(&str, &str)>) -> (AmazonS3Builder, bool) {
+    match explicit {
+        Some((access_key, secret_key)) => {
+            builder = builder.with_access_key_id(access_key).with_secret_access_key(secret_key);
+        }
+        None if !chain_has_credentials() => match shared_credentials_file() {
+            Some((key, secret, token)) => {
+                builder = builder.with_access_key_id(key).with_secret_access_key(secret);
+                if let Some(token) = token {
+                    builder = builder.with_token(token);
+                }
+            }
+            None => return (builder, true),
+        },
+        None => {}
+    }
+    (builder, false)
 }
 
 /// `[s3]`'s encryption and addressing on a builder (after the endpoint, whose path style they
@@ -183,16 +207,25 @@ fn apply_options(mut builder: AmazonS3Builder, options: Option<&crate::config::S
     }
 }
 
-/// Where credentials were looked for before the instance metadata service, in that order.
+/// Where S3 credentials were looked for before the instance metadata service, in that order.
 pub const CREDENTIAL_SOURCES: &str = "the config's [s3] s3_access_key and s3_secret_key, the environment \
      (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
      or _FULL_URI), the shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile \
      AWS_PROFILE or default)";
 
+/// [`CREDENTIAL_SOURCES`] without the config's keys: the process's own chain.
+const CHAIN_SOURCES: &str =
+    "the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_WEB_IDENTITY_TOKEN_FILE, \
+     AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI), the shared credentials file (AWS_SHARED_CREDENTIALS_FILE or \
+     ~/.aws/credentials, profile AWS_PROFILE or default)";
+
 /// The instance metadata service as the last resort: its errors name the sources tried first.
 #[derive(Debug)]
 struct MetadataOnly {
     inner: AwsCredentialProvider,
+    /// Whose credentials: "S3", "AWS".
+    what: &'static str,
+    sources: &'static str,
 }
 
 #[async_trait::async_trait]
@@ -206,9 +239,10 @@ impl CredentialProvider for MetadataOnly {
                 other => other.to_string(),
             };
             object_store::Error::Generic {
-                store: "S3",
+                store: self.what,
                 source: format!(
-                    "no S3 credentials found in {CREDENTIAL_SOURCES}; the instance metadata service, asked last, failed: {why}"
+                    "no {} credentials found in {}; the instance metadata service, asked last, failed: {why}",
+                    self.what, self.sources
                 )
                 .into(),
             }
@@ -280,7 +314,8 @@ mod tests {
             .with_metadata_endpoint("http://127.0.0.1:1")
             .with_retry(RetryConfig { max_retries: 0, ..RetryConfig::default() });
         let inner = builder.clone().build().unwrap().credentials().clone();
-        let store = builder.with_credentials(Arc::new(MetadataOnly { inner })).build().unwrap();
+        let provider = MetadataOnly { inner, what: "S3", sources: CREDENTIAL_SOURCES };
+        let store = builder.with_credentials(Arc::new(provider)).build().unwrap();
         let error = object_store::ObjectStoreExt::head(&store, &"k".into()).await.unwrap_err().to_string();
         assert!(error.contains("no S3 credentials found in the config's [s3] s3_access_key"), "{error}");
         for source in ["AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE", "~/.aws/credentials", "instance metadata"] {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -73,7 +73,7 @@ impl GroupKeeper {
             let what = what.to_string();
             move |error| SnapshotError::Kafka { what, error }
         };
-        let admin: BaseConsumer = self.client.create().map_err(kafka("creating a client"))?;
+        let admin = crate::kafka::consumer(&self.client).map_err(kafka("creating a client"))?;
         let metadata = admin.fetch_metadata(None, REQUEST_LIMIT).map_err(kafka("reading the topics"))?;
         let topics: BTreeMap<String, i32> = metadata
             .topics()
@@ -125,7 +125,7 @@ impl GroupKeeper {
         let kafka = |error| SnapshotError::Kafka { what: format!("reading the offsets of group {group}"), error };
         let mut client = self.client.clone();
         client.set("group.id", group).set("enable.auto.commit", "false");
-        let consumer: BaseConsumer = client.create().map_err(kafka)?;
+        let consumer = crate::kafka::consumer(&client).map_err(kafka)?;
         let mut wanted = TopicPartitionList::new();
         for (topic, &count) in topics {
             for partition in 0..count {

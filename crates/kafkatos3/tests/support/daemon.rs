@@ -102,8 +102,21 @@ impl Daemon {
 
     /// `kafkatos3 ARGS...` (a subcommand such as `snapshot --config F`), logging into `log`.
     pub fn start_args(args: &[&std::ffi::OsStr], log: &Path) -> Daemon {
+        Daemon::start_args_env(args, log, &[])
+    }
+
+    /// As [`Daemon::start_args`], with `vars` in its environment (an empty value: removed).
+    pub fn start_args_env(args: &[&std::ffi::OsStr], log: &Path, vars: &[(&str, &str)]) -> Daemon {
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kafkatos3"));
+        for (name, value) in vars {
+            if value.is_empty() {
+                command.env_remove(name);
+            } else {
+                command.env(name, value);
+            }
+        }
+        let child = command
             .args(args)
             .env("RUST_LOG", "info,librdkafka=warn")
             .stdout(Stdio::null())

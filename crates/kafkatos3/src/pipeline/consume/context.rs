@@ -21,6 +21,8 @@ pub struct ArchiverContext {
     pub handoff: Arc<Handoff>,
     /// Rate limit for the client's and the poll loop's repeated errors.
     pub errors: LogRateLimit,
+    /// Its OAUTHBEARER tokens (Amazon MSK IAM).
+    pub tokens: crate::kafka::Tokens,
 }
 
 impl ArchiverContext {
@@ -41,6 +43,13 @@ pub fn connection_problem(code: RDKafkaErrorCode, reason: &str) -> Option<&'stat
     use RDKafkaErrorCode as C;
     let tls = reason.contains("SSL") || reason.contains("certificate");
     Some(match code {
+        // Made here, not refused there: the reason carries our token source's error.
+        C::Authentication if reason.contains("Failed to acquire SASL OAUTHBEARER token") => {
+            "no OAUTHBEARER token could be made (the reason says why): with sasl.mechanism = AWS_MSK_IAM, check the AWS credentials and region of the process"
+        }
+        C::Authentication | C::SaslAuthenticationFailed if !tls && reason.contains("OAUTHBEARER") => {
+            "the brokers refused the OAUTHBEARER token: with sasl.mechanism = AWS_MSK_IAM, check that the process's AWS credentials are the intended ones and that their IAM identity may kafka-cluster:Connect to the cluster"
+        }
         C::Authentication | C::SaslAuthenticationFailed if !tls => {
             "the brokers refused the credentials: check [kafka] sasl.mechanism, sasl.username and sasl.password (or the OAUTHBEARER token) against the cluster's"
         }
@@ -81,6 +90,15 @@ pub fn is_log_end(error: &KafkaError) -> bool {
 }
 
 impl ClientContext for ArchiverContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        self.tokens.generate(config)
+    }
+
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         use rdkafka::config::RDKafkaLogLevel as L;
         match level {
@@ -163,6 +181,10 @@ mod tests {
         let sasl = "SASL authentication error: Authentication failed due to invalid credentials with SASL mechanism SCRAM-SHA-512";
         assert!(hint(C::Authentication, sasl).contains("sasl.password"));
         assert!(hint(C::UnsupportedSASLMechanism, "").contains("sasl.mechanism against the listener's"));
+        let iam = "SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism OAUTHBEARER";
+        assert!(hint(C::SaslAuthenticationFailed, iam).contains("kafka-cluster:Connect"));
+        let no_token = "Failed to acquire SASL OAUTHBEARER token: Amazon MSK IAM login: no AWS credentials found";
+        assert!(hint(C::Authentication, no_token).contains("no OAUTHBEARER token could be made"));
         let cert = "error:0A000086:SSL routines::certificate verify failed (after 1ms in state SSL_HANDSHAKE)";
         assert!(hint(C::SSL, cert).contains("ssl.ca.location"));
         assert!(hint(C::BrokerTransportFailure, cert).contains("ssl.ca.location"), "the reason tells TLS apart");

@@ -133,16 +133,25 @@ fn run(stage: Arc<Consumers>, id: usize) {
     let state = Arc::new(Mutex::new(ConsumerState::with_open_file_share(share)));
     // Declared before the consumer, so it outlives it (see Writer's Drop).
     let _writer = Writer::spawn(stage.clone(), id, handoff.clone(), state.clone());
-    let context =
-        ArchiverContext { id, stage: stage.clone(), state, handoff, errors: LogRateLimit::new(ERROR_REPORT_INTERVAL) };
-    let consumer: BaseConsumer<ArchiverContext> = match client_config(&stage.config, id).create_with_context(context) {
-        Ok(consumer) => consumer,
-        Err(error) => {
-            tracing::error!(consumer = id, %error, "creating the kafka consumer failed");
-            stage.shutdown.fail();
-            return;
-        }
+    let context = |tokens| ArchiverContext {
+        id,
+        stage: stage.clone(),
+        state,
+        handoff,
+        errors: LogRateLimit::new(ERROR_REPORT_INTERVAL),
+        tokens,
     };
+    let consumer: BaseConsumer<ArchiverContext> =
+        match crate::kafka::create_with(&client_config(&stage.config, id), context) {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                tracing::error!(consumer = id, %error, "creating the kafka consumer failed");
+                stage.shutdown.fail();
+                return;
+            }
+        };
+    // A snapshot's consumers ask for their committed offsets before they first poll.
+    crate::kafka::take_first_token(&consumer, &consumer.context().tokens);
     // Patterns (^...) go to librdkafka as written: it matches them against the cluster's topics
     // at each metadata refresh, so topics created later join the subscription.
     let topics: Vec<&str> = stage.config.consumer.topic_whitelist.entries().collect();

@@ -108,7 +108,9 @@ impl SnapshotPlan {
         // At the log end a fetch waits this long for new records before the broker answers; the
         // answer is what tells where the end is (see read_to_log_end).
         client.set("fetch.wait.max.ms", "10");
-        let client: BaseConsumer<PlanContext> = client.create_with_context(PlanContext).map_err(PlanError::Client)?;
+        let client: BaseConsumer<PlanContext> =
+            crate::kafka::create_with(&client, |tokens| PlanContext { tokens }).map_err(PlanError::Client)?;
+        crate::kafka::take_first_token(&client, &client.context().tokens);
         let mut spans = BTreeMap::new();
         for topic in &snapshot_topics(&client, &config.consumer.topic_whitelist)? {
             let topic = topic.as_str();
@@ -249,9 +251,20 @@ fn read_to_log_end(
 }
 
 /// The planning client's context: the log ends it reads to are expected, not errors.
-struct PlanContext;
+struct PlanContext {
+    tokens: crate::kafka::Tokens,
+}
 
 impl rdkafka::ClientContext for PlanContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        self.tokens.generate(config)
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if !is_log_end(&error) {
             tracing::warn!(%error, reason, "kafka client error while planning the snapshot");

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -119,7 +119,7 @@ pub fn commit(client: &ClientConfig, translations: &[Translation]) -> Result<(),
         let kafka = |error| GroupError::Kafka { group: group.to_string(), error };
         let mut client = client.clone();
         client.set("group.id", group).set("enable.auto.commit", "false");
-        let consumer: BaseConsumer = client.create().map_err(kafka)?;
+        let consumer = crate::kafka::consumer(&client).map_err(kafka)?;
         let list = consumer.fetch_group_list(Some(group), Duration::from_secs(30)).map_err(kafka)?;
         let members = list.groups().iter().map(|g| g.members().len()).sum::<usize>();
         if members > 0 {

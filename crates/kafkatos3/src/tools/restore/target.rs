@@ -6,13 +6,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::kafka::ToolContext;
 
 use crate::names::TopicPartition;
 
@@ -43,7 +45,7 @@ pub struct TargetRecord {
 }
 
 /// `fetch_watermarks`, retried for a while: a topic just created has no leader for a moment.
-fn watermarks(consumer: &BaseConsumer, tp: &TopicPartition) -> Result<(i64, i64), TargetError> {
+fn watermarks(consumer: &BaseConsumer<ToolContext>, tp: &TopicPartition) -> Result<(i64, i64), TargetError> {
     let deadline = Instant::now() + METADATA_TIMEOUT;
     loop {
         match consumer.fetch_watermarks(&tp.topic, tp.partition, METADATA_TIMEOUT) {
@@ -67,7 +69,7 @@ impl Target {
     /// The partition count of each topic that exists. Asks for every topic's metadata, since
     /// asking for one by name makes a broker with auto-creation create it.
     pub fn partition_counts(&self) -> Result<BTreeMap<String, i32>, TargetError> {
-        let consumer: BaseConsumer = self.client.create()?;
+        let consumer = crate::kafka::consumer(&self.client)?;
         let metadata = consumer.fetch_metadata(None, METADATA_TIMEOUT)?;
         // A topic the broker reports with an error (still being created, being deleted) is not
         // there yet for a restore.
@@ -85,7 +87,7 @@ impl Target {
         topics: &[(String, i32)],
         runtime: &tokio::runtime::Runtime,
     ) -> Result<(), TargetError> {
-        let admin: AdminClient<DefaultClientContext> = self.client.create()?;
+        let admin = crate::kafka::admin(&self.client)?;
         let new: Vec<NewTopic> =
             topics.iter().map(|(name, count)| NewTopic::new(name, *count, TopicReplication::Fixed(-1))).collect();
         let results = runtime.block_on(admin.create_topics(&new, &AdminOptions::new()))?;
@@ -121,7 +123,7 @@ impl Target {
         runtime: &tokio::runtime::Runtime,
     ) -> Result<BTreeMap<String, BTreeMap<String, String>>, TargetError> {
         const WANTED: [&str; 3] = ["message.timestamp.type", "retention.ms", "max.message.bytes"];
-        let admin: AdminClient<DefaultClientContext> = self.client.create()?;
+        let admin = crate::kafka::admin(&self.client)?;
         let specifiers: Vec<ResourceSpecifier> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
         let results = runtime.block_on(admin.describe_configs(&specifiers, &AdminOptions::new()))?;
         let mut settings = BTreeMap::new();
@@ -157,7 +159,7 @@ impl Target {
 
     /// The first offset each partition still holds (its log start).
     pub fn start_offsets(&self, partitions: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, i64>, TargetError> {
-        let consumer: BaseConsumer = self.client.create()?;
+        let consumer = crate::kafka::consumer(&self.client)?;
         let mut starts = BTreeMap::new();
         for tp in partitions {
             let (low, _) = watermarks(&consumer, tp)?;
@@ -194,7 +196,7 @@ impl Target {
     }
 
     /// A consumer that only reads assigned partitions (no group, no commits).
-    fn reader(&self) -> Result<BaseConsumer, TargetError> {
+    fn reader(&self) -> Result<BaseConsumer<ToolContext>, TargetError> {
         let mut client = self.client.clone();
         client
             .set("group.id", "kafkatos3-restore-probe")
@@ -204,7 +206,7 @@ impl Target {
             // The end of an empty partition is known when a fetch returns: do not let the broker
             // hold the fetch for records that are not coming.
             .set("fetch.wait.max.ms", "10");
-        Ok(client.create()?)
+        Ok(crate::kafka::consumer(&client)?)
     }
 
     fn topic_ends(
@@ -251,9 +253,20 @@ pub struct Deliveries {
     pub failed: Mutex<Option<(TopicPartition, KafkaError)>>,
     /// Set with `failed`, read by the workers at every record: they stop producing.
     pub any_failed: AtomicBool,
+    /// The producer's OAUTHBEARER tokens (Amazon MSK IAM).
+    pub tokens: crate::kafka::Tokens,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        self.tokens.generate(config)
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
@@ -302,5 +315,5 @@ pub fn producer(
             client.set(key, value);
         }
     }
-    client.create_with_context(Deliveries::default())
+    crate::kafka::create_with(&client, |tokens| Deliveries { tokens, ..Deliveries::default() })
 }

@@ -202,8 +202,8 @@ pub fn kafka_watermarks<'a>(
     (HashMap<TopicPartition, (i64, i64)>, Vec<(TopicPartition, rdkafka::error::KafkaError)>),
     rdkafka::error::KafkaError,
 > {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = client.create()?;
+    use rdkafka::consumer::Consumer;
+    let consumer = crate::kafka::consumer(client)?;
     let (mut marks, mut unknown) = (HashMap::new(), Vec::new());
     for tp in partitions {
         match consumer.fetch_watermarks(&tp.topic, tp.partition, std::time::Duration::from_secs(10)) {
