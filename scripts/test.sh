@@ -25,6 +25,7 @@
 #   KAFKATOS3_TEST_INFRA_DIR      this run's state dir (pid files, kafka.log, s3.log, s3-data/)
 #   KAFKATOS3_TEST_SCRIPTS        absolute path of scripts/infra (start-/stop-kafka.sh, start-/stop-s3.sh, ...)
 #   KAFKATOS3_TEST_PYTHON         the python3 that has boto3, confluent-kafka and the original kafkatos3 0.2.0
+#   KAFKATOS3_TEST_AZURITE        Azurite's azurite-blob (the az:// store test starts its own on a free port)
 # plus the settings the infra scripts read, so that they act on this run's services when a test calls them:
 #   KAFKATOS3_INFRA_DIR, KAFKA_PORT, S3_PORT, S3_ACCESS_KEY, S3_SECRET_KEY (the S3 data dir is derived from
 #   KAFKATOS3_INFRA_DIR, so a private instance started with another KAFKATOS3_INFRA_DIR gets its own data).
@@ -137,6 +138,8 @@ export KAFKATOS3_TEST_INFRA_DIR="$STATE"
 export KAFKATOS3_TEST_SCRIPTS="$ROOT/scripts/infra"
 KAFKATOS3_TEST_PYTHON="$(command -v python3)"
 export KAFKATOS3_TEST_PYTHON
+KAFKATOS3_TEST_AZURITE="$("$ROOT/scripts/infra/install-azurite.sh")"
+export KAFKATOS3_TEST_AZURITE
 log "broker $KAFKATOS3_TEST_BOOTSTRAP, s3 $KAFKATOS3_TEST_S3_ENDPOINT (bucket $BUCKET), state $STATE"
 
 # --- tests -------------------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ impl ConsumerState {
             return;
         }
         let keep = self.open_file_share / 2;
-        let mut open: Vec<&mut PartitionSpool> = self.spools_mut().filter(|s| s.holds_open_file()).collect();
+        let mut open: Vec<&mut PartitionSpool> = self.spools_mut().filter(|s| s.needs_descriptor()).collect();
         if open.len() > keep {
             open.sort_unstable_by_key(|s| s.used_at);
             let surplus = open.len() - keep;
@@ -67,7 +67,7 @@ impl ConsumerState {
 
     /// Counts the files held open again (at each flush tick, which closes the idle ones).
     pub fn recount_open_files(&mut self) {
-        self.open_files = self.spools().filter(|s| s.holds_open_file()).count();
+        self.open_files = self.spools().filter(|s| s.needs_descriptor()).count();
     }
 
     pub fn spools_mut(&mut self) -> impl Iterator<Item = &mut PartitionSpool> {
@@ -174,7 +174,7 @@ mod tests {
             for partition in 0..100 {
                 let stamp = state.next_batch();
                 let spool = state.topics["t"].get(&partition).unwrap();
-                if !spool.holds_open_file() {
+                if !spool.needs_descriptor() {
                     state.opening();
                 }
                 let spool = state.topics.get_mut("t").unwrap().get_mut(&partition).unwrap();
@@ -189,7 +189,7 @@ mod tests {
                     headers: NO_HEADERS,
                 };
                 spool.append(&record, 1.0).unwrap();
-                let open = state.spools().filter(|s| s.holds_open_file()).count();
+                let open = state.spools().filter(|s| s.needs_descriptor()).count();
                 assert!(open <= share, "{open} files open or to be opened, share {share}");
             }
             // The flush interval writes out what the appends buffered: it reopens only files
@@ -198,10 +198,10 @@ mod tests {
                 spool.flush_and_release().unwrap();
             }
             state.recount_open_files();
-            let open = state.spools().filter(|s| s.holds_open_file()).count();
+            let open = state.spools().filter(|s| s.needs_descriptor()).count();
             assert!(open <= share, "after the flush: {open} files open, share {share}");
         }
-        let open: Vec<i32> = state.spools().filter(|s| s.holds_open_file()).map(|s| s.tp.partition).collect();
+        let open: Vec<i32> = state.spools().filter(|s| s.needs_descriptor()).map(|s| s.tp.partition).collect();
         assert!(open.contains(&99) && open.contains(&98), "the most recently written stay open: {open:?}");
         assert!(!open.contains(&0), "the least recently written were closed: {open:?}");
         for spool in state.spools_mut() {

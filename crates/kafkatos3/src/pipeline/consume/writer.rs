@@ -99,7 +99,7 @@ fn write_batch(stage: &Consumers, batch: &Batch, state: &mut ConsumerState) -> b
                 spool.publish_consumed();
             }
             let owned = state.topics.get(entry.topic).and_then(|p| p.get(&entry.partition));
-            if owned.is_some_and(|s| !s.holds_open_file()) {
+            if owned.is_some_and(|s| !s.needs_descriptor()) {
                 // The append opens (or creates) its file: room is made first, within the limit.
                 state.opening();
             }

@@ -361,7 +361,7 @@ impl PartitionSpool {
     /// Whether the partition holds a file descriptor, or will at its next flush: records taken
     /// since the last durability point are written out then, which opens a closed file again.
     /// What the consumer's share of the open-files limit counts.
-    pub fn holds_open_file(&self) -> bool {
+    pub fn needs_descriptor(&self) -> bool {
         self.writer.as_ref().is_some_and(|w| w.is_file_open() || w.is_dirty())
     }
 

@@ -1,0 +1,143 @@
+//! End to end with the archive in Azure Blob Storage (`[store] url = az://container/prefix`),
+//! against Azurite, Microsoft's emulator of the Blob REST API (Shared Key authentication,
+//! `If-None-Match: *` on Put Blob): two daemons of one group, one of them killed -9 and restarted,
+//! every record once, and the tools reading the archive by its URL.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Azurite's development account and its published key (every Azurite has them).
+const ACCOUNT: &str = "devstoreaccount1";
+const KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// An in-memory Azurite blob server on a free port, killed when dropped.
+struct Azurite {
+    child: Child,
+    endpoint: String,
+}
+
+impl Azurite {
+    fn start() -> Azurite {
+        let bin = std::env::var("KAFKATOS3_TEST_AZURITE").expect("KAFKATOS3_TEST_AZURITE (scripts/test.sh sets it)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args(["--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--silent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start azurite-blob");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "azurite did not listen on {port} within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Azurite { child, endpoint: format!("http://127.0.0.1:{port}") }
+    }
+
+    fn create_container(&self, name: &str) {
+        let scripts = std::path::PathBuf::from(required("KAFKATOS3_TEST_SCRIPTS"));
+        let python = std::env::var("KAFKATOS3_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = Command::new(python)
+            .arg(scripts.join("azurite-mkcontainer.py"))
+            .args([&self.endpoint, name])
+            .output()
+            .expect("azurite-mkcontainer.py");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// How a user points kafkatos3 at Azurite: object_store's emulator switch and its address.
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![("AZURE_STORAGE_USE_EMULATOR", "true".into()), ("AZURITE_BLOB_STORAGE_URL", self.endpoint.clone())]
+    }
+
+    /// The test's own view of the container (explicit settings: the emulator's address is read
+    /// from the environment only, and the test's environment is shared).
+    fn store(&self, container: &str) -> Arc<dyn object_store::ObjectStore> {
+        Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::new()
+                .with_account(ACCOUNT)
+                .with_access_key(KEY)
+                .with_endpoint(format!("{}/{ACCOUNT}", self.endpoint))
+                .with_allow_http(true)
+                .with_container_name(container)
+                .build()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_archive_into_an_azure_container_exactly_once_through_a_kill_and_the_tools_read_it() {
+    let azurite = Azurite::start();
+    azurite.create_container("archive");
+    let vars = azurite.vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env();
+    let topic = unique("e2e-azure");
+    create_topic(&env, &topic, 4).await;
+    let mut produced = ByPartition::new();
+    produce(&env, &topic, 4, 0, 400, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = "az://archive/nightly";
+    let group = unique("g");
+    let start = |name: &str| {
+        let path = dir.path().join(format!("{name}.cfg"));
+        if !path.exists() {
+            let mut config = DaemonConfig::new(&env, &dir.path().join(name), &group, &[&topic], "unused");
+            config.store_url = Some(url.to_string());
+            config.write(&env, &path);
+        }
+        Daemon::start_args_env(&[path.as_os_str()], &dir.path().join(format!("{name}.log")), &vars)
+    };
+    let mut daemons = vec![start("first"), start("second")];
+    let store = azurite.store("archive");
+    wait_for_archive(store.clone(), "nightly", 400, Duration::from_secs(90)).await;
+    daemons.remove(0).kill9();
+    produce(&env, &topic, 4, 400, 200, &mut produced).await;
+    daemons.insert(0, start("first"));
+    produce(&env, &topic, 4, 600, 200, &mut produced).await;
+    let archive = wait_for_archive(store.clone(), "nightly", 800, Duration::from_secs(90)).await;
+    assert_exactly_once(&produced, &archive);
+    let logs: Vec<String> = daemons.iter().map(|d| d.log_tail()).collect();
+    for daemon in daemons {
+        let (status, _) = daemon.terminate(Duration::from_secs(40));
+        assert!(status.success(), "logs:\n{}", logs.join("\n"));
+    }
+    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
+    assert!(log.contains("the store refuses to overwrite a claim"), "the fence was checked: {log}");
+    assert!(!log.contains(" ERROR "), "{log}");
+
+    // The tools name the same archive by its URL, with the same environment.
+    let verify = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+        .args(["verify", "--store", url, "--deep"])
+        .envs(vars.clone())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "verify: {out}\n{}", String::from_utf8_lossy(&verify.stderr));
+    for partition in 0..4 {
+        assert!(out.contains(&format!("{topic}:{partition}")), "{out}");
+    }
+    assert!(out.contains("clean"), "{out}");
+    let ls = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+        .args(["ls", "--store", "az://archive", "--prefix", "nightly", "--json"])
+        .envs(vars.clone())
+        .output()
+        .unwrap();
+    assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
+    assert!(String::from_utf8_lossy(&ls.stdout).contains(&topic));
+}
