@@ -111,6 +111,19 @@ async fn each_sasl_mechanism_and_tls_alone_carry_a_snapshot() {
     }
 }
 
+/// SIGTERM to a daemon that has been failing to log in: it stops cleanly and at once, and its log
+/// has exactly one error line, naming `expected` and the retry. The log's text.
+fn stop_with_one_error_line(name: &str, daemon: Daemon, log: &Path, expected: &str) -> String {
+    let (status, took) = daemon.terminate(Duration::from_secs(20));
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(status.success(), "{name}: still running and stopping cleanly on SIGTERM, got {status}:\n{text}");
+    assert!(took < Duration::from_secs(5), "{name}: stopped in {took:?}, no hang:\n{text}");
+    let errors: Vec<&str> = text.lines().filter(|line| line.contains(" ERROR ")).collect();
+    assert_eq!(errors.len(), 1, "{name}: one error line, not one per attempt:\n{text}");
+    assert!(errors[0].contains(expected) && errors[0].contains("retrying"), "{name}: {}", errors[0]);
+    text
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_or_an_untrusted_ca_is_one_clear_error_line_retried_until_stopped() {
     let broker = SecureBroker::start("sasl_ssl", "none");
@@ -149,13 +162,7 @@ async fn a_wrong_password_or_an_untrusted_ca_is_one_clear_error_line_retried_unt
     // reports, so exactly one line is expected.
     std::thread::sleep(Duration::from_secs(4));
     for (name, expected, log, daemon) in running {
-        let (status, took) = daemon.terminate(Duration::from_secs(20));
-        let text = std::fs::read_to_string(&log).unwrap();
-        assert!(status.success(), "{name}: still running and stopping cleanly on SIGTERM, got {status}:\n{text}");
-        assert!(took < Duration::from_secs(5), "{name}: stopped in {took:?}, no hang:\n{text}");
-        let errors: Vec<&str> = text.lines().filter(|line| line.contains(" ERROR ")).collect();
-        assert_eq!(errors.len(), 1, "{name}: one error line, not one per attempt:\n{text}");
-        assert!(errors[0].contains(expected) && errors[0].contains("retrying"), "{name}: {}", errors[0]);
+        let text = stop_with_one_error_line(name, daemon, &log, expected);
         let about_kafka = ["librdkafka", "client error", "consumer error"];
         let about_kafka =
             text.lines().filter(|l| l.contains(" WARN ") && about_kafka.iter().any(|what| l.contains(what))).count();
@@ -281,12 +288,6 @@ async fn msk_iam_tokens_carry_the_daemon_and_verify_and_bad_aws_credentials_are_
     }
     std::thread::sleep(Duration::from_secs(6));
     for (name, expected, log, daemon) in running {
-        let (status, took) = daemon.terminate(Duration::from_secs(20));
-        let text = std::fs::read_to_string(&log).unwrap();
-        assert!(status.success(), "{name}: still running and stopping cleanly on SIGTERM, got {status}:\n{text}");
-        assert!(took < Duration::from_secs(5), "{name}: stopped in {took:?}, no hang:\n{text}");
-        let errors: Vec<&str> = text.lines().filter(|line| line.contains(" ERROR ")).collect();
-        assert_eq!(errors.len(), 1, "{name}: one error line, not one per attempt:\n{text}");
-        assert!(errors[0].contains(expected) && errors[0].contains("retrying"), "{name}: {}", errors[0]);
+        stop_with_one_error_line(name, daemon, &log, expected);
     }
 }

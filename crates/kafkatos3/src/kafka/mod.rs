@@ -46,6 +46,22 @@ impl Tokens {
     }
 }
 
+/// The token-refresh items of a `ClientContext` impl whose type has a `tokens: Tokens` field: the
+/// refresh is taken (see the module doc) and answered with those tokens.
+macro_rules! answer_token_refreshes {
+    () => {
+        const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+        fn generate_oauth_token(
+            &self,
+            config: Option<&str>,
+        ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+            self.tokens.generate(config)
+        }
+    };
+}
+pub(crate) use answer_token_refreshes;
+
 /// `config` as librdkafka takes it, and where its tokens come from: `sasl.mechanism =
 /// AWS_MSK_IAM` becomes OAUTHBEARER signed with this process's AWS credentials.
 pub fn prepare(config: &ClientConfig) -> Result<(ClientConfig, Tokens), KafkaError> {
@@ -118,11 +134,7 @@ pub struct ToolContext {
 }
 
 impl ClientContext for ToolContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(&self, config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        self.tokens.generate(config)
-    }
+    answer_token_refreshes!();
 }
 
 impl ConsumerContext for ToolContext {}

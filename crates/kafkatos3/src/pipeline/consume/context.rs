@@ -90,14 +90,7 @@ pub fn is_log_end(error: &KafkaError) -> bool {
 }
 
 impl ClientContext for ArchiverContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        config: Option<&str>,
-    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        self.tokens.generate(config)
-    }
+    crate::kafka::answer_token_refreshes!();
 
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         use rdkafka::config::RDKafkaLogLevel as L;

@@ -256,14 +256,7 @@ struct PlanContext {
 }
 
 impl rdkafka::ClientContext for PlanContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        config: Option<&str>,
-    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        self.tokens.generate(config)
-    }
+    crate::kafka::answer_token_refreshes!();
 
     fn error(&self, error: KafkaError, reason: &str) {
         if !is_log_end(&error) {

@@ -258,14 +258,7 @@ pub struct Deliveries {
 }
 
 impl ClientContext for Deliveries {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        config: Option<&str>,
-    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        self.tokens.generate(config)
-    }
+    crate::kafka::answer_token_refreshes!();
 }
 
 impl ProducerContext for Deliveries {
