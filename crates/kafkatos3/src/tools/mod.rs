@@ -5,11 +5,14 @@
 //! - [`parse`]: `kafkatos3_parse` / `kafkatos3 parse`: print one archive object or MAK file.
 //! - [`verify`]: `kafkatos3 verify`: check a whole archive.
 //! - [`ls`]: `kafkatos3 ls`: what an archive holds per topic and partition.
+//! - [`export`]: `kafkatos3 export`: the archive as Parquet for query engines (being built: the
+//!   Parquet encoding so far).
 //! - [`restore`]: `kafkatos3 restore`: the archive produced back into Kafka, exactly once.
 //! - [`source`]: the flags that name the archive a tool reads (config file, bucket, prefix, keys).
 //! - [`progress`]: how far `verify` and `ls` are, on stderr.
 //! - [`rotate`]: `kafkatos3_rotate`: seal the in-progress files of a stopped daemon.
 
+pub mod export;
 pub mod ls;
 pub mod parse;
 pub mod progress;

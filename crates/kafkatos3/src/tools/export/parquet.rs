@@ -1,0 +1,184 @@
+//! Archived records as Parquet: the table shape Spark's and Redpanda's Kafka tables use, lossless
+//! (a null key stays null, an empty one empty; headers in order, duplicates kept), for any engine
+//! that reads Parquet (DuckDB, Spark, Trino, Athena).
+//!
+//! One [`ParquetFile`] collects the records of one output file and encodes them in one piece:
+//! zstd pages, row groups of [`ROW_GROUP_ROWS`], statistics on `partition`, `offset` and
+//! `timestamp` (what engines prune on) and none on the payload columns (large, and useless for
+//! pruning). The same records always give the same bytes, so a re-run writes identical files.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder, TimestampMillisecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use mak::v2::{Record, TimestampType};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+/// Rows per row group: large enough for zstd and for engines' per-group overhead, small enough
+/// that one group of ~1 KiB records stays within tens of MiB while it is encoded.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// zstd level of the pages: the archive's own default.
+const ZSTD_LEVEL: i32 = 3;
+
+/// What goes in the value columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueFormat {
+    /// `value` as the bytes Kafka held.
+    #[default]
+    Raw,
+    /// Also `value_text`: the value as UTF-8 text (null where it is not), for engines' JSON
+    /// functions.
+    Json,
+}
+
+/// The columns, in order.
+pub fn schema(values: ValueFormat) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("offset", DataType::Int64, false),
+        Field::new("timestamp", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+        Field::new("timestamp_type", DataType::Utf8, true),
+        Field::new("key", DataType::Binary, true),
+        Field::new("value", DataType::Binary, true),
+        Field::new("headers", DataType::List(Arc::new(header_element())), false),
+    ];
+    if values == ValueFormat::Json {
+        fields.push(Field::new("value_text", DataType::Utf8, true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// One header: its key (never null in Kafka) and its value (null allowed).
+fn header_fields() -> Fields {
+    Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Binary, true)])
+}
+
+/// The list's element, named as the Parquet spec's LIST type names it.
+fn header_element() -> Field {
+    Field::new("element", DataType::Struct(header_fields()), false)
+}
+
+/// The records of one output file, in the order added.
+pub struct ParquetFile {
+    values: ValueFormat,
+    topic: StringBuilder,
+    partition: Int32Builder,
+    offset: Int64Builder,
+    timestamp: TimestampMillisecondBuilder,
+    timestamp_type: StringBuilder,
+    key: BinaryBuilder,
+    value: BinaryBuilder,
+    headers: ListBuilder<StructBuilder>,
+    value_text: StringBuilder,
+    rows: usize,
+}
+
+impl ParquetFile {
+    pub fn new(values: ValueFormat) -> Self {
+        let element = StructBuilder::from_fields(header_fields(), 0);
+        ParquetFile {
+            values,
+            topic: StringBuilder::new(),
+            partition: Int32Builder::new(),
+            offset: Int64Builder::new(),
+            timestamp: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            timestamp_type: StringBuilder::new(),
+            key: BinaryBuilder::new(),
+            value: BinaryBuilder::new(),
+            headers: ListBuilder::new(element).with_field(Arc::new(header_element())),
+            value_text: StringBuilder::new(),
+            rows: 0,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Adds `record` of `topic`/`partition`. A record without a timestamp (MAK v1, or a producer
+    /// that set none) has a null `timestamp` and `timestamp_type`.
+    pub fn push(&mut self, topic: &str, partition: i32, record: &Record<'_>) {
+        self.topic.append_value(topic);
+        self.partition.append_value(partition);
+        self.offset.append_value(record.offset);
+        match record.timestamp_type {
+            TimestampType::NotAvailable => {
+                self.timestamp.append_null();
+                self.timestamp_type.append_null();
+            }
+            TimestampType::CreateTime => {
+                self.timestamp.append_value(record.timestamp);
+                self.timestamp_type.append_value("CreateTime");
+            }
+            TimestampType::LogAppendTime => {
+                self.timestamp.append_value(record.timestamp);
+                self.timestamp_type.append_value("LogAppendTime");
+            }
+        }
+        self.key.append_option(record.key);
+        self.value.append_option(record.value);
+        let element = self.headers.values();
+        for (key, value) in record.headers {
+            element.field_builder::<StringBuilder>(0).expect("header key column").append_value(key);
+            element.field_builder::<BinaryBuilder>(1).expect("header value column").append_option(value);
+            element.append(true);
+        }
+        self.headers.append(true);
+        if self.values == ValueFormat::Json {
+            self.value_text.append_option(record.value.and_then(|v| std::str::from_utf8(v).ok()));
+        }
+        self.rows += 1;
+    }
+
+    /// The Parquet file's bytes. `metadata`: key-value pairs of the file's footer (where the
+    /// records came from).
+    pub fn encode(mut self, metadata: &[(&str, String)]) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+        let schema = schema(self.values);
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.topic.finish()),
+            Arc::new(self.partition.finish()),
+            Arc::new(self.offset.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.timestamp_type.finish()),
+            Arc::new(self.key.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.headers.finish()),
+        ];
+        if self.values == ValueFormat::Json {
+            columns.push(Arc::new(self.value_text.finish()));
+        }
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        let mut out = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut out, schema, Some(properties(metadata)))?;
+        writer.write(&batch)?;
+        writer.close()?;
+        Ok(out)
+    }
+}
+
+fn properties(metadata: &[(&str, String)]) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("a zstd level")))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_created_by(concat!("kafkatos3 ", env!("CARGO_PKG_VERSION")).to_string())
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_key_value_metadata(Some(
+            metadata.iter().map(|(k, v)| parquet::file::metadata::KeyValue::new(k.to_string(), v.clone())).collect(),
+        ));
+    for column in ["partition", "offset", "timestamp"] {
+        builder = builder.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::Page);
+    }
+    // One topic per file: its dictionary page is the whole column.
+    builder.set_column_statistics_enabled(ColumnPath::from("topic"), EnabledStatistics::Chunk).build()
+}
+
+#[cfg(test)]
+mod tests;
