@@ -116,15 +116,16 @@ pub fn take_first_token<C: ConsumerContext>(consumer: &BaseConsumer<C>, tokens: 
 /// An admin client. rdkafka's admin client never polls the queue librdkafka asks for tokens on,
 /// so an MSK IAM login cannot be handed one: refused at once, naming what to do instead.
 pub fn admin(config: &ClientConfig) -> KafkaResult<rdkafka::admin::AdminClient<ToolContext>> {
-    let admin: rdkafka::admin::AdminClient<ToolContext> = create(config)?;
-    if matches!(admin.inner().context().tokens, Tokens::MskIam(_)) {
+    // Refused before a client (and its broker connections) is made for nothing.
+    let (config, tokens) = prepare(config)?;
+    if matches!(tokens, Tokens::MskIam(_)) {
         return Err(KafkaError::ClientCreation(
             "Amazon MSK IAM: topics cannot be created or described with this login (rdkafka's admin client \
              cannot take an IAM token); create them beforehand"
                 .into(),
         ));
     }
-    Ok(admin)
+    rdkafka::admin::AdminClient::from_config_and_context(&config, ToolContext { tokens })
 }
 
 /// The context of the tools' clients: librdkafka's logs and errors as rdkafka's default context
