@@ -32,7 +32,8 @@ impl Location {
         &self.prefix
     }
 
-    pub(super) fn key(&self, rest: String) -> ObjectPath {
+    /// `<prefix>/<rest>`.
+    pub fn key(&self, rest: String) -> ObjectPath {
         if self.prefix.is_empty() {
             ObjectPath::from(rest)
         } else {

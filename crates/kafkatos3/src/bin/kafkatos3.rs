@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use kafkatos3::tools::source::{ArchiveArgs, Source, SourceError};
-use kafkatos3::tools::{ls, restore, verify};
+use kafkatos3::tools::{export, ls, restore, verify};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +38,11 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Produce archived records back into Kafka, exactly once at the target across restarts.
     Restore(Box<restore::cli::RestoreArgs>),
+    /// Write the archive's records as a Parquet dataset (Hive-style folders by topic and hour)
+    /// that DuckDB, Spark, Trino and Athena read: each record exactly once, across restarts and
+    /// with --follow as the archive grows. Exit status 0 only when every selected partition was
+    /// exported.
+    Export(Box<export::cli::ExportArgs>),
     /// Print the header and records of a MAK file (any version, codec or encryption), from a
     /// local path or s3://bucket/key: the same as kafkatos3_parse.
     Parse(kafkatos3::tools::parse::cli::ParseArgs),
@@ -123,6 +128,7 @@ fn main() -> ExitCode {
         (Some(Command::Ls(ls)), _) => run_ls(ls),
         (Some(Command::Snapshot(snapshot)), _) => run_snapshot(&snapshot),
         (Some(Command::Restore(restore)), _) => run_restore(&restore),
+        (Some(Command::Export(export)), _) => run_export(&export),
         (Some(Command::Parse(parse)), _) => run_parse(&parse),
         (None, Some(configfile)) => run_daemon(configfile),
         (None, None) => {
@@ -302,6 +308,30 @@ fn run_restore(args: &restore::cli::RestoreArgs) -> ExitCode {
         }
         Err(error) => {
             eprintln!("kafkatos3 restore: {error}");
+            ExitCode::from(if error.is_usage() { 2 } else { 1 })
+        }
+    }
+}
+
+fn run_export(args: &export::cli::ExportArgs) -> ExitCode {
+    match export::cli::run(args, kafkatos3::daemon::signals()) {
+        Ok(report) => {
+            for warning in &report.warnings {
+                eprintln!("kafkatos3 export: warning: {warning}");
+            }
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("a report is plain data"));
+            } else {
+                print!("{}", report.render());
+            }
+            if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("kafkatos3 export: {error}");
             ExitCode::from(if error.is_usage() { 2 } else { 1 })
         }
     }

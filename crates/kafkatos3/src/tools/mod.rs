@@ -9,6 +9,8 @@
 //!   Parquet encoding so far).
 //! - [`restore`]: `kafkatos3 restore`: the archive produced back into Kafka, exactly once.
 //! - [`source`]: the flags that name the archive a tool reads (config file, bucket, prefix, keys).
+//! - [`selection`]: the flags that select archived records (topics, partitions, offsets, times)
+//!   and the cut they make of a partition.
 //! - [`progress`]: how far `verify` and `ls` are, on stderr.
 //! - [`rotate`]: `kafkatos3_rotate`: seal the in-progress files of a stopped daemon.
 
@@ -18,5 +20,6 @@ pub mod parse;
 pub mod progress;
 pub mod restore;
 pub mod rotate;
+pub mod selection;
 pub mod source;
 pub mod verify;

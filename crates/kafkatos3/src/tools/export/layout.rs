@@ -6,9 +6,10 @@
 //! objects, producers that set none) go under Hive's default partition
 //! (`date=__HIVE_DEFAULT_PARTITION__/hour=__HIVE_DEFAULT_PARTITION__`), which engines read as null.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 
 use mak::v2::{Record, TimestampType};
+use parquet::errors::ParquetError;
 
 use super::parquet::{ParquetFile, ValueFormat};
 
@@ -54,38 +55,54 @@ pub fn file_key(topic: &str, partition: i32, hour: Hour, first: i64, last: i64) 
     format!("topic={topic}/{}/{partition:05}-{first:020}-{last:020}.parquet", hour.folder())
 }
 
-/// One archive object's records, split by hour into Parquet files.
-pub struct ObjectExport {
+/// One file of an export: its key under the export's root, its bytes, its records.
+#[derive(Debug)]
+pub struct ExportFile {
+    pub key: String,
+    pub bytes: Vec<u8>,
+    pub rows: usize,
+}
+
+/// A run of one archive object's records (consecutive in the object), split by hour into
+/// Parquet files.
+pub struct RunExport {
     topic: String,
     partition: i32,
     values: ValueFormat,
+    /// The archive object's key, kept in each file's footer.
+    source: String,
     /// Per hour: the file and its first and last offsets.
     hours: BTreeMap<Hour, (ParquetFile, i64, i64)>,
 }
 
-impl ObjectExport {
-    pub fn new(topic: &str, partition: i32, values: ValueFormat) -> Self {
-        ObjectExport { topic: topic.to_string(), partition, values, hours: BTreeMap::new() }
+impl RunExport {
+    pub fn new(topic: &str, partition: i32, values: ValueFormat, source: &str) -> Self {
+        let (topic, source) = (topic.to_string(), source.to_string());
+        RunExport { topic, partition, values, source, hours: BTreeMap::new() }
     }
 
-    pub fn push(&mut self, record: &Record<'_>) {
-        let (file, _, last) = self
-            .hours
-            .entry(Hour::of(record))
-            .or_insert_with(|| (ParquetFile::new(self.values), record.offset, record.offset));
-        file.push(&self.topic, self.partition, record);
+    pub fn push(&mut self, record: &Record<'_>) -> Result<(), ParquetError> {
+        let (file, _, last) = match self.hours.entry(Hour::of(record)) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let metadata = [("kafkatos3.source", self.source.clone())];
+                entry.insert((ParquetFile::new(self.values, &metadata)?, record.offset, record.offset))
+            }
+        };
+        file.push(&self.topic, self.partition, record)?;
         *last = record.offset;
+        Ok(())
     }
 
-    /// The files: key and bytes, in key order. `source`: the archive object's key, kept in each
-    /// file's footer.
-    pub fn finish(self, source: &str) -> Result<Vec<(String, Vec<u8>)>, parquet::errors::ParquetError> {
-        let metadata = [("kafkatos3.source", source.to_string())];
+    /// The files, in key order.
+    pub fn finish(self) -> Result<Vec<ExportFile>, ParquetError> {
         let mut files = Vec::with_capacity(self.hours.len());
         for (hour, (file, first, last)) in self.hours {
-            files.push((file_key(&self.topic, self.partition, hour, first, last), file.encode(&metadata)?));
+            let rows = file.rows();
+            let key = file_key(&self.topic, self.partition, hour, first, last);
+            files.push(ExportFile { key, bytes: file.finish()?, rows });
         }
-        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(files)
     }
 }
@@ -115,14 +132,14 @@ mod tests {
     fn an_object_spanning_hours_gives_one_file_per_hour_named_by_its_offsets_there() {
         let hour = 3_600_000;
         let base = 1_796_605_200_000; // 2026-12-07T01:00:00Z
-        let mut export = ObjectExport::new("orders", 3, ValueFormat::Raw);
+        let mut export = RunExport::new("orders", 3, ValueFormat::Raw, "orders/3/x");
         // Timestamps need not follow offsets: producers set them.
         for (offset, ms) in [(100, base), (101, base + hour), (102, base + 10), (103, base + hour + 5)] {
-            export.push(&record(offset, ms, TimestampType::CreateTime));
+            export.push(&record(offset, ms, TimestampType::CreateTime)).unwrap();
         }
-        export.push(&record(104, -1, TimestampType::NotAvailable));
-        let files = export.finish("orders/3/x").unwrap();
-        let keys: Vec<&str> = files.iter().map(|(k, _)| k.as_str()).collect();
+        export.push(&record(104, -1, TimestampType::NotAvailable)).unwrap();
+        let files = export.finish().unwrap();
+        let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
         assert_eq!(
             keys,
             vec![
@@ -131,6 +148,7 @@ mod tests {
                 "topic=orders/date=__HIVE_DEFAULT_PARTITION__/hour=__HIVE_DEFAULT_PARTITION__/00003-00000000000000000104-00000000000000000104.parquet",
             ]
         );
-        assert!(files.iter().all(|(_, bytes)| bytes.starts_with(b"PAR1")));
+        assert_eq!(files.iter().map(|f| f.rows).collect::<Vec<_>>(), [2, 2, 1]);
+        assert!(files.iter().all(|f| f.bytes.starts_with(b"PAR1")));
     }
 }

@@ -2,8 +2,8 @@
 //! (a null key stays null, an empty one empty; headers in order, duplicates kept), for any engine
 //! that reads Parquet (DuckDB, Spark, Trino, Athena).
 //!
-//! One [`ParquetFile`] collects the records of one output file and encodes them in one piece:
-//! zstd pages, row groups of [`ROW_GROUP_ROWS`], statistics on `partition`, `offset` and
+//! One [`ParquetFile`] collects the records of one output file and encodes them row group by row
+//! group: zstd pages, row groups of [`ROW_GROUP_ROWS`], statistics on `partition`, `offset` and
 //! `timestamp` (what engines prune on) and none on the payload columns (large, and useless for
 //! pruning). The same records always give the same bytes, so a re-run writes identical files.
 
@@ -17,6 +17,7 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use mak::v2::{Record, TimestampType};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
@@ -24,11 +25,15 @@ use parquet::schema::types::ColumnPath;
 /// that one group of ~1 KiB records stays within tens of MiB while it is encoded.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
+/// Payload bytes (keys, values, headers) per row group at most: a group of large records is
+/// written before its rows reach [`ROW_GROUP_ROWS`].
+pub const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
 /// zstd level of the pages: the archive's own default.
 const ZSTD_LEVEL: i32 = 3;
 
 /// What goes in the value columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ValueFormat {
     /// `value` as the bytes Kafka held.
     #[default]
@@ -36,6 +41,15 @@ pub enum ValueFormat {
     /// Also `value_text`: the value as UTF-8 text (null where it is not), for engines' JSON
     /// functions.
     Json,
+}
+
+impl ValueFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueFormat::Raw => "raw",
+            ValueFormat::Json => "json",
+        }
+    }
 }
 
 /// The columns, in order.
@@ -66,9 +80,14 @@ fn header_element() -> Field {
     Field::new("element", DataType::Struct(header_fields()), false)
 }
 
-/// The records of one output file, in the order added.
+/// The records of one output file, in the order added: collected in column builders and
+/// written as a row group (encoded and compressed into the file's bytes) every
+/// [`ROW_GROUP_ROWS`] records or [`ROW_GROUP_BYTES`] of keys, values and headers, so that a
+/// file of large records is never held uncompressed whole.
 pub struct ParquetFile {
     values: ValueFormat,
+    schema: SchemaRef,
+    writer: ArrowWriter<Vec<u8>>,
     topic: StringBuilder,
     partition: Int32Builder,
     offset: Int64Builder,
@@ -78,14 +97,26 @@ pub struct ParquetFile {
     value: BinaryBuilder,
     headers: ListBuilder<StructBuilder>,
     value_text: StringBuilder,
+    /// A row group is written at this many rows or payload bytes.
+    max_group_rows: usize,
+    max_group_bytes: usize,
+    /// In the builders, not yet written.
+    group_rows: usize,
+    group_bytes: usize,
     rows: usize,
 }
 
 impl ParquetFile {
-    pub fn new(values: ValueFormat) -> Self {
+    /// An empty file. `metadata`: key-value pairs of the file's footer (where the records came
+    /// from).
+    pub fn new(values: ValueFormat, metadata: &[(&str, String)]) -> Result<Self, ParquetError> {
+        let schema = schema(values);
+        let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties(metadata)))?;
         let element = StructBuilder::from_fields(header_fields(), 0);
-        ParquetFile {
+        Ok(ParquetFile {
             values,
+            schema,
+            writer,
             topic: StringBuilder::new(),
             partition: Int32Builder::new(),
             offset: Int64Builder::new(),
@@ -95,8 +126,19 @@ impl ParquetFile {
             value: BinaryBuilder::new(),
             headers: ListBuilder::new(element).with_field(Arc::new(header_element())),
             value_text: StringBuilder::new(),
+            max_group_rows: ROW_GROUP_ROWS,
+            max_group_bytes: ROW_GROUP_BYTES,
+            group_rows: 0,
+            group_bytes: 0,
             rows: 0,
-        }
+        })
+    }
+
+    /// Row groups of at most `rows` records or `bytes` of payload (the last record of a group
+    /// may take it over).
+    pub fn with_row_groups(mut self, rows: usize, bytes: usize) -> Self {
+        (self.max_group_rows, self.max_group_bytes) = (rows.clamp(1, ROW_GROUP_ROWS), bytes);
+        self
     }
 
     pub fn rows(&self) -> usize {
@@ -105,7 +147,7 @@ impl ParquetFile {
 
     /// Adds `record` of `topic`/`partition`. A record without a timestamp (MAK v1, or a producer
     /// that set none) has a null `timestamp` and `timestamp_type`.
-    pub fn push(&mut self, topic: &str, partition: i32, record: &Record<'_>) {
+    pub fn push(&mut self, topic: &str, partition: i32, record: &Record<'_>) -> Result<(), ParquetError> {
         self.topic.append_value(topic);
         self.partition.append_value(partition);
         self.offset.append_value(record.offset);
@@ -125,23 +167,33 @@ impl ParquetFile {
         }
         self.key.append_option(record.key);
         self.value.append_option(record.value);
+        let mut bytes = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
         let element = self.headers.values();
         for (key, value) in record.headers {
             element.field_builder::<StringBuilder>(0).expect("header key column").append_value(key);
             element.field_builder::<BinaryBuilder>(1).expect("header value column").append_option(value);
             element.append(true);
+            bytes += key.len() + value.map_or(0, <[u8]>::len);
         }
         self.headers.append(true);
         if self.values == ValueFormat::Json {
             self.value_text.append_option(record.value.and_then(|v| std::str::from_utf8(v).ok()));
+            bytes += record.value.map_or(0, <[u8]>::len);
         }
         self.rows += 1;
+        self.group_rows += 1;
+        self.group_bytes += bytes;
+        if self.group_rows >= self.max_group_rows || self.group_bytes >= self.max_group_bytes {
+            self.write_group()?;
+        }
+        Ok(())
     }
 
-    /// The Parquet file's bytes. `metadata`: key-value pairs of the file's footer (where the
-    /// records came from).
-    pub fn encode(mut self, metadata: &[(&str, String)]) -> Result<Vec<u8>, parquet::errors::ParquetError> {
-        let schema = schema(self.values);
+    /// The builders' records as one row group.
+    fn write_group(&mut self) -> Result<(), ParquetError> {
+        if self.group_rows == 0 {
+            return Ok(());
+        }
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.topic.finish()),
             Arc::new(self.partition.finish()),
@@ -155,12 +207,17 @@ impl ParquetFile {
         if self.values == ValueFormat::Json {
             columns.push(Arc::new(self.value_text.finish()));
         }
-        let batch = RecordBatch::try_new(schema.clone(), columns)?;
-        let mut out = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut out, schema, Some(properties(metadata)))?;
-        writer.write(&batch)?;
-        writer.close()?;
-        Ok(out)
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        self.writer.write(&batch)?;
+        self.writer.flush()?;
+        (self.group_rows, self.group_bytes) = (0, 0);
+        Ok(())
+    }
+
+    /// The Parquet file's bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>, ParquetError> {
+        self.write_group()?;
+        self.writer.into_inner()
     }
 }
 

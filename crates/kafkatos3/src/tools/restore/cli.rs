@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{Bound, Options, Report, RestoreError};
+use super::{Options, Report, RestoreError};
+use crate::tools::selection::SelectionArgs;
 use crate::tools::source::{ArchiveArgs, Source, SourceError};
 
 /// `kafkatos3 restore`'s arguments.
@@ -16,26 +17,8 @@ pub struct RestoreArgs {
     /// security settings apply either way)
     #[arg(long)]
     pub bootstrap: Option<String>,
-    /// Topics to restore: names or globs (*, ?, [..]); repeatable or comma-separated; default all
-    #[arg(long, value_delimiter = ',')]
-    pub topics: Vec<String>,
-    /// Partition numbers to restore; repeatable or comma-separated; default all
-    #[arg(long, value_delimiter = ',')]
-    pub partitions: Vec<i32>,
-    /// First offset to restore: OFFSET for every partition, or PARTITION:OFFSET; repeatable
-    #[arg(long, value_delimiter = ',')]
-    pub from_offset: Vec<String>,
-    /// Last offset to restore (inclusive): OFFSET or PARTITION:OFFSET; repeatable
-    #[arg(long, value_delimiter = ',')]
-    pub to_offset: Vec<String>,
-    /// Start of a time window (ms since the epoch or RFC 3339): from each partition's first record
-    /// stamped at or after it (as Kafka's offsets-for-times)
-    #[arg(long, value_parser = crate::tools::parse::cli::parse_time)]
-    pub from_time: Option<i64>,
-    /// End of a time window: up to each partition's last record before the first one stamped at or
-    /// after it
-    #[arg(long, value_parser = crate::tools::parse::cli::parse_time)]
-    pub to_time: Option<i64>,
+    #[command(flatten)]
+    pub select: SelectionArgs,
     /// Restore topic OLD into NEW (same partition numbers); repeatable
     #[arg(long, value_name = "OLD=NEW")]
     pub topic_map: Vec<String>,
@@ -134,8 +117,7 @@ pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
     }
     let rate_limit =
         args.rate_limit.as_deref().map(super::produce::RateLimit::parse).transpose().map_err(CliError::Usage)?;
-    let from_offset = Bound::parse(&args.from_offset).map_err(|e| CliError::Usage(format!("--from-offset {e}")))?;
-    let to_offset = Bound::parse(&args.to_offset).map_err(|e| CliError::Usage(format!("--to-offset {e}")))?;
+    let select = args.select.select().map_err(CliError::Usage)?;
     let mut client = match &config {
         Some(config) => crate::config::kafka::security_config(config),
         None => rdkafka::ClientConfig::new(),
@@ -154,12 +136,7 @@ pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
         _ => None,
     };
     let options = Options {
-        topics: args.topics.clone(),
-        partitions: args.partitions.clone(),
-        from_offset,
-        to_offset,
-        from_ms: args.from_time,
-        to_ms: args.to_time,
+        select,
         topic_map,
         repartition: args.repartition,
         create_topics: args.create_topics,
@@ -176,7 +153,7 @@ pub fn run(args: &RestoreArgs) -> Result<Report, CliError> {
         settle: std::time::Duration::from_millis(args.settle_ms),
         groups: args.groups.clone(),
         group_offsets: args.group_offsets.clone(),
-        groups_at: args.groups_at.or(args.to_time),
+        groups_at: args.groups_at.or(args.select.to_time),
         groups_plan: args.groups_plan,
     };
     let report = super::restore(&archive, &client, &options)?;

@@ -3,7 +3,7 @@
 //!
 //! The [`Catalog`](crate::archive::Catalog) selects the objects (by topic, partition, offsets,
 //! and time as far as the headers prove an object out of the window: never downloaded); each
-//! selected partition's records are streamed in offset order, cut ([`plan::Cut`]) and produced
+//! selected partition's records are streamed in offset order, cut ([`Cut`]) and produced
 //! into the same partition number of the target topic (`--topic-map` renames). Before the first
 //! record, the preflight checks the targets (they exist or are created, have enough partitions,
 //! are empty unless `--append`, are not archived into this same archive) and the state file
@@ -31,23 +31,18 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::Producer as _;
 use serde::Serialize;
 
-use crate::archive::{Archive, ArchiveError, Headers, ObjectError, Selection};
+use crate::archive::{Archive, ArchiveError, ObjectError};
 use crate::names::TopicPartition;
-use plan::{Cut, PartitionPlan};
+use crate::tools::selection::{Cut, Select};
+use plan::PartitionPlan;
 use produce::{PartitionOutcome, Rate, Shared};
 use state::{RestoreState, StateError};
 use target::{Target, TargetError};
 
 /// What to restore, where, and how.
 pub struct Options<'a> {
-    /// Topics by name or glob (`*`, `?`, `[...]`); empty: every topic.
-    pub topics: Vec<String>,
-    pub partitions: Vec<i32>,
-    /// Offset bounds (inclusive) for every partition, and per partition number.
-    pub from_offset: Bound,
-    pub to_offset: Bound,
-    pub from_ms: Option<i64>,
-    pub to_ms: Option<i64>,
+    /// The archived records to restore.
+    pub select: Select,
     /// `old -> new` topic names.
     pub topic_map: BTreeMap<String, String>,
     /// Spread each topic over the target's partitions instead of keeping partition numbers.
@@ -78,38 +73,6 @@ pub struct Options<'a> {
     pub group_offsets: Option<PathBuf>,
     pub groups_at: Option<i64>,
     pub groups_plan: bool,
-}
-
-/// An offset bound: one for all partitions, and overrides by partition number (`p:offset`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Bound {
-    pub all: Option<i64>,
-    pub by_partition: BTreeMap<i32, i64>,
-}
-
-impl Bound {
-    pub fn for_partition(&self, partition: i32) -> Option<i64> {
-        self.by_partition.get(&partition).copied().or(self.all)
-    }
-
-    /// `N` for every partition or `P:N` for one; repeatable.
-    pub fn parse(values: &[String]) -> Result<Bound, String> {
-        let mut bound = Bound::default();
-        for value in values {
-            let number = |text: &str| {
-                text.trim().parse::<i64>().map_err(|_| format!("'{value}' is not OFFSET or PARTITION:OFFSET"))
-            };
-            match value.split_once(':') {
-                Some((partition, offset)) => {
-                    let partition =
-                        i32::try_from(number(partition)?).map_err(|_| format!("'{value}': no such partition"))?;
-                    bound.by_partition.insert(partition, number(offset)?);
-                }
-                None => bound.all = Some(number(value)?),
-            }
-        }
-        Ok(bound)
-    }
 }
 
 /// Why a restore stopped; names the partition, object or file at fault.
@@ -430,36 +393,12 @@ fn select(
     options: &Options<'_>,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Vec<PartitionPlan>, RestoreError> {
-    let globs = options.topics.iter().any(|t| t.contains(['*', '?', '[']));
-    let selection = Selection {
-        // Globs match against the listing's topics; plain names narrow the listing itself.
-        topics: if globs { Vec::new() } else { options.topics.clone() },
-        partitions: options.partitions.clone(),
-        from_offset: options.from_offset.by_partition.is_empty().then_some(options.from_offset.all).flatten(),
-        to_offset: options.to_offset.by_partition.is_empty().then_some(options.to_offset.all).flatten(),
-        from_ms: options.from_ms,
-        to_ms: options.to_ms,
-    };
-    let catalog = runtime.block_on(archive.catalog(&selection, Headers::Read { decryption: options.decryption }))?;
-    let patterns: Vec<glob::Pattern> = options
-        .topics
-        .iter()
-        .map(|t| glob::Pattern::new(t).map_err(|e| RestoreError::Refused(format!("--topics {t}: {e}"))))
-        .collect::<Result<_, _>>()?;
-    let mut plans = plan::plan(&catalog, &options.topic_map, |key| archive.url(key));
-    plans.retain(|p| patterns.is_empty() || patterns.iter().any(|g| g.matches(&p.source.topic)));
-    Ok(plans)
+    let catalog = runtime.block_on(options.select.catalog(archive, options.decryption))?;
+    Ok(plan::plan(&catalog, &options.topic_map, |key| archive.url(key)))
 }
 
 pub(super) fn cut_for(plan: &PartitionPlan, options: &Options<'_>, last_source_offset: i64) -> Cut {
-    let partition = plan.source.partition;
-    let to = options.to_offset.for_partition(partition).map_or(last_source_offset, |to| to.min(last_source_offset));
-    Cut {
-        from_offset: options.from_offset.for_partition(partition),
-        to_offset: Some(to),
-        from_ms: options.from_ms,
-        to_ms: options.to_ms,
-    }
+    options.select.cut(plan.source.partition, Some(last_source_offset))
 }
 
 fn run_partitions(
@@ -541,12 +480,12 @@ fn fingerprint(archive: &str, client: &rdkafka::ClientConfig, options: &Options<
     let mut command = serde_json::json!({
         "archive": archive,
         "target": client.get("bootstrap.servers"),
-        "topics": options.topics,
-        "partitions": options.partitions,
-        "from_offset": options.from_offset,
-        "to_offset": options.to_offset,
-        "from_ms": options.from_ms,
-        "to_ms": options.to_ms,
+        "topics": options.select.topics,
+        "partitions": options.select.partitions,
+        "from_offset": options.select.from_offset,
+        "to_offset": options.select.to_offset,
+        "from_ms": options.select.from_ms,
+        "to_ms": options.select.to_ms,
         "topic_map": options.topic_map,
         "source_header": options.source_header,
     });

@@ -3,90 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::archive::catalog::CatalogObject;
 use crate::archive::{Catalog, ObjectHeader};
 use crate::names::TopicPartition;
-
-/// Which records of a partition a restore takes, applied to its records in offset order.
-///
-/// Times cut the partition the way Kafka's ListOffsets does: from the first record whose
-/// timestamp is at or after `from_ms` (records after that one are taken whatever their
-/// timestamp), to the last record before the first one whose timestamp is at or after `to_ms`.
-/// So a record inside the window is never dropped because a producer's clock was behind
-/// another's. A record without a timestamp (MAK v1, or none was set) neither opens nor closes the
-/// window. The offsets (inclusive) then narrow that cut: the window is the partition's, whatever
-/// the offset bounds, which is also what the catalog assumes when it rules objects out by their
-/// headers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Cut {
-    pub from_offset: Option<i64>,
-    pub to_offset: Option<i64>,
-    pub from_ms: Option<i64>,
-    pub to_ms: Option<i64>,
-}
-
-/// What to do with one record, by [`Cutter::admit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admit {
-    /// Before the window.
-    Skip,
-    Take,
-    /// The window has ended: this record and every later one are out.
-    Stop,
-}
-
-/// A [`Cut`] applied to one partition's records, in order.
-#[derive(Debug, Clone)]
-pub struct Cutter {
-    cut: Cut,
-    opened: bool,
-    closed: bool,
-}
-
-impl Cutter {
-    pub fn new(cut: Cut) -> Self {
-        Cutter { cut, opened: false, closed: false }
-    }
-
-    /// A cutter that has already seen records that opened its time window (or not): where a
-    /// re-run that skips objects continues.
-    pub fn resumed(cut: Cut, opened: bool) -> Self {
-        Cutter { cut, opened, closed: false }
-    }
-
-    /// Whether the time window has opened (always, without one).
-    pub fn opened(&self) -> bool {
-        self.opened
-    }
-
-    /// Whether the record at `offset`, stamped `timestamp` (ms; negative: none), is in the cut.
-    pub fn admit(&mut self, offset: i64, timestamp: i64) -> Admit {
-        let stamped = (timestamp >= 0).then_some(timestamp);
-        if self.closed || self.cut.to_offset.is_some_and(|to| offset > to) {
-            self.closed = true;
-            return Admit::Stop;
-        }
-        if let (Some(to), Some(at)) = (self.cut.to_ms, stamped) {
-            if at >= to {
-                self.closed = true;
-                return Admit::Stop;
-            }
-        }
-        if !self.opened {
-            match (self.cut.from_ms, stamped) {
-                (None, _) => self.opened = true,
-                (Some(from), Some(at)) if at >= from => self.opened = true,
-                _ => return Admit::Skip,
-            }
-        }
-        if self.cut.from_offset.is_some_and(|from| offset < from) {
-            return Admit::Skip;
-        }
-        Admit::Take
-    }
-}
 
 /// One archived partition to restore.
 #[derive(Debug)]

@@ -10,12 +10,13 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
 use serde::Serialize;
 
-use super::plan::{Admit, Cut, Cutter, PartitionPlan};
+use super::plan::PartitionPlan;
 use super::state::{ObjectRead, Progress};
 use super::target::{Deliveries, TargetRecord};
 use super::RestoreError;
 use crate::archive::{Archive, ObjectReader};
 use crate::names::TopicPartition;
+use crate::tools::selection::{Admit, Cut, Cutter};
 use mak::v2::Record;
 
 /// What the partitions' workers share.

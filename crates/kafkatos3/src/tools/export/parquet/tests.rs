@@ -46,12 +46,12 @@ fn encoded(records: &[OwnedRecord], values: ValueFormat) -> Vec<u8> {
     }
     writer.close().unwrap();
     let mut reader = MakReader::new(std::fs::File::open(&path).unwrap()).unwrap();
-    let mut file = ParquetFile::new(values);
+    let mut file = ParquetFile::new(values, &[("kafkatos3.source", "t/3/00000000000000000010".to_string())]).unwrap();
     while let Some(r) = reader.next_record().unwrap() {
-        file.push("t", 3, &r);
+        file.push("t", 3, &r).unwrap();
     }
     assert_eq!(file.rows(), records.len());
-    file.encode(&[("kafkatos3.source", "t/3/00000000000000000010".to_string())]).unwrap()
+    file.finish().unwrap()
 }
 
 fn batch(bytes: &[u8]) -> RecordBatch {
@@ -131,4 +131,29 @@ fn pages_are_zstd_with_statistics_on_what_engines_prune_by_and_the_footer_names_
     assert!(stats("timestamp").is_some_and(|s| s.null_count_opt() == Some(1)));
     assert!(stats("value").is_none(), "no statistics on the payload");
     assert_eq!(encoded(&varied(), ValueFormat::Raw), bytes, "the same records give the same bytes");
+}
+
+#[test]
+fn row_groups_close_at_their_row_count_or_their_payload_bytes_whichever_comes_first() {
+    let groups = |rows: usize, bytes: usize| {
+        let mut file = ParquetFile::new(ValueFormat::Raw, &[]).unwrap().with_row_groups(rows, bytes);
+        for offset in 0..10 {
+            let value = vec![b'x'; 100];
+            let record = Record {
+                offset,
+                timestamp: 1_000,
+                timestamp_type: TimestampType::CreateTime,
+                key: None,
+                value: Some(&value),
+                headers: mak::v2::Headers::EMPTY,
+            };
+            file.push("t", 0, &record).unwrap();
+        }
+        let reader = SerializedFileReader::new(Bytes::from(file.finish().unwrap())).unwrap();
+        let metadata = reader.metadata();
+        (0..metadata.num_row_groups()).map(|i| metadata.row_group(i).num_rows()).collect::<Vec<_>>()
+    };
+    assert_eq!(groups(4, usize::MAX), [4, 4, 2]);
+    assert_eq!(groups(100, 250), [3, 3, 3, 1], "100-byte values, 250 bytes a group");
+    assert_eq!(groups(100, usize::MAX), [10]);
 }

@@ -1,0 +1,45 @@
+//! The text `kafkatos3 export` prints: one line per partition, then the totals.
+
+use std::fmt::Write as _;
+
+use super::Report;
+use crate::tools::ls::render::human_bytes;
+
+impl Report {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (tp, p) in &self.partitions {
+            let holds: Vec<String> = p.exported.iter().map(|(first, last)| format!("{first}-{last}")).collect();
+            let holds = if holds.is_empty() { "none".to_string() } else { holds.join(", ") };
+            if p.records == 0 {
+                let _ = write!(out, "{tp}: nothing new");
+            } else {
+                let _ = write!(out, "{tp}: {} records into {} files", p.records, p.files_written + p.files_found);
+                if p.files_found > 0 {
+                    let _ = write!(out, " ({} of them written by an earlier run)", p.files_found);
+                }
+            }
+            let _ = writeln!(
+                out,
+                "; {} objects read, {} skipped; the export holds offsets {holds}",
+                p.objects_read, p.objects_skipped
+            );
+        }
+        for (tp, error) in &self.failed {
+            let _ = writeln!(out, "{tp}: FAILED: {error}");
+        }
+        let rate = self.records as f64 / self.seconds.max(0.001);
+        let _ = writeln!(
+            out,
+            "exported {} records into {} files in {} ({} of archive read, {} written) in {:.1} s, {rate:.0} records/s{}",
+            self.records,
+            self.files_written + self.files_found,
+            self.destination,
+            human_bytes(self.bytes_read),
+            human_bytes(self.bytes_written),
+            self.seconds,
+            if self.interrupted { "; interrupted: run the same command again to continue" } else { "" }
+        );
+        out
+    }
+}

@@ -1,0 +1,204 @@
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use futures::TryStreamExt;
+use object_store::memory::InMemory;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::checkpoint::Checkpoint;
+use super::*;
+use crate::archive::testing::{memory_archive, put_claimed, FaultyStore, Op};
+use crate::names::TopicPartition;
+use crate::tools::selection::SelectionArgs;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn tp(partition: i32) -> TopicPartition {
+    TopicPartition::new("orders".to_string(), partition)
+}
+
+fn options(select: SelectionArgs) -> Options<'static> {
+    Options {
+        select: select.select().unwrap(),
+        values: ValueFormat::Raw,
+        decryption: None,
+        parallel: 2,
+        follow: None,
+        progress_every: None,
+    }
+}
+
+fn run(archive: &Archive, destination: &Destination, options: &Options<'_>, rt: &tokio::runtime::Runtime) -> Report {
+    export(archive, destination, options, rt, &AtomicBool::new(false)).unwrap()
+}
+
+/// Every Parquet file in `store`: its key, and the (partition, offset) of each row.
+fn exported(store: &dyn ObjectStore, rt: &tokio::runtime::Runtime) -> Vec<(String, Vec<(i32, i64)>)> {
+    let listed: Vec<_> = rt.block_on(store.list(None).try_collect::<Vec<_>>()).unwrap();
+    let mut files = Vec::new();
+    for meta in listed.into_iter().filter(|m| m.location.as_ref().ends_with(".parquet")) {
+        let bytes = rt.block_on(async { store.get(&meta.location).await.unwrap().bytes().await.unwrap() });
+        let mut rows = Vec::new();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap() {
+            let batch = batch.unwrap();
+            let partitions = batch.column_by_name("partition").unwrap().as_primitive::<arrow_array::types::Int32Type>();
+            let offsets = batch.column_by_name("offset").unwrap().as_primitive::<Int64Type>();
+            rows.extend(partitions.values().iter().copied().zip(offsets.values().iter().copied()));
+        }
+        files.push((meta.location.to_string(), rows));
+    }
+    files.sort();
+    files
+}
+
+/// Every exported (partition, offset), sorted, duplicates kept.
+fn offsets(store: &dyn ObjectStore, rt: &tokio::runtime::Runtime) -> Vec<(i32, i64)> {
+    let mut all: Vec<(i32, i64)> = exported(store, rt).into_iter().flat_map(|(_, rows)| rows).collect();
+    all.sort_unstable();
+    all
+}
+
+fn each_once(partitions: &[(i32, std::ops::RangeInclusive<i64>)]) -> Vec<(i32, i64)> {
+    partitions.iter().flat_map(|(p, range)| range.clone().map(move |o| (*p, o))).collect()
+}
+
+#[test]
+fn every_archived_record_is_exported_once_into_hourly_files_and_a_rerun_adds_nothing() {
+    let rt = runtime();
+    let archive = memory_archive();
+    // Record o is stamped o seconds: offsets 3590.. cross from hour 0 into hour 1.
+    rt.block_on(async {
+        put_claimed(&archive, &tp(0), 3580, 3599).await;
+        put_claimed(&archive, &tp(0), 3600, 3609).await;
+        put_claimed(&archive, &tp(1), 0, 9).await;
+    });
+    let store = Arc::new(InMemory::new());
+    let destination = Destination::in_store(store.clone(), "memory://lake", "kafka");
+    let report = run(&archive, &destination, &options(SelectionArgs::default()), &rt);
+    assert_eq!((report.records, report.files_written, report.files_found), (40, 3, 0));
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let files = exported(store.as_ref(), &rt);
+    let keys: Vec<&str> = files.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "kafka/topic=orders/date=1970-01-01/hour=00/00000-00000000000000003580-00000000000000003599.parquet",
+            "kafka/topic=orders/date=1970-01-01/hour=00/00001-00000000000000000000-00000000000000000009.parquet",
+            "kafka/topic=orders/date=1970-01-01/hour=01/00000-00000000000000003600-00000000000000003609.parquet",
+        ]
+    );
+    assert_eq!(offsets(store.as_ref(), &rt), each_once(&[(0, 3580..=3609), (1, 0..=9)]));
+    let again = run(&archive, &destination, &options(SelectionArgs::default()), &rt);
+    assert_eq!((again.records, again.files_written, again.partitions["orders:0"].objects_skipped), (0, 0, 2));
+    assert_eq!(again.partitions["orders:0"].exported, [(3580, 3609)]);
+}
+
+#[test]
+fn a_run_killed_between_its_files_is_finished_by_the_next_whatever_its_selection() {
+    let rt = runtime();
+    let archive = memory_archive();
+    rt.block_on(async {
+        // One object across two hours: two files, the second one refused below.
+        put_claimed(&archive, &tp(0), 3590, 3609).await;
+        put_claimed(&archive, &tp(0), 3610, 3619).await;
+    });
+    let inner = Arc::new(InMemory::new());
+    let faulty = FaultyStore::new(inner.clone());
+    faulty.fail(Op::Put, "hour=01/00000-00000000000000003600");
+    let destination = Destination::in_store(faulty.clone(), "memory://lake", "");
+    let report = run(&archive, &destination, &options(SelectionArgs::default()), &rt);
+    assert!(report.failed["orders:0"].contains("hour=01"), "{:?}", report.failed);
+    assert_eq!(offsets(inner.as_ref(), &rt), each_once(&[(0, 3590..=3599)]), "the first file is there");
+    let key = object_store::path::Path::from(Checkpoint::key(&tp(0)));
+    let checkpoint: Checkpoint =
+        serde_json::from_slice(&rt.block_on(async { inner.get(&key).await.unwrap().bytes().await.unwrap() })).unwrap();
+    assert_eq!(checkpoint.pending.as_ref().map(|p| p.ranges.clone()), Some(vec![(3590, 3609)]));
+    faulty.heal();
+    // The re-run selects from offset 3600 only: the pending object is still finished as it was
+    // begun, and nothing is written twice.
+    let select = SelectionArgs { from_offset: vec!["3600".into()], ..SelectionArgs::default() };
+    let report = run(&archive, &destination, &options(select), &rt);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.partitions["orders:0"].files_found, 1);
+    assert_eq!(offsets(inner.as_ref(), &rt), each_once(&[(0, 3590..=3619)]));
+}
+
+#[test]
+fn selections_that_overlap_export_each_record_once_and_consecutive_time_windows_tile() {
+    let rt = runtime();
+    let archive = memory_archive();
+    rt.block_on(async {
+        put_claimed(&archive, &tp(0), 0, 49).await;
+        put_claimed(&archive, &tp(0), 50, 99).await;
+    });
+    let store = Arc::new(InMemory::new());
+    let destination = Destination::in_store(store.clone(), "memory://lake", "");
+    let window = |from: i64, to: i64| SelectionArgs {
+        from_time: Some(from * 1000),
+        to_time: Some(to * 1000),
+        ..SelectionArgs::default()
+    };
+    assert_eq!(run(&archive, &destination, &options(window(10, 30)), &rt).records, 20);
+    assert_eq!(run(&archive, &destination, &options(window(30, 60)), &rt).records, 30);
+    // Overlapping the windows: only what they left out.
+    let offsets_20_to_80 =
+        SelectionArgs { from_offset: vec!["20".into()], to_offset: vec!["80".into()], ..SelectionArgs::default() };
+    assert_eq!(run(&archive, &destination, &options(offsets_20_to_80), &rt).records, 21);
+    assert_eq!(run(&archive, &destination, &options(SelectionArgs::default()), &rt).records, 29);
+    assert_eq!(offsets(store.as_ref(), &rt), each_once(&[(0, 0..=99)]));
+}
+
+#[test]
+fn a_time_windows_rerun_reads_only_what_it_has_not_and_a_new_object_is_picked_up() {
+    let rt = runtime();
+    let archive = memory_archive();
+    rt.block_on(put_claimed(&archive, &tp(0), 0, 49));
+    let store = Arc::new(InMemory::new());
+    let destination = Destination::in_store(store.clone(), "memory://lake", "");
+    let from_20s = SelectionArgs { from_time: Some(20_000), ..SelectionArgs::default() };
+    let first = run(&archive, &destination, &options(from_20s.clone()), &rt);
+    assert_eq!(first.records, 30);
+    rt.block_on(put_claimed(&archive, &tp(0), 50, 59));
+    let second = run(&archive, &destination, &options(from_20s), &rt);
+    let p = &second.partitions["orders:0"];
+    assert_eq!((second.records, p.objects_read, p.objects_skipped), (10, 1, 1));
+    assert_eq!(offsets(store.as_ref(), &rt), each_once(&[(0, 20..=59)]));
+}
+
+#[test]
+fn a_destination_keeps_one_value_format_and_one_archive() {
+    let rt = runtime();
+    let archive = memory_archive();
+    rt.block_on(put_claimed(&archive, &tp(0), 0, 9));
+    let store = Arc::new(InMemory::new());
+    let destination = Destination::in_store(store.clone(), "memory://lake", "x");
+    run(&archive, &destination, &options(SelectionArgs::default()), &rt);
+    let mut json = options(SelectionArgs::default());
+    json.values = ValueFormat::Json;
+    let refused = export(&archive, &destination, &json, &rt, &AtomicBool::new(false)).unwrap_err().to_string();
+    assert!(refused.contains("memory://lake/x holds an export with --value-format raw, not json"), "{refused}");
+    let other = Archive::new(Arc::new(InMemory::new()), "memory://other", "p");
+    let refused = export(&other, &destination, &options(SelectionArgs::default()), &rt, &AtomicBool::new(false))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("with archive memory://test/p, not memory://other/p"), "{refused}");
+}
+
+#[test]
+fn a_stop_before_the_first_object_writes_nothing_and_says_so() {
+    let rt = runtime();
+    let archive = memory_archive();
+    rt.block_on(put_claimed(&archive, &tp(0), 0, 9));
+    let store = Arc::new(InMemory::new());
+    let destination = Destination::in_store(store.clone(), "memory://lake", "");
+    let report =
+        export(&archive, &destination, &options(SelectionArgs::default()), &rt, &AtomicBool::new(true)).unwrap();
+    assert!(report.interrupted && report.records == 0);
+    assert!(offsets(store.as_ref(), &rt).is_empty());
+    assert!(report.render().contains("interrupted: run the same command again to continue"));
+}
