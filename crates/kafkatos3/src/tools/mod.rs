@@ -5,8 +5,8 @@
 //! - [`parse`]: `kafkatos3_parse` / `kafkatos3 parse`: print one archive object or MAK file.
 //! - [`verify`]: `kafkatos3 verify`: check a whole archive.
 //! - [`ls`]: `kafkatos3 ls`: what an archive holds per topic and partition.
-//! - [`export`]: `kafkatos3 export`: the archive as Parquet for query engines (being built: the
-//!   Parquet encoding so far).
+//! - [`export`]: `kafkatos3 export`: the archive as a Parquet dataset for query engines, exactly
+//!   once and incrementally.
 //! - [`restore`]: `kafkatos3 restore`: the archive produced back into Kafka, exactly once.
 //! - [`source`]: the flags that name the archive a tool reads (config file, bucket, prefix, keys).
 //! - [`selection`]: the flags that select archived records (topics, partitions, offsets, times)

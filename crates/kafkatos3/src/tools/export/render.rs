@@ -14,15 +14,17 @@ impl Report {
             if p.records == 0 {
                 let _ = write!(out, "{tp}: nothing new");
             } else {
-                let _ = write!(out, "{tp}: {} records into {} files", p.records, p.files_written + p.files_found);
+                let files = p.files_written + p.files_found;
+                let _ = write!(out, "{tp}: {} records into {}", p.records, count(files, "file"));
                 if p.files_found > 0 {
                     let _ = write!(out, " ({} of them written by an earlier run)", p.files_found);
                 }
             }
             let _ = writeln!(
                 out,
-                "; {} objects read, {} skipped; the export holds offsets {holds}",
-                p.objects_read, p.objects_skipped
+                "; {} read, {} skipped; the export holds offsets {holds}",
+                count(p.objects_read, "object"),
+                p.objects_skipped
             );
         }
         for (tp, error) in &self.failed {
@@ -31,9 +33,9 @@ impl Report {
         let rate = self.records as f64 / self.seconds.max(0.001);
         let _ = writeln!(
             out,
-            "exported {} records into {} files in {} ({} of archive read, {} written) in {:.1} s, {rate:.0} records/s{}",
-            self.records,
-            self.files_written + self.files_found,
+            "exported {} into {} in {} ({} of archive read, {} written) in {:.1} s, {rate:.0} records/s{}",
+            count(self.records, "record"),
+            count(self.files_written + self.files_found, "file"),
             self.destination,
             human_bytes(self.bytes_read),
             human_bytes(self.bytes_written),
@@ -41,5 +43,14 @@ impl Report {
             if self.interrupted { "; interrupted: run the same command again to continue" } else { "" }
         );
         out
+    }
+}
+
+/// `1 file`, `2 files`.
+fn count(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }

@@ -10,7 +10,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::checkpoint::Checkpoint;
 use super::*;
-use crate::archive::testing::{memory_archive, put_claimed, FaultyStore, Op};
+use crate::archive::testing::{memory_archive, put_claimed, put_claimed_version, FaultyStore, Op};
 use crate::names::TopicPartition;
 use crate::tools::selection::SelectionArgs;
 
@@ -201,4 +201,28 @@ fn a_stop_before_the_first_object_writes_nothing_and_says_so() {
     assert!(report.interrupted && report.records == 0);
     assert!(offsets(store.as_ref(), &rt).is_empty());
     assert!(report.render().contains("interrupted: run the same command again to continue"));
+}
+
+#[test]
+fn version_1_objects_export_with_null_timestamps_and_no_headers_under_hives_null_partition() {
+    let rt = runtime();
+    let archive = memory_archive();
+    rt.block_on(put_claimed_version(&archive, &tp(0), 0, 4, mak::Version::V1));
+    let store = Arc::new(InMemory::new());
+    let destination = Destination::in_store(store.clone(), "memory://lake", "");
+    assert_eq!(run(&archive, &destination, &options(SelectionArgs::default()), &rt).records, 5);
+    let files = exported(store.as_ref(), &rt);
+    assert_eq!(files.len(), 1);
+    let (key, rows) = &files[0];
+    assert_eq!(
+        key,
+        "topic=orders/date=__HIVE_DEFAULT_PARTITION__/hour=__HIVE_DEFAULT_PARTITION__/00000-00000000000000000000-00000000000000000004.parquet"
+    );
+    assert_eq!(rows, &each_once(&[(0, 0..=4)]));
+    let bytes = rt.block_on(async { store.get(&key.as_str().into()).await.unwrap().bytes().await.unwrap() });
+    let batch = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap().next().unwrap().unwrap();
+    assert_eq!(batch.column_by_name("timestamp").unwrap().null_count(), 5);
+    assert_eq!(batch.column_by_name("timestamp_type").unwrap().null_count(), 5);
+    let headers = batch.column_by_name("headers").unwrap().as_list::<i32>();
+    assert!((0..5).all(|i| headers.value_length(i) == 0), "no headers");
 }
