@@ -44,7 +44,7 @@ def archive(args, svc, state, end_offsets):
     cfg = os.path.join(work, "kafkatos3.cfg")
     daemon_args = argparse.Namespace(consumer_processes=1, max_age_seconds=2, max_file_bytes=args.max_file_bytes,
                                      ours_check_interval=60, compressor_workers=os.cpu_count() or 1,
-                                     uploader_workers=2)
+                                     uploader_workers=2, kafka=[], metrics=False, metrics_port=0)
     with open(cfg, "w") as f:
         f.write(run.daemon_config(daemon_args, svc, os.path.join(work, "wd"), "bench-archive", "bench-restore",
                                   args.codec))

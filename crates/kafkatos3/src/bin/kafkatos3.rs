@@ -264,6 +264,7 @@ fn run_ls(args: LsArgs) -> ExitCode {
         to_offset: args.to_offset,
         from_ms: args.from_time,
         to_ms: args.to_time,
+        known_below: Default::default(),
     };
     let options = ls::Options {
         selection,

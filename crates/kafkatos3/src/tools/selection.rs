@@ -68,11 +68,14 @@ pub struct Select {
 
 impl Select {
     /// The archive's catalog of the selected partitions: the objects that may hold selected
-    /// records, with their headers read (the time window drops objects only where they prove it).
+    /// records; with `headers`, their headers read (the time window drops objects only where
+    /// they prove it). `known_below`: per partition, where what the caller knows ends (see
+    /// [`crate::archive::Selection::known_below`]).
     pub async fn catalog(
         &self,
         archive: &Archive,
-        decryption: Option<&mak::crypt::Decryption>,
+        headers: Headers<'_>,
+        known_below: &BTreeMap<crate::names::TopicPartition, i64>,
     ) -> Result<Catalog, ArchiveError> {
         let globs = self.topics.iter().any(|t| t.contains(['*', '?', '[']));
         let selection = crate::archive::Selection {
@@ -83,8 +86,9 @@ impl Select {
             to_offset: self.to_offset.by_partition.is_empty().then_some(self.to_offset.all).flatten(),
             from_ms: self.from_ms,
             to_ms: self.to_ms,
+            known_below: known_below.clone(),
         };
-        let mut catalog = archive.catalog(&selection, Headers::Read { decryption }).await?;
+        let mut catalog = archive.catalog(&selection, headers).await?;
         let patterns: Vec<glob::Pattern> = self.topics.iter().filter_map(|t| glob::Pattern::new(t).ok()).collect();
         catalog.partitions.retain(|tp, _| patterns.is_empty() || patterns.iter().any(|g| g.matches(&tp.topic)));
         Ok(catalog)
@@ -92,6 +96,10 @@ impl Select {
 
     /// The cut of `partition`'s records, ending at `last` at the latest (where a first run found
     /// the archive to end, so that a re-run takes the same records).
+    pub fn has_time_window(&self) -> bool {
+        self.from_ms.is_some() || self.to_ms.is_some()
+    }
+
     pub fn cut(&self, partition: i32, last: Option<i64>) -> Cut {
         let to = match (self.to_offset.for_partition(partition), last) {
             (Some(to), Some(last)) => Some(to.min(last)),

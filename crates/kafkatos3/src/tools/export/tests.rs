@@ -12,7 +12,9 @@ use super::checkpoint::Checkpoint;
 use super::*;
 use crate::archive::testing::{memory_archive, put_claimed, put_claimed_version, FaultyStore, Op};
 use crate::names::TopicPartition;
-use crate::tools::selection::SelectionArgs;
+use crate::tools::progress::Progress;
+use crate::tools::selection::{Cut, SelectionArgs};
+use partition::Shared;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
@@ -225,4 +227,42 @@ fn version_1_objects_export_with_null_timestamps_and_no_headers_under_hives_null
     assert_eq!(batch.column_by_name("timestamp_type").unwrap().null_count(), 5);
     let headers = batch.column_by_name("headers").unwrap().as_list::<i32>();
     assert!((0..5).all(|i| headers.value_length(i) == 0), "no headers");
+}
+
+#[test]
+fn a_second_pass_reads_only_the_claims_of_what_the_first_did_not_settle() {
+    let rt = runtime();
+    let archive = memory_archive();
+    rt.block_on(async {
+        put_claimed(&archive, &tp(0), 0, 9).await;
+        put_claimed(&archive, &tp(0), 10, 19).await;
+        // 20..=29 is a gap (its claim comes later), then 30..=39.
+        put_claimed(&archive, &tp(0), 30, 39).await;
+    });
+    let store = Arc::new(InMemory::new());
+    let destination = Destination::in_store(store.clone(), "memory://lake", "");
+    let shared_progress = Progress::new("export", "objects exported");
+    let stop = AtomicBool::new(false);
+    let shared = Shared {
+        archive: &archive,
+        decryption: None,
+        runtime: rt.handle(),
+        destination: &destination,
+        values: ValueFormat::Raw,
+        stop: &stop,
+        progress: &shared_progress,
+    };
+    let catalog = |below: Option<i64>| {
+        let known = below.map(|b| [(tp(0), b)].into()).unwrap_or_default();
+        let catalog = rt.block_on(Select::default().catalog(&archive, Headers::Skip, &known)).unwrap();
+        catalog.partitions.into_values().next().unwrap()
+    };
+    let first = partition::export_partition(&shared, &tp(0), &catalog(None), Cut::default(), None).unwrap();
+    assert_eq!((first.records, first.known_below), (30, Some(20)), "settled up to the gap");
+    rt.block_on(put_claimed(&archive, &tp(0), 20, 29));
+    let second = catalog(first.known_below);
+    assert_eq!(second.objects.iter().map(|o| o.name.start).collect::<Vec<_>>(), [20, 30]);
+    let outcome = partition::export_partition(&shared, &tp(0), &second, Cut::default(), first.known_below).unwrap();
+    assert_eq!((outcome.records, outcome.objects_skipped, outcome.known_below), (10, 1, Some(40)));
+    assert_eq!(offsets(store.as_ref(), &rt), each_once(&[(0, 0..=39)]));
 }

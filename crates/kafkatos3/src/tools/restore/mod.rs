@@ -393,7 +393,8 @@ fn select(
     options: &Options<'_>,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Vec<PartitionPlan>, RestoreError> {
-    let catalog = runtime.block_on(options.select.catalog(archive, options.decryption))?;
+    let headers = crate::archive::Headers::Read { decryption: options.decryption };
+    let catalog = runtime.block_on(options.select.catalog(archive, headers, &BTreeMap::new()))?;
     Ok(plan::plan(&catalog, &options.topic_map, |key| archive.url(key)))
 }
 
