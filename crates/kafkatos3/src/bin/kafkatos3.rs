@@ -325,7 +325,9 @@ fn run_export(args: &export::cli::ExportArgs) -> ExitCode {
             } else {
                 print!("{}", report.render());
             }
-            if report.failed.is_empty() {
+            // Stopped by a signal, a one-shot export has not exported everything; --follow stops
+            // that way by design.
+            if report.failed.is_empty() && (args.follow || !report.interrupted) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
