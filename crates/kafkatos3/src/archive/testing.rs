@@ -174,17 +174,32 @@ impl ObjectStore for FaultyStore {
     }
 }
 
+/// How a test object's records are made: its MAK version, and each record's timestamp from its
+/// offset.
+#[derive(Clone, Copy)]
+pub struct Made {
+    pub version: mak::Version,
+    pub stamp: fn(i64) -> i64,
+}
+
+impl Default for Made {
+    /// Version 3; record `o` stamped `1_000 * o` ms.
+    fn default() -> Self {
+        Made { version: mak::Version::V3, stamp: |offset| 1_000 * offset }
+    }
+}
+
 /// The bytes of a sealed MAK file (version 3, the default) of `tp` holding `start..=end`, gzipped; record `o` is
 /// stamped `1_000 * o` ms.
 pub fn object_bytes(tp: &TopicPartition, start: i64, end: i64) -> Vec<u8> {
-    object_bytes_version(tp, start, end, mak::Version::V3)
+    object_bytes_made(tp, start, end, Made::default())
 }
 
-/// [`object_bytes`] in another version.
-pub fn object_bytes_version(tp: &TopicPartition, start: i64, end: i64, version: mak::Version) -> Vec<u8> {
+/// [`object_bytes`] made otherwise.
+pub fn object_bytes_made(tp: &TopicPartition, start: i64, end: i64, made: Made) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.mak");
-    sealed_mak(&path, tp, start, end, version);
+    sealed_mak(&path, tp, start, end, made);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&std::fs::read(&path).unwrap()).unwrap();
     gz.finish().unwrap()
@@ -192,7 +207,7 @@ pub fn object_bytes_version(tp: &TopicPartition, start: i64, end: i64, version: 
 
 /// Writes a sealed MAK file of `tp` holding `start..=end` at `path` (version 1 keeps no
 /// timestamps).
-pub fn sealed_mak(path: &Path, tp: &TopicPartition, start: i64, end: i64, version: mak::Version) {
+pub fn sealed_mak(path: &Path, tp: &TopicPartition, start: i64, end: i64, made: Made) {
     let created = mak::FileStart {
         topic: &tp.topic,
         partition: tp.partition,
@@ -200,12 +215,12 @@ pub fn sealed_mak(path: &Path, tp: &TopicPartition, start: i64, end: i64, versio
         created_secs: 1,
         writer: None,
     };
-    let mut writer = mak::AnyWriter::create(path, version, &created).unwrap();
+    let mut writer = mak::AnyWriter::create(path, made.version, &created).unwrap();
     for offset in start..=end {
         let value = format!("value {offset}");
         let record = mak::v2::RecordRef {
             offset,
-            timestamp: 1_000 * offset,
+            timestamp: (made.stamp)(offset),
             timestamp_type: mak::v2::TimestampType::CreateTime,
             key: Some(b"k"),
             value: Some(value.as_bytes()),
@@ -219,21 +234,27 @@ pub fn sealed_mak(path: &Path, tp: &TopicPartition, start: i64, end: i64, versio
 /// Archives `start..=end` of `tp` as the uploader does: the gzipped object, then its claim.
 /// Returns the object's key.
 pub async fn put_claimed(archive: &Archive, tp: &TopicPartition, start: i64, end: i64) -> ObjectPath {
-    put_claimed_version(archive, tp, start, end, mak::Version::V3).await
+    put_claimed_made(archive, tp, start, end, Made::default()).await
 }
 
-/// [`put_claimed`] in another version.
-pub async fn put_claimed_version(
-    archive: &Archive,
-    tp: &TopicPartition,
-    start: i64,
-    end: i64,
-    version: mak::Version,
-) -> ObjectPath {
+/// [`put_claimed`] made otherwise.
+pub async fn put_claimed_made(archive: &Archive, tp: &TopicPartition, start: i64, end: i64, made: Made) -> ObjectPath {
+    let key = put_unclaimed(archive, tp, start, end, made).await;
+    put_claim(archive, tp, start, end).await;
+    key
+}
+
+/// The data object alone, as an upload leaves it before its claim is written.
+pub async fn put_unclaimed(archive: &Archive, tp: &TopicPartition, start: i64, end: i64, made: Made) -> ObjectPath {
     let name = SealedName { tp: tp.clone(), start, end, date: "261206".into() };
     let key = archive.location().object_key(&name, ".mak.gz");
-    archive.store().put(&key, object_bytes_version(tp, start, end, version).into()).await.unwrap();
+    archive.store().put(&key, object_bytes_made(tp, start, end, made).into()).await.unwrap();
+    key
+}
+
+/// The claim of the object [`put_unclaimed`] writes.
+pub async fn put_claim(archive: &Archive, tp: &TopicPartition, start: i64, end: i64) {
+    let name = SealedName { tp: tp.clone(), start, end, date: "261206".into() };
     let claim = Claim::new(&name, ".mak.gz");
     archive.store().put(&archive.location().claim_key(tp, start), claim.to_bytes().into()).await.unwrap();
-    key
 }

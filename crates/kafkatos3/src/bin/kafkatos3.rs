@@ -317,7 +317,8 @@ fn run_restore(args: &restore::cli::RestoreArgs) -> ExitCode {
 fn run_export(args: &export::cli::ExportArgs) -> ExitCode {
     match export::cli::run(args, kafkatos3::daemon::signals()) {
         Ok(report) => {
-            for warning in &report.warnings {
+            // (--follow said each as it appeared.)
+            for warning in report.warnings.iter().filter(|_| !args.follow) {
                 eprintln!("kafkatos3 export: warning: {warning}");
             }
             if args.json {

@@ -82,24 +82,38 @@ impl Select {
             // Globs match against the listing's topics; plain names narrow the listing itself.
             topics: if globs { Vec::new() } else { self.topics.clone() },
             partitions: self.partitions.clone(),
-            from_offset: self.from_offset.by_partition.is_empty().then_some(self.from_offset.all).flatten(),
+            // A time window opens and closes at records that may lie below the first offset
+            // (the window is the partition's): with one, the objects before it are read too.
+            from_offset: match self.has_time_window() {
+                true => None,
+                false => self.from_offset.by_partition.is_empty().then_some(self.from_offset.all).flatten(),
+            },
             to_offset: self.to_offset.by_partition.is_empty().then_some(self.to_offset.all).flatten(),
             from_ms: self.from_ms,
             to_ms: self.to_ms,
             known_below: known_below.clone(),
         };
         let mut catalog = archive.catalog(&selection, headers).await?;
-        let patterns: Vec<glob::Pattern> = self.topics.iter().filter_map(|t| glob::Pattern::new(t).ok()).collect();
+        // SelectionArgs refuses a pattern that does not parse; one that came another way means
+        // the name as written.
+        let patterns: Vec<glob::Pattern> = self
+            .topics
+            .iter()
+            .map(|t| {
+                glob::Pattern::new(t)
+                    .unwrap_or_else(|_| glob::Pattern::new(&glob::Pattern::escape(t)).expect("escaped"))
+            })
+            .collect();
         catalog.partitions.retain(|tp, _| patterns.is_empty() || patterns.iter().any(|g| g.matches(&tp.topic)));
         Ok(catalog)
     }
 
-    /// The cut of `partition`'s records, ending at `last` at the latest (where a first run found
-    /// the archive to end, so that a re-run takes the same records).
     pub fn has_time_window(&self) -> bool {
         self.from_ms.is_some() || self.to_ms.is_some()
     }
 
+    /// The cut of `partition`'s records, ending at `last` at the latest (where a first run found
+    /// the archive to end, so that a re-run takes the same records).
     pub fn cut(&self, partition: i32, last: Option<i64>) -> Cut {
         let to = match (self.to_offset.for_partition(partition), last) {
             (Some(to), Some(last)) => Some(to.min(last)),

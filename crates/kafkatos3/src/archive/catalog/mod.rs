@@ -154,6 +154,9 @@ pub struct PartitionCatalog {
     pub overlaps: Vec<OffsetRange>,
     pub missing: Vec<MissingObject>,
     pub bad_claims: Vec<BadClaim>,
+    /// The offsets of this partition's data objects that no claim names (also in
+    /// [`Catalog::unclaimed`]): an upload between its data and its claim, or a lost race.
+    pub unclaimed: Vec<OffsetRange>,
 }
 
 impl PartitionCatalog {
@@ -248,6 +251,7 @@ impl Archive {
                 };
                 partition.objects.push(object);
             } else {
+                catalog.partitions.entry(name.tp.clone()).or_default().unclaimed.push((name.start, name.end));
                 catalog.unclaimed.push(ObjectPath::from(key));
             }
         }
@@ -264,7 +268,7 @@ impl Archive {
         progress.listed(catalog.objects().count() as u64, catalog.objects().map(|o| o.size).sum());
         if let Headers::Read { decryption } = headers {
             catalog.read_headers_telling(self, decryption, &|object| progress.header_read(object)).await;
-            catalog.cut_at_time(selection.from_ms, selection.to_ms);
+            catalog.cut_at_time(selection);
         }
         Ok(catalog)
     }
@@ -329,8 +333,13 @@ impl Catalog {
     /// their end; only version 3 states a largest timestamp), and every object from the first
     /// one whose first record is at or after `to_ms` (the cut has ended before it). An object
     /// whose header was not read, or does not say, is kept.
-    fn cut_at_time(&mut self, from_ms: Option<i64>, to_ms: Option<i64>) {
-        for partition in self.partitions.values_mut() {
+    ///
+    /// Partitions the caller knows part of ([`Selection::known_below`]) keep their leading
+    /// objects: what opened the window may be among the known ones, after which every record is
+    /// in the cut.
+    fn cut_at_time(&mut self, selection: &Selection) {
+        let (from_ms, to_ms) = (selection.from_ms, selection.to_ms);
+        for (tp, partition) in &mut self.partitions {
             if let Some(to_ms) = to_ms {
                 let past = partition
                     .objects
@@ -340,7 +349,7 @@ impl Catalog {
                     partition.objects.truncate(past);
                 }
             }
-            if let Some(from_ms) = from_ms {
+            if let Some(from_ms) = from_ms.filter(|_| !selection.known_below.contains_key(tp)) {
                 let before = partition
                     .objects
                     .iter()

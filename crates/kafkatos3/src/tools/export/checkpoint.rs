@@ -122,6 +122,29 @@ impl Checkpoint {
         }
     }
 
+    /// The checkpoint as read, its ranges in order (an edited or foreign one is refused when a
+    /// range runs backwards, and put in order otherwise: the searches need sorted ranges).
+    pub fn check(mut self) -> Result<Checkpoint, String> {
+        let backwards = |&(first, last): &Range| first > last;
+        let pending = self.pending.iter().flat_map(|p| &p.ranges);
+        if let Some((first, last)) = self.exported.0.iter().chain(pending).find(|r| backwards(r)) {
+            return Err(format!("the range {first}-{last} runs backwards: not written by kafkatos3"));
+        }
+        let mut exported = Ranges::default();
+        for range in self.exported.0.drain(..) {
+            exported.add(range);
+        }
+        self.exported = exported;
+        for cursor in self.cursors.values_mut() {
+            let mut scanned = Ranges::default();
+            for range in cursor.scanned.0.drain(..).filter(|r| !backwards(r)) {
+                scanned.add(range);
+            }
+            cursor.scanned = scanned;
+        }
+        Ok(self)
+    }
+
     /// Where it is kept, under the export's root.
     pub fn key(tp: &TopicPartition) -> String {
         format!("_kafkatos3_export/checkpoints/{}/{:05}.json", tp.topic, tp.partition)
@@ -166,6 +189,16 @@ mod tests {
         assert!(!set.contains(9) && !set.contains(20) && !set.contains(40));
         assert!(set.covers((12, 19)) && set.covers((30, 30)) && set.covers((5, 4)));
         assert!(!set.covers((15, 30)) && !set.covers((0, 10)) && !set.covers((38, 40)));
+    }
+
+    #[test]
+    fn a_checkpoint_read_back_has_its_ranges_in_order_and_one_running_backwards_is_refused() {
+        let tp = TopicPartition::new("orders".to_string(), 0);
+        let mut checkpoint = Checkpoint::new(&tp);
+        checkpoint.exported = Ranges(vec![(50, 59), (0, 9), (5, 20)]);
+        assert_eq!(checkpoint.clone().check().unwrap().exported.as_slice(), &[(0, 20), (50, 59)]);
+        checkpoint.exported = Ranges(vec![(9, 0)]);
+        assert!(checkpoint.check().unwrap_err().contains("the range 9-0 runs backwards"));
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub follow: bool,
     /// Seconds between the passes of --follow
-    #[arg(long, default_value_t = 60, requires = "follow")]
+    #[arg(long, default_value_t = 60, requires = "follow", value_parser = clap::value_parser!(u64).range(1..))]
     pub interval: u64,
     /// Partitions exported at once (default: the number of cores)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]

@@ -70,15 +70,33 @@ impl Destination {
 
     /// Creates `rel` with `bytes` unless an object is there.
     pub async fn create(&self, rel: &str, bytes: Vec<u8>) -> Result<Created, ExportError> {
-        let key = self.key(rel);
         let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.at.store().put_opts(&key, PutPayload::from(bytes), options).await {
+        match self.at.store().put_opts(&self.key(rel), PutPayload::from(bytes), options).await {
             Ok(_) => Ok(Created::New),
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                 Ok(Created::AlreadyThere)
             }
             Err(source) => Err(ExportError::Store { url: self.url(rel), source }),
         }
+    }
+
+    /// [`Destination::create`] for a data file: one that is there must be as large, since the
+    /// same records give the same bytes; another size is a damaged file (or one another version
+    /// of kafkatos3 wrote), never counted as this one.
+    pub async fn create_file(&self, rel: &str, bytes: Vec<u8>) -> Result<Created, ExportError> {
+        let size = bytes.len() as u64;
+        let created = self.create(rel, bytes).await?;
+        if created == Created::AlreadyThere {
+            let head = self.at.store().head(&self.key(rel)).await;
+            let there = head.map_err(|source| ExportError::Store { url: self.url(rel), source })?.size;
+            if there != size {
+                return Err(ExportError::Unreadable {
+                    url: self.url(rel),
+                    problem: format!("holds {there} bytes where these records make {size}: damaged, or written by another version of kafkatos3; delete it and run again"),
+                });
+            }
+        }
+        Ok(created)
     }
 
     /// The JSON document at `rel`, if there is one.
@@ -108,16 +126,22 @@ impl Destination {
         if self.create(DATASET_KEY, json).await? == Created::New {
             return Ok(());
         }
-        let Some(theirs) = self.read_json::<Dataset>(DATASET_KEY).await? else {
-            return Err(ExportError::Unreadable { url: self.url(DATASET_KEY), problem: "vanished while read".into() });
+        let unreadable = |problem: String| ExportError::Unreadable { url: self.url(DATASET_KEY), problem };
+        let Some(json) = self.read_json::<serde_json::Value>(DATASET_KEY).await? else {
+            return Err(unreadable("vanished while read".into()));
         };
-        if theirs.kafkatos3_export > ours.kafkatos3_export {
-            return Err(ExportError::Refused(format!(
-                "{}: written by a newer kafkatos3 (export format {}); upgrade to export into it",
-                self.url(DATASET_KEY),
-                theirs.kafkatos3_export
-            )));
+        // The version first: a newer description may not parse as this one.
+        match json.get("kafkatos3_export").and_then(serde_json::Value::as_u64) {
+            Some(version) if version <= u64::from(ours.kafkatos3_export) => {}
+            Some(version) => {
+                return Err(ExportError::Refused(format!(
+                    "{}: written by a newer kafkatos3 (export format {version}); upgrade to export into it",
+                    self.url(DATASET_KEY)
+                )))
+            }
+            None => return Err(unreadable("not a kafkatos3 export's description".into())),
         }
+        let theirs: Dataset = serde_json::from_value(json).map_err(|e| unreadable(e.to_string()))?;
         let differs = |what: &str, theirs: &str, ours: &str| {
             ExportError::Refused(format!(
                 "{} holds an export with {what} {theirs}, not {ours}: export into another --to, or with the same {what}",

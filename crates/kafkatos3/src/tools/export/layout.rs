@@ -73,12 +73,18 @@ pub struct RunExport {
     source: String,
     /// Per hour: the file and its first and last offsets.
     hours: BTreeMap<Hour, (ParquetFile, i64, i64)>,
+    /// Bytes in all the files' builders.
+    buffered: usize,
 }
+
+/// Bytes all the hour files of a run may hold in their builders: records whose timestamps jump
+/// between many hours would otherwise keep a row group's worth per hour.
+const RUN_BUFFER_BYTES: usize = super::parquet::ROW_GROUP_BYTES;
 
 impl RunExport {
     pub fn new(topic: &str, partition: i32, values: ValueFormat, source: &str) -> Self {
         let (topic, source) = (topic.to_string(), source.to_string());
-        RunExport { topic, partition, values, source, hours: BTreeMap::new() }
+        RunExport { topic, partition, values, source, hours: BTreeMap::new(), buffered: 0 }
     }
 
     pub fn push(&mut self, record: &Record<'_>) -> Result<(), ParquetError> {
@@ -89,9 +95,25 @@ impl RunExport {
                 entry.insert((ParquetFile::new(self.values, &metadata)?, record.offset, record.offset))
             }
         };
+        let before = file.buffered();
         file.push(&self.topic, self.partition, record)?;
         *last = record.offset;
+        // (A push that completes a row group empties the file's builders.)
+        self.buffered = (self.buffered + file.buffered()).saturating_sub(before);
+        if self.buffered > RUN_BUFFER_BYTES {
+            // The fullest builders go first, as a row group of their own: the same records in the
+            // same order always cut the same groups.
+            if let Some((file, _, _)) = self.hours.values_mut().max_by_key(|(file, _, _)| file.buffered()) {
+                self.buffered = self.buffered.saturating_sub(file.buffered());
+                file.write_group()?;
+            }
+        }
         Ok(())
+    }
+
+    /// Bytes in the builders of all its files.
+    pub fn buffered(&self) -> usize {
+        self.buffered
     }
 
     /// The files, in key order.

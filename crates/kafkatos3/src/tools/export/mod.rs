@@ -88,7 +88,8 @@ pub struct Report {
     pub partitions: BTreeMap<String, PartitionOutcome>,
     /// Partitions whose last pass failed, and why.
     pub failed: BTreeMap<String, String>,
-    /// What the archive's listing showed that is not right (gaps, claims without objects).
+    /// What the archive's listing showed that is not right (gaps, overlaps, claims without
+    /// objects or unreadable, objects without claims).
     pub warnings: BTreeSet<String>,
     pub records: u64,
     pub files_written: u64,
@@ -113,6 +114,12 @@ pub fn export(
 ) -> Result<Report, ExportError> {
     let started = Instant::now();
     let archive_url = archive.url(archive.location().prefix()).trim_end_matches('/').to_string();
+    let root = destination.root_url();
+    if root == archive_url || root.starts_with(&format!("{archive_url}/")) {
+        return Err(ExportError::Refused(format!(
+            "--to {root} is inside the archive {archive_url}: its files would mix with the archive's objects; export elsewhere"
+        )));
+    }
     let dataset = Dataset {
         kafkatos3_export: 1,
         format: "parquet".into(),
@@ -120,12 +127,8 @@ pub fn export(
         archive: archive_url.clone(),
     };
     runtime.block_on(destination.claim_dataset(&dataset))?;
-    let mut report = Report {
-        archive: archive_url,
-        destination: destination.root_url(),
-        value_format: options.values.name(),
-        ..Report::default()
-    };
+    let mut report =
+        Report { archive: archive_url, destination: root, value_format: options.values.name(), ..Report::default() };
     // Per partition, where the previous pass found the archive all exported.
     let mut known = BTreeMap::new();
     loop {
@@ -224,7 +227,10 @@ fn pass(
                 report.partitions.entry(tp).or_default().add(&outcome);
             }
             Err(error) => {
-                eprintln!("kafkatos3 export: {tp}: {error}");
+                // A one-shot run reports it at the end; --follow goes on, so it says so now.
+                if options.follow.is_some() {
+                    eprintln!("kafkatos3 export: {tp}: {error}");
+                }
                 report.failed.insert(tp.to_string(), error.to_string());
             }
         }
@@ -232,13 +238,22 @@ fn pass(
     Ok(())
 }
 
-/// What the listing shows that the export cannot mend: offsets no object holds, claims whose
-/// object is missing (exported once it appears), claims that cannot be read.
+/// What the listing shows that the export cannot mend: offsets no object holds, or two do
+/// (exported once), claims whose object is missing (exported once it appears), claims that
+/// cannot be read, objects no claim names (not part of the archive, not exported).
 fn warnings(archive: &Archive, catalog: &Catalog) -> Vec<String> {
     let mut warnings = Vec::new();
     for (tp, partition) in &catalog.partitions {
         for (first, last) in &partition.gaps {
             warnings.push(format!("{tp}: the archive holds no object for offsets {first}-{last}"));
+        }
+        for (first, last) in &partition.overlaps {
+            warnings.push(format!("{tp}: offsets {first}-{last} are in more than one object (exported once)"));
+        }
+        for (first, last) in &partition.unclaimed {
+            warnings.push(format!(
+                "{tp}: an object of offsets {first}-{last} has no claim (an upload under way, or one that lost a race): not exported unless claimed"
+            ));
         }
         for missing in &partition.missing {
             warnings.push(format!(

@@ -25,9 +25,13 @@ use parquet::schema::types::ColumnPath;
 /// payload limit below, is what they are tuned for).
 pub const ROW_GROUP_ROWS: usize = 1024 * 1024;
 
-/// Payload bytes (keys, values, headers) per row group at most: a group of large records is
-/// written before its rows reach [`ROW_GROUP_ROWS`].
+/// Bytes per row group at most (keys, values, headers, the topic, and what each row costs the
+/// builders): a group of large records is written before its rows reach [`ROW_GROUP_ROWS`].
 pub const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a row costs the builders besides its payload and topic: the offsets into the variable
+/// columns, the fixed-width values, validity bits.
+const ROW_BYTES: usize = 48;
 
 /// Bytes of a data page at most (before compression): zstd compresses a larger page of similar
 /// values better (100-byte values: 12 % smaller than with the default 1 MiB), and a page holds at
@@ -141,6 +145,7 @@ impl ParquetFile {
 
     /// Row groups of at most `rows` records or `bytes` of payload (the last record of a group
     /// may take it over).
+    #[cfg(test)]
     pub fn with_row_groups(mut self, rows: usize, bytes: usize) -> Self {
         (self.max_group_rows, self.max_group_bytes) = (rows.clamp(1, ROW_GROUP_ROWS), bytes);
         self
@@ -157,6 +162,11 @@ impl ParquetFile {
         self.partition.append_value(partition);
         self.offset.append_value(record.offset);
         match record.timestamp_type {
+            // Kafka's "no timestamp" is -1: filed under the null hour, so null here too.
+            _ if record.timestamp < 0 => {
+                self.timestamp.append_null();
+                self.timestamp_type.append_null();
+            }
             TimestampType::NotAvailable => {
                 self.timestamp.append_null();
                 self.timestamp_type.append_null();
@@ -172,7 +182,8 @@ impl ParquetFile {
         }
         self.key.append_option(record.key);
         self.value.append_option(record.value);
-        let mut bytes = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
+        let mut bytes =
+            ROW_BYTES + topic.len() + record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
         let element = self.headers.values();
         for (key, value) in record.headers {
             element.field_builder::<StringBuilder>(0).expect("header key column").append_value(key);
@@ -194,8 +205,13 @@ impl ParquetFile {
         Ok(())
     }
 
+    /// Bytes in the builders, not yet written.
+    pub fn buffered(&self) -> usize {
+        self.group_bytes
+    }
+
     /// The builders' records as one row group.
-    fn write_group(&mut self) -> Result<(), ParquetError> {
+    pub fn write_group(&mut self) -> Result<(), ParquetError> {
         if self.group_rows == 0 {
             return Ok(());
         }

@@ -27,8 +27,8 @@ pub struct Shared<'a> {
     pub runtime: &'a tokio::runtime::Handle,
     pub destination: &'a Destination,
     pub values: ValueFormat,
-    /// Set on SIGINT/SIGTERM (or by a failing worker in a one-shot run): stop before the next
-    /// object.
+    /// Set on SIGINT/SIGTERM: stop before the next object (a partition that fails does not stop
+    /// the others).
     pub stop: &'a AtomicBool,
     pub progress: &'a Progress,
 }
@@ -64,7 +64,6 @@ impl PartitionOutcome {
         self.bytes_read += other.bytes_read;
         self.bytes_written += other.bytes_written;
         self.exported.clone_from(&other.exported);
-        self.known_below = other.known_below.or(self.known_below);
     }
 }
 
@@ -80,9 +79,11 @@ struct Run {
 }
 
 impl Run {
-    fn range(&self, object: &CatalogObject) -> Range {
-        let first = if self.from_object_start { object.name.start.min(self.first) } else { self.first };
-        let last = if self.to_object_end { object.name.end.max(self.last) } else { self.last };
+    /// The offsets the run covers. Where objects overlap, an offset one of them lacks another
+    /// may hold: then only the run's own records count.
+    fn range(&self, object: &CatalogObject, overlapping: bool) -> Range {
+        let first = if self.from_object_start && !overlapping { object.name.start.min(self.first) } else { self.first };
+        let last = if self.to_object_end && !overlapping { object.name.end.max(self.last) } else { self.last };
         (first, last)
     }
 }
@@ -130,7 +131,8 @@ pub fn export_partition(
             settled.done(start, end);
             continue;
         }
-        let Some(read) = read_runs(shared, tp, object, cut, &checkpoint, &mut cursor)? else {
+        let overlapping = !partition.overlaps.is_empty();
+        let Some(read) = read_runs(shared, tp, object, cut, overlapping, &checkpoint, &mut cursor)? else {
             break; // stopped by a signal: nothing of this object is written
         };
         outcome.objects_read += 1;
@@ -155,9 +157,17 @@ pub fn export_partition(
         save(shared, &mut checkpoint)?;
     }
     outcome.exported = checkpoint.exported.as_slice().to_vec();
-    let first_missing = partition.missing.iter().map(|m| m.first).min();
-    outcome.known_below = match (settled.below, first_missing) {
-        (Some(below), Some(missing)) => Some(below.min(missing)),
+    // What the next pass must still look at: a missing object's claim, a claim that could not be
+    // read (a passing store error, too), an object whose claim is not there yet.
+    let unsettled = partition
+        .missing
+        .iter()
+        .map(|m| m.first)
+        .chain(partition.bad_claims.iter().map(|b| b.start))
+        .chain(partition.unclaimed.iter().map(|(first, _)| *first))
+        .min();
+    outcome.known_below = match (settled.below, unsettled) {
+        (Some(below), Some(unsettled)) => Some(below.min(unsettled)),
         (below, _) => below,
     };
     Ok(outcome)
@@ -175,18 +185,18 @@ struct Settled {
 
 impl Settled {
     fn new(known_below: Option<i64>) -> Self {
-        Settled { below: known_below, end: known_below.map(|below| below - 1), broken: false }
+        Settled { below: known_below, end: known_below.map(|below| below.saturating_sub(1)), broken: false }
     }
 
     /// The next object in order, `start..=end`, needs nothing more.
     fn done(&mut self, start: i64, end: i64) {
-        let follows = self.end.is_none_or(|last| start <= last + 1);
+        let follows = self.end.is_none_or(|last| start <= last.saturating_add(1));
         if self.broken || !follows {
             self.broken = true;
             return;
         }
         self.end = Some(self.end.map_or(end, |last| last.max(end)));
-        self.below = self.end.map(|last| last + 1);
+        self.below = self.end.map(|last| last.saturating_add(1));
     }
 }
 
@@ -203,6 +213,7 @@ fn read_runs(
     tp: &TopicPartition,
     object: &CatalogObject,
     cut: Cut,
+    overlapping: bool,
     checkpoint: &Checkpoint,
     cursor: &mut Cursor,
 ) -> Result<Option<Read>, ExportError> {
@@ -262,7 +273,7 @@ fn read_runs(
     }
     let mut finished = Vec::with_capacity(runs.len());
     for run in runs {
-        let range = run.range(object);
+        let range = run.range(object, overlapping);
         finished.push((range, run.export.finish().map_err(|e| parquet_error(shared, &object.key, e))?));
     }
     Ok(Some(Read { runs: finished, closed }))
@@ -282,7 +293,7 @@ fn write_runs(
     for (range, files) in runs {
         for file in files {
             let (rows, size) = (file.rows as u64, file.bytes.len() as u64);
-            match shared.runtime.block_on(shared.destination.create(&file.key, file.bytes))? {
+            match shared.runtime.block_on(shared.destination.create_file(&file.key, file.bytes))? {
                 Created::New => {
                     outcome.files_written += 1;
                     outcome.bytes_written += size;
@@ -323,10 +334,18 @@ fn finish_pending(
         }
         Ok(true)
     });
+    // (Its reader never stops early: a pending object is finished whole.)
     match read {
-        Ok(_) => {}
-        Err(Flow::Stopped) => unreachable!("the pending object's reader does not stop"),
-        Err(Flow::Failed(error)) => return Err(error),
+        Ok(_) | Err(Flow::Stopped) => {}
+        Err(Flow::Failed(error)) => {
+            return Err(ExportError::Unreadable {
+                url: shared.destination.url(&Checkpoint::key(tp)),
+                problem: format!(
+                    "finishing the export of {} that a killed run began: {error} (until it can be read, this partition is not exported; a new --to starts afresh)",
+                    shared.archive.url(&pending.object)
+                ),
+            })
+        }
     }
     let mut finished = Vec::with_capacity(runs.len());
     for (range, run) in pending.ranges.iter().zip(runs) {
@@ -373,17 +392,21 @@ fn parquet_error(shared: &Shared<'_>, key: &ObjectPath, source: parquet::errors:
 
 fn load(shared: &Shared<'_>, tp: &TopicPartition) -> Result<Checkpoint, ExportError> {
     let key = Checkpoint::key(tp);
-    let Some(checkpoint) = shared.runtime.block_on(shared.destination.read_json::<Checkpoint>(&key))? else {
+    let Some(json) = shared.runtime.block_on(shared.destination.read_json::<serde_json::Value>(&key))? else {
         return Ok(Checkpoint::new(tp));
     };
     let bad = |problem: String| ExportError::Unreadable { url: shared.destination.url(&key), problem };
-    if checkpoint.format > FORMAT {
-        return Err(bad(format!("format {} is newer than this kafkatos3's ({FORMAT}): upgrade", checkpoint.format)));
+    // The format first: a newer one may not even parse as this one.
+    match json.get("format").and_then(serde_json::Value::as_u64) {
+        Some(format) if format <= u64::from(FORMAT) => {}
+        Some(format) => return Err(bad(format!("format {format} is newer than this kafkatos3's ({FORMAT}): upgrade"))),
+        None => return Err(bad("no format: not a kafkatos3 export checkpoint".into())),
     }
+    let checkpoint: Checkpoint = serde_json::from_value(json).map_err(|e| bad(e.to_string()))?;
     if checkpoint.topic != tp.topic || checkpoint.partition != tp.partition {
         return Err(bad(format!("holds {}:{}, not {tp}", checkpoint.topic, checkpoint.partition)));
     }
-    Ok(checkpoint)
+    checkpoint.check().map_err(bad)
 }
 
 fn save(shared: &Shared<'_>, checkpoint: &mut Checkpoint) -> Result<(), ExportError> {

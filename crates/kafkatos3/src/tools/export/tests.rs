@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -10,7 +11,9 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::checkpoint::Checkpoint;
 use super::*;
-use crate::archive::testing::{memory_archive, put_claimed, put_claimed_version, FaultyStore, Op};
+use crate::archive::testing::{
+    memory_archive, put_claim, put_claimed, put_claimed_made, put_unclaimed, FaultyStore, Made, Op,
+};
 use crate::names::TopicPartition;
 use crate::tools::progress::Progress;
 use crate::tools::selection::{Cut, SelectionArgs};
@@ -33,6 +36,12 @@ fn options(select: SelectionArgs) -> Options<'static> {
         follow: None,
         progress_every: None,
     }
+}
+
+/// An empty destination in memory, `memory://lake/<prefix>`, and its store.
+fn lake(prefix: &str) -> (Arc<InMemory>, Destination) {
+    let store = Arc::new(InMemory::new());
+    (store.clone(), Destination::in_store(store, "memory://lake", prefix))
 }
 
 fn run(archive: &Archive, destination: &Destination, options: &Options<'_>, rt: &tokio::runtime::Runtime) -> Report {
@@ -79,8 +88,7 @@ fn every_archived_record_is_exported_once_into_hourly_files_and_a_rerun_adds_not
         put_claimed(&archive, &tp(0), 3600, 3609).await;
         put_claimed(&archive, &tp(1), 0, 9).await;
     });
-    let store = Arc::new(InMemory::new());
-    let destination = Destination::in_store(store.clone(), "memory://lake", "kafka");
+    let (store, destination) = lake("kafka");
     let report = run(&archive, &destination, &options(SelectionArgs::default()), &rt);
     assert_eq!((report.records, report.files_written, report.files_found), (40, 3, 0));
     assert!(report.failed.is_empty(), "{:?}", report.failed);
@@ -138,8 +146,7 @@ fn selections_that_overlap_export_each_record_once_and_consecutive_time_windows_
         put_claimed(&archive, &tp(0), 0, 49).await;
         put_claimed(&archive, &tp(0), 50, 99).await;
     });
-    let store = Arc::new(InMemory::new());
-    let destination = Destination::in_store(store.clone(), "memory://lake", "");
+    let (store, destination) = lake("");
     let window = |from: i64, to: i64| SelectionArgs {
         from_time: Some(from * 1000),
         to_time: Some(to * 1000),
@@ -160,8 +167,7 @@ fn a_time_windows_rerun_reads_only_what_it_has_not_and_a_new_object_is_picked_up
     let rt = runtime();
     let archive = memory_archive();
     rt.block_on(put_claimed(&archive, &tp(0), 0, 49));
-    let store = Arc::new(InMemory::new());
-    let destination = Destination::in_store(store.clone(), "memory://lake", "");
+    let (store, destination) = lake("");
     let from_20s = SelectionArgs { from_time: Some(20_000), ..SelectionArgs::default() };
     let first = run(&archive, &destination, &options(from_20s.clone()), &rt);
     assert_eq!(first.records, 30);
@@ -177,8 +183,7 @@ fn a_destination_keeps_one_value_format_and_one_archive() {
     let rt = runtime();
     let archive = memory_archive();
     rt.block_on(put_claimed(&archive, &tp(0), 0, 9));
-    let store = Arc::new(InMemory::new());
-    let destination = Destination::in_store(store.clone(), "memory://lake", "x");
+    let (_, destination) = lake("x");
     run(&archive, &destination, &options(SelectionArgs::default()), &rt);
     let mut json = options(SelectionArgs::default());
     json.values = ValueFormat::Json;
@@ -192,12 +197,23 @@ fn a_destination_keeps_one_value_format_and_one_archive() {
 }
 
 #[test]
+fn a_destination_inside_the_archive_is_refused() {
+    let rt = runtime();
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let archive = Archive::new(store.clone(), "memory://test", "p");
+    let inside = Destination::in_store(store, "memory://test", "p/lake");
+    let refused = export(&archive, &inside, &options(SelectionArgs::default()), &rt, &AtomicBool::new(false))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("--to memory://test/p/lake is inside the archive memory://test/p"), "{refused}");
+}
+
+#[test]
 fn a_stop_before_the_first_object_writes_nothing_and_says_so() {
     let rt = runtime();
     let archive = memory_archive();
     rt.block_on(put_claimed(&archive, &tp(0), 0, 9));
-    let store = Arc::new(InMemory::new());
-    let destination = Destination::in_store(store.clone(), "memory://lake", "");
+    let (store, destination) = lake("");
     let report =
         export(&archive, &destination, &options(SelectionArgs::default()), &rt, &AtomicBool::new(true)).unwrap();
     assert!(report.interrupted && report.records == 0);
@@ -209,9 +225,8 @@ fn a_stop_before_the_first_object_writes_nothing_and_says_so() {
 fn version_1_objects_export_with_null_timestamps_and_no_headers_under_hives_null_partition() {
     let rt = runtime();
     let archive = memory_archive();
-    rt.block_on(put_claimed_version(&archive, &tp(0), 0, 4, mak::Version::V1));
-    let store = Arc::new(InMemory::new());
-    let destination = Destination::in_store(store.clone(), "memory://lake", "");
+    rt.block_on(put_claimed_made(&archive, &tp(0), 0, 4, Made { version: mak::Version::V1, ..Made::default() }));
+    let (store, destination) = lake("");
     assert_eq!(run(&archive, &destination, &options(SelectionArgs::default()), &rt).records, 5);
     let files = exported(store.as_ref(), &rt);
     assert_eq!(files.len(), 1);
@@ -239,8 +254,7 @@ fn a_second_pass_reads_only_the_claims_of_what_the_first_did_not_settle() {
         // 20..=29 is a gap (its claim comes later), then 30..=39.
         put_claimed(&archive, &tp(0), 30, 39).await;
     });
-    let store = Arc::new(InMemory::new());
-    let destination = Destination::in_store(store.clone(), "memory://lake", "");
+    let (store, destination) = lake("");
     let shared_progress = Progress::new("export", "objects exported");
     let stop = AtomicBool::new(false);
     let shared = Shared {
@@ -265,4 +279,92 @@ fn a_second_pass_reads_only_the_claims_of_what_the_first_did_not_settle() {
     let outcome = partition::export_partition(&shared, &tp(0), &second, Cut::default(), first.known_below).unwrap();
     assert_eq!((outcome.records, outcome.objects_skipped, outcome.known_below), (10, 1, Some(40)));
     assert_eq!(offsets(store.as_ref(), &rt), each_once(&[(0, 0..=39)]));
+}
+
+/// Passes of `--follow` over `archive`, each as the follow loop runs it: the records each exported.
+fn passes(
+    archive: &Archive,
+    destination: &Destination,
+    select: SelectionArgs,
+    known: &mut BTreeMap<TopicPartition, i64>,
+    rt: &tokio::runtime::Runtime,
+) -> u64 {
+    let mut report = Report::default();
+    pass(archive, destination, &options(select), rt, &AtomicBool::new(false), known, &mut report).unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    report.records
+}
+
+#[test]
+fn a_followed_time_window_keeps_reading_objects_stamped_before_it_once_it_has_opened() {
+    let rt = runtime();
+    let archive = memory_archive();
+    rt.block_on(put_claimed(&archive, &tp(0), 0, 9));
+    let (store, destination) = lake("");
+    let from_5s = SelectionArgs { from_time: Some(5_000), ..SelectionArgs::default() };
+    let mut known = BTreeMap::new();
+    assert_eq!(passes(&archive, &destination, from_5s.clone(), &mut known, &rt), 5, "offsets 5-9");
+    // A producer with a clock behind: stamped before the window, but after the record that
+    // opened it, so inside the cut.
+    let early = Made { stamp: |offset| offset, ..Made::default() };
+    rt.block_on(put_claimed_made(&archive, &tp(0), 10, 19, early));
+    assert_eq!(passes(&archive, &destination, from_5s, &mut known, &rt), 10);
+    assert_eq!(offsets(store.as_ref(), &rt), each_once(&[(0, 5..=19)]));
+}
+
+#[test]
+fn an_object_whose_claim_comes_after_a_later_ones_is_still_exported_by_the_next_pass() {
+    let rt = runtime();
+    let archive = memory_archive();
+    rt.block_on(async {
+        put_unclaimed(&archive, &tp(0), 0, 9, Made::default()).await;
+        put_claimed(&archive, &tp(0), 10, 19).await;
+    });
+    let (store, destination) = lake("");
+    let mut known = BTreeMap::new();
+    assert_eq!(passes(&archive, &destination, SelectionArgs::default(), &mut known, &rt), 10);
+    assert_eq!(known.get(&tp(0)), Some(&0), "nothing settled below the claimless object");
+    rt.block_on(put_claim(&archive, &tp(0), 0, 9));
+    assert_eq!(passes(&archive, &destination, SelectionArgs::default(), &mut known, &rt), 10);
+    assert_eq!(known.get(&tp(0)), Some(&20));
+    assert_eq!(offsets(store.as_ref(), &rt), each_once(&[(0, 0..=19)]));
+}
+
+#[test]
+fn records_stamped_across_many_hours_keep_the_builders_within_one_row_groups_bytes() {
+    let mut run = layout::RunExport::new("t", 0, ValueFormat::Raw, "t/0/x");
+    let value = vec![b'v'; 1024 * 1024];
+    // 100 MiB of records, each in an hour of its own: the builders never hold all of it.
+    for offset in 0..100 {
+        let record = mak::v2::Record {
+            offset,
+            timestamp: offset * 3_600_000,
+            timestamp_type: mak::v2::TimestampType::CreateTime,
+            key: None,
+            value: Some(&value),
+            headers: mak::v2::Headers::EMPTY,
+        };
+        run.push(&record).unwrap();
+        assert!(run.buffered() <= parquet::ROW_GROUP_BYTES + value.len() + 1024, "{}", run.buffered());
+    }
+    assert_eq!(run.finish().unwrap().len(), 100);
+}
+
+#[test]
+fn a_damaged_file_where_a_killed_run_wrote_stops_the_partition_naming_it() {
+    let rt = runtime();
+    let archive = memory_archive();
+    rt.block_on(put_claimed(&archive, &tp(0), 3590, 3609));
+    let inner = Arc::new(InMemory::new());
+    let faulty = FaultyStore::new(inner.clone());
+    faulty.fail(Op::Put, "hour=01/");
+    let destination = Destination::in_store(faulty.clone(), "memory://lake", "");
+    run(&archive, &destination, &options(SelectionArgs::default()), &rt);
+    faulty.heal();
+    // The first file, as a power cut could leave a file that was not synced.
+    let first = exported(inner.as_ref(), &rt).remove(0).0;
+    rt.block_on(inner.put(&first.as_str().into(), b"PAR1".to_vec().into())).unwrap();
+    let report = run(&archive, &destination, &options(SelectionArgs::default()), &rt);
+    let failed = &report.failed["orders:0"];
+    assert!(failed.contains(&first) && failed.contains("holds 4 bytes where these records make"), "{failed}");
 }
