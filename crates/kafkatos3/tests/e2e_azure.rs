@@ -140,4 +140,21 @@ async fn two_daemons_archive_into_an_azure_container_exactly_once_through_a_kill
         .unwrap();
     assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
     assert!(String::from_utf8_lossy(&ls.stdout).contains(&topic));
+
+    // Exported into the same container (files created if absent: Azure's If-None-Match), and
+    // once only: a second run finds nothing new.
+    let export = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
+            .args(["export", "--store", url, "--to", "az://archive/lake", "--json"])
+            .envs(vars.clone())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(export()["records"], 800);
+    assert_eq!(export()["records"], 0);
+    let listed: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(Some(&"lake".into()))).await.unwrap();
+    let files = listed.iter().filter(|m| m.location.as_ref().ends_with(".parquet")).count();
+    assert!(files >= 4, "one file per partition and object at least: {files}");
 }
