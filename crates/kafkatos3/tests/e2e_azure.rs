@@ -86,60 +86,12 @@ async fn two_daemons_archive_into_an_azure_container_exactly_once_through_a_kill
     let vars = azurite.vars();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let env = env();
-    let topic = unique("e2e-azure");
-    create_topic(&env, &topic, 4).await;
-    let mut produced = ByPartition::new();
-    produce(&env, &topic, 4, 0, 400, &mut produced).await;
-
     let dir = tempfile::tempdir().unwrap();
     let url = "az://archive/nightly";
-    let group = unique("g");
-    let start = |name: &str| {
-        let path = dir.path().join(format!("{name}.cfg"));
-        if !path.exists() {
-            let mut config = DaemonConfig::new(&env, &dir.path().join(name), &group, &[&topic], "unused");
-            config.store_url = Some(url.to_string());
-            config.write(&env, &path);
-        }
-        Daemon::start_args_env(&[path.as_os_str()], &dir.path().join(format!("{name}.log")), &vars)
-    };
-    let mut daemons = vec![start("first"), start("second")];
     let store = azurite.store("archive");
-    wait_for_archive(store.clone(), "nightly", 400, Duration::from_secs(90)).await;
-    daemons.remove(0).kill9();
-    produce(&env, &topic, 4, 400, 200, &mut produced).await;
-    daemons.insert(0, start("first"));
-    produce(&env, &topic, 4, 600, 200, &mut produced).await;
-    let archive = wait_for_archive(store.clone(), "nightly", 800, Duration::from_secs(90)).await;
-    assert_exactly_once(&produced, &archive);
-    let logs: Vec<String> = daemons.iter().map(|d| d.log_tail()).collect();
-    for daemon in daemons {
-        let (status, _) = daemon.terminate(Duration::from_secs(40));
-        assert!(status.success(), "logs:\n{}", logs.join("\n"));
-    }
-    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
-    assert!(log.contains("the store refuses to overwrite a claim"), "the fence was checked: {log}");
-    assert!(!log.contains(" ERROR "), "{log}");
-
-    // The tools name the same archive by its URL, with the same environment.
-    let verify = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
-        .args(["verify", "--store", url, "--deep"])
-        .envs(vars.clone())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&verify.stdout);
-    assert!(verify.status.success(), "verify: {out}\n{}", String::from_utf8_lossy(&verify.stderr));
-    for partition in 0..4 {
-        assert!(out.contains(&format!("{topic}:{partition}")), "{out}");
-    }
-    assert!(out.contains("clean"), "{out}");
-    let ls = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
-        .args(["ls", "--store", "az://archive", "--prefix", "nightly", "--json"])
-        .envs(vars.clone())
-        .output()
-        .unwrap();
-    assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
-    assert!(String::from_utf8_lossy(&ls.stdout).contains(&topic));
+    let under = StoreUnderTest { url, store: store.clone(), prefix: "nightly", vars: &vars };
+    let done = two_daemons_and_a_kill(&env, dir.path(), &under, 400).await;
+    tools_read(&under, "az://archive", &done.topic);
 
     // Exported into the same container (files created if absent: Azure's If-None-Match), and
     // once only: a second run finds nothing new.

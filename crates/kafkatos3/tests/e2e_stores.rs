@@ -12,64 +12,18 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_archive_into_one_directory_exactly_once_and_the_tools_read_it() {
     let env = env();
-    let topic = unique("e2e-dir");
-    create_topic(&env, &topic, 4).await;
-    let mut produced = ByPartition::new();
-    produce(&env, &topic, 4, 0, 600, &mut produced).await;
-
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("archive");
-    let url = format!("file://{}", root.display());
-    let group = unique("g");
-    let mut daemons = Vec::new();
-    for name in ["first", "second"] {
-        let mut config = DaemonConfig::new(&env, &dir.path().join(name), &group, &[&topic], "unused");
-        config.store_url = Some(format!("{url}/nightly"));
-        let path = dir.path().join(format!("{name}.cfg"));
-        config.write(&env, &path);
-        daemons.push(Daemon::start(&path, &dir.path().join(format!("{name}.log"))));
-    }
+    let root = format!("file://{}", dir.path().join("archive").display());
+    let url = format!("{root}/nightly");
     // The directory is created by the daemon; the claims are hard links it refuses to replace.
     let store: Arc<dyn object_store::ObjectStore> =
         Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
-    let archive = wait_for_archive(store.clone(), "archive/nightly", 600, Duration::from_secs(90)).await;
-    assert!(archive.total() >= 600);
-    // kill -9 of one of them, more records, and a restart on the same working directory.
-    daemons.remove(0).kill9();
-    produce(&env, &topic, 4, 600, 200, &mut produced).await;
-    let first = dir.path().join("first.cfg");
-    daemons.insert(0, Daemon::start(&first, &dir.path().join("first.log")));
-    produce(&env, &topic, 4, 800, 200, &mut produced).await;
-    let archive_then = wait_for_archive(store.clone(), "archive/nightly", 1000, Duration::from_secs(90)).await;
-    assert_exactly_once(&produced, &archive_then);
-    let logs: Vec<String> = daemons.iter().map(|d| d.log_tail()).collect();
-    for daemon in daemons {
-        let (status, _) = daemon.terminate(Duration::from_secs(40));
-        assert!(status.success(), "logs:\n{}", logs.join("\n"));
-    }
-    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
-    assert!(log.contains("the store refuses to overwrite a claim"), "the fence was checked: {log}");
-
-    // The tools name the same archive by its URL.
-    let verify = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
-        .args(["verify", "--store", &format!("{url}/nightly"), "--deep"])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&verify.stdout);
-    assert!(verify.status.success(), "verify: {out}\n{}", String::from_utf8_lossy(&verify.stderr));
-    for partition in 0..4 {
-        assert!(out.contains(&format!("{topic}:{partition}")), "{out}");
-    }
-    let ls = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
-        .args(["ls", "--store", &url, "--prefix", "nightly", "--json"])
-        .output()
-        .unwrap();
-    assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
-    let listed = String::from_utf8_lossy(&ls.stdout);
-    assert!(listed.contains(&topic), "{listed}");
+    let under = StoreUnderTest { url: &url, store, prefix: "archive/nightly", vars: &[] };
+    let done = two_daemons_and_a_kill(&env, dir.path(), &under, 600).await;
+    tools_read(&under, &root, &done.topic);
 
     // An object of the directory archive is a file: parse reads it as it is.
-    let object = root.join("nightly").join(&archive_then.keys[0]["archive/nightly/".len()..]);
+    let object = dir.path().join(&done.archive.keys[0]);
     let parse = Command::new(env!("CARGO_BIN_EXE_kafkatos3"))
         .args(["parse", "--json", "--bytes", "base64"])
         .arg(&object)
@@ -77,7 +31,7 @@ async fn two_daemons_archive_into_one_directory_exactly_once_and_the_tools_read_
         .unwrap();
     assert!(parse.status.success(), "{}: {}", object.display(), String::from_utf8_lossy(&parse.stderr));
     let printed = String::from_utf8_lossy(&parse.stdout);
-    let records = printed.lines().filter(|line| line.contains(&format!("\"topic\":\"{topic}\""))).count();
+    let records = printed.lines().filter(|line| line.contains(&format!("\"topic\":\"{}\"", done.topic))).count();
     assert!(records > 0 && records == printed.lines().count(), "{}: {printed}", object.display());
 }
 

@@ -2,7 +2,8 @@
 //! broker and S3 server that `scripts/test.sh` starts (their addresses come from
 //! `KAFKATOS3_TEST_*` environment variables). By what they reach: [`kafka`] (topics, records,
 //! offsets), [`archive`] (the archive in S3, read as every reader reads it), [`daemon`] (configs
-//! and processes of the daemon), [`records`] (records with every field), [`s3`] (a private S3 server a test may stop).
+//! and processes of the daemon), [`records`] (records with every field), [`s3`] (a private S3 server a test may stop),
+//! [`stores`] (the scenario every store outside S3 is tested with).
 #![allow(dead_code)]
 
 mod archive;
@@ -11,6 +12,7 @@ mod kafka;
 mod records;
 mod s3;
 pub mod secure;
+mod stores;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,6 +29,8 @@ pub use kafka::*;
 pub use records::*;
 #[allow(unused_imports)]
 pub use s3::*;
+#[allow(unused_imports)]
+pub use stores::*;
 
 #[derive(Clone, Debug)]
 pub struct TestEnv {
