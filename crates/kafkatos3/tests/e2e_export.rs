@@ -281,8 +281,17 @@ async fn an_export_killed_again_and_again_ends_with_every_record_once_and_follow
         OsStr::new("--follow"),
         OsStr::new("--interval"),
         OsStr::new("1"),
+        OsStr::new("--metrics-listen"),
+        OsStr::new("127.0.0.1:0"),
     ];
     let follow = Daemon::start_args(&args, &log);
+    assert!(wait_for_log(&log, "serving /metrics", Duration::from_secs(20)).await, "{}", follow.log_tail());
+    let tail = follow.log_tail();
+    let port: u16 = tail
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {tail}"));
     for partition in 0..2 {
         let mut more = hourly(20, 490_000 + i64::from(partition) * 1000);
         produce_full(&env, &topic, partition, &mut more).await;
@@ -292,6 +301,22 @@ async fn an_export_killed_again_and_again_ends_with_every_record_once_and_follow
     while exported_offsets(&lake).len() < 160 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // As Prometheus sees it: the records of this process, nothing behind, ready. (Another pass
+    // may be needed for the page to catch up with the files.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = http_get(port, "/metrics").map(|(_, body)| body).unwrap_or_default();
+        if page.contains("kafkatos3_export_records_total 40") || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(page.contains("kafkatos3_export_records_total 40"), "{page}");
+    assert!(
+        page.contains(&format!("kafkatos3_export_behind_offsets{{topic=\"{topic}\",partition=\"1\"}} 0")),
+        "{page}"
+    );
+    assert_eq!(http_get(port, "/readyz").map(|(status, _)| status), Some(200));
     let (status, took) = follow.terminate(Duration::from_secs(20));
     assert!(
         status.success() && took < Duration::from_secs(5),

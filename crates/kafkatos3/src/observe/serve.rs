@@ -1,9 +1,11 @@
 //! The HTTP endpoints of `[metrics] listen`: `/metrics` (Prometheus text format), `/healthz` and
 //! `/readyz` (see [`crate::observe::health`]). HTTP/1 by hyper on the daemon's runtime; what
-//! reads the disk (the stage counts) runs on a blocking thread.
+//! reads the disk (the stage counts) runs on a blocking thread. [`serve_with`] serves another
+//! process's answers the same way (`kafkatos3 export --metrics-listen`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -16,22 +18,41 @@ use crate::observe::metrics::global;
 /// Prometheus' text exposition format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// An answer: status, content type, body.
+pub type Answer = (StatusCode, &'static str, String);
+
+/// What answers a path (on a blocking thread).
+pub type Responder = Arc<dyn Fn(&str) -> Answer + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
-#[error("[metrics] listen = {addr}: {source}")]
+#[error("{setting} {addr}: {source}")]
 pub struct ListenError {
+    /// The setting that named the address: `[metrics] listen =`, `--metrics-listen`.
+    setting: &'static str,
     addr: SocketAddr,
     source: std::io::Error,
 }
 
 /// Binds the address now, so a port in use stops the start with a clear error.
 pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ListenError> {
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| ListenError { addr, source })?;
-    listener.set_nonblocking(true).map_err(|source| ListenError { addr, source })?;
+    bind_as("[metrics] listen =", addr)
+}
+
+/// [`bind`], the error naming `setting`.
+pub fn bind_as(setting: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, ListenError> {
+    let error = |source| ListenError { setting, addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(error)?;
+    listener.set_nonblocking(true).map_err(error)?;
     Ok(listener)
 }
 
-/// Serves until the runtime is shut down.
+/// Serves the daemon's metrics and health until the runtime is shut down.
 pub async fn serve(listener: std::net::TcpListener) {
+    serve_with(listener, Arc::new(daemon_answer)).await;
+}
+
+/// Serves `responder`'s answers until the runtime is shut down.
+pub async fn serve_with(listener: std::net::TcpListener, responder: Responder) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(error) => {
@@ -52,8 +73,9 @@ pub async fn serve(listener: std::net::TcpListener) {
                 continue;
             }
         };
+        let responder = responder.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(respond);
+            let service = hyper::service::service_fn(move |request| respond(request, responder.clone()));
             if let Err(error) =
                 hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
             {
@@ -63,15 +85,28 @@ pub async fn serve(listener: std::net::TcpListener) {
     }
 }
 
-async fn respond(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = request.uri().path().to_string();
-    let answer = tokio::task::spawn_blocking(move || match path.as_str() {
-        "/metrics" => (StatusCode::OK, METRICS_CONTENT_TYPE, global().encode()),
+/// The daemon's endpoints.
+fn daemon_answer(path: &str) -> Answer {
+    match path {
+        "/metrics" => metrics_answer(global().encode()),
         "/healthz" => verdict(global().health.liveness()),
         "/readyz" => verdict(global().health.readiness(global().uploads_waiting())),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics, /healthz or /readyz\n".to_string()),
-    })
-    .await;
+        _ => not_found(),
+    }
+}
+
+/// A page of metrics in Prometheus' text format.
+pub fn metrics_answer(text: String) -> Answer {
+    (StatusCode::OK, METRICS_CONTENT_TYPE, text)
+}
+
+pub fn not_found() -> Answer {
+    (StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics, /healthz or /readyz\n".to_string())
+}
+
+async fn respond(request: Request<Incoming>, responder: Responder) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_string();
+    let answer = tokio::task::spawn_blocking(move || responder(&path)).await;
     let (status, content_type, body) = answer.unwrap_or_else(|error| {
         (StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("answering the request failed: {error}\n"))
     });
@@ -83,7 +118,8 @@ async fn respond(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, In
     Ok(response)
 }
 
-fn verdict(verdict: crate::observe::health::Verdict) -> (StatusCode, &'static str, String) {
+/// A health verdict: 200 or 503, and why.
+pub fn verdict(verdict: crate::observe::health::Verdict) -> Answer {
     let status = if verdict.ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, "text/plain; charset=utf-8", verdict.body)
 }

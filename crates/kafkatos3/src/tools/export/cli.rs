@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::metrics::ExportMetrics;
 use super::parquet::ValueFormat;
 use super::{Destination, ExportError, Options, Report};
 use crate::archive::store::S3Access;
@@ -45,6 +46,10 @@ pub struct ExportArgs {
     /// Partitions exported at once (default: the number of cores)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallel: Option<u16>,
+    /// Serve /metrics (Prometheus), /healthz and /readyz (the last pass exported every
+    /// partition) on this address, e.g. 0.0.0.0:9465 (for --follow)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Print the report as one JSON document
     #[arg(long)]
     pub json: bool,
@@ -89,11 +94,24 @@ pub fn run(
         args.source.region.as_deref(),
     );
     let destination = Destination::open(&args.to, access)?;
+    let listener = args
+        .metrics_listen
+        .map(|addr| crate::observe::serve::bind_as("--metrics-listen", addr))
+        .transpose()
+        .map_err(|e| ExportError::Usage(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(ExportError::Runtime)?;
+    let metrics = Arc::new(ExportMetrics::new());
+    if let Some(listener) = listener {
+        if let Ok(addr) = listener.local_addr() {
+            eprintln!("kafkatos3 export: serving /metrics, /healthz and /readyz on {addr}");
+        }
+        let answers = metrics.clone();
+        runtime.spawn(crate::observe::serve::serve_with(listener, Arc::new(move |path: &str| answers.answer(path))));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = stop.clone();
     runtime.spawn(async move {
@@ -108,6 +126,7 @@ pub fn run(
         parallel: args.parallel.map_or(cores, usize::from),
         follow: args.follow.then(|| Duration::from_secs(args.interval)),
         progress_every: Some(Duration::from_secs(args.progress.max(1))),
+        metrics: args.metrics_listen.is_some().then_some(metrics.as_ref()),
     };
     Ok(super::export(&archive, &destination, &options, &runtime, &stop)?)
 }

@@ -15,12 +15,14 @@
 //! - [`destination`]: the store written to: files created if absent, checkpoints, the dataset's
 //!   description.
 //! - [`partition`]: one partition's export.
+//! - [`metrics`]: what `--metrics-listen` serves.
 //! - [`cli`]: the command line.
 
 pub mod checkpoint;
 pub mod cli;
 pub mod destination;
 pub mod layout;
+pub mod metrics;
 pub mod parquet;
 pub mod partition;
 mod render;
@@ -51,6 +53,8 @@ pub struct Options<'a> {
     pub follow: Option<Duration>,
     /// Progress on stderr (one-shot runs): a bar on a terminal, else a line this often.
     pub progress_every: Option<Duration>,
+    /// Told after each pass (`--metrics-listen`).
+    pub metrics: Option<&'a metrics::ExportMetrics>,
 }
 
 /// Why an export stopped; names the object, file or flag at fault.
@@ -134,7 +138,11 @@ pub fn export(
     loop {
         report.passes += 1;
         let before = (report.records, report.files_written + report.files_found);
-        match pass(archive, destination, options, runtime, stop, &mut known, &mut report) {
+        let passed = pass(archive, destination, options, runtime, stop, &mut known, &mut report);
+        if let Some(metrics) = options.metrics {
+            metrics.pass_ended(&report, passed.as_ref().err().map(ToString::to_string).as_deref());
+        }
+        match passed {
             Ok(()) => {}
             Err(error) if options.follow.is_some() => eprintln!("kafkatos3 export: {error}; trying again"),
             Err(error) => return Err(error),

@@ -48,6 +48,8 @@ pub struct PartitionOutcome {
     pub bytes_written: u64,
     /// Offsets the destination holds for the partition after this run.
     pub exported: Vec<Range>,
+    /// The archive's last offset of the partition, as listed.
+    pub archive_end: Option<i64>,
     /// Where the archive's objects stop being all exported, without a gap or a missing object
     /// before: the next pass need not read the claims below it.
     #[serde(skip)]
@@ -64,6 +66,7 @@ impl PartitionOutcome {
         self.bytes_read += other.bytes_read;
         self.bytes_written += other.bytes_written;
         self.exported.clone_from(&other.exported);
+        self.archive_end = self.archive_end.max(other.archive_end);
     }
 }
 
@@ -97,7 +100,8 @@ pub fn export_partition(
     cut: Cut,
     known_below: Option<i64>,
 ) -> Result<PartitionOutcome, ExportError> {
-    let mut outcome = PartitionOutcome::default();
+    let archive_end = partition.objects.iter().map(|o| o.name.end).max();
+    let mut outcome = PartitionOutcome { archive_end, ..PartitionOutcome::default() };
     let mut settled = Settled::new(known_below);
     let mut checkpoint = load(shared, tp)?;
     finish_pending(shared, tp, &mut checkpoint, &mut outcome)?;

@@ -35,6 +35,7 @@ fn options(select: SelectionArgs) -> Options<'static> {
         parallel: 2,
         follow: None,
         progress_every: None,
+        metrics: None,
     }
 }
 
