@@ -88,6 +88,9 @@ pub enum ObjectProblem {
     LastOffsetDisagrees { last: i64, stated: i64 },
     #[error("holds no record, the header says its last offset is {stated}")]
     NoRecords { stated: i64 },
+    /// Its header names another partition than the key it was read from.
+    #[error("holds {holds}, not {expected} as its key says")]
+    WrongPartition { holds: String, expected: String },
     /// The codec's stream after the MAK data: its checksum or end mark is wrong or missing.
     #[error("after the last record: {0}")]
     Trailer(io::Error),
@@ -149,6 +152,18 @@ impl<R: Read> ObjectReader<R> {
 
     pub fn topic(&self) -> &str {
         self.reader.topic()
+    }
+
+    /// An error unless the header names `tp`, the partition its key is in.
+    pub fn expect_partition(&self, tp: &TopicPartition) -> Result<(), ObjectError> {
+        if self.topic() == tp.topic && self.partition() == tp.partition {
+            return Ok(());
+        }
+        let holds = format!("{}:{}", self.topic(), self.partition());
+        Err(ObjectError {
+            name: self.name.clone(),
+            problem: ObjectProblem::WrongPartition { holds, expected: tp.to_string() },
+        })
     }
 
     pub fn partition(&self) -> i32 {

@@ -73,8 +73,6 @@ pub enum ExportError {
     Unreadable { url: String, problem: String },
     #[error("encoding the records of {url} as Parquet: {source}")]
     Parquet { url: String, source: ::parquet::errors::ParquetError },
-    #[error("{url} holds {holds}, not {expected} as its key says")]
-    WrongObject { url: String, holds: String, expected: String },
     #[error("refused: {0}")]
     Refused(String),
     #[error("starting the store client's runtime: {0}")]

@@ -376,11 +376,8 @@ fn read_object(
     let url = shared.archive.url(key.as_ref());
     let stream = shared.archive.stream(shared.runtime, key);
     let failed = |e: crate::archive::ObjectError| Flow::Failed(e.into());
-    let mut reader = ObjectReader::open(url.clone(), stream, shared.decryption).map_err(failed)?;
-    if reader.topic() != tp.topic || reader.partition() != tp.partition {
-        let holds = format!("{}:{}", reader.topic(), reader.partition());
-        return Err(Flow::Failed(ExportError::WrongObject { url, holds, expected: tp.to_string() }));
-    }
+    let mut reader = ObjectReader::open(url, stream, shared.decryption).map_err(failed)?;
+    reader.expect_partition(tp).map_err(failed)?;
     while let Some(record) = reader.next_record().map_err(failed)? {
         if !each(&record)? {
             return Ok(false);

@@ -87,8 +87,6 @@ pub enum RestoreError {
     Target(#[from] TargetError),
     #[error("{0}")]
     State(#[from] StateError),
-    #[error("{url} holds {holds}, not {expected} as its key says")]
-    WrongObject { url: String, holds: String, expected: String },
     #[error("producing into {tp}: {error}")]
     Produce { tp: TopicPartition, error: rdkafka::error::KafkaError },
     #[error("refused: {0}")]

@@ -273,13 +273,7 @@ pub(super) fn for_each_in_cut(
     for (index, object) in plan.objects.iter().enumerate().skip(skipped.objects) {
         let stream = shared.archive.stream(shared.runtime, &object.key);
         let mut reader = ObjectReader::open(object.url.clone(), stream, shared.decryption)?;
-        if reader.topic() != plan.source.topic || reader.partition() != plan.source.partition {
-            return Err(RestoreError::WrongObject {
-                url: object.url.clone(),
-                holds: format!("{}:{}", reader.topic(), reader.partition()),
-                expected: plan.source.to_string(),
-            });
-        }
+        reader.expect_partition(&plan.source)?;
         while let Some(record) = reader.next_record()? {
             if last_offset.is_some_and(|last| record.offset <= last) {
                 continue;
