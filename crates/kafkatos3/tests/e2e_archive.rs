@@ -110,6 +110,34 @@ async fn the_small_last_file_of_a_backlog_that_filled_files_is_sealed_at_the_log
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_sealed_when_it_reaches_the_high_watermark_without_waiting_for_the_brokers_fetch_wait() {
+    let env = env();
+    let topic = unique("e2e-high-watermark");
+    create_topic(&env, &topic, 1).await;
+    let mut produced = ByPartition::new();
+    produce(&env, &topic, 1, 0, 300, &mut produced).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let mut config = DaemonConfig::new(&env, &dir.path().join("work"), &group, &[&topic], &prefix);
+    config.max_age_seconds = 600;
+    config.extra_consumer = "seal_at_end_bytes = 4KiB".into();
+    // The broker answers a fetch at the end of the log only after this wait: the end-of-log
+    // event would come 60 s after the last record. The fetch response that brought the last
+    // record already said where the log ends.
+    config.extra_kafka = "fetch.wait.max.ms = 60000\nsocket.timeout.ms = 90000\n".into();
+    config.write(&env, &dir.path().join("kafkatos3.cfg"));
+    let daemon = Daemon::start(&dir.path().join("kafkatos3.cfg"), &dir.path().join("daemon.log"));
+
+    let s3 = store(&env, &env.s3_endpoint);
+    let archive = wait_for_archive(s3, &prefix, 300, Duration::from_secs(40)).await;
+    // Had it waited for the end-of-log event, nothing would be archived by now.
+    assert_exactly_once(&produced, &archive);
+    let (status, _) = daemon.terminate(Duration::from_secs(40));
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_then_restart_loses_and_duplicates_nothing() {
     let env = env();
     let topic = unique("e2e-kill");

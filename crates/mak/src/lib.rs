@@ -140,6 +140,8 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod any;
 mod any_writer;
 mod append;

@@ -8,6 +8,7 @@
 //! to Kafka is never past the start of the oldest file that is not yet confirmed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::local::durable::{self, FsError};
@@ -99,11 +100,13 @@ pub struct Released {
 pub struct Ledger {
     work: WorkDir,
     partitions: Mutex<HashMap<TopicPartition, PartitionLedger>>,
+    /// Bumped by every confirmation that released files: the consumers commit soon after.
+    releases: AtomicU64,
 }
 
 impl Ledger {
     pub fn new(work: WorkDir) -> Self {
-        Ledger { work, partitions: Mutex::new(HashMap::new()) }
+        Ledger { work, partitions: Mutex::new(HashMap::new()), releases: AtomicU64::new(0) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, PartitionLedger>> {
@@ -204,6 +207,12 @@ impl Ledger {
         self.lock().get(tp).and_then(|l| l.files.keys().next().copied())
     }
 
+    /// How many confirmations have released files so far: a change means a commit point may
+    /// have moved.
+    pub fn releases(&self) -> u64 {
+        self.releases.load(Ordering::Acquire)
+    }
+
     /// Files of a partition not yet released (sealed, compressed or uploaded out of order).
     pub fn pending_files(&self, tp: &TopicPartition) -> usize {
         self.lock().get(tp).map_or(0, |l| l.files.len())
@@ -233,6 +242,7 @@ impl Ledger {
                 deletable.push(released);
             }
         }
+        self.releases.fetch_add(1, Ordering::Release);
         Ok(Released { deletable, owned: true })
     }
 }
@@ -299,12 +309,14 @@ mod tests {
         assert!(released.deletable.is_empty(), "a later file must wait for the earlier one");
         assert_eq!(ledger.oldest_unconfirmed(&tp), Some(0));
         assert_eq!(ledger.read_marker(&tp), None);
+        assert_eq!(ledger.releases(), 0, "nothing released: no commit point moved");
 
         let released = ledger.upload_confirmed(&name(0, 9)).unwrap();
         let starts: Vec<i64> = released.deletable.iter().map(|n| n.start).collect();
         assert_eq!(starts, vec![0, 10]);
         assert_eq!(ledger.read_marker(&tp), Some(19), "marker is durable before files are deletable");
         assert_eq!(ledger.oldest_unconfirmed(&tp), Some(20));
+        assert_eq!(ledger.releases(), 1, "the consumers are told a commit point moved");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::names::TopicPartition;
 use crate::pipeline::consume::context::{is_connection_problem, ArchiverContext};
 use crate::pipeline::consume::pauses::FetchPauses;
 use crate::pipeline::consume::snapshot::SnapshotTracker;
+use crate::pipeline::consume::state::ConsumerState;
 use crate::pipeline::consume::Consumers;
 use crate::pipeline::resync::Resync;
 use crate::pipeline::spool::{now_secs, PartitionSpool};
@@ -34,6 +35,10 @@ pub struct PollLoop<'a> {
     now_secs: f64,
     last_flush: Instant,
     last_commit: Instant,
+    /// The ledger's release count at the last commit (see [`Ledger::releases`]).
+    ///
+    /// [`Ledger::releases`]: crate::local::ledger::Ledger::releases
+    committed_releases: u64,
     pauses: FetchPauses,
     resync_retry_at: Option<Instant>,
     /// A snapshot's consumer: where its partitions stand against their ends.
@@ -50,6 +55,7 @@ impl<'a> PollLoop<'a> {
             now_secs: now_secs(),
             last_flush: Instant::now(),
             last_commit: Instant::now(),
+            committed_releases: 0,
             pauses: FetchPauses::default(),
             resync_retry_at: None,
             snapshot: stage.snapshot.as_ref().map(|_| SnapshotTracker::default()),
@@ -192,12 +198,10 @@ impl<'a> PollLoop<'a> {
     }
 
     /// The consumer has read everything its partition `partition` holds (librdkafka reports the
-    /// number only, so every assigned topic's partition of that number is looked at): an open file
-    /// big enough to be worth an object is sealed now rather than after `max_age_seconds`, so a
-    /// backlog's last records reach the archive seconds after they are read. So is the rest of a
-    /// backlog that filled files to `max_file_bytes` on the way (the last file of a drain is
-    /// usually small). Other small files keep waiting for their age, so a quiet partition does not
-    /// make a flood of tiny objects; a busy one makes at most one small object per full one.
+    /// number only, so every assigned topic's partition of that number is looked at). The event
+    /// comes with the answer to a fetch at the end, which the broker holds up to
+    /// `fetch.wait.max.ms` (500 ms by default) once every partition is idle; the tick usually
+    /// sees the end sooner (see [`PollLoop::seal_at_high_watermarks`]).
     fn on_log_end(&mut self, partition: i32) {
         let threshold = self.stage.config.consumer.seal_at_end_bytes;
         if threshold == 0 {
@@ -207,18 +211,37 @@ impl<'a> PollLoop<'a> {
         {
             let mut state = self.consumer.context().state();
             for spool in state.spools_mut().filter(|s| s.tp.partition == partition) {
-                let caught_up = std::mem::take(&mut spool.catching_up);
-                if caught_up || spool.is_full(threshold, None) {
-                    tracing::debug!(topic = %spool.tp.topic, partition = spool.tp.partition, caught_up, "sealing at the end of the log");
-                    self.stage.seal(spool);
-                    sealed = true;
-                }
+                sealed |= seal_at_end(self.stage, spool, threshold);
             }
         }
         if sealed {
             // A failed seal reopened its file at the durable point: fetch again from there.
             self.apply_rewinds();
         }
+    }
+
+    /// Seals, like [`PollLoop::on_log_end`], the files worth sealing of the partitions whose
+    /// records are all read up to the high watermark of their last fetch response: a drain's
+    /// last objects go up a tick after its last record, not after the broker's fetch wait.
+    /// Only partitions with such a file are looked at. With transactions the watermark may lie
+    /// past the last record delivered (an open transaction, a commit marker): the end event
+    /// and the age then seal as before.
+    fn seal_at_high_watermarks(&self, state: &mut ConsumerState) -> bool {
+        let threshold = self.stage.config.consumer.seal_at_end_bytes;
+        if threshold == 0 {
+            return false;
+        }
+        let mut sealed = false;
+        for spool in state.spools_mut().filter(|s| s.catching_up || s.is_full(threshold, None)) {
+            let at_end = spool.next_offset().is_some_and(|next| {
+                crate::kafka::cached_high_watermark(self.consumer, &spool.tp.topic, spool.tp.partition)
+                    .is_some_and(|high| next >= high)
+            });
+            if at_end {
+                sealed |= seal_at_end(self.stage, spool, threshold);
+            }
+        }
+        sealed
     }
 
     fn on_error(&mut self, error: KafkaError) {
@@ -261,7 +284,12 @@ impl<'a> PollLoop<'a> {
         for spool in state.spools_mut().filter(|s| s.is_due(max_age, self.now_secs)) {
             stage.seal(spool);
         }
-        if self.last_commit.elapsed() >= COMMIT_EVERY {
+        self.seal_at_high_watermarks(&mut state);
+        // Soon after an upload released files (the drain's end waits for it), and every
+        // COMMIT_EVERY anyway (records consumed past empty files, failed commits).
+        let releases = stage.ledger.releases();
+        if releases != self.committed_releases || self.last_commit.elapsed() >= COMMIT_EVERY {
+            self.committed_releases = releases;
             self.last_commit = Instant::now();
             self.consumer.context().commit_progress(self.consumer, &mut state, CommitMode::Async, None);
         }
@@ -306,4 +334,19 @@ impl<'a> PollLoop<'a> {
             let _ = self.consumer.poll(Duration::from_millis(50));
         }
     }
+}
+
+/// A partition at its log end: its open file is sealed now when it is big enough to be worth an
+/// object (`seal_at_end_bytes`) or ends a backlog that filled files to `max_file_bytes` on the
+/// way (the last file of a drain is usually small). Other small files wait for their age, so a
+/// quiet partition does not make a flood of tiny objects; a busy one makes at most one small
+/// object per full one. True when it sealed.
+fn seal_at_end(stage: &Consumers, spool: &mut PartitionSpool, threshold: u64) -> bool {
+    let caught_up = std::mem::take(&mut spool.catching_up);
+    if !caught_up && !spool.is_full(threshold, None) {
+        return false;
+    }
+    tracing::debug!(topic = %spool.tp.topic, partition = spool.tp.partition, caught_up, "sealing at the end of the log");
+    stage.seal(spool);
+    true
 }
