@@ -545,7 +545,7 @@ def run_ours(args, svc, end_offsets, state, codec, mak_version=None, name=None):
                 raise RuntimeError(f"kafkatos3 exited ({proc.returncode}) before the drain ended; see {log_path}")
             if time.monotonic() - t0 > args.timeout:
                 raise RuntimeError(f"kafkatos3 did not drain in {args.timeout} s; committed {committed}")
-            time.sleep(0.25)
+            time.sleep(0.05)
         threads = cpu_by_family(proc.pid)
         services = svc.cpu_since(services_before, wall)
         cpu, rss, method = measure_before_stop(proc.pid, sampler)
@@ -593,7 +593,7 @@ def drain_phases(log_path, t0_wall, drain, wall):
     """The drain's phases, in seconds since the daemon was spawned (see docs/benchmarks.md):
     assigned (its log's first "assigned" line), first and last record consumed (DrainSampler), and
     the tail's steps from its log: the last file sealed, compressed, uploaded; then `wall`, when the
-    benchmark saw the last offset committed (polled every 0.25 s)."""
+    benchmark saw the last offset committed (polled every 0.05 s)."""
     from datetime import datetime
     events = {}
     with open(log_path, errors="replace") as f:
