@@ -25,7 +25,7 @@ pub struct ArchiverContext {
     /// Its OAUTHBEARER tokens (Amazon MSK IAM).
     pub tokens: crate::kafka::Tokens,
     /// Where the assigned partitions' records go ([`FetchQueue`]): set once the consumer exists,
-    /// taken out again before it goes (see [`super::run`]).
+    /// taken out again before it goes (see `pipeline::consume::run`).
     pub fetch_queue: Mutex<Option<Arc<FetchQueue>>>,
 }
 

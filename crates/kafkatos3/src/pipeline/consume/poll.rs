@@ -25,6 +25,9 @@ use crate::pipeline::spool::{now_secs, PartitionSpool};
 /// How often the loop flushes, rotates, commits and checks the backlog at most.
 const TICK: Duration = Duration::from_millis(100);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// How long a snapshot consumer that has fetched everything waits for records between two looks
+/// at its uploads.
+const SNAPSHOT_UPLOAD_WAIT: Duration = Duration::from_millis(10);
 /// How long a resync may wait for S3 to say where a partition's archive ends, and how soon a
 /// failed one is tried again.
 const RESYNC_PROBE_LIMIT: Duration = Duration::from_secs(10);
@@ -46,6 +49,8 @@ pub struct PollLoop<'a> {
     snapshot: Option<SnapshotTracker>,
     /// A snapshot's partitions are all in the archive: the loop ends.
     finished: bool,
+    /// The ledger's release count when the snapshot's progress was last looked at.
+    tracked_releases: u64,
 }
 
 impl<'a> PollLoop<'a> {
@@ -61,6 +66,7 @@ impl<'a> PollLoop<'a> {
             resync_retry_at: None,
             snapshot: stage.snapshot.as_ref().map(|_| SnapshotTracker::default()),
             finished: false,
+            tracked_releases: 0,
         }
     }
 
@@ -78,7 +84,7 @@ impl<'a> PollLoop<'a> {
             if let Some(queue) = &queue {
                 // Waits until a batch is full or TICK has passed, so the events and the tick are
                 // looked at least that often.
-                taken += queue.take(TICK, |record| match record {
+                taken += queue.take(self.take_wait(), |record| match record {
                     Ok(record) => handoff.push(record),
                     Err(error) => errors.push(error),
                 });
@@ -98,7 +104,31 @@ impl<'a> PollLoop<'a> {
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
                 self.tick();
+            } else if self.snapshot.is_some() && self.stage.ledger.releases() != self.tracked_releases {
+                // An upload was confirmed: the snapshot may be done now, not a tick later.
+                self.track_snapshot();
             }
+        }
+    }
+
+    /// How long a batch is waited for: a tick, or hardly at all once a snapshot consumer has
+    /// fetched everything and waits only for its uploads.
+    fn take_wait(&self) -> Duration {
+        let stage = self.stage;
+        match (&self.snapshot, &stage.snapshot) {
+            (Some(tracker), Some(plan)) if tracker.all_ended(plan.share_len(self.consumer.context().id)) => {
+                SNAPSHOT_UPLOAD_WAIT
+            }
+            _ => TICK,
+        }
+    }
+
+    /// A snapshot's progress: seals and pauses the partitions at their ends, and finishes the loop
+    /// once all are in the archive.
+    fn track_snapshot(&mut self) {
+        self.tracked_releases = self.stage.ledger.releases();
+        if let (Some(tracker), Some(plan)) = (&mut self.snapshot, &self.stage.snapshot) {
+            self.finished = tracker.tick(plan, self.stage, self.consumer);
         }
     }
 
@@ -322,9 +352,7 @@ impl<'a> PollLoop<'a> {
         self.apply_resyncs();
         self.apply_rewinds();
         self.pauses.apply(self.stage, self.consumer);
-        if let (Some(tracker), Some(plan)) = (&mut self.snapshot, &stage.snapshot) {
-            self.finished = tracker.tick(plan, stage, self.consumer);
-        }
+        self.track_snapshot();
     }
 
     /// Shutdown: stop fetching, seal every open file, give the later stages until the deadline

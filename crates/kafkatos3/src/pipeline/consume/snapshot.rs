@@ -111,6 +111,7 @@ impl SnapshotPlan {
         let client: BaseConsumer<PlanContext> =
             crate::kafka::create_with(&client, |tokens| PlanContext { tokens }).map_err(PlanError::Client)?;
         crate::kafka::take_first_token(&client, &client.context().tokens);
+        let started = Instant::now();
         let mut spans = BTreeMap::new();
         for topic in &snapshot_topics(&client, &config.consumer.topic_whitelist)? {
             let topic = topic.as_str();
@@ -127,18 +128,22 @@ impl SnapshotPlan {
                 let reason = rdkafka::error::RDKafkaErrorCode::from(error).to_string();
                 return Err(PlanError::NoTopic { topic: topic.to_owned(), reason });
             }
-            let mut listed = BTreeMap::new();
-            for partition in described.partitions() {
-                let tp = TopicPartition::new(topic, partition.id());
-                let (low, end) = client
-                    .fetch_watermarks(topic, partition.id(), KAFKA_LIMIT)
-                    .map_err(|source| PlanError::Watermarks { tp: tp.clone(), source })?;
-                listed.insert(partition.id(), Span { low, end });
-            }
+            let partitions: Vec<i32> = described.partitions().iter().map(|p| p.id()).collect();
+            let listed = list_spans(&client, topic, &partitions)?;
+            let listed_ms = started.elapsed().as_millis();
             for (partition, span) in read_to_log_end(&client, topic, listed)? {
                 spans.insert(TopicPartition::new(topic, partition), span);
             }
+            tracing::debug!(
+                topic,
+                listed_ms,
+                ends_read_ms = started.elapsed().as_millis(),
+                "snapshot plan: partitions, offsets and log ends"
+            );
         }
+        // Closing a librdkafka client waits for its threads (about 0.1 s): not on the way of the
+        // snapshot, which needs nothing more from this one.
+        let _ = std::thread::Builder::new().name("plan-client-close".into()).spawn(move || drop(client));
         Ok(Self::new(spans, 1, commit))
     }
 
@@ -216,6 +221,51 @@ impl SnapshotPlan {
         let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
         progress.extend(updates);
     }
+}
+
+/// Each partition's log start and end as Kafka lists them (ListOffsets): one request per broker
+/// for the starts and one for the ends, however many partitions the topic has.
+fn list_spans(
+    client: &BaseConsumer<PlanContext>,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, Span>, PlanError> {
+    let ask = |at: Offset| -> Result<HashMap<i32, i64>, PlanError> {
+        let mut tpl = TopicPartitionList::new();
+        for &partition in partitions {
+            let _ = tpl.add_partition_offset(topic, partition, at);
+        }
+        let failed = |source| PlanError::Watermarks { tp: TopicPartition::new(topic, partitions[0]), source };
+        let answer = client.offsets_for_times(tpl, KAFKA_LIMIT).map_err(failed)?;
+        let mut offsets = HashMap::new();
+        for element in answer.elements() {
+            let tp = TopicPartition::new(topic, element.partition());
+            if let Err(source) = element.error() {
+                return Err(PlanError::Watermarks { tp, source });
+            }
+            // Any other answer ("none") is asked again partition by partition below.
+            if let Offset::Offset(offset) = element.offset() {
+                offsets.insert(element.partition(), offset);
+            }
+        }
+        Ok(offsets)
+    };
+    if partitions.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    // The special timestamps of ListOffsets: -2 the log start, -1 its end.
+    let (starts, ends) = (ask(Offset::Beginning)?, ask(Offset::End)?);
+    let mut spans = BTreeMap::new();
+    for &partition in partitions {
+        let (low, end) = match (starts.get(&partition), ends.get(&partition)) {
+            (Some(&low), Some(&end)) => (low, end),
+            _ => client
+                .fetch_watermarks(topic, partition, KAFKA_LIMIT)
+                .map_err(|source| PlanError::Watermarks { tp: TopicPartition::new(topic, partition), source })?,
+        };
+        spans.insert(partition, Span { low, end });
+    }
+    Ok(spans)
 }
 
 /// Reads each partition of `topic` from its listed end to the end its fetch responses state, for
@@ -300,6 +350,12 @@ pub struct SnapshotTracker {
 }
 
 impl SnapshotTracker {
+    /// True once every one of the consumer's `share_len` partitions holds every record before
+    /// its end: nothing more is fetched, only the uploads are waited for.
+    pub fn all_ended(&self, share_len: usize) -> bool {
+        self.ended.len() >= share_len
+    }
+
     /// Seals and pauses the partitions that hold every record before their end, resumes one a
     /// resync sent back to an earlier offset, commits (when asked) and publishes the progress.
     /// True once every partition of this consumer is in the archive (and committed when asked,
