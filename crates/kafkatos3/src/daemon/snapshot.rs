@@ -100,6 +100,7 @@ pub fn run(
     let result = run_stages(config, Some(plan.clone()), stop);
     done.store(true, Ordering::Relaxed);
     let _ = reporter.join();
+    plan.join_closing();
     result?;
 
     let progress = plan.progress();

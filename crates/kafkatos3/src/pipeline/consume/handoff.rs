@@ -12,7 +12,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use crate::kafka::fetch_queue::Fetched;
+use rdkafka::Message;
+
 use crate::pipeline::consume::batch::Batch;
 
 #[derive(Debug)]
@@ -62,7 +63,7 @@ impl Handoff {
 
     /// Consumer thread: copies a fetched record into the filling batch. A full batch is handed
     /// to the writer first, waiting while the writer is still on the other one (back-pressure).
-    pub fn push(&self, record: &impl Fetched) {
+    pub fn push<M: Message>(&self, message: &M) {
         let mut slots = self.slots();
         if slots.filling.byte_len() >= self.capacity {
             slots.submitted = true;
@@ -73,7 +74,7 @@ impl Handoff {
         }
         // Without a writer the daemon is stopping: the record is neither written nor committed.
         if !slots.writer_gone {
-            slots.filling.push(record);
+            slots.filling.push(message);
         }
     }
 
@@ -149,7 +150,6 @@ impl Handoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka::fetch_queue::Polled;
     use rdkafka::message::{OwnedMessage, Timestamp};
     use std::sync::Arc;
 
@@ -179,7 +179,7 @@ mod tests {
         let handoff = Arc::new(Handoff::new(4096));
         let thread = writer(handoff.clone());
         for offset in 0..10_000 {
-            handoff.push(&Polled(&message(offset)));
+            handoff.push(&message(offset));
         }
         handoff.close();
         let taken = thread.join().unwrap();
@@ -209,7 +209,7 @@ mod tests {
         };
         for round in 1..=3 {
             for offset in 0..100 {
-                handoff.push(&Polled(&message(offset)));
+                handoff.push(&message(offset));
             }
             handoff.drain();
             assert_eq!(written.load(Ordering::SeqCst), round * 100);
@@ -218,7 +218,7 @@ mod tests {
         handoff.close();
         thread.join().unwrap();
         // With the writer gone nothing blocks: pushes are dropped, drains return.
-        handoff.push(&Polled(&message(1)));
+        handoff.push(&message(1));
         handoff.drain();
     }
 }

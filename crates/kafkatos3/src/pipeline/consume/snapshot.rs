@@ -78,6 +78,8 @@ pub struct SnapshotPlan {
     progress: Mutex<BTreeMap<TopicPartition, PartitionProgress>>,
     /// Partitions whose records before the end Kafka no longer holds.
     gone: Mutex<HashSet<TopicPartition>>,
+    /// The planning client being closed.
+    closing: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// The topics a snapshot takes: the named ones, and with patterns every topic of the cluster
@@ -142,14 +144,32 @@ impl SnapshotPlan {
             );
         }
         // Closing a librdkafka client waits for its threads (about 0.1 s): not on the way of the
-        // snapshot, which needs nothing more from this one.
-        let _ = std::thread::Builder::new().name("plan-client-close".into()).spawn(move || drop(client));
-        Ok(Self::new(spans, 1, commit))
+        // snapshot, which needs nothing more from this one (joined before the exit, see
+        // `SnapshotPlan::join_closing`).
+        let closing = std::thread::Builder::new().name("plan-client-close".into()).spawn(move || drop(client)).ok();
+        let plan = Self::new(spans, 1, commit);
+        *plan.closing.lock().unwrap_or_else(|p| p.into_inner()) = closing;
+        Ok(plan)
     }
 
     pub fn new(spans: BTreeMap<TopicPartition, Span>, consumers: usize, commit: bool) -> Self {
         let progress = Mutex::new(spans.keys().map(|tp| (tp.clone(), PartitionProgress::default())).collect());
-        SnapshotPlan { spans, consumers: consumers.max(1), commit, progress, gone: Mutex::default() }
+        SnapshotPlan {
+            spans,
+            consumers: consumers.max(1),
+            commit,
+            progress,
+            gone: Mutex::default(),
+            closing: Mutex::default(),
+        }
+    }
+
+    /// Waits until the planning client is closed (long done after a snapshot's work): a process
+    /// should not exit while librdkafka's threads are still stopping.
+    pub fn join_closing(&self) {
+        if let Some(closing) = self.closing.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = closing.join();
+        }
     }
 
     /// The same plan shared among `consumers`.
