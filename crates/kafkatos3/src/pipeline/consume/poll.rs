@@ -50,6 +50,9 @@ pub struct PollLoop<'a> {
     finished: bool,
     /// The ledger's release count when the snapshot's progress was last looked at.
     tracked_releases: u64,
+    /// How long a poll waits for a record: a tick, or hardly at all once a snapshot consumer has
+    /// fetched everything and waits only for its uploads (set by `track_snapshot`).
+    poll_wait: Duration,
 }
 
 impl<'a> PollLoop<'a> {
@@ -66,6 +69,7 @@ impl<'a> PollLoop<'a> {
             snapshot: stage.snapshot.as_ref().map(|_| SnapshotTracker::default()),
             finished: false,
             tracked_releases: 0,
+            poll_wait: TICK,
         }
     }
 
@@ -76,7 +80,7 @@ impl<'a> PollLoop<'a> {
         let mut last_tick = Instant::now();
         let mut since_check = 0u32;
         while !self.stage.shutdown.is_stopping() && !self.finished {
-            let idle = match self.consumer.poll(self.poll_wait()) {
+            let idle = match self.consumer.poll(self.poll_wait) {
                 Some(Ok(message)) => {
                     handoff.push(&message);
                     if handoff.take_rewind_wanted() {
@@ -111,23 +115,14 @@ impl<'a> PollLoop<'a> {
         }
     }
 
-    /// How long a poll waits for a record: a tick, or hardly at all once a snapshot consumer has
-    /// fetched everything and waits only for its uploads.
-    fn poll_wait(&self) -> Duration {
-        match (&self.snapshot, &self.stage.snapshot) {
-            (Some(tracker), Some(plan)) if tracker.all_ended(plan.share_len(self.consumer.context().id)) => {
-                SNAPSHOT_UPLOAD_WAIT
-            }
-            _ => TICK,
-        }
-    }
-
     /// A snapshot's progress: seals and pauses the partitions at their ends, and finishes the loop
     /// once all are in the archive.
     fn track_snapshot(&mut self) {
         self.tracked_releases = self.stage.ledger.releases();
         if let (Some(tracker), Some(plan)) = (&mut self.snapshot, &self.stage.snapshot) {
             self.finished = tracker.tick(plan, self.stage, self.consumer);
+            let fetched_all = tracker.all_ended(plan.share_len(self.consumer.context().id));
+            self.poll_wait = if fetched_all { SNAPSHOT_UPLOAD_WAIT } else { TICK };
         }
     }
 

@@ -41,6 +41,8 @@ pub enum PlanError {
     NoTopic { topic: String, reason: String },
     #[error("partition {tp}: reading its offsets from Kafka: {source}")]
     Watermarks { tp: TopicPartition, source: KafkaError },
+    #[error("topic {topic}: reading its partitions' offsets from Kafka: {source}")]
+    Offsets { topic: String, source: KafkaError },
 }
 
 /// The offsets a snapshot covers in one partition.
@@ -255,8 +257,9 @@ fn list_spans(
         for &partition in partitions {
             let _ = tpl.add_partition_offset(topic, partition, at);
         }
-        let failed = |source| PlanError::Watermarks { tp: TopicPartition::new(topic, partitions[0]), source };
-        let answer = client.offsets_for_times(tpl, KAFKA_LIMIT).map_err(failed)?;
+        let answer = client
+            .offsets_for_times(tpl, KAFKA_LIMIT)
+            .map_err(|source| PlanError::Offsets { topic: topic.to_owned(), source })?;
         let mut offsets = HashMap::new();
         for element in answer.elements() {
             let tp = TopicPartition::new(topic, element.partition());
