@@ -28,7 +28,8 @@
 //! - [`observe`]: logging and the log rate limit, the metrics, health and their HTTP endpoints.
 //!   May use `config`, `names`.
 //! - [`kafka`]: what every librdkafka client shares - how it is made, and its OAUTHBEARER tokens
-//!   (Amazon MSK IAM, signed with the AWS credential chain of `archive::store`). May use
+//!   (Amazon MSK IAM, signed with the AWS credential chain of `archive::store`); a consumer's
+//!   records a batch at a time (`fetch_queue`, the crate's only `unsafe` code). May use
 //!   `config`, `archive`, `names`.
 //! - [`config`]: the config file, validated in one step; the memory budget; the librdkafka
 //!   client settings. May use `names`.

@@ -7,6 +7,7 @@
 //! of ours takes the refresh and answers it with [`Tokens`]: a signed MSK IAM token, an unsecured
 //! JWT as librdkafka would make it, or an error naming the setting that is missing.
 
+pub mod fetch_queue;
 pub mod msk_iam;
 
 use std::sync::Arc;
@@ -111,33 +112,6 @@ pub fn take_first_token<C: ConsumerContext>(consumer: &BaseConsumer<C>, tokens: 
     if matches!(tokens, Tokens::MskIam(_)) {
         let _ = consumer.poll(Duration::ZERO);
     }
-}
-
-/// The high watermark of a partition `consumer` fetches, as the last fetch response for it
-/// reported: librdkafka keeps it from every response, so this costs a lock, not a request. None
-/// before the first response (or for a partition the client does not know).
-#[allow(unsafe_code)]
-pub fn cached_high_watermark<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    partition: i32,
-) -> Option<i64> {
-    let topic = std::ffi::CString::new(topic).ok()?;
-    let (mut low, mut high) = (-1_i64, -1_i64);
-    // rust-rdkafka wraps only the variant that asks the broker (`fetch_watermarks`).
-    // SAFETY: the client pointer is valid while `consumer` is borrowed, `topic` is a NUL-ended
-    // string alive for the call, and librdkafka only writes the two integers it is given
-    // (reading the partition under its own lock: any thread may call it).
-    let error = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
-    };
-    (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
 /// An admin client. rdkafka's admin client never polls the queue librdkafka asks for tokens on,

@@ -8,7 +8,9 @@
 //! value. Native byte order: the bytes never leave the process.
 
 use mak::v2::{RecordRef, TimestampType};
-use rdkafka::message::{Header, Headers, Message, Timestamp};
+use rdkafka::message::Timestamp;
+
+use crate::kafka::fetch_queue::Fetched;
 
 /// Topic names remembered across batches beyond this many are forgotten at the next clear, so
 /// a consumer of thousands of topics does not keep every name twice.
@@ -54,23 +56,22 @@ impl Batch {
         self.records = 0;
     }
 
-    /// Copies `message` in: one reservation, then its fields, key, value and headers.
-    pub fn push<M: Message>(&mut self, message: &M) {
-        let topic = self.topic_index(message.topic());
-        let key = message.key();
-        let value = message.payload();
-        let headers = message.headers();
-        let header_count = headers.map_or(0, Headers::count);
+    /// Copies `record` in: one reservation, then its fields, key, value and headers.
+    pub fn push(&mut self, record: &impl Fetched) {
+        let topic = self.topic_index(record.topic());
+        let key = record.key();
+        let value = record.value();
+        let header_count = record.header_count();
         let mut len = FIXED_LEN + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
         for index in 0..header_count {
-            let header = headers.expect("counted above").get(index);
-            len += 8 + header.key.len() + header.value.map_or(0, <[u8]>::len);
+            let (name, value) = record.header(index);
+            len += 8 + name.len() + value.map_or(0, <[u8]>::len);
         }
         self.bytes.reserve(len);
-        let (timestamp, timestamp_type) = timestamp_of(message.timestamp());
+        let (timestamp, timestamp_type) = timestamp_of(record.timestamp());
         self.put(&topic.to_ne_bytes());
-        self.put(&message.partition().to_ne_bytes());
-        self.put(&message.offset().to_ne_bytes());
+        self.put(&record.partition().to_ne_bytes());
+        self.put(&record.offset().to_ne_bytes());
         self.put(&timestamp.to_ne_bytes());
         self.bytes.push(timestamp_type as u8);
         self.put(&len_of(key).to_ne_bytes());
@@ -79,10 +80,10 @@ impl Batch {
         self.put(key.unwrap_or_default());
         self.put(value.unwrap_or_default());
         for index in 0..header_count {
-            let Header { key, value } = headers.expect("counted above").get(index);
-            self.put(&(key.len() as u32).to_ne_bytes());
+            let (name, value) = record.header(index);
+            self.put(&(name.len() as u32).to_ne_bytes());
             self.put(&len_of(value).to_ne_bytes());
-            self.put(key.as_bytes());
+            self.put(name.as_bytes());
             self.put(value.unwrap_or_default());
         }
         self.records += 1;
@@ -217,7 +218,8 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::message::{OwnedHeaders, OwnedMessage};
+    use crate::kafka::fetch_queue::Polled;
+    use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 
     fn message(topic: &str, partition: i32, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> OwnedMessage {
         let headers = OwnedHeaders::new()
@@ -268,7 +270,7 @@ mod tests {
         ];
         let mut batch = Batch::default();
         for m in &messages {
-            batch.push(m);
+            batch.push(&Polled(m));
         }
         assert_eq!(batch.records(), 4);
         let seen = read(&batch);
@@ -288,15 +290,15 @@ mod tests {
     #[test]
     fn a_cleared_batch_holds_nothing_and_keeps_its_buffer_for_the_next_records() {
         let mut batch = Batch::default();
-        batch.push(&message("a", 0, 1, None, Some(&[1; 100])));
+        batch.push(&Polled(&message("a", 0, 1, None, Some(&[1; 100]))));
         let capacity = batch.bytes.capacity();
         batch.clear(1 << 20);
         assert!(batch.is_empty() && batch.byte_len() == 0 && read(&batch).is_empty());
         assert_eq!(batch.bytes.capacity(), capacity);
-        batch.push(&message("c", 2, 9, None, None));
+        batch.push(&Polled(&message("c", 2, 9, None, None)));
         assert_eq!(read(&batch)[0].0, "c");
         // A record far beyond the capacity grew the buffer: it is given back at the clear.
-        batch.push(&message("c", 2, 10, None, Some(&vec![0; 1 << 20])));
+        batch.push(&Polled(&message("c", 2, 10, None, Some(&vec![0; 1 << 20]))));
         batch.clear(64 << 10);
         assert!(batch.bytes.capacity() <= 128 << 10);
     }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientContext;
 
+use crate::kafka::fetch_queue::FetchQueue;
 use crate::observe::rate_limit::LogRateLimit;
 use crate::pipeline::consume::handoff::Handoff;
 use crate::pipeline::consume::state::ConsumerState;
@@ -23,6 +24,9 @@ pub struct ArchiverContext {
     pub errors: LogRateLimit,
     /// Its OAUTHBEARER tokens (Amazon MSK IAM).
     pub tokens: crate::kafka::Tokens,
+    /// Where the assigned partitions' records go ([`FetchQueue`]): set once the consumer exists,
+    /// taken out again before it goes (see `pipeline::consume::run`).
+    pub fetch_queue: Mutex<Option<Arc<FetchQueue>>>,
 }
 
 impl ArchiverContext {
@@ -31,6 +35,10 @@ impl ArchiverContext {
     pub fn state(&self) -> MutexGuard<'_, ConsumerState> {
         self.handoff.drain();
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn fetch_queue(&self) -> Option<Arc<FetchQueue>> {
+        self.fetch_queue.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

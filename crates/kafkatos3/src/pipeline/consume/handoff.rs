@@ -12,8 +12,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use rdkafka::Message;
-
+use crate::kafka::fetch_queue::Fetched;
 use crate::pipeline::consume::batch::Batch;
 
 #[derive(Debug)]
@@ -63,8 +62,23 @@ impl Handoff {
 
     /// Consumer thread: copies a fetched record into the filling batch. A full batch is handed
     /// to the writer first, waiting while the writer is still on the other one (back-pressure).
-    pub fn push<M: Message>(&self, message: &M) {
-        let mut slots = self.slots();
+    /// Returns false once the batch is full: the next push would wait.
+    pub fn push(&self, record: &impl Fetched) -> bool {
+        let mut slots = self.wait_for_room(self.slots());
+        // Without a writer the daemon is stopping: the record is neither written nor committed.
+        if !slots.writer_gone {
+            slots.filling.push(record);
+        }
+        slots.filling.byte_len() < self.capacity
+    }
+
+    /// Consumer thread: returns once the filling batch has room (handing a full one to the
+    /// writer first), so records taken out of librdkafka next are not held waiting.
+    pub fn make_room(&self) {
+        drop(self.wait_for_room(self.slots()));
+    }
+
+    fn wait_for_room<'a>(&self, mut slots: MutexGuard<'a, Slots>) -> MutexGuard<'a, Slots> {
         if slots.filling.byte_len() >= self.capacity {
             slots.submitted = true;
             self.changed.notify_all();
@@ -72,10 +86,7 @@ impl Handoff {
                 slots = self.wait(slots);
             }
         }
-        // Without a writer the daemon is stopping: the record is neither written nor committed.
-        if !slots.writer_gone {
-            slots.filling.push(message);
-        }
+        slots
     }
 
     /// Consumer thread, when the poll found nothing: the writer takes what has been collected.
@@ -150,6 +161,7 @@ impl Handoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::fetch_queue::Polled;
     use rdkafka::message::{OwnedMessage, Timestamp};
     use std::sync::Arc;
 
@@ -179,7 +191,7 @@ mod tests {
         let handoff = Arc::new(Handoff::new(4096));
         let thread = writer(handoff.clone());
         for offset in 0..10_000 {
-            handoff.push(&message(offset));
+            handoff.push(&Polled(&message(offset)));
         }
         handoff.close();
         let taken = thread.join().unwrap();
@@ -209,7 +221,7 @@ mod tests {
         };
         for round in 1..=3 {
             for offset in 0..100 {
-                handoff.push(&message(offset));
+                handoff.push(&Polled(&message(offset)));
             }
             handoff.drain();
             assert_eq!(written.load(Ordering::SeqCst), round * 100);
@@ -218,7 +230,7 @@ mod tests {
         handoff.close();
         thread.join().unwrap();
         // With the writer gone nothing blocks: pushes are dropped, drains return.
-        handoff.push(&message(1));
+        handoff.push(&Polled(&message(1)));
         handoff.drain();
     }
 }

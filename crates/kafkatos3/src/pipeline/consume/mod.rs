@@ -32,6 +32,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::config::kafka::client_config;
 use crate::config::Config;
+use crate::kafka::fetch_queue::FetchQueue;
 use crate::local::backlog::Backlog;
 use crate::local::layout::WorkDir;
 use crate::local::ledger::Ledger;
@@ -140,6 +141,7 @@ fn run(stage: Arc<Consumers>, id: usize) {
         handoff,
         errors: LogRateLimit::new(ERROR_REPORT_INTERVAL),
         tokens,
+        fetch_queue: Mutex::new(None),
     };
     let consumer: BaseConsumer<ArchiverContext> =
         match crate::kafka::create_with(&client_config(&stage.config, id), context) {
@@ -152,6 +154,8 @@ fn run(stage: Arc<Consumers>, id: usize) {
         };
     // A snapshot's consumers ask for their committed offsets before they first poll.
     crate::kafka::take_first_token(&consumer, &consumer.context().tokens);
+    // Before any assignment: each partition assigned is routed to it (see on_assign).
+    let fetch_queue = FetchQueueInContext::set(&consumer);
     // Patterns (^...) go to librdkafka as written: it matches them against the cluster's topics
     // at each metadata refresh, so topics created later join the subscription.
     let topics: Vec<&str> = stage.config.consumer.topic_whitelist.entries().collect();
@@ -177,6 +181,7 @@ fn run(stage: Arc<Consumers>, id: usize) {
     let mut poll = PollLoop::new(&stage, &consumer);
     poll.consume();
     poll.drain_for_shutdown();
+    drop(poll);
     // Dropping the consumer leaves the group; its revoke runs the hand-over for whatever is left.
     // A snapshot's consumer is in no group: its partitions are released here.
     if stage.snapshot.is_some() {
@@ -192,6 +197,26 @@ fn run(stage: Arc<Consumers>, id: usize) {
             crate::observe::metrics::global().partitions.revoked(&tp);
         }
     }
+    drop(fetch_queue);
     drop(consumer);
     tracing::info!(consumer = id, "consumer stopped");
+}
+
+/// The consumer's [`FetchQueue`], in its context for as long as this guard lives. Declared after
+/// the consumer, the guard takes the queue out before the consumer is dropped on every way out
+/// of `run` (unwinding too): librdkafka's application queues must go before their client.
+struct FetchQueueInContext<'a>(&'a BaseConsumer<ArchiverContext>);
+
+impl<'a> FetchQueueInContext<'a> {
+    fn set(consumer: &'a BaseConsumer<ArchiverContext>) -> Self {
+        let queue = Arc::new(FetchQueue::new(consumer));
+        *consumer.context().fetch_queue.lock().unwrap_or_else(|p| p.into_inner()) = Some(queue);
+        FetchQueueInContext(consumer)
+    }
+}
+
+impl Drop for FetchQueueInContext<'_> {
+    fn drop(&mut self) {
+        self.0.context().fetch_queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
 }

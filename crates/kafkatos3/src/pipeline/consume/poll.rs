@@ -1,8 +1,10 @@
-//! The poll loop of one consumer: each record fetched is copied into the batch its writer thread
-//! takes next (the hot path: one copy, no syscall, no allocation); every tick flushes, seals what
-//! is due, commits what the ledger allows, applies resyncs and rewinds, and pauses or resumes
-//! partitions for the backlog. Every access to the spools first waits until the records fetched
-//! so far are written (see [`ArchiverContext::state`]).
+//! The poll loop of one consumer: records are taken from its fetch queue a batch at a time and
+//! each is copied into the batch its writer thread takes next (the hot path: one copy, no
+//! syscall, no allocation); the consumer's own queue is served in between (rebalances, commit
+//! results, errors); every tick flushes, seals what is due, commits what the ledger allows,
+//! applies resyncs and rewinds, and pauses or resumes partitions for the backlog. Every access to
+//! the spools first waits until the records fetched so far are written (see
+//! [`ArchiverContext::state`]).
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::Offset;
 
+use crate::kafka::fetch_queue::{Polled, BATCH};
 use crate::names::TopicPartition;
 use crate::pipeline::consume::context::{is_connection_problem, ArchiverContext};
 use crate::pipeline::consume::pauses::FetchPauses;
@@ -22,11 +25,9 @@ use crate::pipeline::spool::{now_secs, PartitionSpool};
 /// How often the loop flushes, rotates, commits and checks the backlog at most.
 const TICK: Duration = Duration::from_millis(100);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
-/// How long a snapshot consumer that has fetched everything waits for a record between two looks
+/// How long a snapshot consumer that has fetched everything waits for records between two looks
 /// at its uploads.
 const SNAPSHOT_UPLOAD_WAIT: Duration = Duration::from_millis(10);
-/// Records handled between two looks at the clock (see [`PollLoop::consume`]).
-const TICK_CHECK_EVERY: u32 = 64;
 /// How long a resync may wait for S3 to say where a partition's archive ends, and how soon a
 /// failed one is tried again.
 const RESYNC_PROBE_LIMIT: Duration = Duration::from_secs(10);
@@ -50,7 +51,7 @@ pub struct PollLoop<'a> {
     finished: bool,
     /// The ledger's release count when the snapshot's progress was last looked at.
     tracked_releases: u64,
-    /// How long a poll waits for a record: a tick, or hardly at all once a snapshot consumer has
+    /// How long a take waits for records: a tick, or hardly at all once a snapshot consumer has
     /// fetched everything and waits only for its uploads (set by `track_snapshot`).
     poll_wait: Duration,
 }
@@ -73,44 +74,47 @@ impl<'a> PollLoop<'a> {
         }
     }
 
-    /// Polls, writes and ticks until shutdown is requested (or a snapshot is finished).
+    /// Takes records, writes and ticks until shutdown is requested (or a snapshot is finished).
     pub fn consume(&mut self) {
-        let consumer = self.consumer;
-        let handoff = &*consumer.context().handoff;
+        let context = self.consumer.context();
+        let handoff = &*context.handoff;
+        let queue = context.fetch_queue();
+        let mut errors = Vec::new();
         let mut last_tick = Instant::now();
-        let mut since_check = 0u32;
         while !self.stage.shutdown.is_stopping() && !self.finished {
-            let idle = match self.consumer.poll(self.poll_wait) {
-                Some(Ok(message)) => {
-                    handoff.push(&message);
-                    if handoff.take_rewind_wanted() {
-                        // A write or seal failed: fetch again from the last durable record.
-                        self.apply_rewinds();
+            // Without a fetch queue, the records come with the events: wait for them there.
+            let wait = if queue.is_some() { Duration::ZERO } else { self.poll_wait };
+            let mut taken = self.poll_events(wait);
+            if let Some(queue) = &queue {
+                // Waits until a batch is full or TICK has passed, so the events and the tick are
+                // looked at least that often.
+                handoff.make_room();
+                taken += queue.take(self.poll_wait, &mut |record| match record {
+                    Ok(record) => handoff.push(record),
+                    Err(error) => {
+                        errors.push(error);
+                        true
                     }
-                    false
-                }
-                Some(Err(error)) => {
+                });
+                // After the batch: a rewind seeks, and every record of the batch was taken before
+                // it (the writer drops a rewound partition's until the seek; see apply_rewinds).
+                for error in errors.drain(..) {
                     self.on_error(error);
-                    false
                 }
-                None => {
-                    // Nothing more for now: the writer takes what has been collected.
-                    handoff.submit();
-                    true
+                if handoff.take_rewind_wanted() {
+                    self.apply_rewinds();
                 }
-            };
-            // Reading the clock costs as much as handling a record: while records stream in, the
-            // tick is due-checked every TICK_CHECK_EVERY of them (microseconds apart).
-            since_check += 1;
-            if (idle || since_check >= TICK_CHECK_EVERY) && last_tick.elapsed() >= TICK {
+            }
+            if taken < BATCH {
+                // The records came slower than they are taken: the writer takes what is collected.
+                handoff.submit();
+            }
+            if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
                 self.tick();
-            } else if idle && self.snapshot.is_some() && self.stage.ledger.releases() != self.tracked_releases {
+            } else if self.snapshot.is_some() && self.stage.ledger.releases() != self.tracked_releases {
                 // An upload was confirmed: the snapshot may be done now, not a tick later.
                 self.track_snapshot();
-            }
-            if since_check >= TICK_CHECK_EVERY {
-                since_check = 0;
             }
         }
     }
@@ -124,6 +128,31 @@ impl<'a> PollLoop<'a> {
             let fetched_all = tracker.all_ended(plan.share_len(self.consumer.context().id));
             self.poll_wait = if fetched_all { SNAPSHOT_UPLOAD_WAIT } else { TICK };
         }
+    }
+
+    /// Serves the consumer's own queue until it is empty (at most a batch's worth): rebalances,
+    /// commit results and errors, and the records of partitions not routed to the fetch queue.
+    /// Returns how many records it took.
+    fn poll_events(&mut self, wait: Duration) -> usize {
+        let handoff = &*self.consumer.context().handoff;
+        let mut records = 0;
+        let mut wait = wait;
+        for _ in 0..BATCH {
+            match self.consumer.poll(wait) {
+                Some(Ok(message)) => {
+                    let _ = handoff.push(&Polled(&message));
+                    records += 1;
+                    if handoff.take_rewind_wanted() {
+                        // A write or seal failed: fetch again from the last durable record.
+                        self.apply_rewinds();
+                    }
+                }
+                Some(Err(error)) => self.on_error(error),
+                None => break,
+            }
+            wait = Duration::ZERO;
+        }
+        records
     }
 
     /// After failed writes: fetch again from each affected partition's last durable record,
@@ -258,7 +287,7 @@ impl<'a> PollLoop<'a> {
         let mut sealed = false;
         for spool in state.spools_mut().filter(|s| s.catching_up || s.is_full(threshold, None)) {
             let at_end = spool.next_offset().is_some_and(|next| {
-                crate::kafka::cached_high_watermark(self.consumer, &spool.tp.topic, spool.tp.partition)
+                crate::kafka::fetch_queue::cached_high_watermark(self.consumer, &spool.tp.topic, spool.tp.partition)
                     .is_some_and(|high| next >= high)
             });
             if at_end {

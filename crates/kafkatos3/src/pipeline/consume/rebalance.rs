@@ -27,6 +27,14 @@ impl ArchiverContext {
         let tps: Vec<TopicPartition> =
             tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
         tracing::info!(consumer = self.id, partitions = %list(&tps), "assigned");
+        // Before the assignment takes effect, so every record of it comes through the fetch queue.
+        if let Some(queue) = self.fetch_queue() {
+            for tp in &tps {
+                if !queue.route(consumer, &tp.topic, tp.partition) {
+                    tracing::debug!(topic = %tp.topic, partition = tp.partition, "partition not routed to the fetch queue; its records come with the events");
+                }
+            }
+        }
         let Some(committed) = fetch_committed(consumer, tpl, &self.stage.shutdown) else {
             // Stopping: the partitions are neither adopted nor written (records fetched now are
             // ignored), so their local files stay untouched for whoever adopts them next.

@@ -1,0 +1,316 @@
+//! A consumer's fetched records taken from librdkafka a batch at a time.
+//!
+//! rust-rdkafka hands out one record per `poll`, and each poll reads the clock several times,
+//! takes the queue's lock and allocates: on a drain that was half of the consumer thread's CPU.
+//! librdkafka's `rd_kafka_consume_batch_queue` takes up to a batch per call, but only from a
+//! queue that carries no rebalance events (served there, they would be answered by librdkafka
+//! itself, not by the daemon's hand-over). So each assigned partition's fetch queue is forwarded
+//! into a [`FetchQueue`] of the consumer's own, before the partition is assigned, and the
+//! consumer's queue keeps the events (rebalances, commits, errors), polled as before.
+//!
+//! What stays as it was: librdkafka drops records fetched before a seek or an assignment change
+//! as it takes them from any queue (its version barrier), and a partition whose forwarding is
+//! not in place delivers its records through the consumer's queue instead, in order.
+//!
+//! The one module with `unsafe` code: rust-rdkafka wraps none of these calls (nor
+//! [`cached_high_watermark`]'s).
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use rdkafka::bindings as rd;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message};
+use rdkafka::Timestamp;
+
+/// Records taken per call at most (see [`FetchQueue::take`]).
+pub const BATCH: usize = 1024;
+
+/// A librdkafka queue the consumer's partitions are forwarded to.
+///
+/// It must be dropped before its consumer (librdkafka's rule for application queues).
+pub struct FetchQueue {
+    queue: NonNull<rd::rd_kafka_queue_t>,
+    rk: *mut rd::rd_kafka_t,
+}
+
+// SAFETY: librdkafka's queues and clients may be used from any thread.
+unsafe impl Send for FetchQueue {}
+unsafe impl Sync for FetchQueue {}
+
+impl std::fmt::Debug for FetchQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchQueue").finish_non_exhaustive()
+    }
+}
+
+impl FetchQueue {
+    pub fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Self {
+        // SAFETY: the client pointer is valid while `consumer` is borrowed; the queue returned is
+        // ours to destroy (Drop).
+        let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
+        FetchQueue { queue: NonNull::new(queue).expect("librdkafka makes a queue"), rk: consumer.client().native_ptr() }
+    }
+
+    /// Forwards the partition's fetched records (and its errors, the end of its log among them)
+    /// here. Done before the partition is assigned, so none of its records takes the other way.
+    /// False when librdkafka does not know the partition (its records then come through the
+    /// consumer's queue).
+    pub fn route<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, topic: &str, partition: i32) -> bool {
+        let Ok(topic) = CString::new(topic) else {
+            return false;
+        };
+        // SAFETY: valid client pointer and NUL-ended name; the partition queue handle returned is
+        // released at once (the forwarding holds its own reference to our queue).
+        unsafe {
+            let partition_queue =
+                rd::rd_kafka_queue_get_partition(consumer.client().native_ptr(), topic.as_ptr(), partition);
+            if partition_queue.is_null() {
+                return false;
+            }
+            rd::rd_kafka_queue_forward(partition_queue, self.queue.as_ptr());
+            rd::rd_kafka_queue_destroy(partition_queue);
+        }
+        true
+    }
+
+    /// Takes records, waiting up to `wait` for the first, and hands each to `record` in the order
+    /// fetched (errors as rdkafka reports them) until [`BATCH`] were taken or `record` returns
+    /// false; the rest stay queued. Returns how many were taken.
+    ///
+    /// `rd_kafka_consume_callback_queue`, not `rd_kafka_consume_batch_queue`: the latter moves
+    /// the application's position past every error's offset (librdkafka issue 4844: after an
+    /// end-of-partition event, log end + 1, which a pause and resume would fetch from, skipping a
+    /// record); the callback path advances it for records only. It takes the whole queue out at
+    /// once, so the callback yields after a batch and the rest goes back to the queue's head.
+    pub fn take(&self, wait: Duration, record: &mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>) -> bool) -> usize {
+        let timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        let mut serving = Serving { record, rk: self.rk, taken: 0, panic: None };
+        // SAFETY: `serving` outlives the call, which runs the callback on this thread only.
+        unsafe {
+            rd::rd_kafka_consume_callback_queue(
+                self.queue.as_ptr(),
+                timeout_ms,
+                Some(serve_one),
+                (&mut serving as *mut Serving<'_>).cast(),
+            );
+        }
+        if let Some(panic) = serving.panic {
+            std::panic::resume_unwind(panic);
+        }
+        serving.taken
+    }
+}
+
+/// What [`serve_one`] works with during one [`FetchQueue::take`].
+struct Serving<'a> {
+    record: &'a mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>) -> bool,
+    rk: *mut rd::rd_kafka_t,
+    taken: usize,
+    /// A panic of `record`, resumed once librdkafka's call has returned (it must not unwind
+    /// through C).
+    panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+/// librdkafka's callback for each message; it destroys the message after the call.
+unsafe extern "C" fn serve_one(message: *mut rd::rd_kafka_message_t, opaque: *mut std::ffi::c_void) {
+    // SAFETY: `opaque` is the `Serving` of the `take` running on this thread.
+    let serving = unsafe { &mut *opaque.cast::<Serving<'_>>() };
+    if message.is_null() || serving.panic.is_some() {
+        return;
+    }
+    serving.taken += 1;
+    // SAFETY: a live message until this callback returns; the view does not outlive it.
+    let view = FetchedRecord { message: unsafe { &*message } };
+    let record = &mut serving.record;
+    let go_on = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match view.error() {
+        None => record(Ok(&view)),
+        Some(error) => record(Err(error)),
+    }));
+    let go_on = match go_on {
+        Ok(go_on) => go_on,
+        Err(panic) => {
+            serving.panic = Some(panic);
+            false
+        }
+    };
+    if !go_on || serving.taken >= BATCH {
+        // SAFETY: valid client; only sets this thread's yield flag: the messages not served yet
+        // go back to the queue's head.
+        unsafe { rd::rd_kafka_yield(serving.rk) };
+    }
+}
+
+impl Drop for FetchQueue {
+    fn drop(&mut self) {
+        // SAFETY: created by rd_kafka_queue_new, destroyed once; messages still forwarded here are
+        // dropped by librdkafka.
+        unsafe { rd::rd_kafka_queue_destroy(self.queue.as_ptr()) };
+    }
+}
+
+/// A record taken from a [`FetchQueue`], borrowed from librdkafka.
+pub struct FetchedRecord<'a> {
+    message: &'a rd::rd_kafka_message_t,
+}
+
+impl FetchedRecord<'_> {
+    fn error(&self) -> Option<KafkaError> {
+        match self.message.err {
+            rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => None,
+            rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => {
+                Some(KafkaError::PartitionEOF(self.message.partition))
+            }
+            code => Some(KafkaError::MessageConsumption(RDKafkaErrorCode::from(code))),
+        }
+    }
+
+    fn headers(&self) -> Option<*mut rd::rd_kafka_headers_t> {
+        let mut headers = std::ptr::null_mut();
+        // SAFETY: a live message; librdkafka parses its headers once and keeps them with it.
+        let error = unsafe { rd::rd_kafka_message_headers(self.message, &mut headers) };
+        (error == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && !headers.is_null()).then_some(headers)
+    }
+}
+
+/// A nullable field of a message: None for a null pointer, as rdkafka reads them.
+fn bytes<'a>(pointer: *const std::ffi::c_void, len: usize) -> Option<&'a [u8]> {
+    // SAFETY: librdkafka's (pointer, length) pairs describe memory owned by the live message.
+    (!pointer.is_null()).then(|| unsafe { std::slice::from_raw_parts(pointer.cast::<u8>(), len) })
+}
+
+impl Fetched for FetchedRecord<'_> {
+    fn topic(&self) -> &str {
+        // SAFETY: a fetched message always has its topic, whose name lives as long as it.
+        let name = unsafe { CStr::from_ptr(rd::rd_kafka_topic_name(self.message.rkt)) };
+        // Topic names are ASCII in Kafka.
+        name.to_str().expect("Kafka topic names are ASCII")
+    }
+
+    fn partition(&self) -> i32 {
+        self.message.partition
+    }
+
+    fn offset(&self) -> i64 {
+        self.message.offset
+    }
+
+    fn timestamp(&self) -> Timestamp {
+        let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+        // SAFETY: a live message.
+        let ms = unsafe { rd::rd_kafka_message_timestamp(self.message, &mut kind) };
+        match kind {
+            _ if ms == -1 => Timestamp::NotAvailable,
+            rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_CREATE_TIME => Timestamp::CreateTime(ms),
+            rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME => Timestamp::LogAppendTime(ms),
+            rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE => Timestamp::NotAvailable,
+        }
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        bytes(self.message.key, self.message.key_len)
+    }
+
+    fn value(&self) -> Option<&[u8]> {
+        bytes(self.message.payload, self.message.len)
+    }
+
+    fn header_count(&self) -> usize {
+        // SAFETY: headers of a live message.
+        self.headers().map_or(0, |headers| unsafe { rd::rd_kafka_header_cnt(headers) })
+    }
+
+    fn header(&self, index: usize) -> (&str, Option<&[u8]>) {
+        let headers = self.headers().expect("header() is only asked for below header_count()");
+        let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0);
+        // SAFETY: headers of a live message, an index below their count.
+        let error = unsafe { rd::rd_kafka_header_get_all(headers, index, &mut name, &mut value, &mut size) };
+        assert!(error == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR, "header {index} below the count");
+        // SAFETY: a NUL-ended name owned by the message.
+        let name = unsafe { CStr::from_ptr(name) };
+        // As rdkafka's own header access: a header name is a Kafka string (UTF-8).
+        (name.to_str().expect("Kafka header names are UTF-8"), bytes(value, size))
+    }
+}
+
+/// A fetched record as the consumer copies it: a message rdkafka polled ([`Polled`]) or one taken
+/// from a [`FetchQueue`] ([`FetchedRecord`]).
+pub trait Fetched {
+    fn topic(&self) -> &str;
+    fn partition(&self) -> i32;
+    fn offset(&self) -> i64;
+    fn timestamp(&self) -> Timestamp;
+    /// None: a null key (apart from an empty one).
+    fn key(&self) -> Option<&[u8]>;
+    fn value(&self) -> Option<&[u8]>;
+    fn header_count(&self) -> usize;
+    /// Header `index` (below [`Fetched::header_count`]): its name and value (None: null).
+    fn header(&self, index: usize) -> (&str, Option<&[u8]>);
+}
+
+/// A message as rdkafka's `poll` returns it.
+pub struct Polled<'a, M>(pub &'a M);
+
+impl<M: Message> Fetched for Polled<'_, M> {
+    fn topic(&self) -> &str {
+        self.0.topic()
+    }
+
+    fn partition(&self) -> i32 {
+        self.0.partition()
+    }
+
+    fn offset(&self) -> i64 {
+        self.0.offset()
+    }
+
+    fn timestamp(&self) -> Timestamp {
+        self.0.timestamp()
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.0.key()
+    }
+
+    fn value(&self) -> Option<&[u8]> {
+        self.0.payload()
+    }
+
+    fn header_count(&self) -> usize {
+        self.0.headers().map_or(0, Headers::count)
+    }
+
+    fn header(&self, index: usize) -> (&str, Option<&[u8]>) {
+        let Header { key, value } = self.0.headers().expect("asked below header_count").get(index);
+        (key, value)
+    }
+}
+
+/// The high watermark of a partition `consumer` fetches, as the last fetch response for it
+/// reported: librdkafka keeps it from every response, so this costs a lock, not a request. None
+/// before the first response (or for a partition the client does not know).
+pub fn cached_high_watermark<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1_i64, -1_i64);
+    // rust-rdkafka wraps only the variant that asks the broker (`fetch_watermarks`).
+    // SAFETY: the client pointer is valid while `consumer` is borrowed, `topic` is a NUL-ended
+    // string alive for the call, and librdkafka only writes the two integers it is given
+    // (reading the partition under its own lock: any thread may call it).
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
