@@ -1,0 +1,144 @@
+//! Against the real broker, the consumer's batch take (`kafka::fetch_queue`): librdkafka's
+//! position after a batch is the next record's, whatever errors the batch carried, so a pause
+//! and resume (the daemon's back-pressure, or librdkafka's own during a cooperative rebalance)
+//! fetches on from there. `rd_kafka_consume_batch_queue` moved it past an end-of-partition
+//! event's offset (librdkafka issue 4844), and the resume skipped the next record produced.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use kafkatos3::kafka::fetch_queue::{Fetched, FetchQueue};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+use support::*;
+
+/// Takes from `queue` (serving the consumer's own queue in between) until `until` says so or
+/// 30 s have passed: the offsets taken, and how many end-of-partition events came with them.
+fn take_until(
+    consumer: &BaseConsumer,
+    queue: &FetchQueue,
+    offsets: &mut Vec<i64>,
+    until: impl Fn(&[i64], usize) -> bool,
+) -> usize {
+    let mut ends = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !until(offsets, ends) {
+        assert!(Instant::now() < deadline, "took {offsets:?} and {ends} end events in 30 s");
+        if let Some(Err(error)) = consumer.poll(Duration::ZERO) {
+            panic!("consumer error: {error}");
+        }
+        queue.take(Duration::from_millis(100), &mut |record| {
+            match record {
+                Ok(record) => offsets.push(record.offset()),
+                Err(KafkaError::PartitionEOF(0)) => ends += 1,
+                Err(error) => panic!("fetch error: {error}"),
+            }
+            true
+        });
+    }
+    ends
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_paused_at_its_end_and_resumed_after_more_records_fetches_every_one_of_them() {
+    let env = env();
+    let topic = unique("e2e-fetchq-resume");
+    create_topic(&env, &topic, 1).await;
+    let mut produced = ByPartition::new();
+    produce(&env, &topic, 1, 0, 10, &mut produced).await;
+
+    let consumer: BaseConsumer = env
+        .client()
+        .set("group.id", unique("fetchq"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("consumer");
+    let queue = FetchQueue::new(&consumer);
+    assert!(queue.route(&consumer, &topic, 0), "the partition is routed to the fetch queue");
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(&topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&assignment).expect("assign");
+
+    // All ten, then the end of the log: the event carries the log end's offset (10).
+    let mut offsets = Vec::new();
+    take_until(&consumer, &queue, &mut offsets, |offsets, ends| offsets.len() == 10 && ends > 0);
+    assert_eq!(offsets, (0..10).collect::<Vec<i64>>());
+
+    let mut paused = TopicPartitionList::new();
+    paused.add_partition(&topic, 0);
+    consumer.pause(&paused).expect("pause");
+    produce(&env, &topic, 1, 10, 5, &mut produced).await;
+    // Paused: nothing of the new records arrives.
+    std::thread::sleep(Duration::from_millis(500));
+    queue.take(Duration::from_millis(300), &mut |record| {
+        assert!(record.is_err(), "a record arrived while its partition was paused");
+        true
+    });
+
+    // The resume fetches from the position: the next record, 10, and on.
+    consumer.resume(&paused).expect("resume");
+    take_until(&consumer, &queue, &mut offsets, |offsets, _| offsets.len() >= 15);
+    // Anything else would have come with the same fetch.
+    take_until(&consumer, &queue, &mut offsets, |_, ends| ends > 0);
+    assert_eq!(offsets, (0..15).collect::<Vec<i64>>(), "every offset once, in order, none skipped");
+    let expected: Vec<i64> = produced[&(topic.clone(), 0)].iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, expected);
+    drop(queue);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_hands_over_at_most_a_batch_and_a_stop_leaves_the_rest_queued_in_order() {
+    let env = env();
+    let topic = unique("e2e-fetchq-batch");
+    create_topic(&env, &topic, 1).await;
+    let mut produced = ByPartition::new();
+    let count = 3 * kafkatos3::kafka::fetch_queue::BATCH as u64 + 17;
+    produce(&env, &topic, 1, 0, count, &mut produced).await;
+
+    let consumer: BaseConsumer = env
+        .client()
+        .set("group.id", unique("fetchq"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let queue = FetchQueue::new(&consumer);
+    assert!(queue.route(&consumer, &topic, 0));
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(&topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&assignment).expect("assign");
+
+    // Once the whole topic is fetched into the queue, take: a batch per call at most, and a
+    // handler that says "enough" ends the call after that record.
+    std::thread::sleep(Duration::from_secs(2));
+    let mut offsets = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut calls = Vec::new();
+    while offsets.len() < count as usize {
+        assert!(Instant::now() < deadline, "took {} of {count}", offsets.len());
+        let stop_after = if calls.len() == 1 { 5 } else { usize::MAX };
+        let mut in_call = 0;
+        let taken = queue.take(Duration::from_millis(100), &mut |record| {
+            if let Ok(record) = record {
+                offsets.push(record.offset());
+                assert_eq!(record.topic(), topic);
+                assert_eq!(record.partition(), 0);
+            }
+            in_call += 1;
+            in_call < stop_after
+        });
+        if taken > 0 {
+            calls.push(taken);
+        }
+    }
+    assert_eq!(calls[0], kafkatos3::kafka::fetch_queue::BATCH, "calls took {calls:?}");
+    assert!(calls.iter().all(|&n| n <= kafkatos3::kafka::fetch_queue::BATCH), "calls took {calls:?}");
+    assert!(calls.get(1).is_some_and(|&n| n <= 5), "the handler's stop ends the call: {calls:?}");
+    assert_eq!(offsets, (0..count as i64).collect::<Vec<i64>>(), "in order, each once");
+    drop(queue);
+}
