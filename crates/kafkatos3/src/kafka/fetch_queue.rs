@@ -1,16 +1,18 @@
-//! A consumer's fetched records taken from librdkafka a batch at a time.
+//! A consumer's fetched records taken from librdkafka without rust-rdkafka's per-record `poll`.
 //!
-//! rust-rdkafka hands out one record per `poll`, and each poll reads the clock several times,
-//! takes the queue's lock and allocates: on a drain that was half of the consumer thread's CPU.
-//! librdkafka's `rd_kafka_consume_batch_queue` takes up to a batch per call, but only from a
-//! queue that carries no rebalance events (served there, they would be answered by librdkafka
-//! itself, not by the daemon's hand-over). So each assigned partition's fetch queue is forwarded
-//! into a [`FetchQueue`] of the consumer's own, before the partition is assigned, and the
-//! consumer's queue keeps the events (rebalances, commits, errors), polled as before.
+//! Each `poll` reads the clock four times, takes the queue's lock, and does rust-rdkafka's event
+//! bookkeeping: on a drain that was half of the consumer thread's CPU. Records are taken here with
+//! librdkafka's own per-message call instead, up to a batch per [`FetchQueue::take`], from a queue
+//! that carries no rebalance events (served there, they would be answered by librdkafka itself,
+//! not by the daemon's hand-over): each assigned partition's fetch queue is forwarded into a
+//! [`FetchQueue`] of the consumer's own before the partition is assigned, and the consumer's queue
+//! keeps the events (rebalances, commits, errors), polled as before.
 //!
 //! What stays as it was: librdkafka drops records fetched before a seek or an assignment change
-//! as it takes them from any queue (its version barrier), and a partition whose forwarding is
-//! not in place delivers its records through the consumer's queue instead, in order.
+//! as it takes them from any queue (its version barrier), and a partition that could never be
+//! routed delivers its records through the consumer's queue instead, in order. librdkafka keeps a
+//! partition's forwarding to an application queue across an unassign, so a partition routed once
+//! must be routed again at each assignment (`on_assign` does, before assigning).
 //!
 //! The one module with `unsafe` code: rust-rdkafka wraps none of these calls (nor
 //! [`cached_high_watermark`]'s).
@@ -34,7 +36,6 @@ pub const BATCH: usize = 1024;
 /// It must be dropped before its consumer (librdkafka's rule for application queues).
 pub struct FetchQueue {
     queue: NonNull<rd::rd_kafka_queue_t>,
-    rk: *mut rd::rd_kafka_t,
 }
 
 // SAFETY: librdkafka's queues and clients may be used from any thread.
@@ -52,13 +53,13 @@ impl FetchQueue {
         // SAFETY: the client pointer is valid while `consumer` is borrowed; the queue returned is
         // ours to destroy (Drop).
         let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
-        FetchQueue { queue: NonNull::new(queue).expect("librdkafka makes a queue"), rk: consumer.client().native_ptr() }
+        FetchQueue { queue: NonNull::new(queue).expect("librdkafka makes a queue") }
     }
 
     /// Forwards the partition's fetched records (and its errors, the end of its log among them)
     /// here. Done before the partition is assigned, so none of its records takes the other way.
-    /// False when librdkafka does not know the partition (its records then come through the
-    /// consumer's queue).
+    /// False when librdkafka cannot make the partition's queue (a partition never routed then
+    /// delivers through the consumer's queue; one routed before would stall: see the module).
     pub fn route<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, topic: &str, partition: i32) -> bool {
         let Ok(topic) = CString::new(topic) else {
             return false;
@@ -78,69 +79,53 @@ impl FetchQueue {
     }
 
     /// Takes records, waiting up to `wait` for the first, and hands each to `record` in the order
-    /// fetched (errors as rdkafka reports them) until [`BATCH`] were taken or `record` returns
-    /// false; the rest stay queued. Returns how many were taken.
+    /// fetched (errors as rdkafka reports them) until [`BATCH`] were taken, none is left, or
+    /// `record` returns false. Returns how many were taken.
     ///
-    /// `rd_kafka_consume_callback_queue`, not `rd_kafka_consume_batch_queue`: the latter moves
-    /// the application's position past every error's offset (librdkafka issue 4844: after an
-    /// end-of-partition event, log end + 1, which a pause and resume would fetch from, skipping a
-    /// record); the callback path advances it for records only. It takes the whole queue out at
-    /// once, so the callback yields after a batch and the rest goes back to the queue's head.
+    /// One `rd_kafka_consume_queue` per record, which pops one op off the queue under its lock:
+    /// - not `rd_kafka_consume_batch_queue`, which moves the application's position past every
+    ///   error's offset (librdkafka issue 4844: after an end-of-partition event, log end + 1, which
+    ///   a pause and resume would fetch from, skipping a record);
+    /// - not `rd_kafka_consume_callback_queue`, which moves the whole queue out while it serves
+    ///   it: librdkafka's fetcher, which sizes a partition's fetch queue by the queue it is
+    ///   forwarded to, then sees it empty and fetches past `queued.max.messages.kbytes`.
+    ///
+    /// This call leaves errors out of the position, drops records fetched before a seek or an
+    /// assignment change, and keeps `max.poll.interval.ms` informed, as rdkafka's `poll` does.
     pub fn take(&self, wait: Duration, record: &mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>) -> bool) -> usize {
-        let timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
-        let mut serving = Serving { record, rk: self.rk, taken: 0, panic: None };
-        // SAFETY: `serving` outlives the call, which runs the callback on this thread only.
-        unsafe {
-            rd::rd_kafka_consume_callback_queue(
-                self.queue.as_ptr(),
-                timeout_ms,
-                Some(serve_one),
-                (&mut serving as *mut Serving<'_>).cast(),
-            );
+        let mut timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        let mut taken = 0;
+        while taken < BATCH {
+            // SAFETY: a queue of ours, alive while `self` is; the message returned (or null on a
+            // timeout) is ours to destroy, which `Taken` does, unwinding too.
+            let Some(message) = NonNull::new(unsafe { rd::rd_kafka_consume_queue(self.queue.as_ptr(), timeout_ms) })
+            else {
+                break;
+            };
+            let message = Taken(message);
+            timeout_ms = 0;
+            taken += 1;
+            // SAFETY: alive until `message` is dropped, after the view.
+            let view = FetchedRecord { message: unsafe { message.0.as_ref() } };
+            let go_on = match view.error() {
+                None => record(Ok(&view)),
+                Some(error) => record(Err(error)),
+            };
+            if !go_on {
+                break;
+            }
         }
-        if let Some(panic) = serving.panic {
-            std::panic::resume_unwind(panic);
-        }
-        serving.taken
+        taken
     }
 }
 
-/// What [`serve_one`] works with during one [`FetchQueue::take`].
-struct Serving<'a> {
-    record: &'a mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>) -> bool,
-    rk: *mut rd::rd_kafka_t,
-    taken: usize,
-    /// A panic of `record`, resumed once librdkafka's call has returned (it must not unwind
-    /// through C).
-    panic: Option<Box<dyn std::any::Any + Send>>,
-}
+/// A message taken out of librdkafka, destroyed when dropped.
+struct Taken(NonNull<rd::rd_kafka_message_t>);
 
-/// librdkafka's callback for each message; it destroys the message after the call.
-unsafe extern "C" fn serve_one(message: *mut rd::rd_kafka_message_t, opaque: *mut std::ffi::c_void) {
-    // SAFETY: `opaque` is the `Serving` of the `take` running on this thread.
-    let serving = unsafe { &mut *opaque.cast::<Serving<'_>>() };
-    if message.is_null() || serving.panic.is_some() {
-        return;
-    }
-    serving.taken += 1;
-    // SAFETY: a live message until this callback returns; the view does not outlive it.
-    let view = FetchedRecord { message: unsafe { &*message } };
-    let record = &mut serving.record;
-    let go_on = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match view.error() {
-        None => record(Ok(&view)),
-        Some(error) => record(Err(error)),
-    }));
-    let go_on = match go_on {
-        Ok(go_on) => go_on,
-        Err(panic) => {
-            serving.panic = Some(panic);
-            false
-        }
-    };
-    if !go_on || serving.taken >= BATCH {
-        // SAFETY: valid client; only sets this thread's yield flag: the messages not served yet
-        // go back to the queue's head.
-        unsafe { rd::rd_kafka_yield(serving.rk) };
+impl Drop for Taken {
+    fn drop(&mut self) {
+        // SAFETY: returned by rd_kafka_consume_queue, destroyed once.
+        unsafe { rd::rd_kafka_message_destroy(self.0.as_ptr()) };
     }
 }
 

@@ -25,6 +25,24 @@ pub struct Handoff {
     rewind_wanted: AtomicBool,
 }
 
+/// The filling batch, held (see [`Handoff::filling`]).
+pub struct Filling<'a> {
+    slots: MutexGuard<'a, Slots>,
+    capacity: usize,
+}
+
+impl Filling<'_> {
+    /// Copies a fetched record in; false once the batch is full (the next record would wait for
+    /// the writer: let go of the batch first).
+    pub fn push(&mut self, record: &impl Fetched) -> bool {
+        // Without a writer the daemon is stopping: the record is neither written nor committed.
+        if !self.slots.writer_gone {
+            self.slots.filling.push(record);
+        }
+        self.slots.filling.byte_len() < self.capacity
+    }
+}
+
 #[derive(Debug, Default)]
 struct Slots {
     filling: Batch,
@@ -62,20 +80,16 @@ impl Handoff {
 
     /// Consumer thread: copies a fetched record into the filling batch. A full batch is handed
     /// to the writer first, waiting while the writer is still on the other one (back-pressure).
-    /// Returns false once the batch is full: the next push would wait.
-    pub fn push(&self, record: &impl Fetched) -> bool {
-        let mut slots = self.wait_for_room(self.slots());
-        // Without a writer the daemon is stopping: the record is neither written nor committed.
-        if !slots.writer_gone {
-            slots.filling.push(record);
-        }
-        slots.filling.byte_len() < self.capacity
+    pub fn push(&self, record: &impl Fetched) {
+        self.filling().push(record);
     }
 
-    /// Consumer thread: returns once the filling batch has room (handing a full one to the
-    /// writer first), so records taken out of librdkafka next are not held waiting.
-    pub fn make_room(&self) {
-        drop(self.wait_for_room(self.slots()));
+    /// Consumer thread: the filling batch, once it has room (a full one is handed to the writer
+    /// first), to copy a run of records in under one lock instead of one per record. The writer
+    /// waits for the lock only to finish a batch, so a run is kept short (a take of at most
+    /// `fetch_queue::BATCH` records, stopped once the batch is full).
+    pub fn filling(&self) -> Filling<'_> {
+        Filling { slots: self.wait_for_room(self.slots()), capacity: self.capacity }
     }
 
     fn wait_for_room<'a>(&self, mut slots: MutexGuard<'a, Slots>) -> MutexGuard<'a, Slots> {

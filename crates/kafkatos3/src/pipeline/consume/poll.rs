@@ -86,16 +86,20 @@ impl<'a> PollLoop<'a> {
             let wait = if queue.is_some() { Duration::ZERO } else { self.poll_wait };
             let mut taken = self.poll_events(wait);
             if let Some(queue) = &queue {
-                // Waits until a batch is full or TICK has passed, so the events and the tick are
-                // looked at least that often.
-                handoff.make_room();
+                // Waits up to a tick for the first record, then takes what is queued, up to a
+                // batch or until the hand-over batch is full: the events and the tick are looked
+                // at at least every tick. The batch stays locked while the take waits for a first
+                // record; the writer's report of a batch written then waits too, which nothing
+                // but this thread waits for.
+                let mut filling = handoff.filling();
                 taken += queue.take(self.poll_wait, &mut |record| match record {
-                    Ok(record) => handoff.push(record),
+                    Ok(record) => filling.push(record),
                     Err(error) => {
                         errors.push(error);
                         true
                     }
                 });
+                drop(filling);
                 // After the batch: a rewind seeks, and every record of the batch was taken before
                 // it (the writer drops a rewound partition's until the seek; see apply_rewinds).
                 for error in errors.drain(..) {
@@ -140,7 +144,7 @@ impl<'a> PollLoop<'a> {
         for _ in 0..BATCH {
             match self.consumer.poll(wait) {
                 Some(Ok(message)) => {
-                    let _ = handoff.push(&Polled(&message));
+                    handoff.push(&Polled(&message));
                     records += 1;
                     if handoff.take_rewind_wanted() {
                         // A write or seal failed: fetch again from the last durable record.

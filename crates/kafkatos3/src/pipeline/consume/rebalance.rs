@@ -31,7 +31,9 @@ impl ArchiverContext {
         if let Some(queue) = self.fetch_queue() {
             for tp in &tps {
                 if !queue.route(consumer, &tp.topic, tp.partition) {
-                    tracing::debug!(topic = %tp.topic, partition = tp.partition, "partition not routed to the fetch queue; its records come with the events");
+                    // Never seen (librdkafka makes a partition's queue on demand); loud, because a
+                    // partition routed at an earlier assignment would not deliver (fetch_queue).
+                    tracing::error!(topic = %tp.topic, partition = tp.partition, "librdkafka gave no queue for the partition; its records are taken with the events");
                 }
             }
         }
