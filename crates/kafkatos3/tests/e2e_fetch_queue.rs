@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use kafkatos3::kafka::fetch_queue::{Fetched, FetchQueue};
+use kafkatos3::kafka::fetch_queue::{FetchQueue, Fetched};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};

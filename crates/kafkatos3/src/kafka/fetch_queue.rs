@@ -92,7 +92,11 @@ impl FetchQueue {
     ///
     /// This call leaves errors out of the position, drops records fetched before a seek or an
     /// assignment change, and keeps `max.poll.interval.ms` informed, as rdkafka's `poll` does.
-    pub fn take(&self, wait: Duration, record: &mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>) -> bool) -> usize {
+    pub fn take(
+        &self,
+        wait: Duration,
+        record: &mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>) -> bool,
+    ) -> usize {
         let mut timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
         let mut taken = 0;
         while taken < BATCH {
