@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use kafkatos3::kafka::fetch_queue::{FetchQueue, Fetched};
+use kafkatos3::kafka::fetch_queue::{FetchQueue, Fetched, BATCH};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
@@ -30,7 +30,7 @@ fn take_until(
         if let Some(Err(error)) = consumer.poll(Duration::ZERO) {
             panic!("consumer error: {error}");
         }
-        queue.take(Duration::from_millis(100), &mut |record| {
+        queue.take(Duration::from_millis(100), BATCH, &mut |record| {
             match record {
                 Ok(record) => offsets.push(record.offset()),
                 Err(KafkaError::PartitionEOF(0)) => ends += 1,
@@ -75,7 +75,7 @@ async fn a_partition_paused_at_its_end_and_resumed_after_more_records_fetches_ev
     produce(&env, &topic, 1, 10, 5, &mut produced).await;
     // Paused: nothing of the new records arrives.
     std::thread::sleep(Duration::from_millis(500));
-    queue.take(Duration::from_millis(300), &mut |record| {
+    queue.take(Duration::from_millis(300), BATCH, &mut |record| {
         assert!(record.is_err(), "a record arrived while its partition was paused");
         true
     });
@@ -97,7 +97,7 @@ async fn a_take_hands_over_at_most_a_batch_and_a_stop_leaves_the_rest_queued_in_
     let topic = unique("e2e-fetchq-batch");
     create_topic(&env, &topic, 1).await;
     let mut produced = ByPartition::new();
-    let count = 3 * kafkatos3::kafka::fetch_queue::BATCH as u64 + 17;
+    let count = 3 * BATCH as u64 + 17;
     produce(&env, &topic, 1, 0, count, &mut produced).await;
 
     let consumer: BaseConsumer = env
@@ -123,7 +123,7 @@ async fn a_take_hands_over_at_most_a_batch_and_a_stop_leaves_the_rest_queued_in_
         assert!(Instant::now() < deadline, "took {} of {count}", offsets.len());
         let stop_after = if calls.len() == 1 { 5 } else { usize::MAX };
         let mut in_call = 0;
-        let taken = queue.take(Duration::from_millis(100), &mut |record| {
+        let taken = queue.take(Duration::from_millis(100), BATCH, &mut |record| {
             if let Ok(record) = record {
                 offsets.push(record.offset());
                 assert_eq!(record.topic(), topic);
@@ -136,8 +136,8 @@ async fn a_take_hands_over_at_most_a_batch_and_a_stop_leaves_the_rest_queued_in_
             calls.push(taken);
         }
     }
-    assert_eq!(calls[0], kafkatos3::kafka::fetch_queue::BATCH, "calls took {calls:?}");
-    assert!(calls.iter().all(|&n| n <= kafkatos3::kafka::fetch_queue::BATCH), "calls took {calls:?}");
+    assert_eq!(calls[0], BATCH, "calls took {calls:?}");
+    assert!(calls.iter().all(|&n| n <= BATCH), "calls took {calls:?}");
     assert!(calls.get(1).is_some_and(|&n| n <= 5), "the handler's stop ends the call: {calls:?}");
     assert_eq!(offsets, (0..count as i64).collect::<Vec<i64>>(), "in order, each once");
     drop(queue);

@@ -28,7 +28,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message};
 use rdkafka::Timestamp;
 
-/// Records taken per call at most (see [`FetchQueue::take`]).
+/// Records the poll loop takes per turn at most (see [`FetchQueue::take`]).
 pub const BATCH: usize = 1024;
 
 /// A librdkafka queue the consumer's partitions are forwarded to.
@@ -36,6 +36,8 @@ pub const BATCH: usize = 1024;
 /// It must be dropped before its consumer (librdkafka's rule for application queues).
 pub struct FetchQueue {
     queue: NonNull<rd::rd_kafka_queue_t>,
+    /// The consumer's own queue (the main queue is forwarded to it), to see whether events wait.
+    events: NonNull<rd::rd_kafka_queue_t>,
 }
 
 // SAFETY: librdkafka's queues and clients may be used from any thread.
@@ -50,10 +52,22 @@ impl std::fmt::Debug for FetchQueue {
 
 impl FetchQueue {
     pub fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Self {
-        // SAFETY: the client pointer is valid while `consumer` is borrowed; the queue returned is
-        // ours to destroy (Drop).
-        let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
-        FetchQueue { queue: NonNull::new(queue).expect("librdkafka makes a queue") }
+        let rk = consumer.client().native_ptr();
+        // SAFETY: the client pointer is valid while `consumer` is borrowed; the queues returned
+        // are ours to destroy (Drop). A BaseConsumer always has its consumer queue (rdkafka
+        // refuses to make one without).
+        let (queue, events) = unsafe { (rd::rd_kafka_queue_new(rk), rd::rd_kafka_queue_get_consumer(rk)) };
+        FetchQueue {
+            queue: NonNull::new(queue).expect("librdkafka makes a queue"),
+            events: NonNull::new(events).expect("a BaseConsumer has its consumer queue"),
+        }
+    }
+
+    /// True while events (rebalances, commit results, errors, logs) wait on the consumer's queue:
+    /// rdkafka's `poll` returns after serving one, with or without more behind it.
+    pub fn events_waiting(&self) -> bool {
+        // SAFETY: a queue handle of ours; librdkafka reads its length under its lock.
+        unsafe { rd::rd_kafka_queue_length(self.events.as_ptr()) > 0 }
     }
 
     /// Forwards the partition's fetched records (and its errors, the end of its log among them)
@@ -79,7 +93,7 @@ impl FetchQueue {
     }
 
     /// Takes records, waiting up to `wait` for the first, and hands each to `record` in the order
-    /// fetched (errors as rdkafka reports them) until [`BATCH`] were taken, none is left, or
+    /// fetched (errors as rdkafka reports them) until `most` were taken, none is left, or
     /// `record` returns false. Returns how many were taken.
     ///
     /// One `rd_kafka_consume_queue` per record, which pops one op off the queue under its lock:
@@ -95,11 +109,12 @@ impl FetchQueue {
     pub fn take(
         &self,
         wait: Duration,
+        most: usize,
         record: &mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>) -> bool,
     ) -> usize {
         let mut timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
         let mut taken = 0;
-        while taken < BATCH {
+        while taken < most {
             // SAFETY: a queue of ours, alive while `self` is; the message returned (or null on a
             // timeout) is ours to destroy, which `Taken` does, unwinding too.
             let Some(message) = NonNull::new(unsafe { rd::rd_kafka_consume_queue(self.queue.as_ptr(), timeout_ms) })
@@ -135,9 +150,12 @@ impl Drop for Taken {
 
 impl Drop for FetchQueue {
     fn drop(&mut self) {
-        // SAFETY: created by rd_kafka_queue_new, destroyed once; messages still forwarded here are
-        // dropped by librdkafka.
-        unsafe { rd::rd_kafka_queue_destroy(self.queue.as_ptr()) };
+        // SAFETY: our handles, destroyed once; messages still forwarded here are dropped by
+        // librdkafka (the consumer's queue lives on with the client).
+        unsafe {
+            rd::rd_kafka_queue_destroy(self.queue.as_ptr());
+            rd::rd_kafka_queue_destroy(self.events.as_ptr());
+        }
     }
 }
 

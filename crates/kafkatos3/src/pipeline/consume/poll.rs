@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::Offset;
 
-use crate::kafka::fetch_queue::{Polled, BATCH};
+use crate::kafka::fetch_queue::{FetchQueue, Polled, BATCH};
 use crate::names::TopicPartition;
 use crate::pipeline::consume::context::{is_connection_problem, ArchiverContext};
 use crate::pipeline::consume::pauses::FetchPauses;
@@ -84,22 +84,31 @@ impl<'a> PollLoop<'a> {
         while !self.stage.shutdown.is_stopping() && !self.finished {
             // Without a fetch queue, the records come with the events: wait for them there.
             let wait = if queue.is_some() { Duration::ZERO } else { self.poll_wait };
-            let mut taken = self.poll_events(wait);
+            let mut taken = self.poll_events(wait, queue.as_deref());
             if let Some(queue) = &queue {
-                // Waits up to a tick for the first record, then takes what is queued, up to a
-                // batch or until the hand-over batch is full: the events and the tick are looked
-                // at at least every tick. The batch stays locked while the take waits for a first
-                // record; the writer's report of a batch written then waits too, which nothing
-                // but this thread waits for.
-                let mut filling = handoff.filling();
-                taken += queue.take(self.poll_wait, &mut |record| match record {
-                    Ok(record) => filling.push(record),
-                    Err(error) => {
-                        errors.push(error);
+                let mut on_error = |error| {
+                    errors.push(error);
+                    true
+                };
+                // The first record is waited for (up to a tick, so the events and the tick are
+                // looked at at least that often) without holding the hand-over batch, which the
+                // writer may be taking meanwhile; the rest of the turn is copied in under one lock,
+                // up to a batch or until the hand-over batch is full.
+                let first = queue.take(self.poll_wait, 1, &mut |record| match record {
+                    Ok(record) => {
+                        handoff.push(record);
                         true
                     }
+                    Err(error) => on_error(error),
                 });
-                drop(filling);
+                if first > 0 {
+                    let mut filling = handoff.filling();
+                    taken += first
+                        + queue.take(Duration::ZERO, BATCH - 1, &mut |record| match record {
+                            Ok(record) => filling.push(record),
+                            Err(error) => on_error(error),
+                        });
+                }
                 // After the batch: a rewind seeks, and every record of the batch was taken before
                 // it (the writer drops a rewound partition's until the seek; see apply_rewinds).
                 for error in errors.drain(..) {
@@ -137,7 +146,7 @@ impl<'a> PollLoop<'a> {
     /// Serves the consumer's own queue until it is empty (at most a batch's worth): rebalances,
     /// commit results and errors, and the records of partitions not routed to the fetch queue.
     /// Returns how many records it took.
-    fn poll_events(&mut self, wait: Duration) -> usize {
+    fn poll_events(&mut self, wait: Duration, queue: Option<&FetchQueue>) -> usize {
         let handoff = &*self.consumer.context().handoff;
         let mut records = 0;
         let mut wait = wait;
@@ -152,6 +161,9 @@ impl<'a> PollLoop<'a> {
                     }
                 }
                 Some(Err(error)) => self.on_error(error),
+                // rdkafka's poll also returns nothing after serving an event (a rebalance, a
+                // commit result, a log line): go on while more wait.
+                None if queue.is_some_and(FetchQueue::events_waiting) => {}
                 None => break,
             }
             wait = Duration::ZERO;
