@@ -144,6 +144,7 @@ def main():
     # What bench.daemon_config reads.
     args.max_age_seconds, args.max_file_bytes, args.ours_check_interval = 5, "64MiB", 60
     args.compressor_workers, args.uploader_workers, args.consumer_processes = 2, 2, 1
+    args.kafka, args.metrics = [], False
     counts = [int(x) for x in args.partitions.split(",")]
 
     state = tempfile.mkdtemp(prefix="kafkatos3-membench.", dir="/tmp")

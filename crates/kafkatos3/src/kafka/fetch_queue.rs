@@ -101,8 +101,10 @@ impl FetchQueue {
     ///   error's offset (librdkafka issue 4844: after an end-of-partition event, log end + 1, which
     ///   a pause and resume would fetch from, skipping a record);
     /// - not `rd_kafka_consume_callback_queue`, which moves the whole queue out while it serves
-    ///   it: librdkafka's fetcher, which sizes a partition's fetch queue by the queue it is
-    ///   forwarded to, then sees it empty and fetches past `queued.max.messages.kbytes`.
+    ///   it (librdkafka's fetcher, which sizes a partition's fetch queue by the queue it is
+    ///   forwarded to, then sees it empty and fetches on), and moves the position for transaction
+    ///   markers fetched before a seek or a pause (design.md, "Records without rust-rdkafka's
+    ///   poll").
     ///
     /// This call leaves errors out of the position, drops records fetched before a seek or an
     /// assignment change, and keeps `max.poll.interval.ms` informed, as rdkafka's `poll` does.

@@ -5,7 +5,7 @@
 //!
 //! | share | of the limit | enforced by |
 //! |---|---|---|
-//! | fetch queue | 40% | librdkafka's `queued.max.messages.kbytes`, half the share per consumer, and `queued.min.messages`, one message per KiB of it (at most librdkafka's 100 000): librdkafka stops fetching while its queue is full and may hold one fetch response on top |
+//! | fetch queue | 40% | librdkafka's `queued.max.messages.kbytes`, half the share per consumer, and `queued.min.messages`, one message per 512 bytes of it (at most librdkafka's 100 000): librdkafka stops fetching while its queue is full and may hold one fetch response on top |
 //! | write buffers | 10% | each consumer's two hand-over batches between its consumer and writer threads (an eighth of its part each, 64 KiB to 1 MiB; a record larger than a batch is taken whole), and each open file's append buffer is sized share / partitions (4 KiB to 1 MiB), allocated on a record and freed at each flush interval, so an idle partition holds none (MAK v3: the buffer is the open block, 7/8 of it for keys and values and the rest for its other columns' growth) |
 //! | compression | 20% | per worker: I/O buffers and the codec's state; a codec level that does not fit is refused at load time |
 //! | uploads | 30% | per worker: a file is sent in one PUT only below the worker's share, else in parts of share/3 with at most 2 in flight |
@@ -144,12 +144,14 @@ impl MemoryBudget {
     }
 
     /// librdkafka's `queued.min.messages` for each consumer: the queue's byte bound counts
-    /// payloads only, while every queued message also costs librdkafka a few hundred bytes of
-    /// its own (the op and message structs). Allowing one message per KiB of the bound keeps
-    /// that overhead within the bound for the smallest records; librdkafka's default of 100 000
-    /// is kept when the bound is larger.
+    /// payloads only, while every queued message also costs librdkafka about 300 bytes of its
+    /// own (the op and message structs). One message per 512 bytes of the bound keeps small
+    /// records (up to about 200 bytes) and that overhead within the bound, and larger ones
+    /// within the fetch share's other half; librdkafka's default of 100 000 is kept when the
+    /// bound is larger. One per KiB starved the consumer on 100-byte records: the fetcher stops at
+    /// the count and backs off (benchmarks.md, "The fetch queue's message count").
     pub fn queued_min_messages(&self) -> u64 {
-        self.queued_max_messages_kbytes().min(LIBRDKAFKA_QUEUED_MIN_MESSAGES)
+        (self.queued_max_messages_kbytes() * 2).min(LIBRDKAFKA_QUEUED_MIN_MESSAGES)
     }
 
     /// The librdkafka properties the budget sets, except those the user set in `[kafka]`.

@@ -39,14 +39,16 @@ fn librdkafka_properties_set_by_the_user_are_left_alone() {
     let set = budget.librdkafka_properties(&[]);
     assert_eq!(
         set,
-        vec![("queued.max.messages.kbytes", "52428".to_string()), ("queued.min.messages", "52428".to_string())]
+        vec![("queued.max.messages.kbytes", "52428".to_string()), ("queued.min.messages", "100000".to_string())]
     );
     let user = vec![("queued.max.messages.kbytes".to_string(), KafkaValue::Plain("1000".into()))];
-    assert_eq!(budget.librdkafka_properties(&user), vec![("queued.min.messages", "52428".to_string())]);
+    assert_eq!(budget.librdkafka_properties(&user), vec![("queued.min.messages", "100000".to_string())]);
     let unrelated = vec![("sasl.password".to_string(), KafkaValue::Secret(Secret::new("x")))];
     assert_eq!(budget.librdkafka_properties(&unrelated).len(), 2);
     let large = MemoryBudget::split(4 << 30, &workers(&gzip)).unwrap();
     assert_eq!(large.queued_min_messages(), 100_000, "librdkafka's default when the bound is larger");
+    let small = MemoryBudget::split(128 * MIB, &workers(&gzip)).unwrap();
+    assert_eq!(small.queued_min_messages(), small.queued_max_messages_kbytes() * 2, "one message per 512 bytes");
 }
 
 #[test]
