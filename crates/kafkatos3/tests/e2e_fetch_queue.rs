@@ -142,3 +142,63 @@ async fn a_take_hands_over_at_most_a_batch_and_a_stop_leaves_the_rest_queued_in_
     assert_eq!(offsets, (0..count as i64).collect::<Vec<i64>>(), "in order, each once");
     drop(queue);
 }
+
+/// Offsets 0-4 plain, 5-7 in a committed transaction whose marker takes offset 8, 9-10 plain.
+async fn produce_around_a_transaction(env: &TestEnv, topic: &str) {
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    let mut produced = ByPartition::new();
+    produce(env, topic, 1, 0, 5, &mut produced).await;
+    let transactional: ThreadedProducer<_> =
+        env.client().set("transactional.id", unique("e2e-fetchq-txn")).create().expect("transactional producer");
+    transactional.init_transactions(Duration::from_secs(30)).expect("init transactions");
+    transactional.begin_transaction().expect("begin");
+    for n in 0..3u8 {
+        let value = [n; 10];
+        let message: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(0).payload(&value);
+        transactional.send(message).map_err(|(e, _)| e).expect("send");
+    }
+    transactional.commit_transaction(Duration::from_secs(30)).expect("commit transaction");
+    produce(env, topic, 1, 5, 2, &mut produced).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_marker_fetched_before_a_seek_does_not_move_where_a_pause_resumes() {
+    let env = env();
+    let topic = unique("e2e-fetchq-marker");
+    create_topic(&env, &topic, 1).await;
+    produce_around_a_transaction(&env, &topic).await;
+
+    let consumer: BaseConsumer = env
+        .client()
+        .set("group.id", unique("fetchq"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let queue = FetchQueue::new(&consumer);
+    assert!(queue.route(&consumer, &topic, 0));
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(&topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&assignment).expect("assign");
+    // Every record and the marker are fetched into the queue, none taken yet.
+    std::thread::sleep(Duration::from_secs(2));
+
+    // The daemon's rewind: a seek (to offset 1), a pause, and the pause again at the next tick
+    // after a take has served what was queued (now outdated, the marker among it).
+    let mut partition = TopicPartitionList::new();
+    partition.add_partition(&topic, 0);
+    consumer.seek(&topic, 0, Offset::Offset(1), Duration::from_secs(10)).expect("seek");
+    consumer.pause(&partition).expect("pause");
+    queue.take(Duration::from_millis(300), BATCH, &mut |record| {
+        assert!(record.is_err(), "a record fetched before the seek was handed over");
+        true
+    });
+    consumer.pause(&partition).expect("pause again");
+    consumer.resume(&partition).expect("resume");
+
+    // The resume fetches from the seek's offset: every record after it, none skipped.
+    let mut after = Vec::new();
+    take_until(&consumer, &queue, &mut after, |after, _| after.last() == Some(&10));
+    assert_eq!(after, [1, 2, 3, 4, 5, 6, 7, 9, 10], "the marker leaves a hole at 8, nothing else");
+    drop(queue);
+}
