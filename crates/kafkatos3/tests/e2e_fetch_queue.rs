@@ -42,6 +42,24 @@ fn take_until(
     ends
 }
 
+/// A consumer of partition 0 of `topic` from its first offset, routed to a fetch queue (the
+/// queue is dropped first, as it must be).
+fn routed_from_the_start(env: &TestEnv, topic: &str) -> (BaseConsumer, FetchQueue) {
+    let consumer: BaseConsumer = env
+        .client()
+        .set("group.id", unique("fetchq"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let queue = FetchQueue::new(&consumer);
+    assert!(queue.route(&consumer, topic, 0), "the partition is routed to the fetch queue");
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&assignment).expect("assign");
+    (consumer, queue)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_paused_at_its_end_and_resumed_after_more_records_fetches_every_one_of_them() {
     let env = env();
@@ -50,19 +68,7 @@ async fn a_partition_paused_at_its_end_and_resumed_after_more_records_fetches_ev
     let mut produced = ByPartition::new();
     produce(&env, &topic, 1, 0, 10, &mut produced).await;
 
-    let consumer: BaseConsumer = env
-        .client()
-        .set("group.id", unique("fetchq"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .expect("consumer");
-    let queue = FetchQueue::new(&consumer);
-    assert!(queue.route(&consumer, &topic, 0), "the partition is routed to the fetch queue");
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(&topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&assignment).expect("assign");
+    let (consumer, queue) = routed_from_the_start(&env, &topic);
 
     // All ten, then the end of the log: the event carries the log end's offset (10).
     let mut offsets = Vec::new();
@@ -100,18 +106,7 @@ async fn a_take_hands_over_at_most_a_batch_and_a_stop_leaves_the_rest_queued_in_
     let count = 3 * BATCH as u64 + 17;
     produce(&env, &topic, 1, 0, count, &mut produced).await;
 
-    let consumer: BaseConsumer = env
-        .client()
-        .set("group.id", unique("fetchq"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let queue = FetchQueue::new(&consumer);
-    assert!(queue.route(&consumer, &topic, 0));
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(&topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&assignment).expect("assign");
+    let (_consumer, queue) = routed_from_the_start(&env, &topic);
 
     // Once the whole topic is fetched into the queue, take: a batch per call at most, and a
     // handler that says "enough" ends the call after that record.
@@ -168,18 +163,7 @@ async fn a_transaction_marker_fetched_before_a_seek_does_not_move_where_a_pause_
     create_topic(&env, &topic, 1).await;
     produce_around_a_transaction(&env, &topic).await;
 
-    let consumer: BaseConsumer = env
-        .client()
-        .set("group.id", unique("fetchq"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let queue = FetchQueue::new(&consumer);
-    assert!(queue.route(&consumer, &topic, 0));
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(&topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&assignment).expect("assign");
+    let (consumer, queue) = routed_from_the_start(&env, &topic);
     // Every record and the marker are fetched into the queue, none taken yet.
     std::thread::sleep(Duration::from_secs(2));
 

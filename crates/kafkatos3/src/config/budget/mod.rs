@@ -145,11 +145,12 @@ impl MemoryBudget {
 
     /// librdkafka's `queued.min.messages` for each consumer: the queue's byte bound counts
     /// payloads only, while every queued message also costs librdkafka about 300 bytes of its
-    /// own (the op and message structs). One message per 512 bytes of the bound keeps small
-    /// records (up to about 200 bytes) and that overhead within the bound, and larger ones
-    /// within the fetch share's other half; librdkafka's default of 100 000 is kept when the
-    /// bound is larger. One per KiB starved the consumer on 100-byte records: the fetcher stops at
-    /// the count and backs off (benchmarks.md, "The fetch queue's message count").
+    /// own (the op and message structs). With one message per 512 bytes of the bound, records
+    /// up to about 200 bytes stay within it structs included; the structs add at most 60 % on
+    /// top (records of about 500 bytes, where count and bytes bind together; 30 % at 1 KiB with
+    /// one per KiB) and less the larger the records. librdkafka's default of 100 000 is kept when
+    /// the bound is larger. One per KiB starved the consumer on 100-byte records: the fetcher
+    /// stops at the count and backs off (benchmarks.md, "The fetch queue's message count").
     pub fn queued_min_messages(&self) -> u64 {
         (self.queued_max_messages_kbytes() * 2).min(LIBRDKAFKA_QUEUED_MIN_MESSAGES)
     }
