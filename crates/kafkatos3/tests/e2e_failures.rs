@@ -217,7 +217,8 @@ async fn refused_credentials_keep_files_pause_at_the_backlog_limit_and_a_fixed_r
     // The first request is the store check before any upload: its error names bucket, prefix and key.
     assert!(log.contains(&format!("s3://{}/{prefix}/", env.bucket)), "the error names bucket and key");
     assert!(!log.contains("not-the-secret"), "the secret is never logged");
-    assert!(!walk_files(&dir.path().join("work/tos3")).is_empty(), "files wait in tos3");
+    // The pause counts files still being compressed too; they reach tos3 and wait there.
+    assert!(wait_for_files(&dir.path().join("work/tos3"), Duration::from_secs(30)).await, "files wait in tos3");
     let nothing = committed(&env, &group, &partitions_of(&[&topic], 1));
     // Committing the first offset of the partition (0) states nothing is archived yet.
     assert_eq!(

@@ -111,6 +111,18 @@ pub fn walk_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Waits until a file is below a directory (a stage's files arrive as the stage before finishes).
+pub async fn wait_for_files(dir: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while walk_files(dir).is_empty() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    true
+}
+
 /// Waits for a line in the daemon's log.
 pub async fn wait_for_log(log: &Path, needle: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
