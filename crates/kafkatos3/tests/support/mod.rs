@@ -111,26 +111,29 @@ pub fn walk_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Waits until a file is below a directory (a stage's files arrive as the stage before finishes).
-pub async fn wait_for_files(dir: &Path, timeout: Duration) -> bool {
+/// Polls `condition` every `interval` until it holds (true) or `timeout` has passed (false).
+pub async fn wait_until(timeout: Duration, interval: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
-    while walk_files(dir).is_empty() {
+    loop {
+        if condition() {
+            return true;
+        }
         if Instant::now() >= deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(interval).await;
     }
-    true
+}
+
+/// Waits until a file is below a directory (a stage's files arrive as the stage before finishes).
+pub async fn wait_for_files(dir: &Path, timeout: Duration) -> bool {
+    wait_until(timeout, Duration::from_millis(100), || !walk_files(dir).is_empty()).await
 }
 
 /// Waits for a line in the daemon's log.
 pub async fn wait_for_log(log: &Path, needle: &str, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if std::fs::read_to_string(log).unwrap_or_default().contains(needle) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
+    wait_until(timeout, Duration::from_millis(200), || {
+        std::fs::read_to_string(log).unwrap_or_default().contains(needle)
+    })
+    .await
 }
