@@ -1,4 +1,4 @@
-//! Against the real broker, the consumer's batch take (`kafka::fetch_queue`): librdkafka's
+//! Against the real broker, the consumer's take (`kafka::fetch_queue`): librdkafka's
 //! position after a batch is the next record's, whatever errors the batch carried, so a pause
 //! and resume (the daemon's back-pressure, or librdkafka's own during a cooperative rebalance)
 //! fetches on from there. `rd_kafka_consume_batch_queue` moved it past an end-of-partition
@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use kafkatos3::kafka::fetch_queue::{FetchQueue, Fetched, BATCH};
+use kafkatos3::kafka::fetch_queue::{FetchQueue, Fetched};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
@@ -30,13 +30,10 @@ fn take_until(
         if let Some(Err(error)) = consumer.poll(Duration::ZERO) {
             panic!("consumer error: {error}");
         }
-        queue.take(Duration::from_millis(100), BATCH, &mut |record| {
-            match record {
-                Ok(record) => offsets.push(record.offset()),
-                Err(KafkaError::PartitionEOF(0)) => ends += 1,
-                Err(error) => panic!("fetch error: {error}"),
-            }
-            true
+        queue.take(Duration::from_millis(100), &mut |record| match record {
+            Ok(record) => offsets.push(record.offset()),
+            Err(KafkaError::PartitionEOF(0)) => ends += 1,
+            Err(error) => panic!("fetch error: {error}"),
         });
     }
     ends
@@ -81,9 +78,8 @@ async fn a_partition_paused_at_its_end_and_resumed_after_more_records_fetches_ev
     produce(&env, &topic, 1, 10, 5, &mut produced).await;
     // Paused: nothing of the new records arrives.
     std::thread::sleep(Duration::from_millis(500));
-    queue.take(Duration::from_millis(300), BATCH, &mut |record| {
+    queue.take(Duration::from_millis(300), &mut |record| {
         assert!(record.is_err(), "a record arrived while its partition was paused");
-        true
     });
 
     // The resume fetches from the position: the next record, 10, and on.
@@ -98,43 +94,46 @@ async fn a_partition_paused_at_its_end_and_resumed_after_more_records_fetches_ev
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_take_hands_over_at_most_a_batch_and_a_stop_leaves_the_rest_queued_in_order() {
+async fn a_take_hands_over_every_record_queued_in_order_and_the_next_take_waits_for_new_ones() {
     let env = env();
     let topic = unique("e2e-fetchq-batch");
     create_topic(&env, &topic, 1).await;
     let mut produced = ByPartition::new();
-    let count = 3 * BATCH as u64 + 17;
+    let count = 3 * 1024 + 17;
     produce(&env, &topic, 1, 0, count, &mut produced).await;
 
     let (_consumer, queue) = routed_from_the_start(&env, &topic);
 
-    // Once the whole topic is fetched into the queue, take: a batch per call at most, and a
-    // handler that says "enough" ends the call after that record.
-    std::thread::sleep(Duration::from_secs(2));
-    let mut offsets = Vec::new();
+    // Once the whole topic is fetched into the queue (and its end reported), one take hands all
+    // of it over, in order, and the queue is empty after it.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut calls = Vec::new();
-    while offsets.len() < count as usize {
-        assert!(Instant::now() < deadline, "took {} of {count}", offsets.len());
-        let stop_after = if calls.len() == 1 { 5 } else { usize::MAX };
-        let mut in_call = 0;
-        let taken = queue.take(Duration::from_millis(100), BATCH, &mut |record| {
-            if let Ok(record) = record {
-                offsets.push(record.offset());
-                assert_eq!(record.topic(), topic);
-                assert_eq!(record.partition(), 0);
-            }
-            in_call += 1;
-            in_call < stop_after
-        });
-        if taken > 0 {
-            calls.push(taken);
-        }
+    while queue.len() < count as usize + 1 {
+        assert!(Instant::now() < deadline, "{} of {count} records and the end queued in 30 s", queue.len());
+        std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(calls[0], BATCH, "calls took {calls:?}");
-    assert!(calls.iter().all(|&n| n <= BATCH), "calls took {calls:?}");
-    assert!(calls.get(1).is_some_and(|&n| n <= 5), "the handler's stop ends the call: {calls:?}");
+    // The length counts librdkafka's other ops too (a version barrier): give the end event time.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut offsets = Vec::new();
+    let mut ends = 0;
+    let taken = queue.take(Duration::from_millis(100), &mut |record| match record {
+        Ok(record) => {
+            assert_eq!((record.topic(), record.partition()), (topic.as_str(), 0));
+            offsets.push(record.offset());
+        }
+        Err(KafkaError::PartitionEOF(0)) => ends += 1,
+        Err(error) => panic!("fetch error: {error}"),
+    });
+    assert_eq!((taken, ends), (count as usize + 1, 1), "every record and the end event in one take");
     assert_eq!(offsets, (0..count as i64).collect::<Vec<i64>>(), "in order, each once");
+    assert!(queue.is_empty());
+
+    // Nothing queued: the next take waits its time for a first record and hands over nothing.
+    let started = Instant::now();
+    assert_eq!(
+        queue.take(Duration::from_millis(200), &mut |record| panic!("nothing was produced: {:?}", record.err())),
+        0
+    );
+    assert!(started.elapsed() >= Duration::from_millis(150), "waited {:?}", started.elapsed());
     drop(queue);
 }
 

@@ -105,9 +105,10 @@ mod tests {
 
     #[test]
     fn each_consumer_queues_at_most_its_part_of_the_fetch_share_unless_kafka_sets_it() {
-        // 40% of 128 MiB, halved (a fetch response may land on a full queue), per consumer of 2.
+        // 40% of 128 MiB, quartered (a fetch response may land on a full queue, and a take holds
+        // a queue's worth out of it), per consumer of 2.
         let client = client_config(&config_with(""), 0);
-        let expected = (128 * 1024 * 40 / 100 / 2 / 2).to_string();
+        let expected = (128 * 1024 * 40 / 100 / 4 / 2).to_string();
         assert_eq!(client.get("queued.max.messages.kbytes"), Some(expected.as_str()));
         let client = client_config(&config_with("queued.max.messages.kbytes = 4096"), 0);
         assert_eq!(client.get("queued.max.messages.kbytes"), Some("4096"), "the user's value wins");

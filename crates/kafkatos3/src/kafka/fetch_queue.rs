@@ -28,9 +28,6 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message};
 use rdkafka::Timestamp;
 
-/// Records the poll loop takes per turn at most (see [`FetchQueue::take`]).
-pub const BATCH: usize = 1024;
-
 /// A librdkafka queue the consumer's partitions are forwarded to.
 ///
 /// It must be dropped before its consumer (librdkafka's rule for application queues).
@@ -92,61 +89,81 @@ impl FetchQueue {
         true
     }
 
-    /// Takes records, waiting up to `wait` for the first, and hands each to `record` in the order
-    /// fetched (errors as rdkafka reports them) until `most` were taken, none is left, or
-    /// `record` returns false. Returns how many were taken.
+    /// Records waiting in the queue (fetched, not taken yet).
+    pub fn len(&self) -> usize {
+        // SAFETY: a queue handle of ours; librdkafka reads its length under its lock.
+        unsafe { rd::rd_kafka_queue_length(self.queue.as_ptr()) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes every record queued when the first arrives (waiting up to `wait` for it) and hands
+    /// each to `record` in the order fetched, errors as rdkafka reports them; records fetched
+    /// during the call are left to the next. Returns how many were taken. `record` may block
+    /// (the hand-over's back-pressure): the records not handed over yet wait in librdkafka.
     ///
-    /// One `rd_kafka_consume_queue` per record, which pops one op off the queue under its lock:
+    /// One `rd_kafka_consume_callback_queue`, which moves the queue's contents out under one
+    /// lock and serves them without reading the clock per record:
     /// - not `rd_kafka_consume_batch_queue`, which moves the application's position past every
-    ///   error's offset (librdkafka issue 4844: after an end-of-partition event, log end + 1, which
-    ///   a pause and resume would fetch from, skipping a record);
-    /// - not `rd_kafka_consume_callback_queue`, which moves the whole queue out while it serves
-    ///   it (librdkafka's fetcher, which sizes a partition's fetch queue by the queue it is
-    ///   forwarded to, then sees it empty and fetches on), and moves the position for transaction
-    ///   markers fetched before a seek or a pause (design.md, "Records without rust-rdkafka's
-    ///   poll").
-    ///
-    /// This call leaves errors out of the position, drops records fetched before a seek or an
-    /// assignment change, and keeps `max.poll.interval.ms` informed, as rdkafka's `poll` does.
-    pub fn take(
-        &self,
-        wait: Duration,
-        most: usize,
-        record: &mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>) -> bool,
-    ) -> usize {
-        let mut timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
-        let mut taken = 0;
-        while taken < most {
-            // SAFETY: a queue of ours, alive while `self` is; the message returned (or null on a
-            // timeout) is ours to destroy, which `Taken` does, unwinding too.
-            let Some(message) = NonNull::new(unsafe { rd::rd_kafka_consume_queue(self.queue.as_ptr(), timeout_ms) })
-            else {
-                break;
-            };
-            let message = Taken(message);
-            timeout_ms = 0;
-            taken += 1;
-            // SAFETY: alive until `message` is dropped, after the view.
-            let view = FetchedRecord { message: unsafe { message.0.as_ref() } };
-            let go_on = match view.error() {
-                None => record(Ok(&view)),
-                Some(error) => record(Err(error)),
-            };
-            if !go_on {
-                break;
-            }
+    ///   error's offset (librdkafka issue 4844: after an end-of-partition event, log end + 1,
+    ///   which a pause and resume would fetch from, skipping a record); this call moves it for
+    ///   records only, drops records fetched before a seek or an assignment change, and keeps
+    ///   `max.poll.interval.ms` informed, as rdkafka's `poll` does;
+    /// - not `rd_kafka_consume_queue`, which pops one record per call and reads the clock twice
+    ///   for it (a fifth of the consumer thread's time on a drain);
+    /// - never cut short with `rd_kafka_yield`: the records not served would go back to the
+    ///   queue's head on top of what librdkafka fetched meanwhile (it sees the queue empty
+    ///   while a call serves), so the queue would grow past `queued.max.messages.kbytes` at
+    ///   every cut. Served whole, a call holds at most one full queue besides the queue itself,
+    ///   which the memory budget counts (`config::budget`).
+    pub fn take(&self, wait: Duration, record: &mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>)) -> usize {
+        let timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        let mut serving = Serving { record, taken: 0, panic: None };
+        // SAFETY: a queue of ours, alive while `self` is; `serving` outlives the call, which runs
+        // the callback on this thread only and destroys each message after it.
+        unsafe {
+            rd::rd_kafka_consume_callback_queue(
+                self.queue.as_ptr(),
+                timeout_ms,
+                Some(serve_one),
+                (&mut serving as *mut Serving<'_>).cast(),
+            );
         }
-        taken
+        if let Some(panic) = serving.panic {
+            std::panic::resume_unwind(panic);
+        }
+        serving.taken
     }
 }
 
-/// A message taken out of librdkafka, destroyed when dropped.
-struct Taken(NonNull<rd::rd_kafka_message_t>);
+/// What [`serve_one`] works with during one [`FetchQueue::take`].
+struct Serving<'a> {
+    record: &'a mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>),
+    taken: usize,
+    /// A panic of `record`, resumed once librdkafka's call has returned (it must not unwind
+    /// through C); the call's remaining records are dropped unseen.
+    panic: Option<Box<dyn std::any::Any + Send>>,
+}
 
-impl Drop for Taken {
-    fn drop(&mut self) {
-        // SAFETY: returned by rd_kafka_consume_queue, destroyed once.
-        unsafe { rd::rd_kafka_message_destroy(self.0.as_ptr()) };
+/// librdkafka's callback for each message of a take; librdkafka destroys the message after it.
+unsafe extern "C" fn serve_one(message: *mut rd::rd_kafka_message_t, opaque: *mut std::ffi::c_void) {
+    // SAFETY: `opaque` is the `Serving` of the `take` running on this thread.
+    let serving = unsafe { &mut *opaque.cast::<Serving<'_>>() };
+    if message.is_null() || serving.panic.is_some() {
+        return;
+    }
+    serving.taken += 1;
+    // SAFETY: a live message until this callback returns; the view does not outlive it.
+    let view = FetchedRecord { message: unsafe { &*message } };
+    let record = &mut serving.record;
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match view.error() {
+        None => record(Ok(&view)),
+        Some(error) => record(Err(error)),
+    }));
+    if let Err(panic) = served {
+        serving.panic = Some(panic);
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! | share | of the limit | enforced by |
 //! |---|---|---|
-//! | fetch queue | 40% | librdkafka's `queued.max.messages.kbytes`, half the share per consumer, and `queued.min.messages`, one message per 512 bytes of it (at most librdkafka's 100 000): librdkafka stops fetching while its queue is full and may hold one fetch response on top |
+//! | fetch queue | 40% | librdkafka's `queued.max.messages.kbytes`, a quarter of the share per consumer, and `queued.min.messages`, one message per 512 bytes of it (at most librdkafka's 100 000): librdkafka stops fetching while its queue is full and may hold one fetch response on top (at most the bound), and the consumer thread serves a whole queue's worth at a time, during which librdkafka fills the queue again |
 //! | write buffers | 10% | each consumer's two hand-over batches between its consumer and writer threads (an eighth of its part each, 64 KiB to 1 MiB; a record larger than a batch is taken whole), and each open file's append buffer is sized share / partitions (4 KiB to 1 MiB), allocated on a record and freed at each flush interval, so an idle partition holds none (MAK v3: the buffer is the open block, 7/8 of it for keys and values and the rest for its other columns' growth) |
 //! | compression | 20% | per worker: I/O buffers and the codec's state; a codec level that does not fit is refused at load time |
 //! | uploads | 30% | per worker: a file is sent in one PUT only below the worker's share, else in parts of share/3 with at most 2 in flight |
@@ -137,10 +137,12 @@ impl MemoryBudget {
         Ok(budget)
     }
 
-    /// librdkafka's `queued.max.messages.kbytes` for each consumer: half its part of the fetch
-    /// share, since a fetch response may arrive on top of a full queue.
+    /// librdkafka's `queued.max.messages.kbytes` for each consumer: a quarter of its part of the
+    /// fetch share. A fetch response (librdkafka caps it at this bound) may arrive on top of a
+    /// full queue, and a take (`kafka::fetch_queue`) holds a whole queue's worth out of the
+    /// queue while librdkafka fills it again: twice a full queue with a response on top.
     pub fn queued_max_messages_kbytes(&self) -> u64 {
-        (self.fetch / self.consumers / 2 / KIB).max(MIN_QUEUE_KBYTES)
+        (self.fetch / self.consumers / 4 / KIB).max(MIN_QUEUE_KBYTES)
     }
 
     /// librdkafka's `queued.min.messages` for each consumer: the queue's byte bound counts

@@ -22,10 +22,10 @@ fn shares_add_up_to_the_limit() {
 }
 
 #[test]
-fn fetch_queue_is_half_the_fetch_share_per_consumer_with_a_floor() {
+fn fetch_queue_is_a_quarter_of_the_fetch_share_per_consumer_with_a_floor() {
     let gzip = gzip();
     let budget = MemoryBudget::split(256 * MIB, &workers(&gzip)).unwrap();
-    assert_eq!(budget.queued_max_messages_kbytes(), 256 * 1024 * 40 / 100 / 2);
+    assert_eq!(budget.queued_max_messages_kbytes(), 256 * 1024 * 40 / 100 / 4);
     let two = MemoryBudget::split(256 * MIB, &Workers { consumers: 2, ..workers(&gzip) }).unwrap();
     assert_eq!(two.queued_max_messages_kbytes(), budget.queued_max_messages_kbytes() / 2);
     let many = MemoryBudget::split(64 * MIB, &Workers { consumers: 64, ..workers(&gzip) }).unwrap();
@@ -39,10 +39,10 @@ fn librdkafka_properties_set_by_the_user_are_left_alone() {
     let set = budget.librdkafka_properties(&[]);
     assert_eq!(
         set,
-        vec![("queued.max.messages.kbytes", "52428".to_string()), ("queued.min.messages", "100000".to_string())]
+        vec![("queued.max.messages.kbytes", "26214".to_string()), ("queued.min.messages", "52428".to_string())]
     );
     let user = vec![("queued.max.messages.kbytes".to_string(), KafkaValue::Plain("1000".into()))];
-    assert_eq!(budget.librdkafka_properties(&user), vec![("queued.min.messages", "100000".to_string())]);
+    assert_eq!(budget.librdkafka_properties(&user), vec![("queued.min.messages", "52428".to_string())]);
     let unrelated = vec![("sasl.password".to_string(), KafkaValue::Secret(Secret::new("x")))];
     assert_eq!(budget.librdkafka_properties(&unrelated).len(), 2);
     let large = MemoryBudget::split(4 << 30, &workers(&gzip)).unwrap();

@@ -25,21 +25,37 @@ pub struct Handoff {
     rewind_wanted: AtomicBool,
 }
 
-/// The filling batch, held (see [`Handoff::filling`]).
-pub struct Filling<'a> {
-    slots: MutexGuard<'a, Slots>,
-    capacity: usize,
+/// Records a [`Filler`] copies in under one lock before letting go of it: the writer waits for
+/// the lock only to finish a batch, so a run is kept short.
+const RUN: usize = 1024;
+
+/// Copies a take's records into the filling batch (see [`Handoff::filler`]).
+pub struct Filler<'a> {
+    handoff: &'a Handoff,
+    held: Option<MutexGuard<'a, Slots>>,
+    run: usize,
 }
 
-impl Filling<'_> {
-    /// Copies a fetched record in; false once the batch is full (the next record would wait for
-    /// the writer: let go of the batch first).
-    pub fn push(&mut self, record: &impl Fetched) -> bool {
+impl Filler<'_> {
+    /// Copies a fetched record in. A full batch is handed to the writer first, waiting while the
+    /// writer is still on the other one (back-pressure), as [`Handoff::push`] does.
+    pub fn push(&mut self, record: &impl Fetched) {
+        let handoff = self.handoff;
+        let slots = match &mut self.held {
+            Some(slots) => slots,
+            None => {
+                self.run = 0;
+                self.held.insert(handoff.wait_for_room(handoff.slots()))
+            }
+        };
         // Without a writer the daemon is stopping: the record is neither written nor committed.
-        if !self.slots.writer_gone {
-            self.slots.filling.push(record);
+        if !slots.writer_gone {
+            slots.filling.push(record);
         }
-        self.slots.filling.byte_len() < self.capacity
+        self.run += 1;
+        if self.run >= RUN || slots.filling.byte_len() >= handoff.capacity {
+            self.held = None;
+        }
     }
 }
 
@@ -81,15 +97,17 @@ impl Handoff {
     /// Consumer thread: copies a fetched record into the filling batch. A full batch is handed
     /// to the writer first, waiting while the writer is still on the other one (back-pressure).
     pub fn push(&self, record: &impl Fetched) {
-        self.filling().push(record);
+        let mut slots = self.wait_for_room(self.slots());
+        // Without a writer the daemon is stopping: the record is neither written nor committed.
+        if !slots.writer_gone {
+            slots.filling.push(record);
+        }
     }
 
-    /// Consumer thread: the filling batch, once it has room (a full one is handed to the writer
-    /// first), to copy a run of records in under one lock instead of one per record. The writer
-    /// waits for the lock only to finish a batch, so a run is kept short (a take of at most
-    /// `fetch_queue::BATCH` records, stopped once the batch is full).
-    pub fn filling(&self) -> Filling<'_> {
-        Filling { slots: self.wait_for_room(self.slots()), capacity: self.capacity }
+    /// Consumer thread: copies runs of records into the filling batch under one lock each
+    /// instead of one per record (a take of any length; see [`RUN`]).
+    pub fn filler(&self) -> Filler<'_> {
+        Filler { handoff: self, held: None, run: 0 }
     }
 
     fn wait_for_room<'a>(&self, mut slots: MutexGuard<'a, Slots>) -> MutexGuard<'a, Slots> {
@@ -214,6 +232,22 @@ mod tests {
         // 100-byte values plus 37 bytes of fields: 30 records fill 4096 bytes.
         assert!(taken.iter().all(|b| b.len() <= 30), "a batch holds at most its capacity and one record more");
         assert!(taken.len() >= 10_000 / 30);
+    }
+
+    #[test]
+    fn a_filler_hands_every_record_to_the_writer_once_in_order_however_long_its_run() {
+        let handoff = Arc::new(Handoff::new(4096));
+        let thread = writer(handoff.clone());
+        let mut filler = handoff.filler();
+        for offset in 0..(3 * RUN as i64 + 7) {
+            filler.push(&Polled(&message(offset)));
+        }
+        drop(filler);
+        handoff.close();
+        let taken = thread.join().unwrap();
+        let all: Vec<i64> = taken.iter().flatten().copied().collect();
+        assert_eq!(all, (0..(3 * RUN as i64 + 7)).collect::<Vec<_>>());
+        assert!(taken.iter().all(|b| b.len() <= 30), "a batch holds at most its capacity and one record more");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::Offset;
 
-use crate::kafka::fetch_queue::{FetchQueue, Polled, BATCH};
+use crate::kafka::fetch_queue::{FetchQueue, Polled};
 use crate::names::TopicPartition;
 use crate::pipeline::consume::context::{is_connection_problem, ArchiverContext};
 use crate::pipeline::consume::pauses::FetchPauses;
@@ -25,6 +25,8 @@ use crate::pipeline::spool::{now_secs, PartitionSpool};
 /// How often the loop flushes, rotates, commits and checks the backlog at most.
 const TICK: Duration = Duration::from_millis(100);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// Events (or records of partitions not routed to the fetch queue) served per turn at most.
+const EVENTS_PER_TURN: usize = 1024;
 /// How long a snapshot consumer that has fetched everything waits for records between two looks
 /// at its uploads.
 const SNAPSHOT_UPLOAD_WAIT: Duration = Duration::from_millis(10);
@@ -86,31 +88,17 @@ impl<'a> PollLoop<'a> {
             let wait = if queue.is_some() { Duration::ZERO } else { self.poll_wait };
             let mut taken = self.poll_events(wait, queue.as_deref());
             if let Some(queue) = &queue {
-                let mut on_error = |error| {
-                    errors.push(error);
-                    true
-                };
-                // The first record is waited for (up to a tick, so the events and the tick are
-                // looked at at least that often) without holding the hand-over batch, which the
-                // writer may be taking meanwhile; the rest of the turn is copied in under one lock,
-                // up to a batch or until the hand-over batch is full.
-                let first = queue.take(self.poll_wait, 1, &mut |record| match record {
-                    Ok(record) => {
-                        handoff.push(record);
-                        true
-                    }
-                    Err(error) => on_error(error),
+                // Every record queued when the first arrives (waited for up to a tick, so the
+                // events and the tick are looked at at least that often), copied in runs.
+                let mut filler = handoff.filler();
+                taken += queue.take(self.poll_wait, &mut |record| match record {
+                    Ok(record) => filler.push(record),
+                    Err(error) => errors.push(error),
                 });
-                if first > 0 {
-                    let mut filling = handoff.filling();
-                    taken += first
-                        + queue.take(Duration::ZERO, BATCH - 1, &mut |record| match record {
-                            Ok(record) => filling.push(record),
-                            Err(error) => on_error(error),
-                        });
-                }
-                // After the batch: a rewind seeks, and every record of the batch was taken before
-                // it (the writer drops a rewound partition's until the seek; see apply_rewinds).
+                drop(filler);
+                // After the take: a rewind seeks, and every record of the take was handed over
+                // before it (the writer drops a rewound partition's until the seek; see
+                // apply_rewinds).
                 for error in errors.drain(..) {
                     self.on_error(error);
                 }
@@ -118,8 +106,13 @@ impl<'a> PollLoop<'a> {
                     self.apply_rewinds();
                 }
             }
-            if taken < BATCH {
-                // The records came slower than they are taken: the writer takes what is collected.
+            // Nothing more waits (the records came slower than they are taken): the writer takes
+            // what is collected.
+            let caught_up = match &queue {
+                Some(queue) => queue.is_empty(),
+                None => taken < EVENTS_PER_TURN,
+            };
+            if caught_up {
                 handoff.submit();
             }
             if last_tick.elapsed() >= TICK {
@@ -143,14 +136,14 @@ impl<'a> PollLoop<'a> {
         }
     }
 
-    /// Serves the consumer's own queue until it is empty (at most a batch's worth): rebalances,
+    /// Serves the consumer's own queue until it is empty (at most `EVENTS_PER_TURN`): rebalances,
     /// commit results and errors, and the records of partitions not routed to the fetch queue.
     /// Returns how many records it took.
     fn poll_events(&mut self, wait: Duration, queue: Option<&FetchQueue>) -> usize {
         let handoff = &*self.consumer.context().handoff;
         let mut records = 0;
         let mut wait = wait;
-        for _ in 0..BATCH {
+        for _ in 0..EVENTS_PER_TURN {
             match self.consumer.poll(wait) {
                 Some(Ok(message)) => {
                     handoff.push(&Polled(&message));
