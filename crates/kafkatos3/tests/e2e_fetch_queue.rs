@@ -1,14 +1,16 @@
 //! Against the real broker, the consumer's take (`kafka::fetch_queue`): librdkafka's
-//! position after a batch is the next record's, whatever errors the batch carried, so a pause
+//! position after a take is the next record's, whatever errors the take carried, so a pause
 //! and resume (the daemon's back-pressure, or librdkafka's own during a cooperative rebalance)
 //! fetches on from there. `rd_kafka_consume_batch_queue` moved it past an end-of-partition
 //! event's offset (librdkafka issue 4844), and the resume skipped the next record produced.
+//! A transaction marker fetched before a seek does move it: a seek after every pause puts
+//! the resume back where the records continue.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use kafkatos3::kafka::fetch_queue::{FetchQueue, Fetched};
+use kafkatos3::kafka::fetch_queue::{seek, FetchError, FetchQueue, Fetched};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
@@ -16,24 +18,28 @@ use rdkafka::{Offset, TopicPartitionList};
 use support::*;
 
 /// Takes from `queue` (serving the consumer's own queue in between) until `until` says so or
-/// 30 s have passed: the offsets taken, and how many end-of-partition events came with them.
+/// 30 s have passed: the offsets taken, and the log ends that end-of-partition events of
+/// `topic` reported with them.
 fn take_until(
     consumer: &BaseConsumer,
     queue: &FetchQueue,
+    topic: &str,
     offsets: &mut Vec<i64>,
     until: impl Fn(&[i64], usize) -> bool,
-) -> usize {
-    let mut ends = 0;
+) -> Vec<i64> {
+    let mut ends = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !until(offsets, ends) {
-        assert!(Instant::now() < deadline, "took {offsets:?} and {ends} end events in 30 s");
+    while !until(offsets, ends.len()) {
+        assert!(Instant::now() < deadline, "took {offsets:?} and log ends {ends:?} in 30 s");
         if let Some(Err(error)) = consumer.poll(Duration::ZERO) {
             panic!("consumer error: {error}");
         }
         queue.take(Duration::from_millis(100), &mut |record| match record {
             Ok(record) => offsets.push(record.offset()),
-            Err(KafkaError::PartitionEOF(0)) => ends += 1,
-            Err(error) => panic!("fetch error: {error}"),
+            Err(FetchError { error: KafkaError::PartitionEOF(0), topic: Some(of), offset, .. }) if of == topic => {
+                ends.push(offset)
+            }
+            Err(error) => panic!("fetch error: {error:?}"),
         });
     }
     ends
@@ -69,8 +75,9 @@ async fn a_partition_paused_at_its_end_and_resumed_after_more_records_fetches_ev
 
     // All ten, then the end of the log: the event carries the log end's offset (10).
     let mut offsets = Vec::new();
-    take_until(&consumer, &queue, &mut offsets, |offsets, ends| offsets.len() == 10 && ends > 0);
+    let ends = take_until(&consumer, &queue, &topic, &mut offsets, |offsets, ends| offsets.len() == 10 && ends > 0);
     assert_eq!(offsets, (0..10).collect::<Vec<i64>>());
+    assert_eq!(ends, [10], "the end event names its partition and the log end");
 
     let mut paused = TopicPartitionList::new();
     paused.add_partition(&topic, 0);
@@ -84,9 +91,9 @@ async fn a_partition_paused_at_its_end_and_resumed_after_more_records_fetches_ev
 
     // The resume fetches from the position: the next record, 10, and on.
     consumer.resume(&paused).expect("resume");
-    take_until(&consumer, &queue, &mut offsets, |offsets, _| offsets.len() >= 15);
+    take_until(&consumer, &queue, &topic, &mut offsets, |offsets, _| offsets.len() >= 15);
     // Anything else would have come with the same fetch.
-    take_until(&consumer, &queue, &mut offsets, |_, ends| ends > 0);
+    take_until(&consumer, &queue, &topic, &mut offsets, |_, ends| ends > 0);
     assert_eq!(offsets, (0..15).collect::<Vec<i64>>(), "every offset once, in order, none skipped");
     let expected: Vec<i64> = produced[&(topic.clone(), 0)].iter().map(|r| r.offset).collect();
     assert_eq!(offsets, expected);
@@ -120,8 +127,11 @@ async fn a_take_hands_over_every_record_queued_in_order_and_the_next_take_waits_
             assert_eq!((record.topic(), record.partition()), (topic.as_str(), 0));
             offsets.push(record.offset());
         }
-        Err(KafkaError::PartitionEOF(0)) => ends += 1,
-        Err(error) => panic!("fetch error: {error}"),
+        Err(FetchError { error: KafkaError::PartitionEOF(0), offset, .. }) => {
+            assert_eq!(offset, count as i64, "the log end");
+            ends += 1
+        }
+        Err(error) => panic!("fetch error: {error:?}"),
     });
     assert_eq!((taken, ends), (count as usize + 1, 1), "every record and the end event in one take");
     assert_eq!(offsets, (0..count as i64).collect::<Vec<i64>>(), "in order, each once");
@@ -156,7 +166,7 @@ async fn produce_around_a_transaction(env: &TestEnv, topic: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transaction_marker_fetched_before_a_seek_does_not_move_where_a_pause_resumes() {
+async fn a_seek_after_each_pause_resumes_where_the_records_continue_though_a_stale_marker_was_served() {
     let env = env();
     let topic = unique("e2e-fetchq-marker");
     create_topic(&env, &topic, 1).await;
@@ -166,22 +176,27 @@ async fn a_transaction_marker_fetched_before_a_seek_does_not_move_where_a_pause_
     // Every record and the marker are fetched into the queue, none taken yet.
     std::thread::sleep(Duration::from_secs(2));
 
-    // The daemon's rewind: a seek (to offset 1), a pause, and the pause again at the next tick
-    // after a take has served what was queued (now outdated, the marker among it).
+    // The daemon's rewind: a seek (to offset 1) and a pause, with the seek that follows every
+    // pause (`pipeline::consume::hold`). The take serves what was queued, now outdated: the
+    // records are dropped, the marker moves librdkafka's position to 9.
     let mut partition = TopicPartitionList::new();
     partition.add_partition(&topic, 0);
+    let hold = || assert!(seek(&consumer, &[(topic.as_str(), 0, 1)], Duration::from_secs(10)).is_empty(), "seek");
     consumer.seek(&topic, 0, Offset::Offset(1), Duration::from_secs(10)).expect("seek");
     consumer.pause(&partition).expect("pause");
-    queue.take(Duration::from_millis(300), BATCH, &mut |record| {
+    hold();
+    queue.take(Duration::from_millis(300), &mut |record| {
         assert!(record.is_err(), "a record fetched before the seek was handed over");
-        true
     });
+    // A pause now copies that position (librdkafka's own, at a rebalance): the rebalance
+    // callback's seek puts it back. Without it, the resume fetched 9 and 10 only.
     consumer.pause(&partition).expect("pause again");
+    hold();
     consumer.resume(&partition).expect("resume");
 
     // The resume fetches from the seek's offset: every record after it, none skipped.
     let mut after = Vec::new();
-    take_until(&consumer, &queue, &mut after, |after, _| after.last() == Some(&10));
+    take_until(&consumer, &queue, &topic, &mut after, |after, _| after.last() == Some(&10));
     assert_eq!(after, [1, 2, 3, 4, 5, 6, 7, 9, 10], "the marker leaves a hole at 8, nothing else");
     drop(queue);
 }

@@ -26,7 +26,7 @@ use rdkafka::bindings as rd;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message};
-use rdkafka::Timestamp;
+use rdkafka::{Offset, Timestamp, TopicPartitionList};
 
 /// A librdkafka queue the consumer's partitions are forwarded to.
 ///
@@ -118,7 +118,14 @@ impl FetchQueue {
     ///   while a call serves), so the queue would grow past `queued.max.messages.kbytes` at
     ///   every cut. Served whole, a call holds at most one full queue besides the queue itself,
     ///   which the memory budget counts (`config::budget`).
-    pub fn take(&self, wait: Duration, record: &mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>)) -> usize {
+    ///
+    /// One catch: librdkafka handles a transaction marker (moving the application's position to
+    /// the marker's offset + 1) before this call drops what was fetched before a seek, a pause or
+    /// an assignment change, so after such a change the position may stand past records not
+    /// delivered yet, until the partition's next record. A pause copies the position as the place
+    /// to resume from: every pause must be followed by a seek to where the partition really
+    /// continues ([`seek`]; `pipeline::consume::hold` does it for the daemon).
+    pub fn take(&self, wait: Duration, record: &mut dyn FnMut(Result<&FetchedRecord<'_>, FetchError>)) -> usize {
         let timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
         let mut serving = Serving { record, taken: 0, panic: None };
         // SAFETY: a queue of ours, alive while `self` is; `serving` outlives the call, which runs
@@ -140,7 +147,7 @@ impl FetchQueue {
 
 /// What [`serve_one`] works with during one [`FetchQueue::take`].
 struct Serving<'a> {
-    record: &'a mut dyn FnMut(Result<&FetchedRecord<'_>, KafkaError>),
+    record: &'a mut dyn FnMut(Result<&FetchedRecord<'_>, FetchError>),
     taken: usize,
     /// A panic of `record`, resumed once librdkafka's call has returned (it must not unwind
     /// through C); the call's remaining records are dropped unseen.
@@ -178,20 +185,45 @@ impl Drop for FetchQueue {
     }
 }
 
+/// An error event taken with the records, with what librdkafka says it is about.
+#[derive(Debug)]
+pub struct FetchError {
+    pub error: KafkaError,
+    /// None for an error about no topic (and for the events rdkafka's `poll` returns, which
+    /// name the partition only).
+    pub topic: Option<String>,
+    pub partition: i32,
+    /// For an end of partition: the log end, where the fetcher stands (librdkafka's fetch
+    /// position), every record before it delivered. Meaningless for other errors.
+    pub offset: i64,
+}
+
+impl From<KafkaError> for FetchError {
+    fn from(error: KafkaError) -> Self {
+        let partition = match error {
+            KafkaError::PartitionEOF(partition) => partition,
+            _ => -1,
+        };
+        FetchError { error, topic: None, partition, offset: -1 }
+    }
+}
+
 /// A record taken from a [`FetchQueue`], borrowed from librdkafka.
 pub struct FetchedRecord<'a> {
     message: &'a rd::rd_kafka_message_t,
 }
 
 impl FetchedRecord<'_> {
-    fn error(&self) -> Option<KafkaError> {
-        match self.message.err {
-            rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => None,
+    fn error(&self) -> Option<FetchError> {
+        let error = match self.message.err {
+            rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => return None,
             rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF => {
-                Some(KafkaError::PartitionEOF(self.message.partition))
+                KafkaError::PartitionEOF(self.message.partition)
             }
-            code => Some(KafkaError::MessageConsumption(RDKafkaErrorCode::from(code))),
-        }
+            code => KafkaError::MessageConsumption(RDKafkaErrorCode::from(code)),
+        };
+        let topic = (!self.message.rkt.is_null()).then(|| self.topic().to_string());
+        Some(FetchError { error, topic, partition: self.message.partition, offset: self.message.offset })
     }
 
     fn headers(&self) -> Option<*mut rd::rd_kafka_headers_t> {
@@ -312,6 +344,36 @@ impl<M: Message> Fetched for Polled<'_, M> {
     fn header(&self, index: usize) -> (&str, Option<&[u8]>) {
         let Header { key, value } = self.0.headers().expect("asked below header_count").get(index);
         (key, value)
+    }
+}
+
+/// Seeks each partition to its offset, waiting up to `limit` for librdkafka to have done it
+/// (a seek is handled after every pause asked before it, and replaces the position that pause
+/// copied). Returns the partitions whose seek failed, with the error.
+pub fn seek<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    at: &[(&str, i32, i64)],
+    limit: Duration,
+) -> Vec<(String, i32, i64, KafkaError)> {
+    if at.is_empty() {
+        return Vec::new();
+    }
+    let mut tpl = TopicPartitionList::new();
+    for &(topic, partition, offset) in at {
+        if let Err(error) = tpl.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            return at.iter().map(|&(t, p, o)| (t.to_string(), p, o, error.clone())).collect();
+        }
+    }
+    match consumer.seek_partitions(tpl, limit) {
+        Ok(result) => result
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let offset = at.iter().find(|&&(t, p, _)| t == e.topic() && p == e.partition()).map(|a| a.2)?;
+                e.error().err().map(|error| (e.topic().to_string(), e.partition(), offset, error))
+            })
+            .collect(),
+        Err(error) => at.iter().map(|&(t, p, o)| (t.to_string(), p, o, error.clone())).collect(),
     }
 }
 

@@ -141,6 +141,10 @@ impl MemoryBudget {
     /// fetch share. A fetch response (librdkafka caps it at this bound) may arrive on top of a
     /// full queue, and a take (`kafka::fetch_queue`) holds a whole queue's worth out of the
     /// queue while librdkafka fills it again: twice a full queue with a response on top.
+    /// Not counted: with several brokers each broker's fetcher may land a response on a full
+    /// queue (up to the bound each, `fetch.max.bytes` permitting), and the 1 MiB floor is more
+    /// than the quarter when a consumer's part of the fetch share is under 4 MiB (a limit under
+    /// 10 MiB per consumer).
     pub fn queued_max_messages_kbytes(&self) -> u64 {
         (self.fetch / self.consumers / 4 / KIB).max(MIN_QUEUE_KBYTES)
     }

@@ -16,6 +16,7 @@ pub mod batch;
 pub mod commit;
 pub mod context;
 pub mod handoff;
+pub mod hold;
 pub mod pauses;
 pub mod poll;
 pub mod rebalance;

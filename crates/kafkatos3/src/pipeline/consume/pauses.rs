@@ -14,10 +14,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::TopicPartitionList;
 
 use crate::names::TopicPartition;
 use crate::pipeline::consume::context::ArchiverContext;
+use crate::pipeline::consume::hold;
 use crate::pipeline::consume::Consumers;
 
 /// Pause after a failed write (a full disk) before fetching again.
@@ -65,11 +65,8 @@ impl FetchPauses {
     }
 
     pub fn pause_all(&mut self, consumer: &BaseConsumer<ArchiverContext>) {
-        let assigned = consumer.context().state().assigned();
-        match consumer.pause(&assigned) {
-            Ok(()) => mark_paused(&assigned, true),
-            Err(error) => tracing::warn!(%error, "pause failed"),
-        }
+        let assigned: Vec<TopicPartition> = consumer.context().state().spools().map(|s| s.tp.clone()).collect();
+        hold::pause(consumer, &assigned);
         self.all = true;
     }
 
@@ -106,20 +103,8 @@ impl FetchPauses {
         if step.left_full || !step.resume.is_empty() {
             tracing::info!(partitions = %names(&step.resume), backlog_bytes = backlog, "resuming consumption");
         }
-        if !step.resume.is_empty() {
-            let resume = list(&step.resume);
-            match consumer.resume(&resume) {
-                Ok(()) => mark_paused(&resume, false),
-                Err(error) => tracing::warn!(%error, "resume failed"),
-            }
-        }
-        if !step.pause.is_empty() {
-            let pause = list(&step.pause);
-            match consumer.pause(&pause) {
-                Ok(()) => mark_paused(&pause, true),
-                Err(error) => tracing::warn!(%error, "pause failed"),
-            }
-        }
+        hold::resume(consumer, &step.resume);
+        hold::pause(consumer, &step.pause);
     }
 
     /// Decides one tick from the backlog alone (no librdkafka call) and moves to the new state.
@@ -135,7 +120,8 @@ impl FetchPauses {
     ) -> Step {
         let over = if self.all { failing || backlog > limit / 10 * 9 } else { backlog > limit };
         if over {
-            // Again at every tick: a rebalance while paused hands out partitions that fetch.
+            // Again at every tick: a rebalance while paused hands out partitions that fetch
+            // (those paused already are left alone: see `hold`).
             let newly_full = !self.all;
             self.all = true;
             return Step { pause_all: true, newly_full, ..Step::default() };
@@ -176,24 +162,6 @@ struct Step {
     pause: Vec<TopicPartition>,
     /// Those of `pause` not paused for being ahead before this tick.
     newly_ahead: Vec<TopicPartition>,
-}
-
-/// `kafkatos3_paused_partitions` counts what librdkafka was told.
-fn mark_paused(tpl: &TopicPartitionList, paused: bool) {
-    let partitions = &crate::observe::metrics::global().partitions;
-    for element in tpl.elements() {
-        if let Some(metrics) = partitions.get(&TopicPartition::new(element.topic(), element.partition())) {
-            metrics.set_paused(paused);
-        }
-    }
-}
-
-fn list(tps: &[TopicPartition]) -> TopicPartitionList {
-    let mut list = TopicPartitionList::new();
-    for tp in tps {
-        list.add_partition(&tp.topic, tp.partition);
-    }
-    list
 }
 
 /// At most a few partitions by name (a log line, not a dump of thousands).

@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::Offset;
 
-use crate::kafka::fetch_queue::{FetchQueue, Polled};
+use crate::kafka::fetch_queue::{FetchError, FetchQueue, Polled};
 use crate::names::TopicPartition;
 use crate::pipeline::consume::context::{is_connection_problem, ArchiverContext};
 use crate::pipeline::consume::pauses::FetchPauses;
@@ -153,7 +153,7 @@ impl<'a> PollLoop<'a> {
                         self.apply_rewinds();
                     }
                 }
-                Some(Err(error)) => self.on_error(error),
+                Some(Err(error)) => self.on_error(error.into()),
                 // rdkafka's poll also returns nothing after serving an event (a rebalance, a
                 // commit result, a log line): go on while more wait.
                 None if queue.is_some_and(FetchQueue::events_waiting) => {}
@@ -259,21 +259,28 @@ impl<'a> PollLoop<'a> {
         self.resync_retry_at = Some(Instant::now() + RESYNC_RETRY);
     }
 
-    /// The consumer has read everything its partition `partition` holds (librdkafka reports the
-    /// number only, so every assigned topic's partition of that number is looked at). The event
+    /// The consumer has read everything its partition `partition` of `topic` holds, up to
+    /// `offset` (rdkafka's `poll` reports the partition's number only, for partitions not routed
+    /// to the fetch queue: then every assigned topic's partition of that number is looked at,
+    /// and nothing is learnt about where the log ends). The event
     /// comes with the answer to a fetch at the end, which the broker holds up to
     /// `fetch.wait.max.ms` (500 ms by default) once every partition is idle; the tick usually
     /// sees the end sooner (see [`PollLoop::seal_at_high_watermarks`]).
-    fn on_log_end(&mut self, partition: i32) {
+    fn on_log_end(&mut self, topic: Option<&str>, partition: i32, offset: i64) {
         let threshold = self.stage.config.consumer.seal_at_end_bytes;
-        if threshold == 0 {
-            return;
-        }
         let mut sealed = false;
         {
             let mut state = self.consumer.context().state();
-            for spool in state.spools_mut().filter(|s| s.tp.partition == partition) {
-                sealed |= seal_at_end(self.stage, spool, threshold);
+            let at_end = state
+                .spools_mut()
+                .filter(|s| s.tp.partition == partition && topic.is_none_or(|topic| s.tp.topic == topic));
+            for spool in at_end {
+                if topic.is_some() {
+                    spool.read_to_log_end(offset);
+                }
+                if threshold > 0 {
+                    sealed |= seal_at_end(self.stage, spool, threshold);
+                }
             }
         }
         if sealed {
@@ -306,9 +313,9 @@ impl<'a> PollLoop<'a> {
         sealed
     }
 
-    fn on_error(&mut self, error: KafkaError) {
+    fn on_error(&mut self, FetchError { error, topic, offset, .. }: FetchError) {
         if let KafkaError::PartitionEOF(partition) = error {
-            self.on_log_end(partition);
+            self.on_log_end(topic.as_deref(), partition, offset);
             return;
         }
         if matches!(error, KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) {

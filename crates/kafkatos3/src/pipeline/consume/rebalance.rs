@@ -9,6 +9,9 @@
 //!   until the partition's files are uploaded, commits, and only then lets go. The next owner
 //!   starts at that commit: nothing is read twice, nothing is skipped. Files that could not be
 //!   uploaded in time stay on this disk untouched and are judged on a later adoption.
+//! - **Kept** (a cooperative rebalance): librdkafka paused the partitions kept for the
+//!   rebalance and resumes them when the assignment is applied, from the position it copied;
+//!   each is sought to where its spool continues first (see [`crate::pipeline::consume::hold`]).
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,7 @@ use crate::names::TopicPartition;
 use crate::pipeline::consume::adopt::adopt_partition;
 use crate::pipeline::consume::commit::fetch_committed;
 use crate::pipeline::consume::context::ArchiverContext;
+use crate::pipeline::consume::hold;
 use crate::pipeline::consume::resume::resume_points;
 
 impl ArchiverContext {
@@ -145,7 +149,10 @@ impl ConsumerContext for ArchiverContext {
         crate::observe::metrics::global().rebalances.inc();
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // Owned before: in a cooperative rebalance, kept and paused by librdkafka.
+                let kept: Vec<TopicPartition> = self.state().spools().map(|s| s.tp.clone()).collect();
                 self.on_assign(consumer, tpl);
+                hold::hold(consumer, &kept);
                 let assigned = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
                 // librdkafka keeps an application pause across unassign and assign: a partition
                 // the back-pressure paused while this consumer owned it before would never be
@@ -154,11 +161,21 @@ impl ConsumerContext for ArchiverContext {
                 if self.stage.shutdown.is_stopping() {
                     assigned
                 } else {
-                    assigned.and_then(|()| consumer.resume(tpl))
+                    let resumed = assigned.and_then(|()| consumer.resume(tpl));
+                    let mut state = self.state();
+                    for element in tpl.elements() {
+                        state.paused.remove(&TopicPartition::new(element.topic(), element.partition()));
+                    }
+                    resumed
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked: std::collections::HashSet<TopicPartition> =
+                    tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
+                let kept: Vec<TopicPartition> =
+                    self.state().spools().map(|s| s.tp.clone()).filter(|tp| !revoked.contains(tp)).collect();
                 self.on_revoke(consumer, tpl);
+                hold::hold(consumer, &kept);
                 if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {

@@ -19,6 +19,7 @@ use crate::config::kafka::client_config;
 use crate::config::Config;
 use crate::names::TopicPartition;
 use crate::pipeline::consume::context::{is_log_end, ArchiverContext};
+use crate::pipeline::consume::hold;
 use crate::pipeline::consume::Consumers;
 
 /// Time the broker gets to describe a topic or a partition's offsets.
@@ -384,7 +385,6 @@ impl SnapshotTracker {
     /// True once every partition of this consumer is in the archive (and committed when asked,
     /// or that was tried for `COMMIT_GRACE`).
     pub fn tick(&mut self, plan: &SnapshotPlan, stage: &Consumers, consumer: &BaseConsumer<ArchiverContext>) -> bool {
-        let positions = positions(consumer);
         let mut reopened = Vec::new();
         let mut updates = Vec::new();
         let mut stalled = Vec::new();
@@ -398,8 +398,7 @@ impl SnapshotTracker {
         let mut state = consumer.context().state();
         for spool in state.spools_mut() {
             let tp = spool.tp.clone();
-            let position = positions.get(&tp).copied();
-            let ended = plan.nothing_left(&tp) || spool.reached_end(position);
+            let ended = plan.nothing_left(&tp) || spool.reached_end();
             if ended {
                 stage.seal(spool);
                 if self.ended.insert(tp.clone()) {
@@ -409,9 +408,7 @@ impl SnapshotTracker {
                 reopened.push(tp.clone());
             }
             let mut progress = PartitionProgress { from: began.get(&tp).copied().flatten(), ..Default::default() };
-            let read = spool.next_offset().or(position);
-            // Where Kafka started a partition without a resume point: its first position.
-            progress.from = progress.from.or(position);
+            let read = spool.next_offset();
             progress.read = read;
             progress.ended = ended;
             // Judged after the seal: a failed one leaves records open, or to be fetched again.
@@ -508,44 +505,18 @@ fn look_again(plan: &SnapshotPlan, consumer: &BaseConsumer<ArchiverContext>, tp:
     }
 }
 
-/// Where the consumer stands in each assigned partition (moves past transaction markers too).
-fn positions(consumer: &BaseConsumer<ArchiverContext>) -> HashMap<TopicPartition, i64> {
-    let Ok(list) = consumer.position() else {
-        return HashMap::new();
-    };
-    list.elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((TopicPartition::new(e.topic(), e.partition()), o)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The ended partitions are paused again at every tick (the backlog's pauses resume what they
+/// The ended partitions are paused (again at every tick: the backlog's pauses resume what they
 /// paused, ended or not); a reopened one fetches again.
 fn pause_resume(
     consumer: &BaseConsumer<ArchiverContext>,
     ended: &HashSet<TopicPartition>,
     reopened: &[TopicPartition],
 ) {
-    let list = |tps: &mut dyn Iterator<Item = &TopicPartition>| {
-        let mut tpl = TopicPartitionList::new();
-        for tp in tps {
-            tpl.add_partition(&tp.topic, tp.partition);
-        }
-        tpl
-    };
-    if !ended.is_empty() {
-        if let Err(error) = consumer.pause(&list(&mut ended.iter())) {
-            tracing::warn!(%error, "pausing the partitions a snapshot has taken failed");
-        }
-    }
+    let ended: Vec<TopicPartition> = ended.iter().cloned().collect();
+    hold::pause(consumer, &ended);
     if !reopened.is_empty() {
         tracing::info!(partitions = reopened.len(), "snapshot: a resync sent partitions back; fetching them again");
-        if let Err(error) = consumer.resume(&list(&mut reopened.iter())) {
-            tracing::warn!(%error, "resuming partitions failed");
-        }
+        hold::resume(consumer, reopened);
     }
 }
 

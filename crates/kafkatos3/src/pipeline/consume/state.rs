@@ -1,6 +1,6 @@
 //! What one consumer owns: the spools of its assigned partitions, and what it last committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rdkafka::TopicPartitionList;
 
@@ -13,6 +13,8 @@ pub struct ConsumerState {
     /// By topic then partition, so a message is routed without allocating a key.
     pub topics: HashMap<String, HashMap<i32, PartitionSpool>>,
     pub committed: HashMap<TopicPartition, i64>,
+    /// Partitions this consumer has paused (see [`crate::pipeline::consume::hold`]).
+    pub paused: HashSet<TopicPartition>,
     /// How many partition files this consumer may hold open at once (its share of the
     /// process's open-files limit).
     open_file_share: usize,
@@ -31,7 +33,14 @@ impl Default for ConsumerState {
 
 impl ConsumerState {
     pub fn with_open_file_share(open_file_share: usize) -> Self {
-        ConsumerState { topics: HashMap::new(), committed: HashMap::new(), open_file_share, open_files: 0, batches: 0 }
+        ConsumerState {
+            topics: HashMap::new(),
+            committed: HashMap::new(),
+            paused: HashSet::new(),
+            open_file_share,
+            open_files: 0,
+            batches: 0,
+        }
     }
 
     /// A new batch is being written; the stamp [`ConsumerState::opening`] marks spools with.
@@ -98,7 +107,16 @@ impl ConsumerState {
         tpl
     }
 
+    pub fn spool(&self, tp: &TopicPartition) -> Option<&PartitionSpool> {
+        self.topics.get(&tp.topic)?.get(&tp.partition)
+    }
+
+    pub fn spool_mut(&mut self, tp: &TopicPartition) -> Option<&mut PartitionSpool> {
+        self.topics.get_mut(&tp.topic)?.get_mut(&tp.partition)
+    }
+
     pub fn remove(&mut self, tp: &TopicPartition) -> Option<PartitionSpool> {
+        self.paused.remove(tp);
         let partitions = self.topics.get_mut(&tp.topic)?;
         let spool = partitions.remove(&tp.partition);
         if partitions.is_empty() {

@@ -126,7 +126,7 @@ fn append(stage: &Consumers, spool: &mut PartitionSpool, record: &RecordRef<'_>,
             let consumer = &stage.config.consumer;
             let full = spool.is_full(consumer.max_file_bytes, consumer.max_file_records);
             // A snapshot's partition that has taken its last record is sealed at once.
-            if full || spool.reached_end(None) {
+            if full || spool.reached_end() {
                 if full {
                     spool.catching_up = true;
                 }

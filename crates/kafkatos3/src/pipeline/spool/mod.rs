@@ -63,6 +63,10 @@ pub struct PartitionSpool {
     buffer_capacity: usize,
     /// A snapshot's end: records from this offset on are not taken.
     end: Option<i64>,
+    /// Where librdkafka last reported the partition's log end (`enable.partition.eof`) with every
+    /// record before it written: the offsets between `next_offset` and this hold no record to
+    /// take (transaction markers, aborted records). Forgotten when records are to be fetched again.
+    read_through: Option<i64>,
     /// A file was sealed for its size since the partition last reached its log end: it is
     /// catching up a backlog, and its next log end seals whatever is open.
     pub catching_up: bool,
@@ -111,6 +115,7 @@ impl PartitionSpool {
             synced_len: 0,
             buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
             end: None,
+            read_through: None,
             catching_up: false,
             metrics,
             consumed: (0, 0),
@@ -146,6 +151,7 @@ impl PartitionSpool {
             synced_len,
             buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
             end: None,
+            read_through: None,
             catching_up: false,
             metrics,
             consumed: (0, 0),
@@ -158,15 +164,31 @@ impl PartitionSpool {
         self.end = Some(end);
     }
 
-    /// True when a snapshot's partition holds every record before its end: written up to it,
-    /// or the consumer's `position` (which moves past transaction markers too) is there, with no
-    /// rewind pending (a record dropped while awaiting one moves the position as well).
-    pub fn reached_end(&self, position: Option<i64>) -> bool {
+    /// True when a snapshot's partition holds every record before its end: written up to it, or
+    /// read to a log end at or past it (the offsets left are transaction markers or aborted
+    /// records). Not librdkafka's position: the take moves it for transaction markers fetched
+    /// before a seek too (see [`crate::pipeline::consume::hold`]).
+    pub fn reached_end(&self) -> bool {
         let Some(end) = self.end else {
             return false;
         };
-        let read = self.next_offset.is_some_and(|next| next >= end);
-        read || (self.rewind.is_none() && position.is_some_and(|position| position >= end))
+        [self.next_offset, self.read_through].into_iter().flatten().any(|read| read >= end)
+    }
+
+    /// librdkafka reports the partition's log end at `offset`, the end of what it has fetched
+    /// since the partition's last seek, every record before it already taken. Ignored while a
+    /// rewind is pending (records before it are to be fetched again).
+    pub fn read_to_log_end(&mut self, offset: i64) {
+        if self.rewind.is_none() {
+            self.read_through = Some(offset);
+        }
+    }
+
+    /// Where the partition's next record is to be fetched from: a pending rewind's offset, else
+    /// the offset after the last record written or the resume position (None: wherever
+    /// Kafka started the partition, nothing taken yet).
+    pub fn resume_offset(&self) -> Option<i64> {
+        self.rewind.or(self.next_offset)
     }
 
     pub fn next_offset(&self) -> Option<i64> {
@@ -199,6 +221,7 @@ impl PartitionSpool {
     /// failed and is tried again): taking a later one would leave a hole in the file.
     pub fn await_position(&mut self, offset: i64) {
         self.rewind = Some(offset);
+        self.read_through = None;
     }
 
     /// Appends one record; the hot path: no syscall unless the writer's buffer is full, and no
@@ -305,6 +328,7 @@ impl PartitionSpool {
             }
         }
         self.rewind = self.next_offset;
+        self.read_through = None;
         error
     }
 

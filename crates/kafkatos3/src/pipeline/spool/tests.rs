@@ -359,20 +359,28 @@ fn a_snapshot_spool_takes_nothing_at_or_past_its_end_and_knows_when_it_holds_eve
     let work = WorkDir::new(dir.path());
     let mut spool = PartitionSpool::new(&work, TopicPartition::new("t", 0), Some(10), Version::V3);
     spool.end_at(13);
-    assert!(!spool.reached_end(None) && !spool.reached_end(Some(12)));
+    assert!(!spool.reached_end());
+    assert_eq!(spool.resume_offset(), Some(10));
     assert_eq!(spool.append(&plain(10, None, Some(b"a")), 1.0).unwrap(), Appended::Written);
     assert_eq!(spool.append(&plain(11, None, Some(b"b")), 1.0).unwrap(), Appended::Written);
-    // Offset 12 is a transaction marker, never delivered: the consumer's position says it is passed.
-    assert!(!spool.reached_end(None), "its own records stop at 11");
-    assert!(spool.reached_end(Some(13)), "the position past the marker");
+    // Offset 12 is a transaction marker, never delivered: the log end reported at 13 says it is passed.
+    assert!(!spool.reached_end(), "its own records stop at 11");
+    spool.read_to_log_end(13);
+    assert!(spool.reached_end(), "read to the log end past the marker");
     assert_eq!(spool.append(&plain(13, None, Some(b"late")), 1.0).unwrap(), Appended::PastEnd);
     assert_eq!(spool.next_offset(), Some(12), "a record past the end is not taken");
-    // A pending rewind makes the position meaningless: records dropped while awaiting it moved it.
+    assert_eq!(spool.resume_offset(), Some(12));
+    // Records to fetch again: what was read to the log end no longer counts, and a log end
+    // reported while they are awaited does not either.
     spool.await_position(11);
-    assert!(!spool.reached_end(Some(13)));
+    assert_eq!(spool.resume_offset(), Some(11), "a pending rewind is where fetching resumes");
+    assert!(!spool.reached_end());
+    spool.read_to_log_end(13);
+    assert!(!spool.reached_end(), "a log end before the rewind's seek");
     assert_eq!(spool.take_rewind(), Some(11));
     assert_eq!(spool.append(&plain(12, None, Some(b"c")), 1.0).unwrap(), Appended::Written);
-    assert!(spool.reached_end(None), "written up to the end");
-    let daemon = PartitionSpool::new(&work, TopicPartition::new("t", 1), Some(0), Version::V3);
-    assert!(!daemon.reached_end(Some(i64::MAX)), "a daemon's partition has no end");
+    assert!(spool.reached_end(), "written up to the end");
+    let mut daemon = PartitionSpool::new(&work, TopicPartition::new("t", 1), Some(0), Version::V3);
+    daemon.read_to_log_end(i64::MAX);
+    assert!(!daemon.reached_end(), "a daemon's partition has no end");
 }
