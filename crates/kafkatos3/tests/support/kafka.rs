@@ -201,3 +201,67 @@ pub async fn produce_noisy(
         into.entry((topic.to_string(), partition)).or_default().push(Produced { offset: delivery.offset, key, value });
     }
 }
+
+/// Produces `transactions` committed transactions of `per_transaction` records of `size` noise
+/// bytes to `partition`, each followed by a plain record: a commit marker after every
+/// transaction. (None is aborted: the test broker hands aborted records to read-committed
+/// consumers too.)
+pub async fn produce_transactions(
+    env: &TestEnv,
+    topic: &str,
+    partition: i32,
+    transactions: usize,
+    per_transaction: usize,
+    size: usize,
+    into: &mut ByPartition,
+) {
+    use rdkafka::producer::Producer;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &env.bootstrap)
+        .set("message.max.bytes", "2000000")
+        .set("transactional.id", super::unique("e2e-txn"))
+        .create()
+        .expect("transactional producer");
+    producer.init_transactions(Duration::from_secs(30)).expect("init transactions");
+    let plain: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &env.bootstrap)
+        .set("message.max.bytes", "2000000")
+        .create()
+        .expect("producer");
+    let mut seq = 0u64;
+    let mut value_of = |seq: u64| -> Vec<u8> {
+        let mut state = 0x9e37_79b9_7f4a_7c15 ^ seq ^ (partition as u64) << 32;
+        let mut value = Vec::with_capacity(size + 8);
+        while value.len() < size {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            value.extend_from_slice(&state.to_le_bytes());
+        }
+        value.truncate(size);
+        value
+    };
+    let send = |producer: &FutureProducer, seq: u64, value: Vec<u8>| {
+        let producer = producer.clone();
+        let topic = topic.to_string();
+        async move {
+            let key = format!("txn-{seq}").into_bytes();
+            let record = FutureRecord::to(&topic).partition(partition).key(&key).payload(&value);
+            let delivery = producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("delivery");
+            Produced { offset: delivery.offset, key, value }
+        }
+    };
+    for _ in 0..transactions {
+        producer.begin_transaction().expect("begin transaction");
+        let mut sent = Vec::new();
+        for _ in 0..per_transaction {
+            seq += 1;
+            sent.push(send(&producer, seq, value_of(seq)).await);
+        }
+        producer.commit_transaction(Duration::from_secs(30)).expect("commit transaction");
+        into.entry((topic.to_string(), partition)).or_default().extend(sent);
+        seq += 1;
+        let record = send(&plain, seq, value_of(seq)).await;
+        into.entry((topic.to_string(), partition)).or_default().push(record);
+    }
+}
