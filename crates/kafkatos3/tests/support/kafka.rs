@@ -229,7 +229,7 @@ pub async fn produce_transactions(
         .create()
         .expect("producer");
     let mut seq = 0u64;
-    let mut value_of = |seq: u64| -> Vec<u8> {
+    let value_of = |seq: u64| -> Vec<u8> {
         let mut state = 0x9e37_79b9_7f4a_7c15 ^ seq ^ (partition as u64) << 32;
         let mut value = Vec::with_capacity(size + 8);
         while value.len() < size {

@@ -63,9 +63,9 @@ pub struct PartitionSpool {
     buffer_capacity: usize,
     /// A snapshot's end: records from this offset on are not taken.
     end: Option<i64>,
-    /// Where librdkafka last reported the partition's log end (`enable.partition.eof`) with every
-    /// record before it written: the offsets between `next_offset` and this hold no record to
-    /// take (transaction markers, aborted records). Forgotten when records are to be fetched again.
+    /// How far every record is taken ([`PartitionSpool::read_to_log_end`]): the offsets between
+    /// `next_offset` and this hold no record to take (transaction markers, aborted records).
+    /// Forgotten when records are to be fetched again.
     read_through: Option<i64>,
     /// A file was sealed for its size since the partition last reached its log end: it is
     /// catching up a backlog, and its next log end seals whatever is open.
@@ -175,12 +175,13 @@ impl PartitionSpool {
         [self.next_offset, self.read_through].into_iter().flatten().any(|read| read >= end)
     }
 
-    /// librdkafka reports the partition's log end at `offset`, the end of what it has fetched
-    /// since the partition's last seek, every record before it already taken. Ignored while a
-    /// rewind is pending (records before it are to be fetched again).
+    /// Every record before `offset` is taken: librdkafka reported the partition's log end there
+    /// (what it has fetched since the partition's last seek), or a record at `offset` past a
+    /// snapshot's end came. Ignored while a rewind is pending (records before it are to be
+    /// fetched again).
     pub fn read_to_log_end(&mut self, offset: i64) {
         if self.rewind.is_none() {
-            self.read_through = Some(offset);
+            self.read_through = self.read_through.max(Some(offset));
         }
     }
 
@@ -232,6 +233,8 @@ impl PartitionSpool {
             return Ok(Appended::AlreadyHeld);
         }
         if self.end.is_some_and(|end| offset >= end) {
+            // Records come in offset order since the last seek: every one before it was taken.
+            self.read_to_log_end(offset);
             return Ok(Appended::PastEnd);
         }
         if self.rewind.is_some() {

@@ -380,6 +380,13 @@ fn a_snapshot_spool_takes_nothing_at_or_past_its_end_and_knows_when_it_holds_eve
     assert_eq!(spool.take_rewind(), Some(11));
     assert_eq!(spool.append(&plain(12, None, Some(b"c")), 1.0).unwrap(), Appended::Written);
     assert!(spool.reached_end(), "written up to the end");
+    // A marker at the end, a record past it: the record says the marker is passed.
+    let mut marked = PartitionSpool::new(&work, TopicPartition::new("t", 2), Some(10), Version::V3);
+    marked.end_at(12);
+    assert_eq!(marked.append(&plain(10, None, Some(b"a")), 1.0).unwrap(), Appended::Written);
+    assert!(!marked.reached_end());
+    assert_eq!(marked.append(&plain(12, None, Some(b"after")), 1.0).unwrap(), Appended::PastEnd);
+    assert!(marked.reached_end(), "a record past the end after the marker at 11");
     let mut daemon = PartitionSpool::new(&work, TopicPartition::new("t", 1), Some(0), Version::V3);
     daemon.read_to_log_end(i64::MAX);
     assert!(!daemon.reached_end(), "a daemon's partition has no end");
