@@ -2,14 +2,15 @@
 //!
 //! Each `poll` reads the clock four times, takes the queue's lock, and does rust-rdkafka's event
 //! bookkeeping: on a drain that was half of the consumer thread's CPU. Records are taken here with
-//! librdkafka's own per-message call instead, up to a batch per [`FetchQueue::take`], from a queue
+//! librdkafka's callback call instead, every record queued per [`FetchQueue::take`], from a queue
 //! that carries no rebalance events (served there, they would be answered by librdkafka itself,
 //! not by the daemon's hand-over): each assigned partition's fetch queue is forwarded into a
 //! [`FetchQueue`] of the consumer's own before the partition is assigned, and the consumer's queue
 //! keeps the events (rebalances, commits, errors), polled as before.
 //!
 //! What stays as it was: librdkafka drops records fetched before a seek or an assignment change
-//! as it takes them from any queue (its version barrier), and a partition that could never be
+//! as it takes them from any queue (its version barrier; not the transaction markers, see
+//! [`FetchQueue::take`] and [`seek`]), and a partition that could never be
 //! routed delivers its records through the consumer's queue instead, in order. librdkafka keeps a
 //! partition's forwarding to an application queue across an unassign, so a partition routed once
 //! must be routed again at each assignment (`on_assign` does, before assigning).
@@ -365,12 +366,13 @@ pub fn seek<C: ConsumerContext>(
         }
     }
     match consumer.seek_partitions(tpl, limit) {
+        // The list comes back in its own order, each element with its partition's result.
         Ok(result) => result
             .elements()
             .iter()
-            .filter_map(|e| {
-                let offset = at.iter().find(|&&(t, p, _)| t == e.topic() && p == e.partition()).map(|a| a.2)?;
-                e.error().err().map(|error| (e.topic().to_string(), e.partition(), offset, error))
+            .zip(at)
+            .filter_map(|(e, &(topic, partition, offset))| {
+                e.error().err().map(|error| (topic.to_string(), partition, offset, error))
             })
             .collect(),
         Err(error) => at.iter().map(|&(t, p, o)| (t.to_string(), p, o, error.clone())).collect(),

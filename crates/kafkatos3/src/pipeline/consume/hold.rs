@@ -78,27 +78,38 @@ pub fn resume(consumer: &BaseConsumer<ArchiverContext>, tps: &[TopicPartition]) 
 
 /// Seeks each partition of `tps` this consumer owns to where its spool continues: in the
 /// rebalance callback, for the partitions librdkafka paused for the rebalance and resumes when
-/// the assignment is applied.
+/// the assignment is applied. They count as not paused by us afterwards, so the next tick
+/// pauses again those that should be: a pause of ours that lost the race against librdkafka's
+/// (a pause op older than the last one applied is dropped) is made good there.
 pub fn hold(consumer: &BaseConsumer<ArchiverContext>, tps: &[TopicPartition]) {
     let at: Vec<(TopicPartition, Option<i64>)> = {
-        let state = consumer.context().state();
+        let mut state = consumer.context().state();
+        for tp in tps {
+            state.paused.remove(tp);
+        }
         tps.iter().filter_map(|tp| state.spool(tp).map(|spool| (tp.clone(), spool.resume_offset()))).collect()
     };
     seek(consumer, &at);
 }
 
-/// Seeks; a partition whose seek fails awaits its offset (its records are dropped until the
-/// poll loop's rewind seeks again), so nothing after a hole is ever written.
-fn seek(consumer: &BaseConsumer<ArchiverContext>, at: &[(TopicPartition, Option<i64>)]) {
+/// Seeks each partition to its offset (None: left alone); a partition whose seek fails awaits
+/// its offset (its records are dropped until the poll loop's next rewind seeks again), so
+/// nothing after a hole is ever written.
+pub fn seek(consumer: &BaseConsumer<ArchiverContext>, at: &[(TopicPartition, Option<i64>)]) {
     let at: Vec<(&str, i32, i64)> =
         at.iter().filter_map(|(tp, offset)| offset.map(|o| (tp.topic.as_str(), tp.partition, o))).collect();
     let failed = crate::kafka::fetch_queue::seek(consumer, &at, SEEK_LIMIT);
     if failed.is_empty() {
         return;
     }
-    let mut state = consumer.context().state();
+    let context = consumer.context();
+    let mut state = context.state();
     for (topic, partition, offset, error) in failed {
-        tracing::warn!(%topic, partition, offset, %error, "seek failed; retried");
+        // Retried at every tick until it succeeds (e.g. a partition whose fetcher has not
+        // started yet): one line per partition and interval.
+        if let Some(repeats) = context.errors.admit(&format!("seek {topic}:{partition}")) {
+            tracing::warn!(%topic, partition, offset, %error, repeats, "seek failed; retried");
+        }
         if let Some(spool) = state.spool_mut(&TopicPartition::new(&topic, partition)) {
             spool.await_position(offset);
         }

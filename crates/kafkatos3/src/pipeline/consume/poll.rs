@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::Offset;
 
 use crate::kafka::fetch_queue::{FetchError, FetchQueue, Polled};
 use crate::names::TopicPartition;
 use crate::pipeline::consume::context::{is_connection_problem, ArchiverContext};
+use crate::pipeline::consume::hold;
 use crate::pipeline::consume::pauses::FetchPauses;
 use crate::pipeline::consume::snapshot::SnapshotTracker;
 use crate::pipeline::consume::state::ConsumerState;
@@ -99,10 +99,13 @@ impl<'a> PollLoop<'a> {
                 // After the take: a rewind seeks, and every record of the take was handed over
                 // before it (the writer drops a rewound partition's until the seek; see
                 // apply_rewinds).
+                // Every end event of the take before any rewind's seek: a seek makes the take's
+                // later events outdated, which librdkafka can no longer drop once taken.
+                let mut rewind = handoff.take_rewind_wanted();
                 for error in errors.drain(..) {
-                    self.on_error(error);
+                    rewind |= self.on_error(error);
                 }
-                if handoff.take_rewind_wanted() {
+                if rewind {
                     self.apply_rewinds();
                 }
             }
@@ -153,7 +156,11 @@ impl<'a> PollLoop<'a> {
                         self.apply_rewinds();
                     }
                 }
-                Some(Err(error)) => self.on_error(error.into()),
+                Some(Err(error)) => {
+                    if self.on_error(error.into()) {
+                        self.apply_rewinds();
+                    }
+                }
                 // rdkafka's poll also returns nothing after serving an event (a rebalance, a
                 // commit result, a log line): go on while more wait.
                 None if queue.is_some_and(FetchQueue::events_waiting) => {}
@@ -164,36 +171,27 @@ impl<'a> PollLoop<'a> {
         records
     }
 
-    /// After failed writes: fetch again from each affected partition's last durable record,
-    /// and pause everything for a while (see [`FetchPauses::write_failed`]).
+    /// Seeks each partition awaiting a rewind to it: after failed writes, to its last durable
+    /// record, and then everything pauses for a while (see [`FetchPauses::write_failed`]); after
+    /// a resync or a seek that failed, to where it was asked for. A partition whose seek fails
+    /// keeps dropping records until a later one succeeds (the next tick's), so no record after a
+    /// hole is ever written.
     fn apply_rewinds(&mut self) {
         let mut rewinds = Vec::new();
+        let mut failed_writes = false;
         for spool in self.consumer.context().state().spools_mut() {
+            failed_writes |= spool.rewinds_a_failed_write();
             if let Some(offset) = spool.take_rewind() {
-                rewinds.push((spool.tp.clone(), offset));
+                rewinds.push((spool.tp.clone(), Some(offset)));
             }
         }
         if rewinds.is_empty() {
             return;
         }
-        self.pauses.write_failed(self.consumer);
-        self.seek_all(rewinds);
-    }
-
-    /// Seeks each partition; one whose seek fails keeps dropping records until a later seek
-    /// succeeds, so no record after a hole is ever written.
-    fn seek_all(&mut self, seeks: Vec<(TopicPartition, i64)>) {
-        for (tp, offset) in seeks {
-            if let Err(error) =
-                self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), Duration::from_secs(10))
-            {
-                tracing::warn!(topic = %tp.topic, partition = tp.partition, offset, %error, "seek failed; retried");
-                let mut state = self.consumer.context().state();
-                if let Some(spool) = state.topics.get_mut(&tp.topic).and_then(|p| p.get_mut(&tp.partition)) {
-                    spool.await_position(offset);
-                }
-            }
+        if failed_writes {
+            self.pauses.write_failed(self.consumer);
         }
+        hold::seek(self.consumer, &rewinds);
     }
 
     /// Applies the resyncs asked for this consumer's partitions: the partition's local files
@@ -266,7 +264,7 @@ impl<'a> PollLoop<'a> {
     /// comes with the answer to a fetch at the end, which the broker holds up to
     /// `fetch.wait.max.ms` (500 ms by default) once every partition is idle; the tick usually
     /// sees the end sooner (see [`PollLoop::seal_at_high_watermarks`]).
-    fn on_log_end(&mut self, topic: Option<&str>, partition: i32, offset: i64) {
+    fn on_log_end(&mut self, topic: Option<&str>, partition: i32, offset: i64) -> bool {
         let threshold = self.stage.config.consumer.seal_at_end_bytes;
         let mut sealed = false;
         {
@@ -283,10 +281,8 @@ impl<'a> PollLoop<'a> {
                 }
             }
         }
-        if sealed {
-            // A failed seal reopened its file at the durable point: fetch again from there.
-            self.apply_rewinds();
-        }
+        // A failed seal reopened its file at the durable point: fetch again from there.
+        sealed
     }
 
     /// Seals, like [`PollLoop::on_log_end`], the files worth sealing of the partitions whose
@@ -313,24 +309,25 @@ impl<'a> PollLoop<'a> {
         sealed
     }
 
-    fn on_error(&mut self, FetchError { error, topic, offset, .. }: FetchError) {
+    /// True when a rewind is to be applied (a seal at the log end failed).
+    fn on_error(&mut self, FetchError { error, topic, offset, .. }: FetchError) -> bool {
         if let KafkaError::PartitionEOF(partition) = error {
-            self.on_log_end(topic.as_deref(), partition, offset);
-            return;
+            return self.on_log_end(topic.as_deref(), partition, offset);
         }
         if matches!(error, KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) {
             tracing::error!(group = %self.stage.config.consumer.kafka_consumer_group, "a partition has no committed offset and kafka_auto_offset_reset = none; stopping");
             self.stage.shutdown.fail();
-            return;
+            return false;
         }
         // The same event reached the client's error callback, which reports connection problems.
         if error.rdkafka_error_code().is_some_and(is_connection_problem) {
             tracing::debug!(%error, "consumer error");
-            return;
+            return false;
         }
         if let Some(repeats) = self.consumer.context().errors.admit(&error.to_string()) {
             tracing::warn!(%error, repeats, "consumer error");
         }
+        false
     }
 
     fn tick(&mut self) {

@@ -408,7 +408,7 @@ impl SnapshotTracker {
                 reopened.push(tp.clone());
             }
             let mut progress = PartitionProgress { from: began.get(&tp).copied().flatten(), ..Default::default() };
-            let read = spool.next_offset();
+            let read = spool.read_offset();
             progress.read = read;
             progress.ended = ended;
             // Judged after the seal: a failed one leaves records open, or to be fetched again.

@@ -57,6 +57,8 @@ pub struct PartitionSpool {
     /// Set when a write failed and unsynced records were dropped: the consumer must fetch again
     /// from this offset.
     rewind: Option<i64>,
+    /// The pending rewind follows a failed write (not a resync or a failed seek).
+    rewind_after_failure: bool,
     /// File length at the last durability point.
     synced_len: u64,
     /// The size of the open file's append buffer, set from the memory budget.
@@ -112,6 +114,7 @@ impl PartitionSpool {
             version,
             next_offset,
             rewind: None,
+            rewind_after_failure: false,
             synced_len: 0,
             buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
             end: None,
@@ -148,6 +151,7 @@ impl PartitionSpool {
             version,
             next_offset,
             rewind: None,
+            rewind_after_failure: false,
             synced_len,
             buffer_capacity: mak::DEFAULT_BUFFER_CAPACITY,
             end: None,
@@ -192,6 +196,12 @@ impl PartitionSpool {
         self.rewind.or(self.next_offset)
     }
 
+    /// How far the partition is read: its next offset, or past the transaction markers after it
+    /// ([`PartitionSpool::read_to_log_end`]).
+    pub fn read_offset(&self) -> Option<i64> {
+        self.next_offset.max(self.read_through)
+    }
+
     pub fn next_offset(&self) -> Option<i64> {
         self.next_offset
     }
@@ -215,7 +225,13 @@ impl PartitionSpool {
 
     /// The offset to fetch again from after a failed write, once.
     pub fn take_rewind(&mut self) -> Option<i64> {
+        self.rewind_after_failure = false;
         self.rewind.take()
+    }
+
+    /// True while the pending rewind follows a failed write (a full disk, a failing one).
+    pub fn rewinds_a_failed_write(&self) -> bool {
+        self.rewind.is_some() && self.rewind_after_failure
     }
 
     /// Drops every record until the consumer has seeked to `offset` (a resync, or a seek that
@@ -331,6 +347,7 @@ impl PartitionSpool {
             }
         }
         self.rewind = self.next_offset;
+        self.rewind_after_failure = true;
         self.read_through = None;
         error
     }
