@@ -64,31 +64,8 @@ async fn a_partition_paused_at_the_limit_handed_away_and_back_is_fetched_again()
     for partition in 0..2 {
         produce_noise(&env, &topic, partition, 15, 100 * 1024, &mut produced).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let mut s3_server = PrivateS3::start(&env, &dir.path().join("s3"));
-    let (group, prefix) = (unique("g"), unique("archive"));
-    let config_for = |name: &str| {
-        let mut config = DaemonConfig::new(&env, &dir.path().join(name), &group, &[&topic], &prefix);
-        config.endpoint = s3_server.endpoint();
-        config.max_age_seconds = 1;
-        // Files of a partition handed away count in the backlog until the leftovers stage
-        // resolves them, leftover_timeout_seconds after the hand-over.
-        config.extra_consumer = "max_file_bytes = 1MiB\nleftover_timeout_seconds = 2".into();
-        config.extra_s3 = "max_local_backlog_bytes = 1MiB".into();
-        let path = dir.path().join(format!("{name}.cfg"));
-        config.write(&env, &path);
-        path
-    };
-    let (config_a, config_b) = (config_for("a"), config_for("b"));
-    s3_server.down();
-    let a = Daemon::start(&config_a, &dir.path().join("a.log"));
-    let paused = wait_for_log(&a.log, "pausing consumption until uploads catch up", Duration::from_secs(60)).await;
-    assert!(paused, "log:\n{}", a.log_tail());
-
     // B joins: each instance now owns one partition, and A's other one leaves it paused.
-    let b = Daemon::start(&config_b, &dir.path().join("b.log"));
-    let joined = wait_for_log(&b.log, "assigned", Duration::from_secs(60)).await;
-    assert!(joined, "log:\n{}", b.log_tail());
+    let PausedPair { dir: _dir, mut s3_server, group, prefix, a, b } = paused_pair(&env, &topic, "").await;
     // S3 returns: A's backlog drains (its own files uploaded, the other partition's resolved as
     // leftovers, which can already happen before S3 is back) and A leaves the full pause.
     s3_server.up();
@@ -120,34 +97,12 @@ async fn transactions_through_full_pauses_and_a_cooperative_rebalance_are_archiv
     for partition in 0..4 {
         produce_transactions(&env, &topic, partition, 10, 2, 100 * 1024, &mut produced).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let mut s3_server = PrivateS3::start(&env, &dir.path().join("s3"));
-    let (group, prefix) = (unique("g"), unique("archive"));
-    let config_for = |name: &str| {
-        let mut config = DaemonConfig::new(&env, &dir.path().join(name), &group, &[&topic], &prefix);
-        config.endpoint = s3_server.endpoint();
-        config.max_age_seconds = 1;
-        config.extra_consumer = "max_file_bytes = 1MiB\nleftover_timeout_seconds = 2".into();
-        config.extra_s3 = "max_local_backlog_bytes = 1MiB".into();
-        // A small fetch queue, so that a pause may find records and markers queued (not
-        // certain: the drain may have taken everything by the tick that pauses).
-        config.extra_kafka =
-            "partition.assignment.strategy = cooperative-sticky\nqueued.max.messages.kbytes = 1024\n".into();
-        let path = dir.path().join(format!("{name}.cfg"));
-        config.write(&env, &path);
-        path
-    };
-    let (config_a, config_b) = (config_for("a"), config_for("b"));
-    s3_server.down();
-    let a = Daemon::start(&config_a, &dir.path().join("a.log"));
-    let paused = wait_for_log(&a.log, "pausing consumption until uploads catch up", Duration::from_secs(60)).await;
-    assert!(paused, "log:\n{}", a.log_tail());
-
     // B joins: in a cooperative rebalance A keeps two partitions, which librdkafka pauses for
-    // the rebalance and resumes from the position it copied.
-    let b = Daemon::start(&config_b, &dir.path().join("b.log"));
-    let joined = wait_for_log(&b.log, "assigned", Duration::from_secs(60)).await;
-    assert!(joined, "log:\n{}", b.log_tail());
+    // the rebalance and resumes from the position it copied. A small fetch queue, so that a
+    // pause may find records and markers queued (not certain: the drain may have taken
+    // everything by the tick that pauses).
+    let kafka = "partition.assignment.strategy = cooperative-sticky\nqueued.max.messages.kbytes = 1024\n";
+    let PausedPair { dir: _dir, mut s3_server, prefix, a, b, .. } = paused_pair(&env, &topic, kafka).await;
     let log = std::fs::read_to_string(&a.log).unwrap();
     let revoked = log.lines().find(|l| l.contains("revoked; handing over")).expect("A handed partitions over");
     assert_eq!(revoked.matches(&format!("{topic}:")).count(), 2, "A kept two partitions: {revoked}");
@@ -163,4 +118,43 @@ async fn transactions_through_full_pauses_and_a_cooperative_rebalance_are_archiv
         let (status, _) = daemon.terminate(Duration::from_secs(40));
         assert!(status.success());
     }
+}
+
+/// Two instances in one group with a 1 MiB backlog limit: S3 goes away, A starts and pauses
+/// everything at the limit, then B joins (S3 stays away).
+struct PausedPair {
+    dir: tempfile::TempDir,
+    s3_server: PrivateS3,
+    group: String,
+    prefix: String,
+    a: Daemon,
+    b: Daemon,
+}
+
+async fn paused_pair(env: &TestEnv, topic: &str, extra_kafka: &str) -> PausedPair {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s3_server = PrivateS3::start(env, &dir.path().join("s3"));
+    let (group, prefix) = (unique("g"), unique("archive"));
+    let config_for = |name: &str| {
+        let mut config = DaemonConfig::new(env, &dir.path().join(name), &group, &[topic], &prefix);
+        config.endpoint = s3_server.endpoint();
+        config.max_age_seconds = 1;
+        // Files of a partition handed away count in the backlog until the leftovers stage
+        // resolves them, leftover_timeout_seconds after the hand-over.
+        config.extra_consumer = "max_file_bytes = 1MiB\nleftover_timeout_seconds = 2".into();
+        config.extra_s3 = "max_local_backlog_bytes = 1MiB".into();
+        config.extra_kafka = extra_kafka.into();
+        let path = dir.path().join(format!("{name}.cfg"));
+        config.write(env, &path);
+        path
+    };
+    let (config_a, config_b) = (config_for("a"), config_for("b"));
+    s3_server.down();
+    let a = Daemon::start(&config_a, &dir.path().join("a.log"));
+    let paused = wait_for_log(&a.log, "pausing consumption until uploads catch up", Duration::from_secs(60)).await;
+    assert!(paused, "log:\n{}", a.log_tail());
+    let b = Daemon::start(&config_b, &dir.path().join("b.log"));
+    let joined = wait_for_log(&b.log, "assigned", Duration::from_secs(60)).await;
+    assert!(joined, "log:\n{}", b.log_tail());
+    PausedPair { dir, s3_server, group, prefix, a, b }
 }

@@ -186,14 +186,7 @@ pub async fn produce_noisy(
         .expect("producer");
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ count;
     for seq in 0..count {
-        let mut value = Vec::with_capacity(size);
-        while value.len() < noisy_len {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            value.extend_from_slice(&state.to_le_bytes());
-        }
-        value.truncate(noisy_len);
+        let mut value = noise_bytes(&mut state, noisy_len);
         value.resize(size, 0);
         let key = format!("noise-{seq}").into_bytes();
         let record = FutureRecord::to(topic).partition(partition).key(&key).payload(&value);
@@ -229,18 +222,7 @@ pub async fn produce_transactions(
         .create()
         .expect("producer");
     let mut seq = 0u64;
-    let value_of = |seq: u64| -> Vec<u8> {
-        let mut state = 0x9e37_79b9_7f4a_7c15 ^ seq ^ (partition as u64) << 32;
-        let mut value = Vec::with_capacity(size + 8);
-        while value.len() < size {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            value.extend_from_slice(&state.to_le_bytes());
-        }
-        value.truncate(size);
-        value
-    };
+    let value_of = |seq: u64| noise_bytes(&mut (0x9e37_79b9_7f4a_7c15 ^ seq ^ (partition as u64) << 32), size);
     let send = |producer: &FutureProducer, seq: u64, value: Vec<u8>| {
         let producer = producer.clone();
         let topic = topic.to_string();
@@ -264,4 +246,17 @@ pub async fn produce_transactions(
         let record = send(&plain, seq, value_of(seq)).await;
         into.entry((topic.to_string(), partition)).or_default().push(record);
     }
+}
+
+/// `len` incompressible bytes from a xorshift generator at `state`, which moves on.
+fn noise_bytes(state: &mut u64, len: usize) -> Vec<u8> {
+    let mut value = Vec::with_capacity(len + 8);
+    while value.len() < len {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        value.extend_from_slice(&state.to_le_bytes());
+    }
+    value.truncate(len);
+    value
 }
