@@ -27,8 +27,9 @@ const TICK: Duration = Duration::from_millis(100);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// Events (or records of partitions not routed to the fetch queue) served per turn at most.
 const EVENTS_PER_TURN: usize = 1024;
-/// How long a snapshot consumer that has fetched everything waits for records between two looks
-/// at its uploads.
+/// How long a snapshot consumer waits for records between two looks at its uploads: its last
+/// partition's last file is sealed by the writer and goes up within tens of milliseconds, and
+/// the snapshot is done when that upload is confirmed, not a tick later.
 const SNAPSHOT_UPLOAD_WAIT: Duration = Duration::from_millis(10);
 /// How long a resync may wait for S3 to say where a partition's archive ends, and how soon a
 /// failed one is tried again.
@@ -53,8 +54,7 @@ pub struct PollLoop<'a> {
     finished: bool,
     /// The ledger's release count when the snapshot's progress was last looked at.
     tracked_releases: u64,
-    /// How long a take waits for records: a tick, or hardly at all once a snapshot consumer has
-    /// fetched everything and waits only for its uploads (set by `track_snapshot`).
+    /// How long a take waits for records: a tick, or hardly at all in a snapshot.
     poll_wait: Duration,
 }
 
@@ -72,7 +72,7 @@ impl<'a> PollLoop<'a> {
             snapshot: stage.snapshot.as_ref().map(|_| SnapshotTracker::default()),
             finished: false,
             tracked_releases: 0,
-            poll_wait: TICK,
+            poll_wait: if stage.snapshot.is_some() { SNAPSHOT_UPLOAD_WAIT } else { TICK },
         }
     }
 
@@ -134,8 +134,6 @@ impl<'a> PollLoop<'a> {
         self.tracked_releases = self.stage.ledger.releases();
         if let (Some(tracker), Some(plan)) = (&mut self.snapshot, &self.stage.snapshot) {
             self.finished = tracker.tick(plan, self.stage, self.consumer);
-            let fetched_all = tracker.all_ended(plan.share_len(self.consumer.context().id));
-            self.poll_wait = if fetched_all { SNAPSHOT_UPLOAD_WAIT } else { TICK };
         }
     }
 

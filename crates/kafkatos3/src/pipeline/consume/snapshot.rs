@@ -374,12 +374,6 @@ pub struct SnapshotTracker {
 }
 
 impl SnapshotTracker {
-    /// True once every one of the consumer's `share_len` partitions holds every record before
-    /// its end: nothing more is fetched, only the uploads are waited for.
-    pub fn all_ended(&self, share_len: usize) -> bool {
-        self.ended.len() >= share_len
-    }
-
     /// Seals and pauses the partitions that hold every record before their end, resumes one a
     /// resync sent back to an earlier offset, commits (when asked) and publishes the progress.
     /// True once every partition of this consumer is in the archive (and committed when asked,
