@@ -105,7 +105,7 @@ impl Handoff {
     }
 
     /// Consumer thread: copies runs of records into the filling batch under one lock each
-    /// instead of one per record (a take of any length; see [`RUN`]).
+    /// instead of one per record (a take of any length, in runs of `RUN` records).
     pub fn filler(&self) -> Filler<'_> {
         Filler { handoff: self, held: None, run: 0 }
     }
