@@ -98,9 +98,8 @@ impl<'a> PollLoop<'a> {
                 drop(filler);
                 // After the take: a rewind seeks, and every record of the take was handed over
                 // before it (the writer drops a rewound partition's until the seek; see
-                // apply_rewinds).
-                // Every end event of the take before any rewind's seek: a seek makes the take's
-                // later events outdated, which librdkafka can no longer drop once taken.
+                // apply_rewinds), every end event of the take handled before it too (a seek makes
+                // them outdated, which librdkafka can no longer tell once they are taken).
                 let mut rewind = handoff.take_rewind_wanted();
                 for error in errors.drain(..) {
                     rewind |= self.on_error(error);
