@@ -199,23 +199,8 @@ fn run(stage: Arc<Consumers>, id: usize) {
         }
     }
     drop(fetch_queue);
-    close(&consumer);
     drop(consumer);
     tracing::info!(consumer = id, "consumer stopped");
-}
-
-/// Closes the consumer as rdkafka's drop would (leaving the group, running the revoke; a
-/// snapshot's consumer stops its fetchers), polling every 10 ms instead of every 100: the drop's
-/// own loop held up each consumer's exit by up to a tenth of a second, a tenth of a small
-/// snapshot's run. The drop finds it closed.
-fn close(consumer: &BaseConsumer<ArchiverContext>) {
-    if consumer.close_queue().is_err() {
-        return;
-    }
-    while !consumer.closed() {
-        // Records polled now are not written (see drain_for_shutdown): the next owner reads them.
-        let _ = consumer.poll(Duration::from_millis(10));
-    }
 }
 
 /// The consumer's [`FetchQueue`], in its context for as long as this guard lives. Declared after
