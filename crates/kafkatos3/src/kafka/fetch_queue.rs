@@ -359,10 +359,11 @@ pub fn seek<C: ConsumerContext>(
     if at.is_empty() {
         return Vec::new();
     }
+    let all_failed = |error: KafkaError| at.iter().map(|&(t, p, o)| (t.to_string(), p, o, error.clone())).collect();
     let mut tpl = TopicPartitionList::new();
     for &(topic, partition, offset) in at {
         if let Err(error) = tpl.add_partition_offset(topic, partition, Offset::Offset(offset)) {
-            return at.iter().map(|&(t, p, o)| (t.to_string(), p, o, error.clone())).collect();
+            return all_failed(error);
         }
     }
     match consumer.seek_partitions(tpl, limit) {
@@ -375,7 +376,7 @@ pub fn seek<C: ConsumerContext>(
                 e.error().err().map(|error| (topic.to_string(), partition, offset, error))
             })
             .collect(),
-        Err(error) => at.iter().map(|&(t, p, o)| (t.to_string(), p, o, error.clone())).collect(),
+        Err(error) => all_failed(error),
     }
 }
 

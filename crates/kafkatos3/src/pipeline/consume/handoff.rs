@@ -97,11 +97,7 @@ impl Handoff {
     /// Consumer thread: copies a fetched record into the filling batch. A full batch is handed
     /// to the writer first, waiting while the writer is still on the other one (back-pressure).
     pub fn push(&self, record: &impl Fetched) {
-        let mut slots = self.wait_for_room(self.slots());
-        // Without a writer the daemon is stopping: the record is neither written nor committed.
-        if !slots.writer_gone {
-            slots.filling.push(record);
-        }
+        self.filler().push(record);
     }
 
     /// Consumer thread: copies runs of records into the filling batch under one lock each

@@ -27,6 +27,7 @@ use rdkafka::TopicPartitionList;
 
 use crate::names::TopicPartition;
 use crate::pipeline::consume::context::ArchiverContext;
+use crate::pipeline::consume::state::ConsumerState;
 
 /// How long librdkafka gets to apply a seek.
 const SEEK_LIMIT: Duration = Duration::from_secs(10);
@@ -36,14 +37,9 @@ const SEEK_LIMIT: Duration = Duration::from_secs(10);
 pub fn pause(consumer: &BaseConsumer<ArchiverContext>, tps: &[TopicPartition]) {
     // The consumer's state is not held across librdkafka's calls; nothing is taken meanwhile
     // (this runs on the consumer's thread), so the offsets read stay right.
-    let newly: Vec<(TopicPartition, Option<i64>)> = {
+    let newly = {
         let state = consumer.context().state();
-        let newly: Vec<_> = tps
-            .iter()
-            .filter(|tp| !state.paused.contains(*tp))
-            .filter_map(|tp| state.spool(tp).map(|spool| (tp.clone(), spool.resume_offset())))
-            .collect();
-        newly
+        resume_offsets(&state, tps.iter().filter(|tp| !state.paused.contains(*tp)))
     };
     if newly.is_empty() {
         return;
@@ -82,14 +78,22 @@ pub fn resume(consumer: &BaseConsumer<ArchiverContext>, tps: &[TopicPartition]) 
 /// pauses again those that should be: a pause of ours that lost the race against librdkafka's
 /// (a pause op older than the last one applied is dropped) is made good there.
 pub fn hold(consumer: &BaseConsumer<ArchiverContext>, tps: &[TopicPartition]) {
-    let at: Vec<(TopicPartition, Option<i64>)> = {
+    let at = {
         let mut state = consumer.context().state();
         for tp in tps {
             state.paused.remove(tp);
         }
-        tps.iter().filter_map(|tp| state.spool(tp).map(|spool| (tp.clone(), spool.resume_offset()))).collect()
+        resume_offsets(&state, tps.iter())
     };
     seek(consumer, &at);
+}
+
+/// The partitions of `tps` this consumer owns, each with where its spool continues.
+fn resume_offsets<'a>(
+    state: &ConsumerState,
+    tps: impl Iterator<Item = &'a TopicPartition>,
+) -> Vec<(TopicPartition, Option<i64>)> {
+    tps.filter_map(|tp| state.spool(tp).map(|spool| (tp.clone(), spool.resume_offset()))).collect()
 }
 
 /// Seeks each partition to its offset (None: left alone); a partition whose seek fails awaits

@@ -13,6 +13,7 @@
 //!   rebalance and resumes them when the assignment is applied, from the position it copied;
 //!   each is sought to where its spool continues first (see [`crate::pipeline::consume::hold`]).
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -147,10 +148,15 @@ impl ConsumerContext for ArchiverContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         crate::observe::metrics::global().rebalances.inc();
+        // Owned and not in the list: in a cooperative rebalance, kept (paused by librdkafka until
+        // the assignment is applied; see `hold`).
+        let kept: Vec<TopicPartition> = {
+            let listed: HashSet<TopicPartition> =
+                tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
+            self.state().spools().map(|s| s.tp.clone()).filter(|tp| !listed.contains(tp)).collect()
+        };
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                // Owned before: in a cooperative rebalance, kept and paused by librdkafka.
-                let kept: Vec<TopicPartition> = self.state().spools().map(|s| s.tp.clone()).collect();
                 self.on_assign(consumer, tpl);
                 hold::hold(consumer, &kept);
                 let assigned = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
@@ -161,19 +167,10 @@ impl ConsumerContext for ArchiverContext {
                 if self.stage.shutdown.is_stopping() {
                     assigned
                 } else {
-                    let resumed = assigned.and_then(|()| consumer.resume(tpl));
-                    let mut state = self.state();
-                    for element in tpl.elements() {
-                        state.paused.remove(&TopicPartition::new(element.topic(), element.partition()));
-                    }
-                    resumed
+                    assigned.and_then(|()| consumer.resume(tpl))
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let revoked: std::collections::HashSet<TopicPartition> =
-                    tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
-                let kept: Vec<TopicPartition> =
-                    self.state().spools().map(|s| s.tp.clone()).filter(|tp| !revoked.contains(tp)).collect();
                 self.on_revoke(consumer, tpl);
                 hold::hold(consumer, &kept);
                 if cooperative {

@@ -173,10 +173,7 @@ impl PartitionSpool {
     /// records). Not librdkafka's position: the take moves it for transaction markers fetched
     /// before a seek too (see [`crate::pipeline::consume::hold`]).
     pub fn reached_end(&self) -> bool {
-        let Some(end) = self.end else {
-            return false;
-        };
-        [self.next_offset, self.read_through].into_iter().flatten().any(|read| read >= end)
+        self.end.is_some_and(|end| self.read_offset().is_some_and(|read| read >= end))
     }
 
     /// Every record before `offset` is taken: librdkafka reported the partition's log end there
