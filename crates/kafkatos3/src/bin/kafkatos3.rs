@@ -181,13 +181,29 @@ fn run_snapshot(args: &SnapshotArgs) -> ExitCode {
     match kafkatos3::daemon::snapshot::run(config, &options, kafkatos3::daemon::signals()) {
         Ok(report) => {
             print!("{}", report.render());
-            ExitCode::SUCCESS
+            exit_now(0)
         }
         Err(error) => {
             tracing::error!("{:#}", anyhow::Error::from(error));
-            ExitCode::FAILURE
+            exit_now(1)
         }
     }
+}
+
+/// Ends a snapshot's process at once, with its Kafka clients still closing in the background
+/// (`close_in_background`): that changes nothing once the snapshot returned - every stage has
+/// stopped, every file is on disk or in the store, every commit made synchronously - and waiting
+/// for it would add 0.1-0.2 s to a run that may take one second. `_exit` rather than `exit`:
+/// `exit` runs OpenSSL's clean-up, which must not run while those clients' threads may still be
+/// using it (a TLS connection being shut down).
+#[allow(unsafe_code)]
+fn exit_now(status: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` takes no pointers and never returns; what it skips (atexit handlers and
+    // Rust's stdout buffer, flushed above) is not needed, as said above.
+    unsafe { libc::_exit(status) }
 }
 
 fn run_parse(args: &kafkatos3::tools::parse::cli::ParseArgs) -> ExitCode {

@@ -4,7 +4,6 @@
 //! half-way continues where its files and the archive end when it is run again.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use crate::config::Config;
 use crate::daemon::{run_stages, DaemonError};
 use crate::names::TopicPartition;
 use crate::pipeline::consume::snapshot::{PartitionProgress, PlanError, SnapshotPlan, Span};
+use crate::pipeline::wake::Latch;
 
 /// At most this many partitions are named in an error.
 const NAMED: usize = 8;
@@ -89,7 +89,7 @@ pub fn run(
         "snapshot: archiving every partition up to its end offset now"
     );
     let group = config.consumer.kafka_consumer_group.clone();
-    let done = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(Latch::default());
     let reporter = {
         let (plan, done, every) = (plan.clone(), done.clone(), options.progress_every);
         std::thread::Builder::new()
@@ -98,9 +98,8 @@ pub fn run(
             .expect("spawn the progress thread")
     };
     let result = run_stages(config, Some(plan.clone()), stop);
-    done.store(true, Ordering::Relaxed);
+    done.set();
     let _ = reporter.join();
-    plan.join_closing();
     result?;
 
     let progress = plan.progress();
@@ -132,15 +131,15 @@ fn names(tps: &[&TopicPartition]) -> String {
 
 /// A bar on a terminal (offsets taken of the total, partitions archived), a log line every
 /// `every` otherwise.
-fn report_progress(plan: &SnapshotPlan, done: &AtomicBool, every: Duration) {
+fn report_progress(plan: &SnapshotPlan, done: &Latch, every: Duration) {
     let started = Instant::now();
     let bar = crate::observe::progress::terminal_bar(
         plan.total_records(),
         "snapshot {bar:30} {human_pos}/{human_len} records {msg} {per_sec} eta {eta}",
     );
     let mut last_line = Instant::now();
-    while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+    // Woken by the end at once: the exit does not wait out a redraw's interval.
+    while !done.wait_timeout(Duration::from_millis(100)) {
         let (taken, total) = (plan.taken_records(), plan.total_records());
         let progress = plan.progress();
         let archived = progress.values().filter(|p| p.archived).count();

@@ -172,11 +172,7 @@ pub fn spawn(keeper: GroupKeeper) -> thread::JoinHandle<()> {
             let _alive = crate::observe::metrics::global().health.thread("groups");
             let mut last = None;
             let mut next = Instant::now();
-            while !keeper.stop.is_stopped() {
-                if Instant::now() < next {
-                    thread::sleep(Duration::from_millis(200));
-                    continue;
-                }
+            while !keeper.stop.sleep(next.saturating_duration_since(Instant::now())) {
                 next = Instant::now() + keeper.settings.interval;
                 if let Err(error) = keeper.snapshot(&mut last) {
                     tracing::warn!(%error, retry_s = keeper.settings.interval.as_secs(), "group offsets snapshot failed");

@@ -46,7 +46,7 @@ impl Shutdown {
 /// hand and stop. [`StageStop::stop`] also wakes them, so none waits out its rescan period.
 #[derive(Debug)]
 pub struct StageStop {
-    stopped: AtomicBool,
+    stopped: super::wake::Latch,
     compress_wake: std::sync::Arc<super::wake::Wake>,
     upload_wake: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -56,17 +56,22 @@ impl StageStop {
         compress_wake: std::sync::Arc<super::wake::Wake>,
         upload_wake: std::sync::Arc<tokio::sync::Notify>,
     ) -> Self {
-        StageStop { stopped: AtomicBool::new(false), compress_wake, upload_wake }
+        StageStop { stopped: super::wake::Latch::default(), compress_wake, upload_wake }
     }
 
     pub fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
+        self.stopped.set();
         self.compress_wake.notify();
         // notify_one stores a permit, so an uploader busy scanning sees it on its next wait.
         self.upload_wake.notify_one();
     }
 
     pub fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
+        self.stopped.is_set()
+    }
+
+    /// Sleeps up to `timeout` between a stage's periodic jobs; true once stopped.
+    pub fn sleep(&self, timeout: Duration) -> bool {
+        self.stopped.wait_timeout(timeout)
     }
 }

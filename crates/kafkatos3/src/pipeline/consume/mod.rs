@@ -134,7 +134,7 @@ fn run(stage: Arc<Consumers>, id: usize) {
     let share = crate::local::open_files::share_per_consumer(stage.config.consumer.consumer_processes);
     let state = Arc::new(Mutex::new(ConsumerState::with_open_file_share(share)));
     // Declared before the consumer, so it outlives it (see Writer's Drop).
-    let _writer = Writer::spawn(stage.clone(), id, handoff.clone(), state.clone());
+    let writer = Writer::spawn(stage.clone(), id, handoff.clone(), state.clone());
     let context = |tokens| ArchiverContext {
         id,
         stage: stage.clone(),
@@ -144,15 +144,15 @@ fn run(stage: Arc<Consumers>, id: usize) {
         tokens,
         fetch_queue: Mutex::new(None),
     };
-    let consumer: BaseConsumer<ArchiverContext> =
-        match crate::kafka::create_with(&client_config(&stage.config, id), context) {
-            Ok(consumer) => consumer,
-            Err(error) => {
-                tracing::error!(consumer = id, %error, "creating the kafka consumer failed");
-                stage.shutdown.fail();
-                return;
-            }
-        };
+    let consumer: BaseConsumer<ArchiverContext> = match crate::kafka::create_with(&consumer_config(&stage, id), context)
+    {
+        Ok(consumer) => consumer,
+        Err(error) => {
+            tracing::error!(consumer = id, %error, "creating the kafka consumer failed");
+            stage.shutdown.fail();
+            return;
+        }
+    };
     // A snapshot's consumers ask for their committed offsets before they first poll.
     crate::kafka::take_first_token(&consumer, &consumer.context().tokens);
     // Before any assignment: each partition assigned is routed to it (see on_assign).
@@ -199,8 +199,25 @@ fn run(stage: Arc<Consumers>, id: usize) {
         }
     }
     drop(fetch_queue);
-    drop(consumer);
+    if stage.snapshot.is_some() {
+        // Done with Kafka: closing the client changes nothing now, so it does not hold up the end.
+        snapshot::close_in_background(move || {
+            drop(consumer);
+            drop(writer);
+        });
+    } else {
+        drop(consumer);
+        drop(writer);
+    }
     tracing::info!(consumer = id, "consumer stopped");
+}
+
+fn consumer_config(stage: &Consumers, id: usize) -> rdkafka::ClientConfig {
+    let mut client = client_config(&stage.config, id);
+    if stage.snapshot.is_some() {
+        snapshot::connect_eagerly(&mut client, &stage.config);
+    }
+    client
 }
 
 /// The consumer's [`FetchQueue`], in its context for as long as this guard lives. Declared after

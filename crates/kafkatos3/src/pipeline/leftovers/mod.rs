@@ -69,12 +69,7 @@ pub fn spawn(stage: Leftovers) -> thread::JoinHandle<()> {
             let period = (stage.timeout / 2).min(Duration::from_secs(10)).max(Duration::from_millis(500));
             let mut unowned_since: HashMap<TopicPartition, Instant> = HashMap::new();
             let mut next = Instant::now() + period;
-            while !stage.stop.is_stopped() {
-                if Instant::now() < next {
-                    // Short naps: a stop (a snapshot's end) is seen within 50 ms.
-                    thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
+            while !stage.stop.sleep(next.saturating_duration_since(Instant::now())) {
                 next = Instant::now() + period;
                 stage.sweep(&mut unowned_since);
             }

@@ -95,8 +95,9 @@ pub fn resume_points(
     }
     // Nothing known and the archive holds nothing: it begins here, for every owner alike.
     let mut begin = TopicPartitionList::new();
+    let mut resets = reset_positions(stage, consumer, &empty);
     for tp in empty {
-        let Some(offset) = reset_position(stage, consumer, &tp) else {
+        let Some(offset) = resets.remove(&tp).or_else(|| reset_position(stage, consumer, &tp)) else {
             resume.archived.insert(tp, None);
             continue;
         };
@@ -116,6 +117,46 @@ pub fn resume_points(
         }
     }
     (!stage.shutdown.is_stopping()).then_some(resume)
+}
+
+/// Where `auto.offset.reset` starts each of `tps`, asked of all at once (one ListOffsets per
+/// broker, where asking each partition's watermarks took a round trip per partition: thousands at
+/// a large assignment). The partitions missing from the answer are asked one by one
+/// ([`reset_position`]).
+fn reset_positions(
+    stage: &Consumers,
+    consumer: &BaseConsumer<ArchiverContext>,
+    tps: &[TopicPartition],
+) -> HashMap<TopicPartition, i64> {
+    use crate::config::OffsetReset;
+    let at = match stage.config.consumer.kafka_auto_offset_reset {
+        OffsetReset::Earliest => Offset::Beginning,
+        OffsetReset::Latest => Offset::End,
+        _ => return HashMap::new(),
+    };
+    if tps.is_empty() {
+        return HashMap::new();
+    }
+    let mut tpl = TopicPartitionList::new();
+    for tp in tps {
+        // The special timestamps of ListOffsets: -2 the log start, -1 its end.
+        let _ = tpl.add_partition_offset(&tp.topic, tp.partition, at);
+    }
+    match consumer.offsets_for_times(tpl, Duration::from_secs(10)) {
+        Ok(answer) => answer
+            .elements()
+            .iter()
+            .filter(|e| e.error().is_ok())
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(offset) => Some((TopicPartition::new(e.topic(), e.partition()), offset)),
+                _ => None,
+            })
+            .collect(),
+        Err(error) => {
+            tracing::debug!(%error, partitions = tps.len(), "asking where the partitions reset failed; asking one by one");
+            HashMap::new()
+        }
+    }
 }
 
 /// Where `auto.offset.reset` starts a partition without a committed offset, or None when
