@@ -180,7 +180,9 @@ fn run_snapshot(args: &SnapshotArgs) -> ExitCode {
     };
     match kafkatos3::daemon::snapshot::run(config, &options, kafkatos3::daemon::signals()) {
         Ok(report) => {
-            print!("{}", report.render());
+            // Not print!: a closed stdout must not panic past exit_now (see there).
+            use std::io::Write;
+            let _ = write!(std::io::stdout().lock(), "{}", report.render());
             exit_now(0)
         }
         Err(error) => {
@@ -192,7 +194,7 @@ fn run_snapshot(args: &SnapshotArgs) -> ExitCode {
 
 /// Ends a snapshot's process at once, with its Kafka clients still closing in the background
 /// (`close_in_background`): that changes nothing once the snapshot returned - every stage has
-/// stopped, every file is on disk or in the store, every commit made synchronously - and waiting
+/// stopped, every file is on disk or in the store, the last commits made synchronously - and waiting
 /// for it would add 0.1-0.2 s to a run that may take one second. `_exit` rather than `exit`:
 /// `exit` runs OpenSSL's clean-up, which must not run while those clients' threads may still be
 /// using it (a TLS connection being shut down).

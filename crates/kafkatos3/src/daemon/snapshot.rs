@@ -62,7 +62,8 @@ impl Report {
 }
 
 /// Runs a snapshot; `stop` (a signal) ends it early, leaving what was not archived for the next
-/// run.
+/// run. Its Kafka clients may still be closing when it returns (`close_in_background`): a process
+/// that exits then should `_exit`, as `kafkatos3 snapshot` does.
 pub fn run(
     mut config: Config,
     options: &Options,

@@ -144,15 +144,15 @@ fn run(stage: Arc<Consumers>, id: usize) {
         tokens,
         fetch_queue: Mutex::new(None),
     };
-    let consumer: BaseConsumer<ArchiverContext> = match crate::kafka::create_with(&consumer_config(&stage, id), context)
-    {
-        Ok(consumer) => consumer,
-        Err(error) => {
-            tracing::error!(consumer = id, %error, "creating the kafka consumer failed");
-            stage.shutdown.fail();
-            return;
-        }
-    };
+    let consumer: BaseConsumer<ArchiverContext> =
+        match crate::kafka::create_with(&client_config(&stage.config, id), context) {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                tracing::error!(consumer = id, %error, "creating the kafka consumer failed");
+                stage.shutdown.fail();
+                return;
+            }
+        };
     // A snapshot's consumers ask for their committed offsets before they first poll.
     crate::kafka::take_first_token(&consumer, &consumer.context().tokens);
     // Before any assignment: each partition assigned is routed to it (see on_assign).
@@ -210,14 +210,6 @@ fn run(stage: Arc<Consumers>, id: usize) {
         drop(writer);
     }
     tracing::info!(consumer = id, "consumer stopped");
-}
-
-fn consumer_config(stage: &Consumers, id: usize) -> rdkafka::ClientConfig {
-    let mut client = client_config(&stage.config, id);
-    if stage.snapshot.is_some() {
-        snapshot::connect_eagerly(&mut client, &stage.config);
-    }
-    client
 }
 
 /// The consumer's [`FetchQueue`], in its context for as long as this guard lives. Declared after

@@ -310,13 +310,15 @@ fn read_to_log_end(
     Ok(spans)
 }
 
-/// A snapshot's clients connect to every broker as soon as they learn of it (unless `[kafka]`
+/// The planning client connects to every broker as soon as it learns of it (unless `[kafka]`
 /// says otherwise). librdkafka retires its bootstrap connection once it knows the brokers' ids,
 /// and a request in flight on it is sent again to the broker it learned; a sparse client starts
 /// that connection only after `reconnect.backoff.ms` / 2 (50 ms) of holding back, so about half
 /// the snapshots lost 50 ms on their first request (measured: the plan's metadata 52 ms or 1 ms).
-/// A snapshot talks to the leaders of all its partitions anyway, and briefly.
-pub fn connect_eagerly(client: &mut rdkafka::ClientConfig, config: &Config) {
+/// The plan asks the leaders of all the snapshot's partitions anyway, and briefly. The consumers
+/// stay sparse: eager, each would connect to every broker of the cluster (a broker down that leads
+/// nothing of theirs would be an error for each, and cores x brokers TLS handshakes at once).
+fn connect_eagerly(client: &mut rdkafka::ClientConfig, config: &Config) {
     if !config.kafka.iter().any(|(key, _)| key == "enable.sparse.connections") {
         client.set("enable.sparse.connections", "false");
     }
@@ -325,12 +327,14 @@ pub fn connect_eagerly(client: &mut rdkafka::ClientConfig, config: &Config) {
 /// Runs `close` (dropping a Kafka client the snapshot is done with) on a thread of its own,
 /// which nothing waits for. Closing a librdkafka client takes 0.1-0.2 s (rust-rdkafka polls a
 /// consumer's close in 100 ms steps, then librdkafka joins its threads) and changes nothing once
-/// the snapshot is done with the client: its clients are in no group, and what they commit
-/// they commit synchronously before. `kafkatos3 snapshot` exits without waiting for it (the
-/// binary's `exit_now`), as the plain read it is measured against does.
+/// the snapshot is done with the client: its clients are in no group, and the last commits of a
+/// `--commit` run are synchronous (an asynchronous one still in flight is for the same offsets or
+/// fewer). `kafkatos3 snapshot` exits without waiting for it (the binary's `exit_now`), as the
+/// plain read it is measured against does.
 pub fn close_in_background(close: impl FnOnce() + Send + 'static) {
     if let Err(error) = std::thread::Builder::new().name("kafka-client-close".into()).spawn(close) {
-        // The closure went with the failed spawn: the client was closed here instead.
+        // The closure went with the failed spawn, unrun: what it held was dropped here instead
+        // (in no set order, which for a done consumer and its idle writer does not matter).
         tracing::warn!(%error, "no thread to close a kafka client on; closed it in line");
     }
 }

@@ -122,7 +122,8 @@ pub fn resume_points(
 /// Where `auto.offset.reset` starts each of `tps`, asked of all at once (one ListOffsets per
 /// broker, where asking each partition's watermarks took a round trip per partition: thousands at
 /// a large assignment). The partitions missing from the answer are asked one by one
-/// ([`reset_position`]).
+/// ([`reset_position`]); so are all of them when the call fails (librdkafka returns nothing when
+/// one broker's answer fails).
 fn reset_positions(
     stage: &Consumers,
     consumer: &BaseConsumer<ArchiverContext>,
