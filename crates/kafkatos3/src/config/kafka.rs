@@ -43,15 +43,15 @@ pub fn client_config(config: &Config, id: usize) -> ClientConfig {
     // in microseconds per record, then sat idle three quarters of the time (bench: 106 k records/s
     // with the default, 490 k with 10 ms on the same run). The queue stays bounded by the same
     // thresholds; only the pause after reaching them is shorter.
-    if !config.kafka.iter().any(|(key, _)| key == "fetch.queue.backoff.ms") {
+    if !config.kafka_sets("fetch.queue.backoff.ms") {
         client.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
     }
     // The metrics' log ends (consumer lag) and broker connections (readiness) come from
     // librdkafka's statistics.
-    if config.metrics.is_some() && !config.kafka.iter().any(|(key, _)| key == "statistics.interval.ms") {
+    if config.metrics.is_some() && !config.kafka_sets("statistics.interval.ms") {
         client.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     }
-    if !config.kafka.iter().any(|(key, _)| key == "client.id") {
+    if !config.kafka_sets("client.id") {
         client.set("client.id", format!("kafkatos3-{id}"));
     }
     // librdkafka's pattern subscriptions match internal topics too (__consumer_offsets): they are

@@ -61,6 +61,13 @@ pub struct Config {
     pub memory: crate::config::budget::MemoryBudget,
 }
 
+impl Config {
+    /// Whether `[kafka]` sets librdkafka property `key`: the defaults the daemon chooses give way.
+    pub fn kafka_sets(&self, key: &str) -> bool {
+        self.kafka.iter().any(|(set, _)| set == key)
+    }
+}
+
 /// `[encryption]` section, validated: the keys were read once, at load time.
 #[derive(Debug, Clone)]
 pub struct EncryptionConfig {

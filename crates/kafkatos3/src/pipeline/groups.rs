@@ -51,7 +51,7 @@ impl GroupKeeper {
     pub fn from_config(config: &Config, settings: GroupsConfig, archive: ArchiveAccess, stop: Arc<StageStop>) -> Self {
         let mut client = crate::config::kafka::security_config(config);
         client.set("bootstrap.servers", &config.consumer.kafka_bootstrap);
-        if !config.kafka.iter().any(|(key, _)| key == "client.id") {
+        if !config.kafka_sets("client.id") {
             client.set("client.id", "kafkatos3-groups");
         }
         let host = rustix::system::uname().nodename().to_string_lossy().into_owned();

@@ -319,7 +319,7 @@ fn read_to_log_end(
 /// stay sparse: eager, each would connect to every broker of the cluster (a broker down that leads
 /// nothing of theirs would be an error for each, and cores x brokers TLS handshakes at once).
 fn connect_eagerly(client: &mut rdkafka::ClientConfig, config: &Config) {
-    if !config.kafka.iter().any(|(key, _)| key == "enable.sparse.connections") {
+    if !config.kafka_sets("enable.sparse.connections") {
         client.set("enable.sparse.connections", "false");
     }
 }
